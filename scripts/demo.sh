@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set everything up, then build the demo census into ./demo/ and print a real query result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/cellcensus demo ./demo "$@"

@@ -1,0 +1,10 @@
+"""The ``cellcensus`` command line: one typer app; commands only call library functions."""
+
+from __future__ import annotations
+
+from cellcensus._cli._app import app, main
+
+# Each module below registers its commands on ``app`` when imported.
+from cellcensus._cli import build as _build  # noqa: F401
+
+__all__ = ["app", "main"]
