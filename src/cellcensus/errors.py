@@ -42,8 +42,17 @@ class BadInputError(CellCensusError, ValueError):
         if field is not None:
             prefix += f"field {field!r}: "
         super().__init__(prefix + message)
+        self.message = message
         self.dataset_id = dataset_id
         self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keep dataset_id/field when the error crosses a process boundary (Dask workers)
+        return (_rebuild_bad_input, (self.message, self.dataset_id, self.field))
+
+
+def _rebuild_bad_input(message: str, dataset_id: str | None, field: str | None) -> BadInputError:
+    return BadInputError(message, dataset_id=dataset_id, field=field)
 
 
 class NotFoundError(CellCensusError, LookupError):

@@ -1,0 +1,17 @@
+"""The census builder: manifest of H5ADs → Census-schema SOMA collection + copied H5ADs."""
+
+from __future__ import annotations
+
+from cellcensus.build.builder import BuildOptions, BuildResult, build_census
+from cellcensus.build.manifest import ManifestEntry, load_manifest
+from cellcensus.build.validate import ValidationReport, validate_build
+
+__all__ = [
+    "BuildOptions",
+    "BuildResult",
+    "ManifestEntry",
+    "ValidationReport",
+    "build_census",
+    "load_manifest",
+    "validate_build",
+]

@@ -1,0 +1,53 @@
+"""Consolidation and vacuuming of every TileDB object of a census (one fragment per array)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import tiledbsoma as soma
+
+logger = logging.getLogger(__name__)
+
+_ARRAY_TYPES = ("SOMADataFrame", "SOMASparseNDArray")
+_MODES = ("fragment_meta", "array_meta", "commits", "fragments")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One TileDB object to consolidate."""
+
+    uri: str
+    is_array: bool
+
+
+def gather(root_uri: str) -> list[Target]:
+    """Every array and group below (and including) the root collection."""
+    targets: list[Target] = [Target(root_uri, False)]
+
+    def walk(coll: soma.Collection) -> None:
+        for key in sorted(coll.keys()):
+            obj = coll[key]
+            if obj.soma_type in _ARRAY_TYPES:
+                targets.append(Target(obj.uri, True))
+            else:
+                targets.append(Target(obj.uri, False))
+                walk(obj)
+
+    with soma.Collection.open(root_uri) as root:
+        walk(root)
+    return targets
+
+
+def consolidate(target: Target) -> str:
+    """Consolidate and vacuum one object (arrays: all modes; groups: metadata)."""
+    import tiledb
+
+    if target.is_array:
+        for mode in _MODES:
+            tiledb.consolidate(target.uri, config=tiledb.Config({"sm.consolidation.mode": mode}))
+            tiledb.vacuum(target.uri, config=tiledb.Config({"sm.vacuum.mode": mode}))
+    else:
+        tiledb.Group.consolidate_metadata(target.uri)
+        tiledb.Group.vacuum_metadata(target.uri)
+    return target.uri

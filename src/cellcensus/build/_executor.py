@@ -1,0 +1,87 @@
+"""Where build tasks run: in this process, or on a Dask cluster (local or given by address)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    """Runs a function over items; results come back as each finishes (order not guaranteed)."""
+
+    def imap_unordered(
+        self, fn: Callable[[T], R], items: Sequence[T]
+    ) -> Iterator[R]:  # pragma: no cover - protocol
+        """Yield ``fn(item)`` for every item, as each completes."""
+        ...
+
+
+class SerialExecutor:
+    """Runs tasks one after another in this process (no start-up cost; the default)."""
+
+    def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Yield results in item order."""
+        for item in items:
+            yield fn(item)
+
+
+class DaskExecutor:
+    """Runs tasks on a dask.distributed client; a failing task's error is re-raised here."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Submit every item, then yield results as they complete."""
+        from distributed import as_completed
+
+        if not items:
+            return
+        futures = self.client.map(fn, list(items), pure=False)
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+@contextmanager
+def open_executor(
+    *, workers: int, scheduler: str | None, memory_per_worker: str | None = None
+) -> Iterator[Executor]:
+    """An executor for a build.
+
+    ``scheduler`` connects to an existing Dask cluster; otherwise ``workers`` > 1 starts a
+    LocalCluster of that many single-threaded worker processes, and 1 runs in this process.
+    """
+    if scheduler is None and workers <= 1:
+        yield SerialExecutor()
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        logger.info("connecting to Dask scheduler %s", scheduler)
+        with Client(scheduler) as client:
+            yield DaskExecutor(client)
+        return
+    logger.info("starting a Dask LocalCluster with %d workers", workers)
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_per_worker or "auto",
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield DaskExecutor(client)

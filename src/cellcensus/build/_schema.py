@@ -1,0 +1,274 @@
+"""Census schema 2.4.0 constants: names, column specs, storage settings, organisms, assay lists.
+
+Facts follow the layout the CZ CELLxGENE Census builder writes (see ``CENSUS_SCHEMA.md``), so that the
+official ``cellxgene_census`` client and ``tiledbsoma`` read our builds unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+CENSUS_SCHEMA_VERSION = "2.4.0"
+#: The dataset-schema version written into census_info/summary (what the official builder writes).
+CXG_SCHEMA_VERSION = "7.0.0"
+#: Dataset-schema versions accepted as input (the validator's current one is 7.1.0).
+ACCEPTED_CXG_SCHEMA_VERSIONS = ("7.0.0", "7.1.0")
+
+CENSUS_INFO = "census_info"
+CENSUS_DATA = "census_data"
+CENSUS_SPATIAL = "census_spatial_sequencing"
+MEASUREMENT = "RNA"
+PRESENCE_MATRIX = "feature_dataset_presence_matrix"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a census table: name, Arrow value type, whether it is dictionary-encoded."""
+
+    name: str
+    type: pa.DataType
+    dictionary: bool = False
+
+
+def _str(name: str) -> Field:
+    return Field(name, pa.large_string(), dictionary=True)
+
+
+#: Columns copied from the H5AD obs without modification, in census order.
+OBS_TERM_FIELDS: tuple[Field, ...] = (
+    _str("assay"),
+    _str("assay_ontology_term_id"),
+    _str("cell_type"),
+    _str("cell_type_ontology_term_id"),
+    _str("development_stage"),
+    _str("development_stage_ontology_term_id"),
+    _str("disease"),
+    _str("disease_ontology_term_id"),
+    _str("donor_id"),
+    Field("is_primary_data", pa.bool_()),
+    Field("observation_joinid", pa.large_string()),
+    _str("self_reported_ethnicity"),
+    _str("self_reported_ethnicity_ontology_term_id"),
+    _str("sex"),
+    _str("sex_ontology_term_id"),
+    _str("suspension_type"),
+    _str("tissue"),
+    _str("tissue_ontology_term_id"),
+    _str("tissue_type"),
+)
+OBS_MAPPED_FIELDS = (_str("tissue_general"), _str("tissue_general_ontology_term_id"))
+OBS_STATS_FIELDS = (
+    Field("raw_sum", pa.float64()),
+    Field("nnz", pa.int64()),
+    Field("raw_mean_nnz", pa.float64()),
+    Field("raw_variance_nnz", pa.float64()),
+    Field("n_measured_vars", pa.int64()),
+)
+OBS_FIELDS: tuple[Field, ...] = (
+    Field("soma_joinid", pa.int64()),
+    _str("dataset_id"),
+    *OBS_TERM_FIELDS,
+    *OBS_MAPPED_FIELDS,
+    *OBS_STATS_FIELDS,
+)
+#: H5AD obs columns a dataset must have (the copied ones, less nothing: all are required).
+REQUIRED_OBS_COLUMNS: tuple[str, ...] = tuple(f.name for f in OBS_TERM_FIELDS)
+#: H5AD var columns the builder reads (index is the feature id).
+REQUIRED_VAR_COLUMNS = (
+    "feature_name",
+    "feature_length",
+    "feature_reference",
+    "feature_biotype",
+    "feature_type",
+)
+
+VAR_FIELDS: tuple[Field, ...] = (
+    Field("soma_joinid", pa.int64()),
+    Field("feature_id", pa.large_string()),
+    Field("feature_name", pa.large_string()),
+    Field("feature_type", pa.large_string()),
+    Field("feature_length", pa.int64()),
+    Field("nnz", pa.int64()),
+    Field("n_measured_obs", pa.int64()),
+)
+
+DATASETS_FIELDS: tuple[Field, ...] = (
+    Field("soma_joinid", pa.int64()),
+    Field("citation", pa.large_string()),
+    Field("collection_id", pa.large_string()),
+    Field("collection_name", pa.large_string()),
+    Field("collection_doi", pa.large_string()),
+    Field("collection_doi_label", pa.large_string()),
+    Field("dataset_id", pa.large_string()),
+    Field("dataset_version_id", pa.large_string()),
+    Field("dataset_title", pa.large_string()),
+    Field("dataset_h5ad_path", pa.large_string()),
+    Field("dataset_total_cell_count", pa.int64()),
+)
+
+SUMMARY_CELL_COUNTS_FIELDS: tuple[Field, ...] = (
+    Field("soma_joinid", pa.int64()),
+    Field("organism", pa.string(), dictionary=True),
+    Field("category", pa.string(), dictionary=True),
+    Field("label", pa.string()),
+    Field("ontology_term_id", pa.string()),
+    Field("total_cell_count", pa.int64()),
+    Field("unique_cell_count", pa.int64()),
+)
+
+#: (category name, term-id column or None, label column) for summary_cell_counts, in census order.
+SUMMARY_CATEGORIES: tuple[tuple[str, str | None, str], ...] = (
+    ("cell_type", "cell_type_ontology_term_id", "cell_type"),
+    ("assay", "assay_ontology_term_id", "assay"),
+    ("tissue", "tissue_ontology_term_id", "tissue"),
+    ("disease", "disease_ontology_term_id", "disease"),
+    ("self_reported_ethnicity", "self_reported_ethnicity_ontology_term_id", "self_reported_ethnicity"),
+    ("sex", "sex_ontology_term_id", "sex"),
+    ("tissue_general", "tissue_general_ontology_term_id", "tissue_general"),
+    ("suspension_type", None, "suspension_type"),
+)
+
+
+def dictionary_index_type(n_categories: int) -> pa.DataType:
+    """Narrowest signed index type for ``n_categories`` values, as pandas picks for category codes."""
+    if n_categories < np.iinfo(np.int8).max:
+        return pa.int8()
+    if n_categories < np.iinfo(np.int16).max:
+        return pa.int16()
+    if n_categories < np.iinfo(np.int32).max:
+        return pa.int32()
+    return pa.int64()
+
+
+def arrow_schema(fields: tuple[Field, ...], n_categories: dict[str, int] | None = None) -> pa.Schema:
+    """Arrow schema for ``fields``; dictionary columns get the narrowest index for their size."""
+    out = []
+    for f in fields:
+        if f.dictionary:
+            n = (n_categories or {}).get(f.name, 0)
+            out.append(pa.field(f.name, pa.dictionary(dictionary_index_type(n), f.type)))
+        else:
+            out.append(pa.field(f.name, f.type))
+    return pa.schema(out)
+
+
+@dataclass(frozen=True)
+class Organism:
+    """One census experiment: machine name, label, NCBITaxon id."""
+
+    name: str
+    label: str
+    ontology_term_id: str
+
+
+#: Organisms with an experiment in census_data, in the order the official builder lists them.
+ORGANISMS: tuple[Organism, ...] = (
+    Organism("homo_sapiens", "Homo sapiens", "NCBITaxon:9606"),
+    Organism("mus_musculus", "Mus musculus", "NCBITaxon:10090"),
+    Organism("callithrix_jacchus", "Callithrix jacchus", "NCBITaxon:9483"),
+    Organism("macaca_mulatta", "Macaca mulatta", "NCBITaxon:9544"),
+    Organism("pan_troglodytes", "Pan troglodytes", "NCBITaxon:9598"),
+)
+#: Organisms with an (empty, for now) experiment in census_spatial_sequencing.
+SPATIAL_ORGANISMS: tuple[Organism, ...] = ORGANISMS[:2]
+ORGANISM_BY_TERM = {o.ontology_term_id: o for o in ORGANISMS}
+ORGANISM_BY_NAME = {o.name: o for o in ORGANISMS}
+
+
+def _read_list(name: str) -> frozenset[str]:
+    text = files("cellcensus.build").joinpath("data").joinpath(name).read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+@cache
+def accepted_assays() -> frozenset[str]:
+    """Assay term ids whose cells go into census_data (the builder's RNA-seq list)."""
+    return _read_list("accepted_assays.txt")
+
+
+@cache
+def full_gene_assays() -> frozenset[str]:
+    """Full-length assays whose normalized values are divided by feature length first."""
+    return _read_list("full_gene_assays.txt")
+
+
+ACCEPTED_TISSUE_TYPES = ("tissue", "organoid")
+
+# --- TileDB storage settings (filters and tiling as the official builder uses) ---------------
+_ZSTD9: dict[str, Any] = {"_type": "ZstdFilter", "level": 9}
+_ZSTD19: dict[str, Any] = {"_type": "ZstdFilter", "level": 19}
+_NUMERIC_OBS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
+
+
+def obs_platform_config() -> dict[str, Any]:
+    """Filters for obs: numeric stats shuffled+zstd, categoricals zstd 9, other text zstd 19."""
+    attrs: dict[str, Any] = {}
+    for f in OBS_FIELDS[1:]:
+        if f.name in _NUMERIC_OBS:
+            attrs[f.name] = {"filters": ["ByteShuffleFilter", _ZSTD9]}
+        elif f.dictionary:
+            attrs[f.name] = {"filters": [_ZSTD9]}
+        else:
+            attrs[f.name] = {"filters": [_ZSTD19]}
+    return {
+        "tiledb": {
+            "create": {
+                "capacity": 2**16,
+                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", _ZSTD19]}},
+                "attrs": attrs,
+                "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
+                "allows_duplicates": True,
+            }
+        }
+    }
+
+
+def var_platform_config() -> dict[str, Any]:
+    """Filters for var: text zstd 19, numbers shuffled+zstd 9."""
+    text = ("feature_id", "feature_name", "feature_type")
+    numeric = ("nnz", "n_measured_obs", "feature_length")
+    return {
+        "tiledb": {
+            "create": {
+                "capacity": 2**16,
+                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", _ZSTD19]}},
+                "attrs": {
+                    **{k: {"filters": [_ZSTD19]} for k in text},
+                    **{k: {"filters": ["ByteShuffleFilter", _ZSTD9]} for k in numeric},
+                },
+                "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
+                "allows_duplicates": True,
+            }
+        }
+    }
+
+
+def x_platform_config(layer: str) -> dict[str, Any]:
+    """Row-major sparse X, 2048x2048 tiles, zstd; normalized values are not byte-shuffled."""
+    data_filters: list[Any] = (
+        ["ByteShuffleFilter", _ZSTD9] if layer == "raw" else [{"_type": "ZstdFilter", "level": 13}]
+    )
+    return {
+        "tiledb": {
+            "create": {
+                "capacity": 2**16,
+                "dims": {
+                    "soma_dim_0": {"tile": 2048, "filters": [_ZSTD9]},
+                    "soma_dim_1": {"tile": 2048, "filters": ["ByteShuffleFilter", _ZSTD9]},
+                },
+                "attrs": {"soma_data": {"filters": data_filters}},
+                "cell_order": "row-major",
+                "tile_order": "row-major",
+                "allows_duplicates": True,
+            }
+        }
+    }
+
+
+X_LAYERS = ("raw", "normalized")

@@ -1,0 +1,160 @@
+"""Staging of source H5ADs into the build's ``h5ads/`` (byte-identical copies, with sha256).
+
+Local sources are copied; ``s3://`` sources are downloaded with resume (a ``.part`` file continued by
+ranged GETs) and verified against the object's size (and MD5 where the ETag is one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from cellcensus.build.manifest import ManifestEntry
+from cellcensus.errors import BadInputError, IntegrityError
+
+logger = logging.getLogger(__name__)
+
+_BLOCK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StagedSource:
+    """A staged copy: where it is, its size and sha256."""
+
+    dataset_id: str
+    path: Path
+    size: int
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _copy_local(entry: ManifestEntry, dest: Path, progress: Callable[[int], None] | None) -> None:
+    src = entry.local_path()
+    if not src.is_file():
+        raise BadInputError(
+            f"source {src} does not exist or is not a file", dataset_id=entry.dataset_id, field="uri"
+        )
+    part = dest.with_suffix(".part")
+    try:
+        with src.open("rb") as fin, part.open("wb") as fout:
+            while block := fin.read(_BLOCK):
+                fout.write(block)
+                if progress:
+                    progress(len(block))
+    except PermissionError as e:
+        part.unlink(missing_ok=True)
+        raise BadInputError(f"source {src} is not readable", dataset_id=entry.dataset_id) from e
+    os.replace(part, dest)
+
+
+def _s3_client(settings: Any) -> Any:
+    if settings is not None and hasattr(settings, "boto3_client"):
+        return settings.boto3_client()
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _download_s3(
+    entry: ManifestEntry, dest: Path, progress: Callable[[int], None] | None, settings: Any
+) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parsed = urlparse(entry.uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    client = _s3_client(settings)
+    part = dest.with_suffix(".part")
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+        size = int(head["ContentLength"])
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:
+            part.unlink()
+            have = 0
+        if progress and have:
+            progress(have)
+        if have < size:
+            resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={have}-")
+            with part.open("ab") as fh:
+                for block in resp["Body"].iter_chunks(_BLOCK):
+                    fh.write(block)
+                    if progress:
+                        progress(len(block))
+    except (ClientError, BotoCoreError) as e:
+        raise BadInputError(
+            f"cannot download {entry.uri}: {e}", dataset_id=entry.dataset_id, field="uri"
+        ) from e
+    got = part.stat().st_size
+    if got != size:
+        raise IntegrityError(
+            f"dataset {entry.dataset_id!r}: downloaded {got} bytes of {entry.uri}, expected {size}; "
+            "re-run to resume"
+        )
+    etag = str(head.get("ETag", "")).strip('"')
+    if etag and "-" not in etag and len(etag) == 32:
+        md5 = hashlib.md5(usedforsecurity=False)
+        with part.open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                md5.update(block)
+        if md5.hexdigest() != etag:
+            part.unlink()
+            raise IntegrityError(
+                f"dataset {entry.dataset_id!r}: MD5 of the download of {entry.uri} does not match "
+                "its ETag; the partial file was removed, re-run to download again"
+            )
+    os.replace(part, dest)
+
+
+def stage_source(
+    entry: ManifestEntry,
+    h5ads_dir: Path,
+    *,
+    settings: Any = None,
+    progress: Callable[[int], None] | None = None,
+) -> StagedSource:
+    """Copy or download one source into ``h5ads_dir/<dataset_id>.h5ad`` and hash it.
+
+    An already staged file (from an interrupted run) is kept as it is and only re-hashed.
+    """
+    dest = h5ads_dir / f"{entry.dataset_id}.h5ad"
+    if dest.resolve().parent != h5ads_dir.resolve():
+        raise BadInputError("dataset id escapes the h5ads directory", dataset_id=entry.dataset_id)
+    if not dest.exists():
+        if entry.is_s3:
+            _download_s3(entry, dest, progress, settings)
+        else:
+            _copy_local(entry, dest, progress)
+    elif progress:
+        progress(dest.stat().st_size)
+    return StagedSource(entry.dataset_id, dest, dest.stat().st_size, sha256_file(dest))
+
+
+def source_size(entry: ManifestEntry) -> int | None:
+    """Size of a local source in bytes (None for remote ones, or when it cannot be read)."""
+    if entry.is_s3:
+        return None
+    try:
+        return entry.local_path().stat().st_size
+    except OSError:
+        return None
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree if it exists."""
+    if path.exists():
+        shutil.rmtree(path)

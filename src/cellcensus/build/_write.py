@@ -1,0 +1,243 @@
+"""Creating and filling the census SOMA objects (collections, dataframes, arrays)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import tiledbsoma as soma
+
+from cellcensus import __version__
+from cellcensus.build import _schema as S
+from cellcensus.build._plan import DatasetPlan, OrganismPlan
+from cellcensus.build._scan import ScanResult, tissue_general
+from cellcensus.build._source import H5ADSource
+from cellcensus.build._xtask import soma_context
+
+logger = logging.getLogger(__name__)
+
+_SPATIAL_OBS_EXTRA = (
+    S.Field("in_tissue", pa.int64()),
+    S.Field("array_row", pa.int64()),
+    S.Field("array_col", pa.int64()),
+)
+
+
+def create_dataframe(
+    parent: soma.Collection,
+    key: str,
+    schema: pa.Schema,
+    *,
+    domain: tuple[int, int] | None,
+    platform_config: dict[str, Any] | None = None,
+) -> str:
+    """Create a DataFrame as a member (relative URI) of ``parent``; returns its URI.
+
+    Created with ``DataFrame.create`` and closed before any write: writing through the handle of
+    ``add_new_dataframe`` loses dictionary values in tiledbsoma 2.3.
+    """
+    uri = f"{parent.uri.rstrip('/')}/{key}"
+    soma.DataFrame.create(
+        uri,
+        schema=schema,
+        index_column_names=["soma_joinid"],
+        domain=[domain] if domain is not None else None,
+        platform_config=platform_config,
+        context=soma_context(),
+    ).close()
+    with soma.DataFrame.open(uri, "r", context=soma_context()) as df:
+        parent.set(key, df, use_relative_uri=True)
+    return uri
+
+
+def write_table(uri: str, table: pa.Table) -> None:
+    """Append rows to an existing DataFrame."""
+    with soma.DataFrame.open(uri, "w", context=soma_context()) as df:
+        df.write(table)
+
+
+def _n_categories(plan: OrganismPlan) -> dict[str, int]:
+    return {k: len(v) for k, v in plan.dictionaries.items()}
+
+
+def obs_schema(plan: OrganismPlan, *, spatial: bool = False) -> pa.Schema:
+    """Arrow schema of an experiment's obs (dictionary index types sized to the vocabularies)."""
+    fields = S.OBS_FIELDS
+    if spatial:
+        n = 2 + len(S.OBS_TERM_FIELDS)
+        fields = (*fields[:n], *_SPATIAL_OBS_EXTRA, *fields[n:])
+    return S.arrow_schema(fields, _n_categories(plan))
+
+
+def create_root(uri: str, build_tag: str) -> soma.Collection:
+    """Create the root collection with its metadata and the three top-level collections."""
+    root = soma.Collection.create(uri, context=soma_context())
+    root.metadata["created_on"] = datetime.now(tz=UTC).isoformat(timespec="seconds")
+    root.metadata["git_commit_sha"] = f"cellcensus-{__version__}"
+    root.metadata["cellcensus_version"] = __version__
+    root.metadata["census_build_date"] = build_tag
+    for name in (S.CENSUS_INFO, S.CENSUS_DATA, S.CENSUS_SPATIAL):
+        root.add_new_collection(name)
+    return root
+
+
+def create_experiment(parent: soma.Collection, plan: OrganismPlan, *, spatial: bool = False) -> str:
+    """Create an experiment with obs, ms/RNA/var, X layers (when it has cells); returns its URI."""
+    exp = parent.add_new_collection(plan.organism.name, soma.Experiment)
+    uri = exp.uri
+    domain = (0, plan.n_obs - 1) if plan.n_obs else None
+    create_dataframe(
+        exp, "obs", obs_schema(plan, spatial=spatial), domain=domain,
+        platform_config=S.obs_platform_config(),
+    )
+    ms = exp.add_new_collection("ms")
+    rna = ms.add_new_collection(S.MEASUREMENT, soma.Measurement)
+    var_domain = (0, plan.n_var - 1) if plan.n_var else None
+    create_dataframe(
+        rna, "var", S.arrow_schema(S.VAR_FIELDS), domain=var_domain,
+        platform_config=S.var_platform_config(),
+    )
+    x = rna.add_new_collection("X")
+    if plan.n_obs > 0:
+        for layer in S.X_LAYERS:
+            x.add_new_sparse_ndarray(
+                layer,
+                type=pa.float32(),
+                shape=(plan.n_obs, plan.n_var),
+                platform_config=S.x_platform_config(layer),
+            ).close()
+    if spatial:
+        exp.add_new_collection("spatial")
+    for obj in (x, rna, ms, exp):
+        obj.close()
+    return str(uri)
+
+
+def dict_array(
+    values: Any,
+    dictionary: list[str],
+    column: str,
+    value_type: pa.DataType | None = None,
+) -> pa.DictionaryArray:
+    """Encode string values against a fixed dictionary (narrowest index type for its size)."""
+    codes = pd.Categorical(np.asarray(values, dtype=object), categories=dictionary).codes
+    if (codes < 0).any():
+        msg = f"internal error: value outside the planned vocabulary of obs column {column!r}"
+        raise AssertionError(msg)
+    index_type = S.dictionary_index_type(len(dictionary))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=index_type),
+        pa.array(dictionary, type=value_type or pa.large_string()),
+    )
+
+
+def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[pa.Table]:
+    """The obs rows of one dataset, chunk by chunk, as Arrow tables in the census schema."""
+    scan = d.scan
+    schema = obs_schema(plan)
+    mask = np.load(scan.mask_path, mmap_mode="r") if scan.mask_path else None
+    n_measured = len(d.var_joinids)
+    with H5ADSource_for(scan) as src:
+        for (start, stop), first in zip(scan.chunks, d.chunk_starts, strict=True):
+            obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
+            if mask is not None:
+                obs = obs[np.asarray(mask[start:stop])]
+            n = len(obs)
+            if n == 0:
+                continue
+            stats = np.load(stats_dir / stats_name(scan.dataset_id, start))
+            general = [tissue_general(t) for t in obs["tissue_ontology_term_id"].astype(str)]
+            columns: dict[str, pa.Array] = {
+                "soma_joinid": pa.array(np.arange(first, first + n, dtype=np.int64)),
+                "dataset_id": dict_array(
+                    [scan.dataset_id] * n, plan.dictionaries["dataset_id"], "dataset_id"
+                ),
+            }
+            for f in S.OBS_TERM_FIELDS:
+                col = obs[f.name]
+                if f.dictionary:
+                    columns[f.name] = dict_array(
+                        col.astype(str).to_numpy(), plan.dictionaries[f.name], f.name
+                    )
+                elif f.name == "is_primary_data":
+                    columns[f.name] = pa.array(col.to_numpy(dtype=bool))
+                else:
+                    columns[f.name] = pa.array(col.astype(str).to_numpy(), type=pa.large_string())
+            columns["tissue_general"] = dict_array(
+                [g[1] for g in general], plan.dictionaries["tissue_general"], "tissue_general"
+            )
+            columns["tissue_general_ontology_term_id"] = dict_array(
+                [g[0] for g in general],
+                plan.dictionaries["tissue_general_ontology_term_id"],
+                "tissue_general_ontology_term_id",
+            )
+            for name in ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz"):
+                columns[name] = pa.array(stats[name])
+            columns["n_measured_vars"] = pa.array(np.full(n, n_measured, dtype=np.int64))
+            yield pa.Table.from_pydict(columns, schema=schema)
+
+
+def H5ADSource_for(scan: ScanResult) -> H5ADSource:  # noqa: N802 - reads like a constructor
+    """Open the staged H5AD of a scanned dataset."""
+    return H5ADSource(scan.path, scan.dataset_id)
+
+
+def stats_name(dataset_id: str, start: int) -> str:
+    """File name of a chunk's per-cell statistics in the work directory."""
+    return f"{dataset_id}.{start}.npz"
+
+
+def var_table(plan: OrganismPlan, nnz: np.ndarray[Any, Any], n_measured_obs: np.ndarray[Any, Any]) -> pa.Table:
+    """The var table of an experiment in census column order."""
+    v = plan.var
+    return pa.Table.from_pydict(
+        {
+            "soma_joinid": pa.array(np.arange(len(v), dtype=np.int64)),
+            "feature_id": pa.array(v["feature_id"].to_numpy(dtype=object), type=pa.large_string()),
+            "feature_name": pa.array(v["feature_name"].to_numpy(dtype=object), type=pa.large_string()),
+            "feature_type": pa.array(v["feature_type"].to_numpy(dtype=object), type=pa.large_string()),
+            "feature_length": pa.array(v["feature_length"].to_numpy(dtype=np.int64)),
+            "nnz": pa.array(nnz.astype(np.int64)),
+            "n_measured_obs": pa.array(n_measured_obs.astype(np.int64)),
+        },
+        schema=S.arrow_schema(S.VAR_FIELDS),
+    )
+
+
+def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
+    """The datasets x features presence matrix (only True values stored)."""
+    rows = np.concatenate(
+        [np.full(len(d.var_joinids), d.soma_joinid, dtype=np.int64) for d in plan.datasets]
+    )
+    cols = np.concatenate([d.var_joinids for d in plan.datasets])
+    order = np.lexsort((cols, rows))
+    uri = f"{rna_uri}/{S.PRESENCE_MATRIX}"
+    with soma.Measurement.open(rna_uri, "w", context=soma_context()) as rna:
+        arr = rna.add_new_sparse_ndarray(
+            S.PRESENCE_MATRIX, type=pa.bool_(), shape=(n_datasets, plan.n_var)
+        )
+        arr.close()
+    with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
+        arr.write(
+            pa.Table.from_pydict(
+                {
+                    "soma_dim_0": pa.array(rows[order]),
+                    "soma_dim_1": pa.array(cols[order]),
+                    "soma_data": pa.array(np.ones(len(rows), dtype=bool)),
+                }
+            )
+        )
+
+
+def write_info_table(info: soma.Collection, key: str, table: pa.Table) -> None:
+    """Create and fill one census_info DataFrame."""
+    n = table.num_rows
+    uri = create_dataframe(info, key, table.schema, domain=(0, n - 1) if n else None)
+    if n:
+        write_table(uri, table)

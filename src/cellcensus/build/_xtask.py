@@ -1,0 +1,123 @@
+"""One unit of X work: a row chunk of one dataset → raw and normalized fragments + statistics.
+
+Each task reads only its rows, writes disjoint TileDB fragments, saves its per-cell statistics to a
+small file in the work directory and returns per-feature counts; memory is bounded by the chunk's
+stored values, never by the dataset's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import tiledbsoma as soma
+
+from cellcensus.build import _schema as S
+from cellcensus.build._source import H5ADSource
+from cellcensus.build._xmath import is_nonnegative_integral, normalize, obs_stats
+from cellcensus.errors import BadInputError
+
+
+@cache
+def soma_context(config_items: tuple[tuple[str, str], ...] = ()) -> soma.SOMATileDBContext:
+    """A per-process TileDB context (contexts are expensive and thread-safe)."""
+    return soma.SOMATileDBContext(tiledb_config=dict(config_items))
+
+
+@dataclass(frozen=True)
+class XChunkTask:
+    """Everything a worker needs to process rows ``[start, stop)`` of one dataset."""
+
+    dataset_id: str
+    path: str
+    start: int
+    stop: int
+    mask_path: str | None
+    var_keep: npt.NDArray[np.int64]  # local var positions of census features
+    var_joinids: npt.NDArray[np.int64]  # their census soma_joinids
+    feature_length: npt.NDArray[np.int64]  # their lengths (full-gene normalization)
+    obs_joinid_start: int  # soma_joinid of the chunk's first included cell
+    experiment_uri: str
+    stats_path: str
+    check_values: bool
+
+
+@dataclass(frozen=True)
+class XChunkResult:
+    """Per-feature stored-value counts (aligned with ``var_joinids``) and cells written."""
+
+    dataset_id: str
+    start: int
+    n_cells: int
+    var_nnz: npt.NDArray[np.int64]
+
+
+def _write(uri: str, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], data: npt.NDArray[np.float32]) -> None:
+    table = pa.Table.from_pydict(
+        {
+            "soma_dim_0": pa.array(rows, type=pa.int64()),
+            "soma_dim_1": pa.array(cols, type=pa.int64()),
+            "soma_data": pa.array(data, type=pa.float32()),
+        }
+    )
+    with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
+        arr.write(table)
+
+
+def process_x_chunk(task: XChunkTask) -> XChunkResult:
+    """Read, check, summarize and write one row chunk (see module docstring)."""
+    with H5ADSource(task.path, task.dataset_id) as src:
+        x = src.read_x_rows(task.start, task.stop)
+        if task.mask_path is not None:
+            mask = np.load(task.mask_path, mmap_mode="r")[task.start : task.stop]
+            rows_kept = np.flatnonzero(mask)
+            x = x[rows_kept]
+        else:
+            rows_kept = np.arange(task.stop - task.start)
+        x = x[:, task.var_keep].tocsr()
+        x.sum_duplicates()
+        x.eliminate_zeros()
+        if task.check_values and not is_nonnegative_integral(x.data):
+            raise BadInputError(
+                "raw counts must be non-negative whole numbers",
+                dataset_id=task.dataset_id,
+                field=src.x_name,
+            )
+        assays = src.read_obs(["assay_ontology_term_id"], task.start, task.stop)
+        assay = assays["assay_ontology_term_id"].astype(str).to_numpy()[rows_kept]
+    n_cells = x.shape[0]
+    stats = obs_stats(x)
+    Path(task.stats_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(task.stats_path, "wb") as fh:
+        np.savez(
+            fh,
+            raw_sum=stats.raw_sum,
+            nnz=stats.nnz,
+            raw_mean_nnz=stats.raw_mean_nnz,
+            raw_variance_nnz=stats.raw_variance_nnz,
+        )
+    var_nnz = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
+    if x.nnz:
+        row = np.repeat(np.arange(n_cells, dtype=np.int64), np.diff(x.indptr))
+        col = x.indices.astype(np.int64)
+        data = x.data.astype(np.float32)
+        full = np.isin(assay, sorted(S.full_gene_assays()))
+        norm = normalize(
+            row,
+            col,
+            data,
+            n_cells,
+            full_gene_rows=full if full.any() else None,
+            feature_length=task.feature_length,
+        )
+        del x
+        g_rows = row + task.obs_joinid_start
+        g_cols = task.var_joinids[col]
+        x_uri = f"{task.experiment_uri}/ms/{S.MEASUREMENT}/X"
+        _write(f"{x_uri}/raw", g_rows, g_cols, data)
+        _write(f"{x_uri}/normalized", g_rows, g_cols, norm)
+    return XChunkResult(task.dataset_id, task.start, n_cells, var_nnz)

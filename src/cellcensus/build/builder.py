@@ -1,0 +1,505 @@
+"""Build a Census-schema release tag (``soma/`` + ``h5ads/`` + ``build.json``) from a manifest.
+
+Steps: stage sources → scan each dataset (checks, masks, vocabularies) → plan (order, joinids,
+var) → create SOMA objects → X row-chunk tasks (raw, normalized, stats) → obs, var, presence,
+census_info → consolidate → validate → build.json → rename the staging directory into place.
+Nothing is visible at ``OUT_DIR`` until the very end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import tiledbsoma as soma
+
+from cellcensus import __version__
+from cellcensus._progress import NoProgress, Progress
+from cellcensus.build import _schema as S
+from cellcensus.build import _write as W
+from cellcensus.build._consolidate import consolidate, gather
+from cellcensus.build._executor import open_executor
+from cellcensus.build._plan import OrganismPlan, make_plans, summary_cell_counts
+from cellcensus.build._scan import ScanResult, scan_dataset
+from cellcensus.build._stage import StagedSource, remove_tree, stage_source, source_size
+from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
+from cellcensus.build.manifest import ManifestEntry, load_manifest
+from cellcensus.errors import BadInputError
+
+__all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"]
+
+logger = logging.getLogger(__name__)
+
+BUILD_FORMAT_VERSION = 1
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """Settings of a build.
+
+    Parameters
+    ----------
+    tag
+        The build's name (``census_build_date``); default today's UTC date, ``YYYY-MM-DD``.
+    chunk_nnz
+        Stored values per X task; bounds each task's memory (about 40 bytes per value).
+    on_error
+        ``"stop"``: the first bad dataset fails the build. ``"skip"``: bad datasets are left out
+        and recorded in build.json (raw counts are then checked before anything is written).
+    workers
+        1 runs in this process; more starts a Dask LocalCluster of that many processes.
+    scheduler
+        Address of an existing Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    memory_per_worker
+        Memory limit per LocalCluster worker (e.g. ``"4GiB"``); default Dask's automatic share.
+    validate
+        Re-read the output and check it against the sources before finishing.
+    consolidate
+        Consolidate and vacuum every array (one fragment each), as releases should be.
+    """
+
+    tag: str | None = None
+    chunk_nnz: int = 8_000_000
+    on_error: Literal["stop", "skip"] = "stop"
+    workers: int = 1
+    scheduler: str | None = None
+    memory_per_worker: str | None = None
+    validate: bool = True
+    consolidate: bool = True
+    validation_sample_cells: int = 256
+
+
+@dataclass
+class BuildResult:
+    """What a finished build produced (also written as ``build.json``)."""
+
+    out_dir: Path
+    tag: str
+    total_cell_count: int
+    unique_cell_count: int
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    organisms: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _today() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%d")
+
+
+def _check_tag(tag: str) -> str:
+    if not _TAG_RE.fullmatch(tag) or ".." in tag:
+        raise BadInputError(
+            "build tag must be 1-64 letters, digits, '.', '_' or '-' (no '..', no separators)",
+            field="tag",
+        )
+    return tag
+
+
+def _scan_task(args: tuple[str, str, str, int, bool, bool]) -> ScanResult | BadInputError:
+    dataset_id, path, work, chunk_nnz, check_values, skip = args
+    try:
+        return scan_dataset(
+            dataset_id, path, work_dir=work, chunk_nnz=chunk_nnz, check_values=check_values
+        )
+    except BadInputError as e:
+        if skip:
+            return e
+        raise
+
+
+@dataclass
+class _Run:
+    """Mutable state of one build run."""
+
+    out_dir: Path
+    staging: Path
+    options: BuildOptions
+    tag: str
+    progress: Progress
+    settings: Any
+    skipped: dict[str, str] = field(default_factory=dict)
+    staged: dict[str, StagedSource] = field(default_factory=dict)
+
+    @property
+    def soma_uri(self) -> str:
+        return str(self.staging / "soma")
+
+    @property
+    def work(self) -> Path:
+        return self.staging / "_work"
+
+
+def _stage_all(run: _Run, entries: list[ManifestEntry]) -> list[ManifestEntry]:
+    h5ads = run.staging / "h5ads"
+    h5ads.mkdir(parents=True, exist_ok=True)
+    sizes = [source_size(e) for e in entries]
+    total = sum(s for s in sizes if s is not None) or None
+    run.progress.start("stage", total, "B")
+    kept = []
+    for entry in entries:
+        try:
+            run.staged[entry.dataset_id] = stage_source(
+                entry, h5ads, settings=run.settings,
+                progress=lambda n: run.progress.advance("stage", n),
+            )
+            kept.append(entry)
+        except BadInputError as e:
+            if run.options.on_error != "skip":
+                raise
+            logger.warning("skipping dataset %s: %s", entry.dataset_id, e)
+            run.skipped[entry.dataset_id] = str(e)
+    run.progress.finish("stage")
+    return kept
+
+
+def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Any) -> list[ScanResult]:
+    skip = run.options.on_error == "skip"
+    args = [
+        (
+            e.dataset_id,
+            str(run.staged[e.dataset_id].path),
+            str(run.work),
+            run.options.chunk_nnz,
+            skip,
+            skip,
+        )
+        for e in entries
+    ]
+    run.progress.start("scan", len(args), "datasets")
+    by_id: dict[str, ScanResult] = {}
+    for res in executor.imap_unordered(_scan_task, args):
+        if isinstance(res, BadInputError):
+            logger.warning("skipping dataset %s: %s", res.dataset_id, res)
+            run.skipped[str(res.dataset_id)] = str(res)
+        else:
+            by_id[res.dataset_id] = res
+        run.progress.advance("scan")
+    run.progress.finish("scan")
+    return [by_id[e.dataset_id] for e in entries if e.dataset_id in by_id]
+
+
+def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
+    tasks = []
+    for d in plan.datasets:
+        s = d.scan
+        assert s.var_keep is not None and s.features is not None
+        for (start, stop), first in zip(s.chunks, d.chunk_starts, strict=True):
+            tasks.append(
+                XChunkTask(
+                    dataset_id=s.dataset_id,
+                    path=s.path,
+                    start=start,
+                    stop=stop,
+                    mask_path=s.mask_path,
+                    var_keep=s.var_keep,
+                    var_joinids=d.var_joinids,
+                    feature_length=s.features["feature_length"].to_numpy(dtype=np.int64),
+                    obs_joinid_start=first,
+                    experiment_uri=exp_uri,
+                    stats_path=str(run.work / "stats" / W.stats_name(s.dataset_id, start)),
+                    check_values=run.options.on_error != "skip",
+                )
+            )
+    return tasks
+
+
+def _write_experiment(
+    run: _Run, plan: OrganismPlan, exp_uri: str, results: list[XChunkResult], n_datasets: int
+) -> None:
+    nnz = np.zeros(plan.n_var, dtype=np.int64)
+    measured = np.zeros(plan.n_var, dtype=np.int64)
+    by_dataset = {d.scan.dataset_id: d for d in plan.datasets}
+    for r in results:
+        np.add.at(nnz, by_dataset[r.dataset_id].var_joinids, r.var_nnz)
+    for d in plan.datasets:
+        measured[d.var_joinids] += d.scan.n_included
+    obs_uri = f"{exp_uri}/obs"
+    for d in plan.datasets:
+        for table in W.obs_chunks(plan, d, run.work / "stats"):
+            W.write_table(obs_uri, table)
+            run.progress.advance("obs", table.num_rows)
+    rna_uri = f"{exp_uri}/ms/{S.MEASUREMENT}"
+    W.write_table(f"{rna_uri}/var", W.var_table(plan, nnz, measured))
+    W.write_presence(rna_uri, plan, n_datasets)
+
+
+def _datasets_table(entries: dict[str, ManifestEntry], plans: list[OrganismPlan]) -> pa.Table:
+    rows = sorted((d.soma_joinid, d.scan) for p in plans for d in p.datasets)
+    cols: dict[str, list[Any]] = {f.name: [] for f in S.DATASETS_FIELDS}
+    for joinid, scan in rows:
+        e = entries[scan.dataset_id]
+        cols["soma_joinid"].append(joinid)
+        for name in (
+            "citation", "collection_id", "collection_name", "collection_doi",
+            "collection_doi_label", "dataset_id", "dataset_version_id", "dataset_title",
+        ):
+            cols[name].append(getattr(e, name))
+        cols["dataset_h5ad_path"].append(f"{scan.dataset_id}.h5ad")
+        cols["dataset_total_cell_count"].append(scan.n_included)
+    return pa.Table.from_pydict(cols, schema=S.arrow_schema(S.DATASETS_FIELDS))
+
+
+def _info_tables(
+    run: _Run, entries: dict[str, ManifestEntry], plans: list[OrganismPlan]
+) -> dict[str, pa.Table]:
+    total = sum(p.n_obs for p in plans)
+    unique = sum(p.n_primary for p in plans)
+    summary = [
+        ("census_schema_version", S.CENSUS_SCHEMA_VERSION),
+        ("census_build_date", run.tag),
+        ("dataset_schema_version", S.CXG_SCHEMA_VERSION),
+        ("total_cell_count", str(total)),
+        ("unique_cell_count", str(unique)),
+    ]
+    counts = summary_cell_counts(plans)
+    organisms = S.ORGANISMS
+    return {
+        "datasets": _datasets_table(entries, plans),
+        "summary_cell_counts": pa.Table.from_pydict(
+            {
+                "soma_joinid": counts["soma_joinid"].to_numpy(),
+                **{
+                    c: W.dict_array(counts[c], sorted(set(counts[c])), c, pa.string())
+                    for c in ("organism", "category")
+                },
+                "label": pa.array(counts["label"], type=pa.string()),
+                "ontology_term_id": pa.array(counts["ontology_term_id"], type=pa.string()),
+                "total_cell_count": counts["total_cell_count"].to_numpy(),
+                "unique_cell_count": counts["unique_cell_count"].to_numpy(),
+            }
+        ),
+        "summary": pa.Table.from_pydict(
+            {
+                "label": pa.array([s[0] for s in summary], type=pa.string()),
+                "value": pa.array([s[1] for s in summary], type=pa.string()),
+                "soma_joinid": pa.array(np.arange(len(summary), dtype=np.int64)),
+            }
+        ),
+        "organisms": pa.Table.from_pydict(
+            {
+                "organism_ontology_term_id": [o.ontology_term_id for o in organisms],
+                "organism_label": [o.label for o in organisms],
+                "organism": [o.name for o in organisms],
+                "soma_joinid": pa.array(np.arange(len(organisms), dtype=np.int64)),
+            }
+        ),
+    }
+
+
+def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
+    exp_uris: dict[str, str] = {}
+    with W.create_root(run.soma_uri, run.tag) as root:
+        data = root[S.CENSUS_DATA]
+        for plan in plans:
+            exp_uris[plan.organism.name] = W.create_experiment(data, plan)
+        spatial = root[S.CENSUS_SPATIAL]
+        for organism in S.SPATIAL_ORGANISMS:
+            W.create_experiment(
+                spatial, OrganismPlan(organism, [], _empty_var(), {}, 0, 0), spatial=True
+            )
+    return exp_uris
+
+
+def _empty_var() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"feature_id": [], "feature_name": [], "feature_length": [], "feature_type": []})
+
+
+def _write_build_json(
+    run: _Run, entries: list[ManifestEntry], scans: dict[str, ScanResult], plans: list[OrganismPlan]
+) -> dict[str, Any]:
+    joinids = {d.scan.dataset_id: d.soma_joinid for p in plans for d in p.datasets}
+    inputs = []
+    for e in entries:
+        staged = run.staged.get(e.dataset_id)
+        scan = scans.get(e.dataset_id)
+        status = "included" if e.dataset_id in joinids else (
+            "skipped" if e.dataset_id in run.skipped else "excluded"
+        )
+        inputs.append(
+            {
+                "dataset_id": e.dataset_id,
+                "uri": e.uri,
+                "sha256": staged.sha256 if staged else None,
+                "size": staged.size if staged else None,
+                "status": status,
+                "reason": run.skipped.get(e.dataset_id)
+                or (scan.excluded_reason if scan else None),
+                "organism_ontology_term_id": scan.organism_term if scan else None,
+                "n_obs_source": scan.n_obs if scan else None,
+                "n_obs_census": scan.n_included if scan else 0,
+                "soma_joinid": joinids.get(e.dataset_id),
+            }
+        )
+    versions = {}
+    for pkg in ("tiledbsoma", "tiledb", "anndata", "numpy", "pyarrow", "pandas", "h5py", "dask"):
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - a missing optional package is simply not recorded
+            versions[pkg] = None
+    doc = {
+        "format_version": BUILD_FORMAT_VERSION,
+        "build_tag": run.tag,
+        "created_on": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        "census_schema_version": S.CENSUS_SCHEMA_VERSION,
+        "dataset_schema_version": S.CXG_SCHEMA_VERSION,
+        "cellcensus_version": __version__,
+        "versions": versions,
+        "settings": {k: v for k, v in asdict(run.options).items() if k != "tag"},
+        "inputs": inputs,
+        "summary": {
+            "total_cell_count": sum(p.n_obs for p in plans),
+            "unique_cell_count": sum(p.n_primary for p in plans),
+            "organisms": {
+                p.organism.name: {"cells": p.n_obs, "genes": p.n_var, "datasets": len(p.datasets)}
+                for p in plans
+                if p.n_obs
+            },
+            "datasets_included": len(joinids),
+            "datasets_skipped": sorted(run.skipped),
+        },
+    }
+    (run.staging / "build.json").write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return doc
+
+
+def build_census(
+    manifest: str | Path,
+    out_dir: str | Path,
+    *,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    settings: Any = None,
+) -> BuildResult:
+    """Build a census release tag from a manifest of H5AD files.
+
+    Parameters
+    ----------
+    manifest
+        A CSV manifest in the official builder's format, or a directory of ``.h5ad`` files.
+    out_dir
+        Where ``soma/``, ``h5ads/`` and ``build.json`` are written; must not exist yet. The work
+        happens in a hidden staging directory beside it that is renamed into place at the end.
+    options
+        Build settings (see :class:`BuildOptions`).
+    progress
+        Receives progress of the stages (``stage``, ``scan``, ``x``, ``obs``, ``consolidate``,
+        ``validate``).
+    settings
+        Storage settings for ``s3://`` sources (an object with ``boto3_client()``); default the
+        AWS environment.
+
+    Returns
+    -------
+    BuildResult
+        Cell counts, per-dataset status and timing, as also written to ``build.json``.
+
+    Raises
+    ------
+    BadInputError
+        Bad manifest, bad dataset (with ``on_error="stop"``), or an existing ``out_dir``.
+    """
+    t0 = time.monotonic()
+    opts = options or BuildOptions()
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and any(out.iterdir()):
+        raise BadInputError(f"output directory {out} exists and is not empty; choose a new one")
+    entries = load_manifest(manifest)
+    run = _Run(
+        out_dir=out,
+        staging=out.parent / f".{out.name}.staging",
+        options=opts,
+        tag=_check_tag(opts.tag or _today()),
+        progress=progress or NoProgress(),
+        settings=settings,
+    )
+    remove_tree(run.staging)
+    run.staging.mkdir(parents=True)
+    try:
+        result = _build(run, entries)
+    except BaseException:
+        logger.error("build failed; removing staging directory %s", run.staging)
+        remove_tree(run.staging)
+        raise
+    if out.exists():
+        out.rmdir()
+    os.replace(run.staging, out)
+    result.out_dir = out
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
+    opts = run.options
+    entries = _stage_all(run, all_entries)
+    with open_executor(
+        workers=opts.workers, scheduler=opts.scheduler, memory_per_worker=opts.memory_per_worker
+    ) as executor:
+        scans = _scan_all(run, entries, executor)
+        plans = make_plans(scans)
+        if not any(p.n_obs for p in plans):
+            raise BadInputError(
+                "no dataset contributes any cell to the census (check organisms, assays, "
+                "tissue_type and the skipped datasets)"
+            )
+        exp_uris = _create_structure(run, plans)
+        tasks = {name: _x_tasks(run, p, exp_uris[name]) for name, p in ((p.organism.name, p) for p in plans)}
+        all_tasks = [t for ts in tasks.values() for t in ts]
+        run.progress.start("x", sum(p.n_obs for p in plans), "cells")
+        results: list[XChunkResult] = []
+        for res in executor.imap_unordered(process_x_chunk, all_tasks):
+            results.append(res)
+            run.progress.advance("x", res.n_cells)
+        run.progress.finish("x")
+        n_datasets = sum(len(p.datasets) for p in plans)
+        run.progress.start("obs", sum(p.n_obs for p in plans), "cells")
+        for plan in plans:
+            if plan.n_obs:
+                mine = [r for r in results if r.dataset_id in {d.scan.dataset_id for d in plan.datasets}]
+                _write_experiment(run, plan, exp_uris[plan.organism.name], mine, n_datasets)
+        run.progress.finish("obs")
+        by_id = {e.dataset_id: e for e in entries}
+        with soma.Collection.open(f"{run.soma_uri}/{S.CENSUS_INFO}", "w", context=soma_context()) as info:
+            tables = _info_tables(run, by_id, plans)
+            for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
+                W.write_info_table(info, key, tables[key])
+        included = {d.scan.dataset_id for p in plans for d in p.datasets}
+        for e in entries:
+            if e.dataset_id not in included:
+                (run.staging / "h5ads" / f"{e.dataset_id}.h5ad").unlink(missing_ok=True)
+        if opts.consolidate:
+            targets = gather(run.soma_uri)
+            run.progress.start("consolidate", len(targets), "objects")
+            for _ in executor.imap_unordered(consolidate, targets):
+                run.progress.advance("consolidate")
+            run.progress.finish("consolidate")
+    remove_tree(run.work)
+    scans_by_id = {s.dataset_id: s for s in scans}
+    doc = _write_build_json(run, all_entries, scans_by_id, plans)
+    if opts.validate:
+        from cellcensus.build.validate import validate_build
+
+        run.progress.start("validate", None)
+        validate_build(run.staging, sample_cells=opts.validation_sample_cells)
+        run.progress.finish("validate")
+    return BuildResult(
+        out_dir=run.out_dir,
+        tag=run.tag,
+        total_cell_count=doc["summary"]["total_cell_count"],
+        unique_cell_count=doc["summary"]["unique_cell_count"],
+        datasets=doc["inputs"],
+        organisms=doc["summary"]["organisms"],
+    )
