@@ -11,6 +11,9 @@ logger = logging.getLogger(__name__)
 
 _ARRAY_TYPES = ("SOMADataFrame", "SOMASparseNDArray")
 _MODES = ("fragment_meta", "array_meta", "commits", "fragments")
+#: Memory TileDB may use while consolidating one array. TileDB's default (10 GiB) is both
+#: unbounded for our purposes and slow: it allocates and zeroes the buffers even for tiny arrays.
+CONSOLIDATION_MEMORY_BUDGET = 1024**3
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,13 @@ def consolidate(target: Target) -> str:
 
     if target.is_array:
         for mode in _MODES:
-            tiledb.consolidate(target.uri, config=tiledb.Config({"sm.consolidation.mode": mode}))
+            config = tiledb.Config(
+                {
+                    "sm.consolidation.mode": mode,
+                    "sm.mem.total_budget": str(CONSOLIDATION_MEMORY_BUDGET),
+                }
+            )
+            tiledb.consolidate(target.uri, config=config)
             tiledb.vacuum(target.uri, config=tiledb.Config({"sm.vacuum.mode": mode}))
     else:
         tiledb.Group.consolidate_metadata(target.uri)

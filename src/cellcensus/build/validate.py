@@ -124,20 +124,39 @@ def _check_dataset_cells(
             census_cols = feature_joinid[kept_ids].to_numpy()
             lengths = src_var["feature_length"].to_numpy(dtype=np.int64)[local_cols]
             assays = src.read_obs(["assay_ontology_term_id"])["assay_ontology_term_id"].astype(str)
+            stored = {
+                layer: _read_rows(exp.ms[S.MEASUREMENT].X[layer], joinids[pick])
+                for layer in S.X_LAYERS
+            }
             for k in pick:
+                joinid = int(joinids[k])
                 _check_cell(
-                    rep, exp, src, int(rows[k]), int(joinids[k]), local_cols, census_cols,
-                    lengths, assays.iloc[int(rows[k])] in full_gene, cells, organism,
+                    rep, src, int(rows[k]), joinid,
+                    {layer: stored[layer].get(joinid, {}) for layer in S.X_LAYERS},
+                    local_cols, census_cols, lengths,
+                    assays.iloc[int(rows[k])] in full_gene, cells, organism,
                 )
                 rep.cells_sampled += 1
 
 
+def _read_rows(arr: soma.SparseNDArray, joinids: np.ndarray[Any, Any]) -> dict[int, dict[int, float]]:
+    """Stored values of some rows: {row: {column: value}} (one read for all rows)."""
+    t = arr.read(coords=(np.sort(joinids),)).tables().concat()
+    out: dict[int, dict[int, float]] = {}
+    for r, c, v in zip(
+        t["soma_dim_0"].to_pylist(), t["soma_dim_1"].to_pylist(), t["soma_data"].to_pylist(),
+        strict=True,
+    ):
+        out.setdefault(int(r), {})[int(c)] = float(v)
+    return out
+
+
 def _check_cell(
     rep: ValidationReport,
-    exp: soma.Experiment,
     src: H5ADSource,
     src_row: int,
     joinid: int,
+    got: dict[str, dict[int, float]],
     local_cols: np.ndarray[Any, Any],
     census_cols: np.ndarray[Any, Any],
     lengths: np.ndarray[Any, Any],
@@ -149,10 +168,6 @@ def _check_cell(
     x.sum_duplicates()
     x.eliminate_zeros()
     expected = dict(zip(census_cols[x.indices].tolist(), x.data.astype(np.float32).tolist(), strict=True))
-    got: dict[str, dict[int, float]] = {}
-    for layer in S.X_LAYERS:
-        t = exp.ms[S.MEASUREMENT].X[layer].read(coords=(joinid,)).tables().concat()
-        got[layer] = dict(zip(t["soma_dim_1"].to_pylist(), t["soma_data"].to_pylist(), strict=True))
     where = f"{organism} cell {joinid} ({src.dataset_id} row {src_row})"
     rep.expect(got["raw"] == expected, f"{where}: X/raw differs from the source counts")
     order = np.argsort(census_cols[x.indices], kind="stable")

@@ -1,0 +1,5 @@
+"""``python -m cellcensus._cli`` runs the command line."""
+
+from cellcensus._cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""``cellcensus build``, ``validate`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from cellcensus._cli._app import app, console, out
+from cellcensus._cli._progress import RichProgress
+
+
+def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
+    table = Table(title="datasets")
+    for col in ("dataset_id", "status", "organism", "source cells", "census cells", "reason"):
+        table.add_column(col)
+    for d in result_datasets:
+        table.add_row(
+            str(d["dataset_id"]),
+            str(d["status"]),
+            str(d.get("organism_ontology_term_id") or ""),
+            str(d.get("n_obs_source") or ""),
+            str(d.get("n_obs_census") or 0),
+            str(d.get("reason") or "")[:80],
+        )
+    return table
+
+
+@app.command()
+def build(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV (official format) or a directory of .h5ad files.")],
+    out_dir: Annotated[Path, typer.Argument(help="New directory to write soma/, h5ads/ and build.json into.")],
+    tag: Annotated[str | None, typer.Option(help="Build tag / census_build_date (default: today, UTC).")] = None,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="'stop' at the first bad dataset, or 'skip' it and record why.")
+    ] = "stop",
+    chunk_nnz: Annotated[int, typer.Option(help="Stored values per X task (bounds memory, ~40 B each).")] = 8_000_000,
+    workers: Annotated[int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")] = None,
+    memory_per_worker: Annotated[str | None, typer.Option(help="Memory limit per LocalCluster worker, e.g. 4GiB.")] = None,
+    validate: Annotated[bool, typer.Option(help="Validate the output against the sources.")] = True,
+) -> None:
+    """Build a Census-schema release tag from H5AD files."""
+    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.errors import BadInputError
+
+    if on_error not in ("stop", "skip"):
+        raise BadInputError("--on-error must be 'stop' or 'skip'", field="on_error")
+    mode: Literal["stop", "skip"] = "skip" if on_error == "skip" else "stop"
+    options = BuildOptions(
+        tag=tag,
+        on_error=mode,
+        chunk_nnz=chunk_nnz,
+        workers=workers,
+        scheduler=scheduler,
+        memory_per_worker=memory_per_worker,
+        validate=validate,
+    )
+    with RichProgress() as progress:
+        result = build_census(manifest, out_dir, options=options, progress=progress)
+    console.print(_summary_table(result.datasets))
+    out.print(
+        f"built {result.tag} in {result.seconds:.1f} s: {result.total_cell_count} cells "
+        f"({result.unique_cell_count} unique) → {result.out_dir}"
+    )
+
+
+@app.command("validate")
+def validate_cmd(
+    build_dir: Annotated[Path, typer.Argument(help="A build directory (soma/, h5ads/, build.json).")],
+    sample_cells: Annotated[int, typer.Option(help="Cells per dataset compared with the source.")] = 256,
+) -> None:
+    """Check a build against its source H5ADs; exits non-zero listing every problem."""
+    from cellcensus.build import validate_build
+
+    report = validate_build(build_dir, sample_cells=sample_cells)
+    out.print(f"valid: {report.checks} checks passed, {report.cells_sampled} cells compared")
+
+
+def _demo_query(soma_uri: str) -> None:
+    import cellxgene_census
+
+    with cellxgene_census.open_soma(uri=soma_uri) as census:
+        human = census["census_data"]["homo_sapiens"]
+        obs = (
+            human.obs.read(
+                value_filter="tissue_general == 'lung' and is_primary_data == True",
+                column_names=["cell_type", "dataset_id"],
+            )
+            .concat()
+            .to_pandas()
+        )
+        counts = obs.groupby("cell_type", observed=True).size().sort_values(ascending=False)
+        table = Table(title="Homo sapiens, lung, primary cells by cell type")
+        table.add_column("cell_type")
+        table.add_column("cells", justify="right")
+        for name, n in counts.head(10).items():
+            table.add_row(str(name), str(n))
+        out.print(table)
+        adata = cellxgene_census.get_anndata(
+            census,
+            "Mus musculus",
+            obs_value_filter="sex == 'female'",
+            var_value_filter="feature_name in ['Actb', 'Gapdh', 'Malat1', 'Cd3e']",
+        )
+        out.print(
+            f"get_anndata(Mus musculus, sex == 'female', 4 genes): {adata.n_obs} cells x "
+            f"{adata.n_vars} genes, {adata.X.nnz} non-zero counts"
+        )
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Working directory for the demo.")] = Path("demo"),
+    cells: Annotated[int, typer.Option(help="Cells in the synthetic corpus.")] = 60_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic corpus.")] = 0,
+    workers: Annotated[int, typer.Option(help="Build worker processes.")] = 1,
+) -> None:
+    """Synthesize a corpus, build it, validate it, and query it with the official client."""
+    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.synth import synth_corpus
+
+    directory = directory.expanduser().resolve()
+    corpus_dir = directory / "corpus"
+    stamp = corpus_dir / "synth.json"
+    wanted = {"cells": cells, "seed": seed}
+    t0 = time.monotonic()
+    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        shutil.rmtree(corpus_dir, ignore_errors=True)
+        console.print(f"synthesizing {cells} cells into {corpus_dir}")
+        corpus = synth_corpus(corpus_dir, seed=seed, n_cells=cells)
+        stamp.write_text(json.dumps(wanted))
+        manifest = corpus.manifest_path
+    else:
+        manifest = corpus_dir / "manifest.csv"
+        console.print(f"reusing the corpus in {corpus_dir}")
+    build_dir = directory / "build"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    with RichProgress() as progress:
+        result = build_census(
+            manifest, build_dir, options=BuildOptions(workers=workers), progress=progress
+        )
+    console.print(_summary_table(result.datasets))
+    out.print(
+        f"built and validated {result.tag}: {result.total_cell_count} cells "
+        f"({result.unique_cell_count} unique) in {result.seconds:.1f} s → {build_dir}"
+    )
+    _demo_query(str(build_dir / "soma"))
+    out.print(f"demo finished in {time.monotonic() - t0:.1f} s")

@@ -1,0 +1,60 @@
+"""What a census built from a corpus must contain, computed straight from the H5ADs with anndata.
+
+Independent of the builder's code paths: it loads each (small) source whole and applies the census
+inclusion rules as written in CENSUS_SCHEMA.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anndata
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from cellcensus.build._schema import ORGANISMS, accepted_assays
+from cellcensus.synth import SynthCorpus
+
+
+@dataclass
+class ExpectedDataset:
+    dataset_id: str
+    organism: str  # machine name, e.g. homo_sapiens
+    obs: pd.DataFrame  # included cells, in H5AD order
+    var: pd.DataFrame  # kept features (index feature_id)
+    counts: sparse.csr_matrix  # included cells x kept features, raw counts
+
+
+def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
+    """Included cells and features of every dataset of the corpus, in manifest order."""
+    manifest = pd.read_csv(corpus.manifest_path)
+    by_term = {o.ontology_term_id: o.name for o in ORGANISMS}
+    out = []
+    for dataset_id in manifest["dataset_id"]:
+        a = anndata.read_h5ad(corpus.paths[dataset_id])
+        organism = a.uns["organism_ontology_term_id"]
+        if organism not in by_term:
+            continue
+        raw_x = a.raw.X if a.raw is not None else a.X
+        var = a.raw.var if a.raw is not None else a.var
+        cells = (
+            a.obs["tissue_type"].isin(["tissue", "organoid"])
+            & a.obs["assay_ontology_term_id"].isin(sorted(accepted_assays()))
+        ).to_numpy()
+        genes = ((var["feature_biotype"] == "gene") & (var["feature_reference"] == organism)).to_numpy()
+        if not cells.any() or not genes.any():
+            continue
+        counts = sparse.csr_matrix(raw_x)[cells][:, genes]
+        counts.sum_duplicates()
+        counts.eliminate_zeros()
+        out.append(
+            ExpectedDataset(
+                dataset_id=dataset_id,
+                organism=by_term[organism],
+                obs=a.obs[cells].copy(),
+                var=var[genes].copy(),
+                counts=counts.astype(np.float32),
+            )
+        )
+    return out

@@ -1,0 +1,219 @@
+"""Bad input gets a clear CellCensusError naming dataset and field, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from cellcensus.build import BuildOptions, build_census
+from cellcensus.errors import BadInputError, CellCensusError
+from cellcensus.synth import DatasetSpec, write_dataset
+
+GOOD = "good-ds"
+
+
+def _write_manifest(path: Path, rows: list[tuple[str, str]]) -> Path:
+    lines = ["dataset_id,dataset_asset_h5ad_uri"] + [f"{i},{u}" for i, u in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_h5ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("good") / "good.h5ad"
+    spec = DatasetSpec(dataset_id=GOOD, organism_ontology_term_id="NCBITaxon:9606", n_cells=200, n_genes=300)
+    return write_dataset(spec, path, seed=1)
+
+
+def _replace_strings(group: h5py.Group, name: str, fn: Callable[[list[str]], list[str]]) -> None:
+    node = group[name]
+    attrs = dict(node.attrs)
+    values = [v.decode() if isinstance(v, bytes) else str(v) for v in node[()]]
+    del group[name]
+    new = group.create_dataset(name, data=np.array(fn(values), dtype=object), dtype=h5py.string_dtype())
+    for k, v in attrs.items():
+        new.attrs[k] = v
+
+
+def _drop_obs_column(f: h5py.File, column: str) -> None:
+    del f["obs"][column]
+    order = [c.decode() if isinstance(c, bytes) else str(c) for c in f["obs"].attrs["column-order"]]
+    f["obs"].attrs["column-order"] = np.array([c for c in order if c != column], dtype=object)
+
+
+def _counts(f: h5py.File) -> h5py.Dataset:
+    x = f["raw/X"] if "raw" in f else f["X"]
+    return x["data"] if isinstance(x, h5py.Group) else x
+
+
+def _set_count(value: float) -> Callable[[h5py.File], None]:
+    def mutate(f: h5py.File) -> None:
+        data = _counts(f)
+        data[0] = value
+
+    return mutate
+
+
+def _unknown_cell_type(f: h5py.File) -> None:
+    _replace_strings(
+        f["obs"]["cell_type_ontology_term_id"], "categories", lambda v: ["CL:9999999", *v[1:]]
+    )
+
+
+def _schema_version(f: h5py.File) -> None:
+    del f["uns"]["schema_version"]
+    f["uns"].create_dataset("schema_version", data="5.0.0", dtype=h5py.string_dtype())
+
+
+MUTATIONS: dict[str, tuple[Callable[[h5py.File], None], str]] = {
+    "missing obs column": (lambda f: _drop_obs_column(f, "cell_type"), "cell_type"),
+    "unknown ontology id": (_unknown_cell_type, "CL:9999999"),
+    "non-integer counts": (_set_count(0.5), "whole numbers"),
+    "negative counts": (_set_count(-3.0), "non-negative"),
+    "schema version": (_schema_version, "5.0.0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_bad_h5ad_content_stops_the_build_and_names_dataset_and_field(
+    case: str, good_h5ad: Path, tmp_path: Path
+) -> None:
+    mutate, needle = MUTATIONS[case]
+    bad = tmp_path / "bad.h5ad"
+    shutil.copy(good_h5ad, bad)
+    with h5py.File(bad, "r+") as f:
+        mutate(f)
+    manifest = _write_manifest(tmp_path / "m.csv", [("bad-ds", str(bad))])
+    out = tmp_path / "out"
+    with pytest.raises(BadInputError) as err:
+        build_census(manifest, out, options=BuildOptions(tag="2026-01-01"))
+    assert "bad-ds" in str(err.value)
+    assert needle in str(err.value)
+    assert err.value.dataset_id == "bad-ds"
+    assert not out.exists()
+    assert not (tmp_path / ".out.staging").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [("not hdf5", "not a readable HDF5"), ("truncated", "not a readable HDF5")],
+)
+def test_unreadable_files_are_reported(case: str, needle: str, good_h5ad: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.h5ad"
+    if case == "not hdf5":
+        bad.write_text("dataset_id,uri\nthis is a CSV, not an H5AD\n")
+    else:
+        data = good_h5ad.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    manifest = _write_manifest(tmp_path / "m.csv", [("bad-ds", str(bad))])
+    with pytest.raises(BadInputError, match=needle) as err:
+        build_census(manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
+    assert err.value.dataset_id == "bad-ds"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ([("a", "{good}"), ("a", "{good}")], "duplicate dataset_id"),
+        ([("a", "/nonexistent/x.h5ad")], "does not exist"),
+        ([("../evil", "{good}")], "dataset_id must be"),
+        ([("a/b", "{good}")], "dataset_id must be"),
+        ([("a", "http://example.org/x.h5ad")], "unsupported URI scheme"),
+    ],
+)
+def test_bad_manifests(rows: list[tuple[str, str]], needle: str, good_h5ad: Path, tmp_path: Path) -> None:
+    manifest = _write_manifest(
+        tmp_path / "m.csv", [(i, u.format(good=good_h5ad)) for i, u in rows]
+    )
+    with pytest.raises(BadInputError, match=needle):
+        build_census(manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
+    assert not (tmp_path / "out").exists()
+    assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_manifest_without_uri_column(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("dataset_id,path\na,b\n")
+    with pytest.raises(BadInputError, match="dataset_asset_h5ad_uri"):
+        build_census(manifest, tmp_path / "out")
+
+
+def test_existing_output_is_never_overwritten(good_h5ad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    manifest = _write_manifest(tmp_path / "m.csv", [(GOOD, str(good_h5ad))])
+    with pytest.raises(CellCensusError, match="exists"):
+        build_census(manifest, out)
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_on_error_skip_records_the_bad_dataset(good_h5ad: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.h5ad"
+    shutil.copy(good_h5ad, bad)
+    with h5py.File(bad, "r+") as f:
+        _set_count(0.5)(f)
+    missing = tmp_path / "gone.h5ad"
+    manifest = _write_manifest(
+        tmp_path / "m.csv", [(GOOD, str(good_h5ad)), ("bad-ds", str(bad)), ("gone", str(missing))]
+    )
+    result = build_census(
+        manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01", on_error="skip")
+    )
+    doc = json.loads((tmp_path / "out" / "build.json").read_text())
+    status = {i["dataset_id"]: (i["status"], i["reason"]) for i in doc["inputs"]}
+    assert status[GOOD][0] == "included"
+    assert status["bad-ds"][0] == "skipped" and "whole numbers" in status["bad-ds"][1]
+    assert status["gone"][0] == "skipped" and "does not exist" in status["gone"][1]
+    assert doc["summary"]["datasets_skipped"] == ["bad-ds", "gone"]
+    assert result.total_cell_count > 0
+    assert sorted(p.name for p in (tmp_path / "out" / "h5ads").iterdir()) == [f"{GOOD}.h5ad"]
+
+
+def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_path: Path) -> None:
+    rows = [(f"ds{i}", str(good_h5ad)) for i in range(6)]
+    manifest = _write_manifest(tmp_path / "m.csv", rows)
+    out = tmp_path / "out"
+    staging = tmp_path / ".out.staging"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cellcensus", "--quiet", "build", str(manifest), str(out),
+         "--tag", "2026-01-01", "--chunk-nnz", "500"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # wait until X data is being written, then kill without warning
+        while time.monotonic() < deadline:
+            if list(staging.glob("soma/census_data/homo_sapiens/ms/RNA/X/raw/__fragments/*")):
+                break
+            if proc.poll() is not None:
+                pytest.fail("build finished before it could be interrupted")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()
+    assert staging.exists()  # the hidden staging directory is all that remains
+    assert not (staging / "build.json").exists()
+    # a new build cleans the leftovers and completes
+    result = build_census(manifest, out, options=BuildOptions(tag="2026-01-01", validate=False))
+    assert result.total_cell_count > 0
+    assert not staging.exists()
+    assert (out / "build.json").exists()

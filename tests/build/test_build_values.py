@@ -1,0 +1,238 @@
+"""Values of a build: X, normalized, stats, exclusions, census_info, schema, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import tiledbsoma as soma
+from expected_census import ExpectedDataset, expected_datasets
+
+from cellcensus.build import BuildOptions, build_census
+from cellcensus.build._schema import (
+    DATASETS_FIELDS,
+    OBS_FIELDS,
+    SUMMARY_CELL_COUNTS_FIELDS,
+    VAR_FIELDS,
+    full_gene_assays,
+)
+from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
+
+
+@pytest.fixture(scope="module")
+def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
+    return expected_datasets(small_corpus)
+
+
+def _read_x(census: soma.Collection, organism: str, layer: str, joinids: np.ndarray) -> pd.DataFrame:
+    t = (
+        census["census_data"][organism].ms["RNA"].X[layer]
+        .read(coords=(joinids,)).tables().concat().to_pandas()
+    )
+    return t
+
+
+def _joinids(census: soma.Collection, organism: str, dataset_id: str) -> pd.DataFrame:
+    return (
+        census["census_data"][organism]
+        .obs.read(
+            value_filter=f"dataset_id == '{dataset_id}'",
+            column_names=[
+                "soma_joinid", "observation_joinid", "raw_sum", "nnz", "raw_mean_nnz",
+                "raw_variance_nnz", "n_measured_vars", "assay_ontology_term_id",
+            ],
+        )
+        .concat()
+        .to_pandas()
+    )
+
+
+def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expected) -> None:
+    full = full_gene_assays()
+    with soma.open(str(census_build / "soma")) as census:
+        for d in expected:
+            var = census["census_data"][d.organism].ms["RNA"].var.read().concat().to_pandas()
+            var_joinid = pd.Series(var["soma_joinid"].to_numpy(), index=var["feature_id"])
+            obs = _joinids(census, d.organism, d.dataset_id)
+            assert list(obs["observation_joinid"]) == list(d.obs["observation_joinid"].astype(str))
+            joinids = obs["soma_joinid"].to_numpy()
+            assert np.array_equal(joinids, np.arange(joinids[0], joinids[0] + len(joinids)))
+            cols = var_joinid[d.var.index].to_numpy()
+            counts = d.counts.tocoo()
+            want = pd.DataFrame(
+                {"soma_dim_0": joinids[counts.row], "soma_dim_1": cols[counts.col], "raw": counts.data}
+            ).sort_values(["soma_dim_0", "soma_dim_1"], ignore_index=True)
+            raw = _read_x(census, d.organism, "raw", joinids).sort_values(
+                ["soma_dim_0", "soma_dim_1"], ignore_index=True
+            )
+            np.testing.assert_array_equal(raw["soma_dim_0"], want["soma_dim_0"])
+            np.testing.assert_array_equal(raw["soma_dim_1"], want["soma_dim_1"])
+            np.testing.assert_array_equal(raw["soma_data"], want["raw"])
+            # normalized: value / row sum (full-length assays: / feature_length first)
+            norm = _read_x(census, d.organism, "normalized", joinids).sort_values(
+                ["soma_dim_0", "soma_dim_1"], ignore_index=True
+            )
+            lengths = d.var["feature_length"].to_numpy(dtype=np.float64)
+            is_full = d.obs["assay_ontology_term_id"].astype(str).isin(full).to_numpy()
+            x = d.counts.toarray().astype(np.float64)
+            x[is_full] = x[is_full] / lengths
+            x = x / x.sum(axis=1, keepdims=True)
+            want_norm = x[counts.row, counts.col]
+            order = np.lexsort((cols[counts.col], joinids[counts.row]))
+            np.testing.assert_allclose(norm["soma_data"], want_norm[order], rtol=2**-14)
+            assert (norm["soma_data"] > 0).all()
+            # per-cell statistics
+            dense = d.counts.toarray().astype(np.float64)
+            nz = dense != 0
+            nnz = nz.sum(axis=1)
+            np.testing.assert_array_equal(obs["nnz"], nnz)
+            np.testing.assert_allclose(obs["raw_sum"], dense.sum(axis=1))
+            np.testing.assert_allclose(obs["raw_mean_nnz"], np.where(nnz, dense.sum(axis=1) / np.maximum(nnz, 1), 0))
+            var_nnz = [np.var(row[m], ddof=1) if m.sum() > 1 else 0.0 for row, m in zip(dense, nz, strict=True)]
+            np.testing.assert_allclose(obs["raw_variance_nnz"], var_nnz, rtol=1e-9, atol=1e-12)
+            assert (obs["n_measured_vars"] == len(d.var)).all()
+
+
+def test_var_stats_equal_a_recomputation(census_build: Path, expected) -> None:
+    with soma.open(str(census_build / "soma")) as census:
+        for organism in ("homo_sapiens", "mus_musculus"):
+            var = census["census_data"][organism].ms["RNA"].var.read().concat().to_pandas()
+            nnz = pd.Series(0, index=var["feature_id"], dtype=np.int64)
+            measured = pd.Series(0, index=var["feature_id"], dtype=np.int64)
+            for d in expected:
+                if d.organism == organism:
+                    nnz[d.var.index] += np.asarray(d.counts.getnnz(axis=0))
+                    measured[d.var.index] += len(d.obs)
+            np.testing.assert_array_equal(var["nnz"], nnz.to_numpy())
+            np.testing.assert_array_equal(var["n_measured_obs"], measured.to_numpy())
+            assert var["feature_id"].is_unique
+
+
+def test_excluded_cells_datasets_and_features_are_absent(census_build: Path, small_corpus, expected) -> None:
+    build = json.loads((census_build / "build.json").read_text())
+    statuses = {i["dataset_id"]: i["status"] for i in build["inputs"]}
+    included = {d.dataset_id for d in expected}
+    assert {k for k, v in statuses.items() if v == "included"} == included
+    assert any(v == "excluded" for v in statuses.values())  # e.g. the rat dataset
+    assert sorted(p.name for p in (census_build / "h5ads").iterdir()) == sorted(
+        f"{i}.h5ad" for i in included
+    )
+    with soma.open(str(census_build / "soma")) as census:
+        for organism in ("homo_sapiens", "mus_musculus"):
+            obs = census["census_data"][organism].obs.read(
+                column_names=["tissue_type", "assay_ontology_term_id", "dataset_id"]
+            ).concat().to_pandas()
+            assert set(obs["tissue_type"]) <= {"tissue", "organoid"}
+            var = census["census_data"][organism].ms["RNA"].var.read().concat().to_pandas()
+            assert not var["feature_id"].str.startswith("ERCC-").any()
+            assert set(obs["dataset_id"]) <= included
+        datasets = census["census_info"]["datasets"].read().concat().to_pandas()
+        assert set(datasets["dataset_id"]) == included
+        assert list(datasets["soma_joinid"]) == list(range(len(datasets)))
+    # partly excluded datasets really lost cells
+    for d in expected:
+        n_source = next(i["n_obs_source"] for i in build["inputs"] if i["dataset_id"] == d.dataset_id)
+        assert len(d.obs) <= n_source
+    assert any(
+        i["n_obs_census"] < i["n_obs_source"] for i in build["inputs"] if i["status"] == "included"
+    )
+
+
+def test_census_info_adds_up(census_build: Path) -> None:
+    with soma.open(str(census_build / "soma")) as census:
+        info = census["census_info"]
+        summary = dict(info["summary"].read().concat().to_pandas()[["label", "value"]].to_numpy().tolist())
+        counts = info["summary_cell_counts"].read().concat().to_pandas()
+        datasets = info["datasets"].read().concat().to_pandas()
+        total = unique = 0
+        for organism in ("homo_sapiens", "mus_musculus"):
+            obs = census["census_data"][organism].obs.read(
+                column_names=["is_primary_data", "cell_type_ontology_term_id", "sex"]
+            ).concat().to_pandas()
+            total += len(obs)
+            unique += int(obs["is_primary_data"].sum())
+            mine = counts[counts["organism"] == organism]
+            for category, rows in mine.groupby("category", observed=True):
+                assert rows["total_cell_count"].sum() == len(obs), category
+                assert rows["unique_cell_count"].sum() == obs["is_primary_data"].sum(), category
+            ct = mine[mine["category"] == "cell_type"].set_index("ontology_term_id")["total_cell_count"]
+            assert ct.to_dict() == obs["cell_type_ontology_term_id"].value_counts().to_dict()
+        assert summary["total_cell_count"] == str(total)
+        assert summary["unique_cell_count"] == str(unique)
+        assert summary["census_schema_version"] == "2.4.0"
+        assert summary["census_build_date"] == "2026-11-01"
+        assert datasets["dataset_total_cell_count"].sum() == total
+        organisms = info["organisms"].read().concat().to_pandas()
+        assert list(organisms["organism"][:2]) == ["homo_sapiens", "mus_musculus"]
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
+    with soma.open(str(census_build / "soma")) as census:
+        tables = {
+            "obs": (census["census_data"]["homo_sapiens"].obs, OBS_FIELDS),
+            "var": (census["census_data"]["homo_sapiens"].ms["RNA"].var, VAR_FIELDS),
+            "datasets": (census["census_info"]["datasets"], DATASETS_FIELDS),
+            "summary_cell_counts": (census["census_info"]["summary_cell_counts"], SUMMARY_CELL_COUNTS_FIELDS),
+        }
+        for name, (df, fields) in tables.items():
+            schema = df.schema
+            assert schema.names == [f.name for f in fields], name
+            for f in fields:
+                t = schema.field(f.name).type
+                assert pa.types.is_dictionary(t) == f.dictionary, (name, f.name)
+                vt = _value_type(t)
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                    assert pa.types.is_large_string(vt) or pa.types.is_string(vt), (name, f.name)
+                else:
+                    assert vt == f.type, (name, f.name)
+        obs = census["census_data"]["homo_sapiens"].obs.read().concat()
+        ds = obs["dataset_id"].combine_chunks()
+        assert ds.dictionary.to_pylist() == sorted(ds.dictionary.to_pylist())
+        assert obs["observation_joinid"].type == pa.large_string()
+        raw = census["census_data"]["homo_sapiens"].ms["RNA"].X["raw"]
+        assert raw.schema.field("soma_data").type == pa.float32()
+        assert raw.schema.field("soma_dim_0").type == pa.int64()
+
+
+def _tables(path: Path) -> dict[str, pa.Table]:
+    out: dict[str, pa.Table] = {}
+    with soma.open(str(path / "soma")) as census:
+        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
+            out[key] = census["census_info"][key].read().concat()
+        for organism in ("homo_sapiens", "mus_musculus"):
+            exp = census["census_data"][organism]
+            out[f"{organism}/obs"] = exp.obs.read().concat()
+            out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
+            for layer in ("raw", "normalized"):
+                out[f"{organism}/{layer}"] = exp.ms["RNA"].X[layer].read().tables().concat().sort_by(
+                    [("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")]
+                )
+            out[f"{organism}/presence"] = (
+                exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
+            )
+    return out
+
+
+def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> None:
+    corpus = synth_corpus(tmp_path / "c", seed=3, specs=demo_corpus_specs(1_200))
+    a = build_census(
+        corpus.manifest_path, tmp_path / "a",
+        options=BuildOptions(tag="2026-01-01", chunk_nnz=10_000_000, validate=False),
+    )
+    b = build_census(
+        corpus.manifest_path, tmp_path / "b",
+        options=BuildOptions(tag="2026-01-01", chunk_nnz=20_000, validate=False),
+    )
+    ta, tb = _tables(a.out_dir), _tables(b.out_dir)
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        assert ta[key].schema == tb[key].schema, key
+        assert ta[key].equals(tb[key]), key
