@@ -1,0 +1,612 @@
+"""Typed models of the JSON files of a release root.
+
+- ``release.json`` (:class:`ReleaseDirectory`) and ``mirrors.json`` (:class:`MirrorDirectory`) use
+  exactly the formats the official ``cellxgene_census`` client parses, so they carry no
+  ``format_version`` of ours (a top-level key would show up in the client as a bogus release or
+  mirror). Unknown keys in an entry are kept on rewrite.
+- ``manifest.json`` (:class:`Manifest`) and ``build.json`` (:class:`BuildInfo`) are cellcensus
+  files and carry ``format_version``; an unknown version fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
+from cellcensus.release._validate import tag_date, validate_relative_path
+
+__all__ = [
+    "AUTO_ALIASES",
+    "BUILD_FORMAT_VERSIONS",
+    "MANIFEST_FORMAT_VERSION",
+    "BuildInfo",
+    "Locator",
+    "Manifest",
+    "ManifestObject",
+    "Mirror",
+    "MirrorDirectory",
+    "ReleaseDirectory",
+    "ReleaseEntry",
+    "Retraction",
+]
+
+MANIFEST_FORMAT_VERSION = 1
+BUILD_FORMAT_VERSIONS = frozenset({1})
+AUTO_ALIASES = ("latest", "stable")
+
+Provider = Literal["S3", "file"]
+
+
+# ---------------------------------------------------------------------------- JSON shapes
+class LocatorDict(TypedDict):
+    """``soma`` / ``h5ads`` locator of a release entry."""
+
+    uri: str
+    relative_uri: str
+    s3_region: str | None
+
+
+class FlagsDict(TypedDict):
+    """Release flags."""
+
+    lts: bool
+    retracted: bool
+
+
+class RetractionDict(TypedDict):
+    """Details of a retraction."""
+
+    date: str
+    reason: str | None
+    info_url: str | None
+    replaced_by: str | None
+
+
+class ReleaseEntryDict(TypedDict):
+    """One build in ``release.json``."""
+
+    release_date: str | None
+    release_build: str
+    soma: LocatorDict
+    h5ads: LocatorDict
+    flags: FlagsDict
+    retraction: NotRequired[RetractionDict]
+    do_not_delete: bool
+
+
+class MirrorDict(TypedDict):
+    """One mirror in ``mirrors.json``."""
+
+    provider: str
+    base_uri: str
+    region: str | None
+    embeddings_base_uri: str
+
+
+class ManifestObjectDict(TypedDict):
+    """One object of a build in ``manifest.json``."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class ManifestDict(TypedDict):
+    """``manifest.json``."""
+
+    format_version: int
+    tag: str
+    created_at: str
+    total_size: int
+    objects: list[ManifestObjectDict]
+
+
+def _bad(where: str, what: str) -> BadInputError:
+    return BadInputError(f"{where}: {what}; the file is malformed (was it edited by hand?)")
+
+
+def _str_or_none(v: object, where: str, key: str) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    raise _bad(where, f"{key!r} must be a string or null, got {type(v).__name__}")
+
+
+# ---------------------------------------------------------------------------- release.json
+@dataclass(frozen=True, kw_only=True)
+class Locator:
+    """Where one part (``soma`` or ``h5ads``) of a build lives."""
+
+    uri: str
+    relative_uri: str
+    s3_region: str | None = None
+
+    def to_dict(self) -> LocatorDict:
+        """JSON form."""
+        return {"uri": self.uri, "relative_uri": self.relative_uri, "s3_region": self.s3_region}
+
+    @classmethod
+    def from_dict(cls, d: object, *, where: str) -> Locator:
+        """Parse; accepts ``relative_uri`` with or without a leading ``/`` (kept as written)."""
+        if not isinstance(d, Mapping):
+            raise _bad(where, "a locator must be an object")
+        uri = d.get("uri")
+        rel = d.get("relative_uri")
+        if not isinstance(uri, str) and not isinstance(rel, str):
+            raise _bad(where, "a locator needs 'uri' or 'relative_uri'")
+        return cls(
+            uri=uri if isinstance(uri, str) else "",
+            relative_uri=rel if isinstance(rel, str) else "",
+            s3_region=_str_or_none(d.get("s3_region"), where, "s3_region"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retraction:
+    """Why and when a build was retracted, and what replaces it."""
+
+    date: str
+    reason: str | None = None
+    info_url: str | None = None
+    replaced_by: str | None = None
+
+    def to_dict(self) -> RetractionDict:
+        """JSON form."""
+        return {
+            "date": self.date,
+            "reason": self.reason,
+            "info_url": self.info_url,
+            "replaced_by": self.replaced_by,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object, *, where: str) -> Retraction:
+        """Parse."""
+        if not isinstance(d, Mapping):
+            raise _bad(where, "'retraction' must be an object")
+        return cls(
+            date=str(d.get("date") or ""),
+            reason=_str_or_none(d.get("reason"), where, "reason"),
+            info_url=_str_or_none(d.get("info_url"), where, "info_url"),
+            replaced_by=_str_or_none(d.get("replaced_by"), where, "replaced_by"),
+        )
+
+
+_ENTRY_KEYS = frozenset(
+    {"release_date", "release_build", "soma", "h5ads", "flags", "retraction", "do_not_delete"}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseEntry:
+    """One published build (a non-alias value of ``release.json``)."""
+
+    release_build: str
+    soma: Locator
+    h5ads: Locator
+    release_date: str | None = None
+    lts: bool = False
+    retracted: bool = False
+    retraction: Retraction | None = None
+    do_not_delete: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        """The build tag (``release_build``)."""
+        return self.release_build
+
+    def sort_key(self) -> tuple[dt.date, str]:
+        """Order of builds: by the tag's date, else by ``release_date``, then by tag."""
+        d = tag_date(self.release_build)
+        if d is None and self.release_date:
+            d = tag_date(self.release_date)
+        return (d or dt.date.min, self.release_build)
+
+    def to_dict(self) -> ReleaseEntryDict:
+        """JSON form, in the layout the official client parses."""
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            {
+                "release_date": self.release_date,
+                "release_build": self.release_build,
+                "soma": self.soma.to_dict(),
+                "h5ads": self.h5ads.to_dict(),
+                "flags": {"lts": self.lts, "retracted": self.retracted},
+                "do_not_delete": self.do_not_delete,
+            }
+        )
+        if self.retraction is not None:
+            out["retraction"] = self.retraction.to_dict()
+        return cast("ReleaseEntryDict", out)
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any], *, where: str) -> ReleaseEntry:
+        """Parse one entry; ``name`` is its key in the directory."""
+        w = f"{where}, entry {name!r}"
+        build = d.get("release_build")
+        if not isinstance(build, str) or not build:
+            raise _bad(w, "'release_build' is missing or not a string")
+        if build != name:
+            raise _bad(w, f"'release_build' is {build!r} but the entry is named {name!r}")
+        for key in ("soma", "h5ads"):
+            if key not in d:
+                raise _bad(w, f"{key!r} is missing")
+        flags = d.get("flags") or {}
+        if not isinstance(flags, Mapping):
+            raise _bad(w, "'flags' must be an object")
+        retraction = d.get("retraction")
+        return cls(
+            release_build=build,
+            release_date=_str_or_none(d.get("release_date"), w, "release_date"),
+            soma=Locator.from_dict(d["soma"], where=w + ".soma"),
+            h5ads=Locator.from_dict(d["h5ads"], where=w + ".h5ads"),
+            lts=bool(flags.get("lts", False)),
+            retracted=bool(flags.get("retracted", False)),
+            retraction=None if retraction is None else Retraction.from_dict(retraction, where=w),
+            do_not_delete=bool(d.get("do_not_delete") or False),
+            extra={k: v for k, v in d.items() if k not in _ENTRY_KEYS},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseDirectory:
+    """The content of ``release.json``: builds by tag, and aliases (name -> name).
+
+    Instances are immutable; the ``with_*`` methods return changed copies.
+    """
+
+    builds: Mapping[str, ReleaseEntry] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ queries
+    def resolve(self, name: str) -> str:
+        """The build tag a name (tag or alias, chains allowed) points to.
+
+        Raises
+        ------
+        NotFoundError
+            When the name is unknown, dangles, or the alias chain loops.
+        """
+        seen: list[str] = []
+        current = name
+        while current in self.aliases:
+            if current in seen:
+                msg = f"alias loop in release.json: {' -> '.join([*seen, current])}"
+                raise NotFoundError(msg)
+            seen.append(current)
+            current = self.aliases[current]
+        if current not in self.builds:
+            known = ", ".join(sorted([*self.builds, *self.aliases])) or "none"
+            chain = f" (via {' -> '.join(seen)})" if seen else ""
+            msg = f"release {name!r}{chain} is not in release.json; known names: {known}"
+            raise NotFoundError(msg)
+        return current
+
+    def aliases_of(self, tag: str) -> list[str]:
+        """Every alias that resolves to ``tag`` (sorted)."""
+        out = []
+        for alias in self.aliases:
+            try:
+                if self.resolve(alias) == tag:
+                    out.append(alias)
+            except LookupError:
+                continue
+        return sorted(out)
+
+    def ordered_builds(self) -> list[ReleaseEntry]:
+        """Builds, newest first."""
+        return sorted(self.builds.values(), key=ReleaseEntry.sort_key, reverse=True)
+
+    def newest(self, *, lts_only: bool = False, include_retracted: bool = False) -> str | None:
+        """Tag of the newest build (optionally LTS only), skipping retracted ones by default."""
+        for e in self.ordered_builds():
+            if e.retracted and not include_retracted:
+                continue
+            if lts_only and not e.lts:
+                continue
+            return e.tag
+        return None
+
+    # ------------------------------------------------------------------ changes
+    def with_build(self, entry: ReleaseEntry) -> ReleaseDirectory:
+        """Copy with ``entry`` added or replaced, automatic aliases recomputed."""
+        builds = dict(self.builds)
+        builds[entry.tag] = entry
+        return ReleaseDirectory(builds=builds, aliases=self.aliases).with_auto_aliases()
+
+    def without_builds(self, tags: set[str] | frozenset[str]) -> ReleaseDirectory:
+        """Copy without the given builds, automatic aliases recomputed."""
+        builds = {k: v for k, v in self.builds.items() if k not in tags}
+        return ReleaseDirectory(builds=builds, aliases=self.aliases).with_auto_aliases()
+
+    def with_alias(self, name: str, target: str | None) -> ReleaseDirectory:
+        """Copy with alias ``name`` set to ``target`` (removed when ``target`` is None)."""
+        aliases = dict(self.aliases)
+        if target is None:
+            aliases.pop(name, None)
+        else:
+            aliases[name] = target
+        return ReleaseDirectory(builds=self.builds, aliases=aliases)
+
+    def with_auto_aliases(self) -> ReleaseDirectory:
+        """Copy with ``latest`` (newest non-retracted build) and ``stable`` (newest non-retracted
+        LTS build) recomputed; an alias with no candidate is removed."""
+        aliases = dict(self.aliases)
+        for name, target in (("latest", self.newest()), ("stable", self.newest(lts_only=True))):
+            if target is None:
+                aliases.pop(name, None)
+            else:
+                aliases[name] = target
+        return ReleaseDirectory(builds=self.builds, aliases=aliases)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, str | ReleaseEntryDict]:
+        """JSON form: aliases first (``stable``, ``latest``, then others), builds newest first."""
+        out: dict[str, str | ReleaseEntryDict] = {}
+        for name in sorted(self.aliases, key=lambda a: (a not in AUTO_ALIASES, a), reverse=False):
+            out[name] = self.aliases[name]
+        for entry in self.ordered_builds():
+            out[entry.tag] = entry.to_dict()
+        return out
+
+    def to_json(self) -> bytes:
+        """Serialised ``release.json``."""
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
+
+    @classmethod
+    def from_dict(cls, d: object, *, where: str = "release.json") -> ReleaseDirectory:
+        """Parse ``release.json`` content.
+
+        Raises
+        ------
+        BadInputError
+            When the content is not a release directory.
+        """
+        if not isinstance(d, Mapping):
+            raise _bad(where, "the top level must be an object mapping names to entries")
+        builds: dict[str, ReleaseEntry] = {}
+        aliases: dict[str, str] = {}
+        for name, value in d.items():
+            if isinstance(value, str):
+                aliases[str(name)] = value
+            elif isinstance(value, Mapping):
+                builds[str(name)] = ReleaseEntry.from_dict(str(name), value, where=where)
+            else:
+                raise _bad(where, f"entry {name!r} must be an alias (string) or an object")
+        return cls(builds=builds, aliases=aliases)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str = "release.json") -> ReleaseDirectory:
+        """Parse serialised ``release.json``."""
+        return cls.from_dict(_loads(data, where), where=where)
+
+
+# ---------------------------------------------------------------------------- mirrors.json
+@dataclass(frozen=True, kw_only=True)
+class Mirror:
+    """A place holding copies of the builds (``base_uri`` + a locator's ``relative_uri``)."""
+
+    name: str
+    provider: str
+    base_uri: str
+    region: str | None = None
+    embeddings_base_uri: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> MirrorDict:
+        """JSON form."""
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            {
+                "provider": self.provider,
+                "base_uri": self.base_uri,
+                "region": self.region,
+                "embeddings_base_uri": self.embeddings_base_uri or self.base_uri,
+            }
+        )
+        return cast("MirrorDict", out)
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any], *, where: str) -> Mirror:
+        """Parse one mirror."""
+        w = f"{where}, mirror {name!r}"
+        provider = d.get("provider")
+        base = d.get("base_uri")
+        if not isinstance(provider, str) or not isinstance(base, str):
+            raise _bad(w, "'provider' and 'base_uri' must be strings")
+        known = ("provider", "base_uri", "region", "embeddings_base_uri")
+        emb = d.get("embeddings_base_uri")
+        return cls(
+            name=name,
+            provider=provider,
+            base_uri=base,
+            region=_str_or_none(d.get("region"), w, "region"),
+            embeddings_base_uri=emb if isinstance(emb, str) else None,
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MirrorDirectory:
+    """The content of ``mirrors.json``: mirrors by name and the name of the default one."""
+
+    default: str | None = None
+    mirrors: Mapping[str, Mirror] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, str | MirrorDict]:
+        """JSON form: ``default`` first, then mirrors by name."""
+        out: dict[str, str | MirrorDict] = {}
+        if self.default is not None:
+            out["default"] = self.default
+        for name in sorted(self.mirrors):
+            out[name] = self.mirrors[name].to_dict()
+        return out
+
+    def to_json(self) -> bytes:
+        """Serialised ``mirrors.json``."""
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str = "mirrors.json") -> MirrorDirectory:
+        """Parse serialised ``mirrors.json``."""
+        d = _loads(data, where)
+        if not isinstance(d, Mapping):
+            raise _bad(where, "the top level must be an object")
+        default = d.get("default")
+        if default is not None and not isinstance(default, str):
+            raise _bad(where, "'default' must name a mirror")
+        mirrors = {
+            str(k): Mirror.from_dict(str(k), v, where=where)
+            for k, v in d.items()
+            if k != "default" and isinstance(v, Mapping)
+        }
+        return cls(default=default, mirrors=mirrors)
+
+
+# ---------------------------------------------------------------------------- manifest.json
+@dataclass(frozen=True, kw_only=True, order=True)
+class ManifestObject:
+    """One object of a build: path relative to ``<tag>/``, size in bytes, sha256 hex digest."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> ManifestObjectDict:
+        """JSON form."""
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """``manifest.json``: every object of one build, with its size and sha256."""
+
+    tag: str
+    objects: tuple[ManifestObject, ...]
+    created_at: str = ""
+    format_version: int = MANIFEST_FORMAT_VERSION
+
+    @property
+    def total_size(self) -> int:
+        """Sum of object sizes, in bytes."""
+        return sum(o.size for o in self.objects)
+
+    def by_path(self) -> dict[str, ManifestObject]:
+        """Objects keyed by path."""
+        return {o.path: o for o in self.objects}
+
+    def same_objects(self, other: Manifest) -> bool:
+        """Whether both manifests list exactly the same objects (ignores tag and time)."""
+        return sorted(self.objects) == sorted(other.objects)
+
+    def to_dict(self) -> ManifestDict:
+        """JSON form."""
+        return {
+            "format_version": self.format_version,
+            "tag": self.tag,
+            "created_at": self.created_at,
+            "total_size": self.total_size,
+            "objects": [o.to_dict() for o in sorted(self.objects)],
+        }
+
+    def to_json(self) -> bytes:
+        """Serialised ``manifest.json``."""
+        return (json.dumps(self.to_dict(), indent=1) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str = "manifest.json") -> Manifest:
+        """Parse and check a manifest (format version, paths, sizes, digests).
+
+        Raises
+        ------
+        IntegrityError
+            On an unknown ``format_version`` or a malformed entry.
+        BadInputError
+            On an unsafe object path.
+        """
+        d = _loads(data, where)
+        if not isinstance(d, Mapping):
+            msg = f"{where}: the top level must be an object"
+            raise IntegrityError(msg)
+        version = d.get("format_version")
+        if version != MANIFEST_FORMAT_VERSION:
+            msg = (
+                f"{where} has format_version {version!r}; this cellcensus reads version "
+                f"{MANIFEST_FORMAT_VERSION} only: upgrade cellcensus to read this release"
+            )
+            raise IntegrityError(msg)
+        raw = d.get("objects")
+        if not isinstance(raw, list):
+            msg = f"{where}: 'objects' must be a list"
+            raise IntegrityError(msg)
+        objects = []
+        seen: set[str] = set()
+        for i, o in enumerate(raw):
+            if not isinstance(o, Mapping):
+                msg = f"{where}: objects[{i}] is not an object"
+                raise IntegrityError(msg)
+            path, size, sha = o.get("path"), o.get("size"), o.get("sha256")
+            if not isinstance(size, int) or size < 0 or not isinstance(sha, str) or len(sha) != 64:
+                msg = f"{where}: objects[{i}] needs path, size >= 0 and a sha256"
+                raise IntegrityError(msg)
+            validate_relative_path(str(path), where=where)
+            if path in seen:
+                msg = f"{where}: object path {path!r} is listed twice"
+                raise IntegrityError(msg)
+            seen.add(str(path))
+            objects.append(ManifestObject(path=str(path), size=size, sha256=sha.lower()))
+        return cls(
+            tag=str(d.get("tag") or ""),
+            created_at=str(d.get("created_at") or ""),
+            objects=tuple(sorted(objects)),
+        )
+
+
+# ---------------------------------------------------------------------------- build.json
+@dataclass(frozen=True, kw_only=True)
+class BuildInfo:
+    """``build.json``, written by the builder: opaque provenance, except ``format_version``."""
+
+    format_version: int
+    data: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str = "build.json") -> BuildInfo:
+        """Parse and check the format version.
+
+        Raises
+        ------
+        BadInputError
+            When the file is not a JSON object or its ``format_version`` is unknown.
+        """
+        try:
+            d = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            msg = f"{where} is not valid JSON ({e}); rebuild the census"
+            raise BadInputError(msg) from e
+        if not isinstance(d, dict):
+            msg = f"{where} must hold a JSON object"
+            raise BadInputError(msg)
+        version = d.get("format_version")
+        if version not in BUILD_FORMAT_VERSIONS:
+            msg = (
+                f"{where} has format_version {version!r}; this cellcensus knows versions "
+                f"{sorted(BUILD_FORMAT_VERSIONS)}: rebuild with a matching cellcensus or upgrade"
+            )
+            raise BadInputError(
+                msg,
+                field="format_version",
+            )
+        return cls(format_version=int(version), data=d)
+
+
+def _loads(data: bytes, where: str) -> object:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        msg = f"{where} is not valid JSON: {e}"
+        raise BadInputError(msg) from e

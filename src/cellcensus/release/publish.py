@@ -1,0 +1,397 @@
+"""Publish a build directory to a release root.
+
+Steps (the commit point is the last one):
+
+1. check the build directory (``soma/`` collection, ``h5ads/``, ``build.json``) and the tag; refuse
+   a tag that ``release.json`` already lists (published tags are immutable);
+2. hash every file (sha256, and the ETag S3 will compute) and *claim* the tag by creating
+   ``<tag>/manifest.json`` with a create-only write. If a manifest is already there (an
+   interrupted publish), it must list exactly the same objects, otherwise publishing is refused
+   (``discard_partial`` deletes the unpublished leftovers first);
+3. upload, in parallel, only objects that are missing or different (size and ETag, or the
+   ``sha256`` metadata of earlier uploads); delete leftovers not in the manifest;
+4. verify what landed against the manifest (server ETags, else download and sha256);
+5. create ``mirrors.json`` with the ``origin`` mirror if missing;
+6. add the entry to ``release.json`` by compare-and-swap, recomputing ``latest``/``stable``.
+
+A publish killed at any point before step 6 leaves ``release.json`` unchanged; re-running it
+uploads only what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
+from cellcensus.release._models import (
+    BuildInfo,
+    Locator,
+    Manifest,
+    ManifestObject,
+    ReleaseDirectory,
+    ReleaseEntry,
+)
+from cellcensus.release._root import (
+    MULTIPART_CHUNKSIZE,
+    LocalRoot,
+    PreconditionFailedError,
+    ReleaseRoot,
+    S3Root,
+    open_root,
+)
+from cellcensus.release._transfer import (
+    DEFAULT_JOBS,
+    UPLOAD_HOOK,
+    FileDigest,
+    KillSwitch,
+    NullProgress,
+    TransferProgress,
+    hash_file,
+    run_parallel,
+)
+from cellcensus.release._validate import validate_tag
+from cellcensus.release.directory import RELEASE_JSON, read_directory, update_directory
+from cellcensus.release.mirrors import ensure_origin_mirror
+from cellcensus.release.verify import MANIFEST_KEY, check_build
+
+if TYPE_CHECKING:
+    from cellcensus.settings import Settings
+
+__all__ = ["PublishResult", "publish"]
+
+logger = logging.getLogger(__name__)
+
+BUILD_JSON = "build.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishResult:
+    """What a publish did."""
+
+    tag: str
+    soma_uri: str
+    entry: ReleaseEntry
+    total_objects: int
+    total_bytes: int
+    uploaded: int
+    skipped: int
+    bytes_uploaded: int
+    stale_deleted: int
+    seconds: float
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _check_build_dir(build_dir: Path, settings: Settings) -> BuildInfo:
+    if not build_dir.is_dir():
+        msg = f"build directory {build_dir} does not exist or is not a directory"
+        raise BadInputError(msg)
+    soma = build_dir / "soma"
+    if not (soma / "__tiledb_group.tdb").is_file():
+        msg = (
+            f"{soma} is not a TileDB-SOMA collection (no __tiledb_group.tdb); give the "
+            "directory the builder wrote (it holds soma/, h5ads/ and build.json)"
+        )
+        raise BadInputError(msg)
+    if not (build_dir / "h5ads").is_dir():
+        msg = f"{build_dir / 'h5ads'} is missing; the build is incomplete"
+        raise BadInputError(msg)
+    bj = build_dir / BUILD_JSON
+    if not bj.is_file():
+        msg = f"{bj} is missing; the build is incomplete"
+        raise BadInputError(msg)
+    data = bj.read_bytes()
+    for secret in (settings.secret_access_key, settings.session_token):
+        if secret and secret.encode() in data:
+            msg = (
+                f"{bj} contains the S3 secret key or session token; refusing to publish it. "
+                "Rebuild without credentials in the build configuration"
+            )
+            raise BadInputError(msg)
+    return BuildInfo.from_json(data, where=str(bj))
+
+
+def _build_files(build_dir: Path) -> list[tuple[str, Path]]:
+    files: list[tuple[str, Path]] = [(BUILD_JSON, build_dir / BUILD_JSON)]
+    for part in ("soma", "h5ads"):
+        base = build_dir / part
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                full = Path(dirpath) / name
+                files.append((full.relative_to(build_dir).as_posix(), full))
+    return sorted(files)
+
+
+def _entry(root: ReleaseRoot, tag: str, lts: bool, today: dt.date) -> ReleaseEntry:
+    region = root.settings.region if root.is_s3 else None
+
+    def loc(part: str) -> Locator:
+        key = f"{tag}/{part}/"
+        return Locator(
+            uri=root.object_uri(key), relative_uri=root.relative_uri(key), s3_region=region
+        )
+
+    return ReleaseEntry(
+        release_build=tag,
+        release_date=today.isoformat(),
+        soma=loc("soma"),
+        h5ads=loc("h5ads"),
+        lts=lts,
+    )
+
+
+def _claim(root: ReleaseRoot, tag: str, manifest: Manifest, discard_partial: bool) -> None:
+    """Create ``<tag>/manifest.json`` create-only; accept an identical one (resume)."""
+    key = f"{tag}/{MANIFEST_KEY}"
+    for _ in range(2):
+        try:
+            root.write_bytes(key, manifest.to_json(), if_none_match=True)
+        except PreconditionFailedError:
+            pass
+        else:
+            return
+        got = root.read_versioned(key)
+        if got is None:
+            continue  # deleted meanwhile: try again
+        try:
+            existing: Manifest | None = Manifest.from_json(got[0], where=root.object_uri(key))
+        except (BadInputError, IntegrityError):
+            existing = None
+        if existing is not None and existing.same_objects(manifest):
+            logger.info("resuming the interrupted publish of %s", root.object_uri(f"{tag}/"))
+            return
+        if not discard_partial:
+            msg = (
+                f"{root.object_uri(f'{tag}/')} holds an unpublished, different build (left by an "
+                "interrupted publish of other data, or being published right now). Re-run with "
+                "--discard-partial to delete it, or publish under another tag"
+            )
+            raise BadInputError(msg, field="tag")
+        if tag in read_directory(root).builds:
+            msg = f"{tag!r} was published meanwhile; it is immutable"
+            raise BadInputError(msg, field="tag")
+        n = root.delete_prefix(f"{tag}/")
+        logger.warning("deleted %d objects of an unpublished build under %s/", n, tag)
+        discard_partial = False
+    msg = f"could not claim {root.object_uri(key)}; retry"
+    raise BadInputError(msg, field="tag")
+
+
+def _hash_files(
+    files: list[tuple[str, Path]], jobs: int, prog: TransferProgress
+) -> dict[str, FileDigest]:
+    prog.start("hashing", sum(p.stat().st_size for _, p in files))
+
+    def digest(item: tuple[str, Path]) -> FileDigest:
+        d = hash_file(item[1], chunksize=MULTIPART_CHUNKSIZE)
+        prog.advance(d.size)
+        return d
+
+    try:
+        results = run_parallel(digest, files, jobs=jobs)
+    finally:
+        prog.finish()
+    return dict(zip([rel for rel, _ in files], results, strict=True))
+
+
+def _plan_uploads(
+    r: ReleaseRoot, tag: str, files: list[tuple[str, Path]], digests: dict[str, FileDigest]
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Objects to send (missing or different) and leftovers to delete."""
+    remote = {o.key[len(tag) + 1 :]: o for o in r.list_objects(f"{tag}/")}
+    todo: list[tuple[str, Path]] = []
+    for rel, path in files:
+        d = digests[rel]
+        info = remote.get(rel)
+        if info is None or info.size != d.size:
+            todo.append((rel, path))
+        elif isinstance(r, S3Root):
+            if info.etag != d.s3_etag and r.head_sha256(f"{tag}/{rel}") != d.sha256:
+                todo.append((rel, path))
+        elif isinstance(r, LocalRoot):
+            existing = r.path / tag / rel
+            if hash_file(existing, chunksize=MULTIPART_CHUNKSIZE).sha256 != d.sha256:
+                todo.append((rel, path))
+    stale = sorted(set(remote) - set(digests) - {MANIFEST_KEY})
+    return todo, stale
+
+
+def _upload(
+    r: ReleaseRoot,
+    tag: str,
+    todo: list[tuple[str, Path]],
+    *,
+    digests: dict[str, FileDigest],
+    jobs: int,
+    prog: TransferProgress,
+) -> None:
+    kill = KillSwitch(UPLOAD_HOOK)
+    prog.start(f"uploading {tag}", sum(digests[rel].size for rel, _ in todo))
+
+    def upload(item: tuple[str, Path]) -> None:
+        rel, path = item
+        r.upload_file(path, f"{tag}/{rel}", sha256=digests[rel].sha256, callback=prog.advance)
+
+    try:
+        run_parallel(upload, todo, jobs=jobs, on_done=lambda _i, _r: kill.tick())
+    finally:
+        prog.finish()
+
+
+def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
+    tag = entry.tag
+
+    def commit(d: ReleaseDirectory) -> ReleaseDirectory:
+        if tag in d.aliases:
+            msg = f"{tag!r} became an alias meanwhile; not publishing"
+            raise BadInputError(msg, field="tag")
+        if tag in d.builds:
+            old = d.builds[tag]
+            if (old.soma, old.h5ads, old.lts) == (entry.soma, entry.h5ads, entry.lts):
+                return d  # our own write (a lost response) or an identical concurrent publish
+            msg = f"{tag!r} was published meanwhile; it is immutable"
+            raise BadInputError(msg, field="tag")
+        return d.with_build(entry)
+
+    update_directory(r, commit)
+
+
+def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
+    _check_build_dir(bdir, r.settings)
+    if isinstance(r, S3Root) and r.settings.anonymous:
+        msg = (
+            f"publishing to {r.uri} needs credentials, but requests are unsigned "
+            "(--no-sign-request / CELLCENSUS_S3_NO_SIGN_REQUEST): drop that and set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+        )
+        raise PermissionDeniedError(msg)
+    directory = read_directory(r)
+    if tag in directory.builds or tag in directory.aliases:
+        msg = (
+            f"{tag!r} is already in {r.object_uri(RELEASE_JSON)}; published tags are immutable: "
+            "publish under a new tag (or retract the old build)"
+        )
+        raise BadInputError(msg, field="tag")
+
+
+def publish(
+    build_dir: str | Path,
+    root: str | Path | ReleaseRoot,
+    *,
+    tag: str | None = None,
+    lts: bool = False,
+    allow_custom_tag: bool = False,
+    discard_partial: bool = False,
+    settings: Settings | None = None,
+    jobs: int = DEFAULT_JOBS,
+    progress: TransferProgress | None = None,
+    today: dt.date | None = None,
+) -> PublishResult:
+    """Upload a build to ``ROOT/<tag>/``, verify it, then commit it to ``release.json``.
+
+    Parameters
+    ----------
+    build_dir
+        Directory with ``soma/``, ``h5ads/`` and ``build.json`` (the builder's output).
+    root
+        Release root: local directory, ``file://`` or ``s3://bucket/prefix/``.
+    tag
+        Build tag; defaults to today's date (UTC), ``YYYY-MM-DD``.
+    lts
+        Mark the build long-term stable (``stable`` then points to it if it is the newest LTS).
+    allow_custom_tag
+        Accept a tag that is not a date.
+    discard_partial
+        Delete an unpublished, different build left under the tag by an interrupted publish.
+    settings
+        Storage settings (S3 roots); resolved from the environment when omitted.
+    jobs
+        Parallel transfers.
+    progress
+        Progress reporting.
+    today
+        Date used as default tag and ``release_date`` (tests).
+
+    Returns
+    -------
+    PublishResult
+        Counts, sizes and the committed entry.
+
+    Raises
+    ------
+    BadInputError
+        Bad build directory or tag, or the tag is already published.
+    PermissionDeniedError
+        Missing or insufficient credentials.
+    IntegrityError
+        What landed does not match the manifest.
+    """
+    t0 = time.monotonic()
+    r = open_root(root, settings)
+    bdir = Path(build_dir)
+    day = today or _today()
+    tag = validate_tag(tag or day.isoformat(), allow_custom=allow_custom_tag)
+    _preflight(r, bdir, tag)
+    prog = progress or NullProgress()
+    logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
+
+    files = _build_files(bdir)
+    digests = _hash_files(files, jobs, prog)
+    manifest = Manifest(
+        tag=tag,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        objects=tuple(
+            ManifestObject(path=rel, size=d.size, sha256=d.sha256) for rel, d in digests.items()
+        ),
+    )
+    _claim(r, tag, manifest, discard_partial)
+
+    todo, stale = _plan_uploads(r, tag, files, digests)
+    if stale:
+        logger.warning("deleting %d leftovers not in the manifest under %s/", len(stale), tag)
+        r.delete_keys([f"{tag}/{k}" for k in stale])
+    upload_bytes = sum(digests[rel].size for rel, _ in todo)
+    logger.info(
+        "%d of %d objects to upload (%d bytes); %d already there",
+        len(todo),
+        len(files),
+        upload_bytes,
+        len(files) - len(todo),
+    )
+    _upload(r, tag, todo, digests=digests, jobs=jobs, prog=prog)
+
+    etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
+    report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=prog)
+    if not report.ok:
+        shown = "; ".join(str(p) for p in report.problems[:10])
+        msg = (
+            f"after upload, {len(report.problems)} objects under {report.uri} do not match the "
+            f"manifest ({shown}); release.json was not changed. Re-run publish to repair"
+        )
+        raise IntegrityError(msg)
+
+    ensure_origin_mirror(r)
+    entry = _entry(r, tag, lts, day)
+    _commit(r, entry)
+    seconds = time.monotonic() - t0
+    logger.info("published %s: %s (%.1f s)", tag, entry.soma.uri, seconds)
+    return PublishResult(
+        tag=tag,
+        soma_uri=entry.soma.uri,
+        entry=entry,
+        total_objects=len(files),
+        total_bytes=manifest.total_size,
+        uploaded=len(todo),
+        skipped=len(files) - len(todo),
+        bytes_uploaded=upload_bytes,
+        stale_deleted=len(stale),
+        seconds=seconds,
+    )

@@ -1,0 +1,369 @@
+"""Storage-access settings: one typed, immutable object for every S3 operation of the project.
+
+Resolution order, field by field: explicit arguments, then ``CELLCENSUS_S3_*`` environment
+variables, then the AWS conventions (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_REGION`` /
+``AWS_DEFAULT_REGION``, ``AWS_PROFILE``), then defaults. A profile (argument,
+``CELLCENSUS_S3_PROFILE`` or ``AWS_PROFILE``) is resolved through a boto3 session for the keys and
+region it defines, when those were not given directly.
+
+TileDB reads none of the AWS variables, so :meth:`Settings.tiledb_config` translates the resolved
+settings into ``vfs.s3.*`` keys; :meth:`Settings.boto3_client` builds the matching boto3 client.
+
+==================================  ===============================  ============================
+Field                               ``CELLCENSUS_`` variable         AWS fallback
+==================================  ===============================  ============================
+``endpoint_url``                    ``CELLCENSUS_S3_ENDPOINT_URL``   ``AWS_ENDPOINT_URL_S3``,
+                                                                     ``AWS_ENDPOINT_URL``
+``region``                          ``CELLCENSUS_S3_REGION``         ``AWS_REGION``,
+                                                                     ``AWS_DEFAULT_REGION``
+``path_style``                      ``CELLCENSUS_S3_PATH_STYLE``     (on when an endpoint is set)
+``anonymous``                       ``CELLCENSUS_S3_NO_SIGN_REQUEST``
+``access_key_id``                   ``CELLCENSUS_S3_ACCESS_KEY_ID``  ``AWS_ACCESS_KEY_ID``
+``secret_access_key``               ``CELLCENSUS_S3_SECRET_ACCESS_KEY``  ``AWS_SECRET_ACCESS_KEY``
+``session_token``                   ``CELLCENSUS_S3_SESSION_TOKEN``  ``AWS_SESSION_TOKEN``
+``profile``                         ``CELLCENSUS_S3_PROFILE``        ``AWS_PROFILE``
+==================================  ===============================  ============================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore
+import botocore.exceptions
+from botocore.config import Config
+
+from cellcensus.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["DEFAULT_REGION", "ENV_PREFIX", "Settings"]
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "CELLCENSUS_S3_"
+DEFAULT_REGION = "us-east-1"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _parse_bool(value: str, name: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    msg = (
+        f"environment variable {name}={value!r} is not a boolean; use one of true/false/1/0/yes/no"
+    )
+    raise ConfigError(msg)
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value
+    return None
+
+
+def _check_endpoint(endpoint_url: str) -> str:
+    parsed = urllib.parse.urlparse(endpoint_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        msg = (
+            f"S3 endpoint URL {endpoint_url!r} is not an http(s) URL; give it as "
+            "'https://host[:port]' or 'http://host:port' (e.g. http://127.0.0.1:8333)"
+        )
+        raise ConfigError(msg)
+    if parsed.username or parsed.password:
+        msg = (
+            "the S3 endpoint URL must not contain credentials; pass them as access key "
+            "settings (CELLCENSUS_S3_ACCESS_KEY_ID / AWS_ACCESS_KEY_ID) instead"
+        )
+        raise ConfigError(msg)
+    return endpoint_url.rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Settings:
+    """How to reach S3-compatible storage. Immutable; build it with :meth:`resolve`.
+
+    Parameters
+    ----------
+    endpoint_url
+        ``http(s)://host[:port]`` of a non-AWS S3 server, or ``None`` for AWS.
+    region
+        Bucket region (signing region for non-AWS servers).
+    path_style
+        Path-style addressing (``host/bucket/key``) instead of virtual-host style.
+    anonymous
+        Send unsigned requests (public buckets); no credentials are used.
+    access_key_id, secret_access_key, session_token
+        Static credentials; when ``None`` boto3's (and TileDB's) default credential chain applies.
+    profile
+        The AWS profile the credentials came from, if any (for display only once resolved).
+    """
+
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    path_style: bool = False
+    anonymous: bool = False
+    access_key_id: str | None = field(default=None, compare=True)
+    secret_access_key: str | None = field(default=None, compare=True)
+    session_token: str | None = field(default=None, compare=True)
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            object.__setattr__(self, "endpoint_url", _check_endpoint(self.endpoint_url))
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            msg = (
+                "an S3 access key id was given without its secret access key (or the reverse); "
+                "set both (CELLCENSUS_S3_ACCESS_KEY_ID and CELLCENSUS_S3_SECRET_ACCESS_KEY, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or neither"
+            )
+            raise ConfigError(msg)
+        if not self.region:
+            msg = "the S3 region must not be empty; set e.g. --region us-east-1"
+            raise ConfigError(msg)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        path_style: bool | None = None,
+        anonymous: bool | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Resolve settings: arguments, then ``CELLCENSUS_S3_*``, then AWS env, then defaults.
+
+        Parameters
+        ----------
+        endpoint_url, region, path_style, anonymous, access_key_id, secret_access_key, \
+session_token, profile
+            Explicit values; ``None`` means "not given, look further".
+        env
+            The environment to read (defaults to ``os.environ``); tests pass their own.
+
+        Returns
+        -------
+        Settings
+            The resolved, immutable settings.
+
+        Raises
+        ------
+        ConfigError
+            On a malformed value (endpoint URL, boolean variable, half-given key pair, unknown
+            profile).
+
+        Examples
+        --------
+        >>> s = Settings.resolve(endpoint_url="http://127.0.0.1:8333", anonymous=True, env={})
+        >>> s.tiledb_config()["vfs.s3.scheme"], s.path_style
+        ('http', True)
+        """
+        e: Mapping[str, str] = os.environ if env is None else env
+        p = ENV_PREFIX
+
+        if endpoint_url is None:
+            endpoint_url = _first(e, p + "ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        if anonymous is None:
+            raw = e.get(p + "NO_SIGN_REQUEST")
+            anonymous = _parse_bool(raw, p + "NO_SIGN_REQUEST") if raw is not None else False
+        if path_style is None:
+            raw = e.get(p + "PATH_STYLE")
+            if raw is not None:
+                path_style = _parse_bool(raw, p + "PATH_STYLE")
+            else:
+                # Non-AWS servers (SeaweedFS, MinIO, Ceph...) generally need path-style.
+                path_style = endpoint_url is not None
+        if profile is None:
+            profile = _first(e, p + "PROFILE", "AWS_PROFILE")
+
+        explicit_keys = access_key_id is not None or secret_access_key is not None
+        if not explicit_keys:
+            prefixed = _first(e, p + "ACCESS_KEY_ID"), _first(e, p + "SECRET_ACCESS_KEY")
+            if any(prefixed):
+                access_key_id, secret_access_key = prefixed
+                session_token = session_token or _first(e, p + "SESSION_TOKEN")
+            elif _first(e, "AWS_ACCESS_KEY_ID") or _first(e, "AWS_SECRET_ACCESS_KEY"):
+                access_key_id = _first(e, "AWS_ACCESS_KEY_ID")
+                secret_access_key = _first(e, "AWS_SECRET_ACCESS_KEY")
+                session_token = session_token or _first(e, "AWS_SESSION_TOKEN")
+
+        if region is None:
+            region = _first(e, p + "REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+        if profile is not None and not anonymous and (access_key_id is None or region is None):
+            access_key_id, secret_access_key, session_token, region = cls._from_profile(
+                profile, access_key_id, secret_access_key, session_token, region
+            )
+
+        return cls(
+            endpoint_url=endpoint_url,
+            region=region or DEFAULT_REGION,
+            path_style=path_style,
+            anonymous=anonymous,
+            access_key_id=None if anonymous else access_key_id,
+            secret_access_key=None if anonymous else secret_access_key,
+            session_token=None if anonymous else session_token,
+            profile=profile,
+        )
+
+    @staticmethod
+    def _from_profile(
+        profile: str,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        session_token: str | None,
+        region: str | None,
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        try:
+            session = boto3.Session(profile_name=profile)
+        except botocore.exceptions.ProfileNotFound as e:
+            msg = (
+                f"AWS profile {profile!r} was not found in the AWS config/credentials files; "
+                "check AWS_PROFILE / --profile or define the profile with `aws configure`"
+            )
+            raise ConfigError(msg) from e
+        if access_key_id is None:
+            creds = session.get_credentials()
+            if creds is not None:
+                frozen = creds.get_frozen_credentials()
+                access_key_id = frozen.access_key
+                secret_access_key = frozen.secret_key
+                session_token = frozen.token
+        if region is None:
+            region = session.region_name
+        return access_key_id, secret_access_key, session_token, region
+
+    def replace(self, **changes: Any) -> Settings:  # noqa: ANN401 - any field
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``, from the endpoint URL (``https`` for AWS)."""
+        if self.endpoint_url is None:
+            return "https"
+        return urllib.parse.urlparse(self.endpoint_url).scheme
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether static credentials were resolved (they may still come from a default chain)."""
+        return self.access_key_id is not None
+
+    def tiledb_config(self) -> dict[str, str]:
+        """The TileDB ``vfs.s3.*`` configuration for these settings.
+
+        Always sets ``vfs.s3.no_sign_request`` explicitly (the official ``cellxgene_census``
+        client defaults it to ``"true"``), the region, scheme and addressing style, and the
+        endpoint and keys when present. Pass it as ``tiledb_config=`` to
+        ``cellxgene_census.open_soma`` or to ``tiledbsoma.SOMATileDBContext``.
+
+        Returns
+        -------
+        dict[str, str]
+            TileDB configuration keys and values (contains secrets: do not log it).
+        """
+        cfg: dict[str, str] = {
+            "vfs.s3.region": self.region,
+            "vfs.s3.scheme": self.scheme,
+            "vfs.s3.use_virtual_addressing": "false" if self.path_style else "true",
+            "vfs.s3.no_sign_request": "true" if self.anonymous else "false",
+        }
+        if self.endpoint_url is not None:
+            cfg["vfs.s3.endpoint_override"] = self.endpoint_url
+        if not self.anonymous and self.access_key_id is not None:
+            cfg["vfs.s3.aws_access_key_id"] = self.access_key_id
+            cfg["vfs.s3.aws_secret_access_key"] = self.secret_access_key or ""
+            if self.session_token:
+                cfg["vfs.s3.aws_session_token"] = self.session_token
+        return cfg
+
+    def boto3_client(self, *, max_pool_connections: int = 32) -> S3Client:
+        """A boto3 S3 client configured with these settings.
+
+        Parameters
+        ----------
+        max_pool_connections
+            HTTP connection pool size (at least the number of parallel transfers).
+
+        Returns
+        -------
+        S3Client
+            A new client (thread-safe; share it between threads).
+        """
+        config = Config(
+            region_name=self.region,
+            signature_version=botocore.UNSIGNED if self.anonymous else None,
+            s3={"addressing_style": "path" if self.path_style else "virtual"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        kwargs: dict[str, Any] = {}
+        if not self.anonymous and self.access_key_id is not None:
+            kwargs = {
+                "aws_access_key_id": self.access_key_id,
+                "aws_secret_access_key": self.secret_access_key,
+                "aws_session_token": self.session_token,
+            }
+        # A profile already resolved into keys is not passed again; without keys, let the
+        # profile's own chain (SSO, assume-role, process) supply them.
+        session = (
+            boto3.Session(profile_name=self.profile)
+            if self.profile and not kwargs and not self.anonymous
+            else boto3.Session()
+        )
+        client: S3Client = session.client(
+            "s3", endpoint_url=self.endpoint_url, config=config, **kwargs
+        )
+        return client
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        creds = (
+            "anonymous"
+            if self.anonymous
+            else ("static keys" if self.access_key_id is not None else "default chain")
+        )
+        return (
+            f"Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r}, "
+            f"path_style={self.path_style}, anonymous={self.anonymous}, "
+            f"credentials={creds!r}, profile={self.profile!r})"
+        )
+
+    __str__ = __repr__
+
+    def describe(self) -> dict[str, str | bool | None]:
+        """A JSON-able summary without secrets (for logs and ``show`` commands)."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "path_style": self.path_style,
+            "anonymous": self.anonymous,
+            "scheme": self.scheme,
+            "credentials": "static keys" if self.access_key_id else None,
+            "profile": self.profile,
+        }
