@@ -44,6 +44,9 @@ def build(
     scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")] = None,
     memory_per_worker: Annotated[str | None, typer.Option(help="Memory limit per LocalCluster worker, e.g. 4GiB.")] = None,
     validate: Annotated[bool, typer.Option(help="Validate the output against the sources.")] = True,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted build of the same inputs, reusing finished work.")
+    ] = False,
 ) -> None:
     """Build a Census-schema release tag from H5AD files."""
     from cellcensus.build import BuildOptions, build_census
@@ -60,6 +63,7 @@ def build(
         scheduler=scheduler,
         memory_per_worker=memory_per_worker,
         validate=validate,
+        resume=resume,
     )
     with RichProgress() as progress:
         result = build_census(manifest, out_dir, options=options, progress=progress)

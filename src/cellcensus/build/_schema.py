@@ -201,6 +201,10 @@ def full_gene_assays() -> frozenset[str]:
 ACCEPTED_TISSUE_TYPES = ("tissue", "organoid")
 
 # --- TileDB storage settings (filters and tiling as the official builder uses) ---------------
+#: The official builder creates arrays that allow duplicate coordinates. We do not: a write is then
+#: idempotent (re-writing a cell replaces it), which is what makes an interrupted build resumable
+#: without leaving doubled values. Coordinates are unique either way, so readers see no difference.
+ALLOWS_DUPLICATES = False
 _ZSTD9: dict[str, Any] = {"_type": "ZstdFilter", "level": 9}
 _ZSTD19: dict[str, Any] = {"_type": "ZstdFilter", "level": 19}
 _NUMERIC_OBS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
@@ -223,7 +227,7 @@ def obs_platform_config() -> dict[str, Any]:
                 "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", _ZSTD19]}},
                 "attrs": attrs,
                 "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
-                "allows_duplicates": True,
+                "allows_duplicates": ALLOWS_DUPLICATES,
             }
         }
     }
@@ -243,7 +247,7 @@ def var_platform_config() -> dict[str, Any]:
                     **{k: {"filters": ["ByteShuffleFilter", _ZSTD9]} for k in numeric},
                 },
                 "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
-                "allows_duplicates": True,
+                "allows_duplicates": ALLOWS_DUPLICATES,
             }
         }
     }
@@ -265,7 +269,7 @@ def x_platform_config(layer: str) -> dict[str, Any]:
                 "attrs": {"soma_data": {"filters": data_filters}},
                 "cell_order": "row-major",
                 "tile_order": "row-major",
-                "allows_duplicates": True,
+                "allows_duplicates": ALLOWS_DUPLICATES,
             }
         }
     }

@@ -219,10 +219,11 @@ def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
     order = np.lexsort((cols, rows))
     uri = f"{rna_uri}/{S.PRESENCE_MATRIX}"
     with soma.Measurement.open(rna_uri, "w", context=soma_context()) as rna:
-        arr = rna.add_new_sparse_ndarray(
-            S.PRESENCE_MATRIX, type=pa.bool_(), shape=(n_datasets, plan.n_var)
-        )
-        arr.close()
+        if S.PRESENCE_MATRIX not in rna:  # absent unless a resumed build already made it
+            arr = rna.add_new_sparse_ndarray(
+                S.PRESENCE_MATRIX, type=pa.bool_(), shape=(n_datasets, plan.n_var)
+            )
+            arr.close()
     with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
         arr.write(
             pa.Table.from_pydict(
@@ -238,6 +239,9 @@ def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
 def write_info_table(info: soma.Collection, key: str, table: pa.Table) -> None:
     """Create and fill one census_info DataFrame."""
     n = table.num_rows
-    uri = create_dataframe(info, key, table.schema, domain=(0, n - 1) if n else None)
+    if key in info:  # a resumed build: the write below is idempotent
+        uri = f"{info.uri.rstrip('/')}/{key}"
+    else:
+        uri = create_dataframe(info, key, table.schema, domain=(0, n - 1) if n else None)
     if n:
         write_table(uri, table)

@@ -30,10 +30,11 @@ from cellcensus.build._consolidate import consolidate, gather
 from cellcensus.build._executor import open_executor
 from cellcensus.build._plan import OrganismPlan, make_plans, summary_cell_counts
 from cellcensus.build._scan import ScanResult, scan_dataset
+from cellcensus.build._state import BuildState
 from cellcensus.build._stage import StagedSource, remove_tree, stage_source, source_size
 from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
 from cellcensus.build.manifest import ManifestEntry, load_manifest
-from cellcensus.errors import BadInputError
+from cellcensus.errors import BadInputError, CellCensusError
 
 __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"]
 
@@ -66,6 +67,11 @@ class BuildOptions:
         Re-read the output and check it against the sources before finishing.
     consolidate
         Consolidate and vacuum every array (one fragment each), as releases should be.
+    validation_sample_cells
+        Cells per dataset whose X rows and statistics the validation compares with the source.
+    resume
+        Continue an interrupted build of the same manifest and settings from its staging
+        directory, reusing finished work; without it, leftovers of an earlier run are removed.
     """
 
     tag: str | None = None
@@ -77,6 +83,7 @@ class BuildOptions:
     validate: bool = True
     consolidate: bool = True
     validation_sample_cells: int = 256
+    resume: bool = False
 
 
 @dataclass
@@ -105,15 +112,17 @@ def _check_tag(tag: str) -> str:
     return tag
 
 
-def _scan_task(args: tuple[str, str, str, int, bool, bool]) -> ScanResult | BadInputError:
+def _scan_task(
+    args: tuple[str, str, str, int, bool, bool],
+) -> tuple[str, ScanResult | BadInputError]:
     dataset_id, path, work, chunk_nnz, check_values, skip = args
     try:
-        return scan_dataset(
+        return dataset_id, scan_dataset(
             dataset_id, path, work_dir=work, chunk_nnz=chunk_nnz, check_values=check_values
         )
     except BadInputError as e:
         if skip:
-            return e
+            return dataset_id, e
         raise
 
 
@@ -129,6 +138,10 @@ class _Run:
     settings: Any
     skipped: dict[str, str] = field(default_factory=dict)
     staged: dict[str, StagedSource] = field(default_factory=dict)
+
+    @property
+    def state(self) -> BuildState:
+        return BuildState(self.work)
 
     @property
     def soma_uri(self) -> str:
@@ -176,16 +189,25 @@ def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Any) -> list[Sc
         for e in entries
     ]
     run.progress.start("scan", len(args), "datasets")
-    by_id: dict[str, ScanResult] = {}
-    for res in executor.imap_unordered(_scan_task, args):
-        if isinstance(res, BadInputError):
-            logger.warning("skipping dataset %s: %s", res.dataset_id, res)
-            run.skipped[str(res.dataset_id)] = str(res)
+    by_id: dict[str, ScanResult | BadInputError] = {}
+    todo = []
+    for a in args:
+        if run.state.done(f"scan.{a[0]}"):
+            by_id[a[0]] = run.state.payload(f"scan.{a[0]}")
+            run.progress.advance("scan")
         else:
-            by_id[res.dataset_id] = res
+            todo.append(a)
+    for key, res in executor.imap_unordered(_scan_task, todo):
+        run.state.mark(f"scan.{key}", res)
+        by_id[key] = res
         run.progress.advance("scan")
+    for key, res in list(by_id.items()):
+        if isinstance(res, BadInputError):
+            logger.warning("skipping dataset %s: %s", key, res)
+            run.skipped[key] = str(res)
+            del by_id[key]
     run.progress.finish("scan")
-    return [by_id[e.dataset_id] for e in entries if e.dataset_id in by_id]
+    return [r for e in entries if isinstance(r := by_id.get(e.dataset_id), ScanResult)]
 
 
 def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
@@ -211,6 +233,10 @@ def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
                 )
             )
     return tasks
+
+
+def _x_marker(task: XChunkTask) -> str:
+    return f"x.{task.dataset_id}.{task.start}"
 
 
 def _write_experiment(
@@ -297,6 +323,10 @@ def _info_tables(
 
 
 def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
+    if run.state.done("structure"):
+        uris: dict[str, str] = run.state.payload("structure")
+        return uris
+    remove_tree(Path(run.soma_uri))
     exp_uris: dict[str, str] = {}
     with W.create_root(run.soma_uri, run.tag) as root:
         data = root[S.CENSUS_DATA]
@@ -307,6 +337,7 @@ def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
             W.create_experiment(
                 spatial, OrganismPlan(organism, [], _empty_var(), {}, 0, 0), spatial=True
             )
+    run.state.mark("structure", exp_uris)
     return exp_uris
 
 
@@ -426,13 +457,26 @@ def build_census(
         progress=progress or NoProgress(),
         settings=settings,
     )
-    remove_tree(run.staging)
-    run.staging.mkdir(parents=True)
+    if not opts.resume:
+        remove_tree(run.staging)
+    run.staging.mkdir(parents=True, exist_ok=True)
+    fingerprint = BuildState.fingerprint(
+        entries,
+        {"tag": run.tag, "chunk_nnz": opts.chunk_nnz, "on_error": opts.on_error},
+    )
+    if run.state.begin(fingerprint, resume=opts.resume):
+        logger.info("resuming the interrupted build in %s", run.staging)
     try:
         result = _build(run, entries)
-    except BaseException:
+    except CellCensusError:
         logger.error("build failed; removing staging directory %s", run.staging)
         remove_tree(run.staging)
+        raise
+    except BaseException:
+        logger.error(
+            "build interrupted; its work is kept in %s: re-run with --resume to continue",
+            run.staging,
+        )
         raise
     if out.exists():
         out.rmdir()
@@ -460,16 +504,29 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         all_tasks = [t for ts in tasks.values() for t in ts]
         run.progress.start("x", sum(p.n_obs for p in plans), "cells")
         results: list[XChunkResult] = []
-        for res in executor.imap_unordered(process_x_chunk, all_tasks):
+        todo = []
+        for t in all_tasks:
+            if run.state.done(_x_marker(t)):
+                res = run.state.payload(_x_marker(t))
+                results.append(res)
+                run.progress.advance("x", res.n_cells)
+            else:
+                todo.append(t)
+        markers = {(t.dataset_id, t.start): _x_marker(t) for t in todo}
+        for res in executor.imap_unordered(process_x_chunk, todo):
+            run.state.mark(markers[(res.dataset_id, res.start)], res)
             results.append(res)
             run.progress.advance("x", res.n_cells)
         run.progress.finish("x")
         n_datasets = sum(len(p.datasets) for p in plans)
         run.progress.start("obs", sum(p.n_obs for p in plans), "cells")
         for plan in plans:
-            if plan.n_obs:
-                mine = [r for r in results if r.dataset_id in {d.scan.dataset_id for d in plan.datasets}]
+            step = f"experiment.{plan.organism.name}"
+            if plan.n_obs and not run.state.done(step):
+                ids = {d.scan.dataset_id for d in plan.datasets}
+                mine = [r for r in results if r.dataset_id in ids]
                 _write_experiment(run, plan, exp_uris[plan.organism.name], mine, n_datasets)
+                run.state.mark(step)
         run.progress.finish("obs")
         by_id = {e.dataset_id: e for e in entries}
         with soma.Collection.open(f"{run.soma_uri}/{S.CENSUS_INFO}", "w", context=soma_context()) as info:
@@ -480,12 +537,13 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         for e in entries:
             if e.dataset_id not in included:
                 (run.staging / "h5ads" / f"{e.dataset_id}.h5ad").unlink(missing_ok=True)
-        if opts.consolidate:
+        if opts.consolidate and not run.state.done("consolidated"):
             targets = gather(run.soma_uri)
             run.progress.start("consolidate", len(targets), "objects")
             for _ in executor.imap_unordered(consolidate, targets):
                 run.progress.advance("consolidate")
             run.progress.finish("consolidate")
+            run.state.mark("consolidated")
     remove_tree(run.work)
     scans_by_id = {s.dataset_id: s for s in scans}
     doc = _write_build_json(run, all_entries, scans_by_id, plans)
