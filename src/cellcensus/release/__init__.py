@@ -19,7 +19,6 @@ from cellcensus.release._models import (
     Retraction,
 )
 from cellcensus.release._root import LocalRoot, ObjectInfo, ReleaseRoot, S3Root, open_root
-from cellcensus.release._transfer import TransferProgress
 from cellcensus.release._validate import tag_date, validate_name, validate_tag
 from cellcensus.release.directory import (
     CleanupPlan,
@@ -65,7 +64,6 @@ __all__ = [
     "Retraction",
     "S3Root",
     "SyncResult",
-    "TransferProgress",
     "VerifyReport",
     "add_mirror",
     "cleanup",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from s3transfer.utils import ChunksizeAdjuster
 
+from cellcensus._progress import NoProgress, Progress
 from cellcensus.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FileDigest",
-    "NullProgress",
     "Readable",
-    "TransferProgress",
+    "Stage",
     "hash_file",
     "hash_stream",
     "run_parallel",
@@ -57,30 +57,28 @@ class Readable(Protocol):
         ...
 
 
-class TransferProgress(Protocol):
-    """Progress reporting for long transfers (the CLI draws a rich progress bar)."""
+class Stage:
+    """One stage of a :class:`cellcensus._progress.Progress` (bytes), as a context manager.
 
-    def start(self, description: str, total_bytes: int) -> None:
-        """A phase begins; ``total_bytes`` is its size."""
+    ``advance`` may be called from worker threads (the CLI's rich bars are thread-safe).
+    """
+
+    def __init__(self, progress: Progress | None, name: str, total: int, unit: str = "B") -> None:
+        self._p: Progress = progress if progress is not None else NoProgress()
+        self.name = name
+        self._total = total
+        self._unit = unit
+
+    def __enter__(self) -> Stage:
+        self._p.start(self.name, self._total, self._unit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.finish(self.name)
 
     def advance(self, nbytes: int) -> None:
-        """``nbytes`` more bytes are done (called from worker threads)."""
-
-    def finish(self) -> None:
-        """The phase ended."""
-
-
-class NullProgress:
-    """Progress that reports nothing."""
-
-    def start(self, description: str, total_bytes: int) -> None:
-        """Ignore."""
-
-    def advance(self, nbytes: int) -> None:
-        """Ignore."""
-
-    def finish(self) -> None:
-        """Ignore."""
+        """``nbytes`` more are done."""
+        self._p.advance(self.name, nbytes)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,7 @@ from cellcensus.release._transfer import (
     UPLOAD_HOOK,
     FileDigest,
     KillSwitch,
-    NullProgress,
-    TransferProgress,
+    Stage,
     hash_file,
     run_parallel,
 )
@@ -61,6 +60,7 @@ from cellcensus.release.mirrors import ensure_origin_mirror
 from cellcensus.release.verify import MANIFEST_KEY, check_build
 
 if TYPE_CHECKING:
+    from cellcensus._progress import Progress
     from cellcensus.settings import Settings
 
 __all__ = ["PublishResult", "publish"]
@@ -186,19 +186,16 @@ def _claim(root: ReleaseRoot, tag: str, manifest: Manifest, discard_partial: boo
 
 
 def _hash_files(
-    files: list[tuple[str, Path]], jobs: int, prog: TransferProgress
+    files: list[tuple[str, Path]], jobs: int, progress: Progress | None
 ) -> dict[str, FileDigest]:
-    prog.start("hashing", sum(p.stat().st_size for _, p in files))
+    with Stage(progress, "hashing", sum(p.stat().st_size for _, p in files)) as stage:
 
-    def digest(item: tuple[str, Path]) -> FileDigest:
-        d = hash_file(item[1], chunksize=MULTIPART_CHUNKSIZE)
-        prog.advance(d.size)
-        return d
+        def digest(item: tuple[str, Path]) -> FileDigest:
+            d = hash_file(item[1], chunksize=MULTIPART_CHUNKSIZE)
+            stage.advance(d.size)
+            return d
 
-    try:
         results = run_parallel(digest, files, jobs=jobs)
-    finally:
-        prog.finish()
     return dict(zip([rel for rel, _ in files], results, strict=True))
 
 
@@ -231,19 +228,16 @@ def _upload(
     *,
     digests: dict[str, FileDigest],
     jobs: int,
-    prog: TransferProgress,
+    progress: Progress | None,
 ) -> None:
     kill = KillSwitch(UPLOAD_HOOK)
-    prog.start(f"uploading {tag}", sum(digests[rel].size for rel, _ in todo))
+    with Stage(progress, "uploading", sum(digests[rel].size for rel, _ in todo)) as stage:
 
-    def upload(item: tuple[str, Path]) -> None:
-        rel, path = item
-        r.upload_file(path, f"{tag}/{rel}", sha256=digests[rel].sha256, callback=prog.advance)
+        def upload(item: tuple[str, Path]) -> None:
+            rel, path = item
+            r.upload_file(path, f"{tag}/{rel}", sha256=digests[rel].sha256, callback=stage.advance)
 
-    try:
         run_parallel(upload, todo, jobs=jobs, on_done=lambda _i, _r: kill.tick())
-    finally:
-        prog.finish()
 
 
 def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
@@ -292,7 +286,7 @@ def publish(
     discard_partial: bool = False,
     settings: Settings | None = None,
     jobs: int = DEFAULT_JOBS,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
     today: dt.date | None = None,
 ) -> PublishResult:
     """Upload a build to ``ROOT/<tag>/``, verify it, then commit it to ``release.json``.
@@ -340,11 +334,10 @@ def publish(
     day = today or _today()
     tag = validate_tag(tag or day.isoformat(), allow_custom=allow_custom_tag)
     _preflight(r, bdir, tag)
-    prog = progress or NullProgress()
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
     files = _build_files(bdir)
-    digests = _hash_files(files, jobs, prog)
+    digests = _hash_files(files, jobs, progress)
     manifest = Manifest(
         tag=tag,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -366,10 +359,10 @@ def publish(
         upload_bytes,
         len(files) - len(todo),
     )
-    _upload(r, tag, todo, digests=digests, jobs=jobs, prog=prog)
+    _upload(r, tag, todo, digests=digests, jobs=jobs, progress=progress)
 
     etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
-    report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=prog)
+    report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=progress)
     if not report.ok:
         shown = "; ".join(str(p) for p in report.problems[:10])
         msg = (

@@ -22,8 +22,7 @@ from cellcensus.release._transfer import (
     DEFAULT_JOBS,
     DOWNLOAD_HOOK,
     KillSwitch,
-    NullProgress,
-    TransferProgress,
+    Stage,
     hash_file,
     run_parallel,
 )
@@ -33,6 +32,7 @@ from cellcensus.release.publish import BUILD_JSON
 from cellcensus.release.verify import MANIFEST_KEY
 
 if TYPE_CHECKING:
+    from cellcensus._progress import Progress
     from cellcensus.release._models import ManifestObject
     from cellcensus.settings import Settings
 
@@ -74,7 +74,7 @@ def sync(
     only: Literal["soma", "h5ads"] | None = None,
     settings: Settings | None = None,
     jobs: int = DEFAULT_JOBS,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> SyncResult:
     """Copy a published build (``soma/``, ``h5ads/``, ``build.json``) to ``dest``.
 
@@ -126,7 +126,6 @@ def sync(
         validate_relative_path(o.path, where=r.object_uri(f"{tag}/{MANIFEST_KEY}"))
 
     _remove_parts(out)
-    prog = progress or NullProgress()
     todo = [o for o in selected if not _is_complete(out / o.path, o)]
     skipped = len(selected) - len(todo)
     total = sum(o.size for o in todo)
@@ -142,11 +141,11 @@ def sync(
     kill = KillSwitch(DOWNLOAD_HOOK)
     bad: list[str] = []
 
-    def fetch(o: ManifestObject) -> None:
+    def fetch(o: ManifestObject, stage: Stage) -> None:
         final = out / o.path
         final.parent.mkdir(parents=True, exist_ok=True)
         part = final.with_name(final.name + PART_SUFFIX)
-        r.download_file(f"{tag}/{o.path}", part, callback=prog.advance)
+        r.download_file(f"{tag}/{o.path}", part, callback=stage.advance)
         got = hash_file(part, chunksize=MULTIPART_CHUNKSIZE)
         if got.size != o.size or got.sha256 != o.sha256:
             part.unlink(missing_ok=True)
@@ -157,11 +156,8 @@ def sync(
             return
         part.replace(final)
 
-    prog.start(f"downloading {tag}", total)
-    try:
-        run_parallel(fetch, todo, jobs=jobs, on_done=lambda _o, _r: kill.tick())
-    finally:
-        prog.finish()
+    with Stage(progress, "downloading", total) as stage:
+        run_parallel(lambda o: fetch(o, stage), todo, jobs=jobs, on_done=lambda _o, _r: kill.tick())
     if bad:
         msg = (
             f"{len(bad)} objects of {r.object_uri(f'{tag}/')} do not match manifest.json and were "

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot, open_root
 from cellcensus.release._transfer import (
     DEFAULT_JOBS,
-    NullProgress,
     Readable,
-    TransferProgress,
+    Stage,
     hash_stream,
     run_parallel,
 )
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from cellcensus._progress import Progress
     from cellcensus.release._models import Manifest, ManifestObject
     from cellcensus.settings import Settings
 
@@ -89,7 +89,7 @@ def check_build(
     *,
     trusted_etags: Mapping[str, str] | None = None,
     jobs: int = DEFAULT_JOBS,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Compare what is stored under ``<tag>/`` with ``manifest``.
 
@@ -111,7 +111,6 @@ def check_build(
     VerifyReport
         Missing, resized, changed and unexpected objects.
     """
-    prog = progress or NullProgress()
     listed = {o.key[len(tag) + 1 :]: o for o in root.list_objects(f"{tag}/")}
     problems: list[Problem] = []
     to_hash: list[ManifestObject] = []
@@ -135,16 +134,13 @@ def check_build(
     for path in sorted(set(listed) - set(expected) - {MANIFEST_KEY}):
         problems.append(Problem(path=path, kind="unexpected"))
 
-    prog.start(f"verifying {tag}", sum(o.size for o in to_hash))
+    with Stage(progress, "verifying", sum(o.size for o in to_hash)) as stage:
 
-    def digest(obj: ManifestObject) -> str:
-        with root.open_read(f"{tag}/{obj.path}") as f:
-            return hash_stream(_Counting(f, prog), chunksize=MULTIPART_CHUNKSIZE).sha256
+        def digest(obj: ManifestObject) -> str:
+            with root.open_read(f"{tag}/{obj.path}") as f:
+                return hash_stream(_Counting(f, stage), chunksize=MULTIPART_CHUNKSIZE).sha256
 
-    try:
         shas = run_parallel(digest, to_hash, jobs=jobs)
-    finally:
-        prog.finish()
     for obj, sha in zip(to_hash, shas, strict=True):
         if sha != obj.sha256:
             problems.append(Problem(path=obj.path, kind="sha256", expected=obj.sha256, actual=sha))
@@ -165,9 +161,9 @@ def check_build(
 class _Counting:
     """A read-only stream wrapper that reports bytes read to a progress object."""
 
-    def __init__(self, f: Readable, progress: TransferProgress) -> None:
+    def __init__(self, f: Readable, stage: Stage) -> None:
         self._f = f
-        self._p = progress
+        self._p = stage
 
     def read(self, n: int = -1, /) -> bytes:
         b = self._f.read(n)
@@ -181,7 +177,7 @@ def verify(
     *,
     settings: Settings | None = None,
     jobs: int = DEFAULT_JOBS,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Read every object of a build and compare its sha256 and size with ``manifest.json``.
 
