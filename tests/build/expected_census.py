@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import anndata
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import tiledbsoma as soma
 from scipy import sparse
 
 from cellcensus.build._schema import ORGANISMS, accepted_assays
@@ -57,4 +61,24 @@ def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
                 counts=counts.astype(np.float32),
             )
         )
+    return out
+
+
+def census_tables(path: Path) -> dict[str, pa.Table]:
+    """Every table of a build (X sorted by coordinates), for equality comparisons."""
+    out: dict[str, pa.Table] = {}
+    with soma.open(str(path / "soma")) as census:
+        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
+            out[key] = census["census_info"][key].read().concat()
+        for organism in ("homo_sapiens", "mus_musculus"):
+            exp = census["census_data"][organism]
+            out[f"{organism}/obs"] = exp.obs.read().concat()
+            out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
+            for layer in ("raw", "normalized"):
+                out[f"{organism}/{layer}"] = exp.ms["RNA"].X[layer].read().tables().concat().sort_by(
+                    [("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")]
+                )
+            out[f"{organism}/presence"] = (
+                exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
+            )
     return out

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tiledbsoma as soma
-from expected_census import ExpectedDataset, expected_datasets
+from expected_census import ExpectedDataset, census_tables, expected_datasets
 
 from cellcensus.build import BuildOptions, build_census
 from cellcensus.build._schema import (
@@ -202,25 +202,6 @@ def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
         assert raw.schema.field("soma_dim_0").type == pa.int64()
 
 
-def _tables(path: Path) -> dict[str, pa.Table]:
-    out: dict[str, pa.Table] = {}
-    with soma.open(str(path / "soma")) as census:
-        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
-            out[key] = census["census_info"][key].read().concat()
-        for organism in ("homo_sapiens", "mus_musculus"):
-            exp = census["census_data"][organism]
-            out[f"{organism}/obs"] = exp.obs.read().concat()
-            out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
-            for layer in ("raw", "normalized"):
-                out[f"{organism}/{layer}"] = exp.ms["RNA"].X[layer].read().tables().concat().sort_by(
-                    [("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")]
-                )
-            out[f"{organism}/presence"] = (
-                exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
-            )
-    return out
-
-
 def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> None:
     corpus = synth_corpus(tmp_path / "c", seed=3, specs=demo_corpus_specs(1_200))
     a = build_census(
@@ -231,7 +212,7 @@ def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> N
         corpus.manifest_path, tmp_path / "b",
         options=BuildOptions(tag="2026-01-01", chunk_nnz=20_000, validate=False),
     )
-    ta, tb = _tables(a.out_dir), _tables(b.out_dir)
+    ta, tb = census_tables(a.out_dir), census_tables(b.out_dir)
     assert ta.keys() == tb.keys()
     for key in ta:
         assert ta[key].schema == tb[key].schema, key
