@@ -219,7 +219,7 @@ session_token, profile
 
         return cls(
             endpoint_url=endpoint_url,
-            region=region or DEFAULT_REGION,
+            region=region if region is not None else DEFAULT_REGION,
             path_style=path_style,
             anonymous=anonymous,
             access_key_id=None if anonymous else access_key_id,
