@@ -183,14 +183,14 @@ def test_on_error_skip_records_the_bad_dataset(good_h5ad: Path, tmp_path: Path) 
 
 
 def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_path: Path) -> None:
-    rows = [(f"ds{i}", str(good_h5ad)) for i in range(6)]
+    rows = [(f"ds{i}", str(good_h5ad)) for i in range(20)]
     manifest = _write_manifest(tmp_path / "m.csv", rows)
     out = tmp_path / "out"
     staging = tmp_path / ".out.staging"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cellcensus", "--quiet", "build", str(manifest), str(out),
-         "--tag", "2026-01-01", "--chunk-nnz", "500"],
+         "--tag", "2026-01-01", "--chunk-nnz", "100"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ here when values must be checked up front (``--on-error skip``).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -41,7 +42,10 @@ _DICT_COLUMNS = tuple(f.name for f in S.OBS_TERM_FIELDS if f.dictionary)
 def _ontology() -> object:
     from cellxgene_ontology_guide.ontology_parser import OntologyParser
 
-    return OntologyParser(f"v{S.CXG_SCHEMA_VERSION}")
+    with warnings.catch_warnings():
+        # the guide marks the 7.0.0 ontology release deprecated; it is still the census's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return OntologyParser(f"v{S.CXG_SCHEMA_VERSION}")
 
 
 @cache

@@ -47,7 +47,8 @@ def create_dataframe(
         uri,
         schema=schema,
         index_column_names=["soma_joinid"],
-        domain=[domain] if domain is not None else None,
+        # an empty table gets (0, 0), what tiledbsoma gives for the deprecated domain=None
+        domain=[domain if domain is not None else (0, 0)],
         platform_config=platform_config,
         context=soma_context(),
     ).close()
