@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import anndata
 import h5py
@@ -54,7 +54,7 @@ PORTAL_VAR = [
 ]
 
 
-def _dense(x: sp.spmatrix | np.ndarray) -> np.ndarray:
+def _dense(x: Any) -> np.ndarray:
     return np.asarray(x.toarray() if sp.issparse(x) else x)
 
 
@@ -205,8 +205,9 @@ def test_exact_counts_round_trip(tmp_path: Path) -> None:
     key = text_key("rt")
     features = select_features(HUMAN, 400, 0, seed=4, dataset_key=key)
     cells = make_cells(spec, seed=4, dataset_key=key)
-    source = CountsSource(build_model(features, cells, seed=4, dataset_key=key), cells, seed=4,
-                          dataset_key=key)  # fmt: skip
+    source = CountsSource(
+        build_model(features, cells, seed=4, dataset_key=key), cells, seed=4, dataset_key=key
+    )
     expected, emb = source.rows(0, 700)
     got = anndata.read_h5ad(path)
     assert (expected != got.X).nnz == 0
@@ -246,15 +247,22 @@ def test_raw_location_and_spike_ins(lung_raw_path: Path) -> None:
 
 
 @pytest.mark.parametrize("raw_location", ["X", "raw"])
-def test_formats_hold_the_same_matrix(tmp_path: Path, raw_location: str) -> None:
-    matrices = {}
-    for fmt in ("csr", "csc", "dense"):
-        spec = DatasetSpec(dataset_id="fmt", organism_ontology_term_id=HUMAN, n_cells=500,
-                           n_genes=300, x_format=fmt, raw_location=raw_location)  # type: ignore[arg-type]  # fmt: skip
+def test_formats_hold_the_same_matrix(tmp_path: Path, raw_location: Literal["X", "raw"]) -> None:
+    matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    formats: tuple[Literal["csr", "csc", "dense"], ...] = ("csr", "csc", "dense")
+    for fmt in formats:
+        spec = DatasetSpec(
+            dataset_id="fmt",
+            organism_ontology_term_id=HUMAN,
+            n_cells=500,
+            n_genes=300,
+            x_format=fmt,
+            raw_location=raw_location,
+        )
         a = anndata.read_h5ad(write_dataset(spec, tmp_path / f"{fmt}.h5ad", seed=2, chunk_size=128))
         expected_type = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "dense": np.ndarray}[fmt]
         assert isinstance(a.X, expected_type)
-        matrices[fmt] = (_dense(a.X), _dense(a.raw.X) if a.raw is not None else None)
+        matrices[fmt] = (_dense(a.X), _dense(a.raw.X) if a.raw is not None else np.empty(0))
     for fmt in ("csc", "dense"):
         assert np.array_equal(matrices[fmt][0], matrices["csr"][0])
         if raw_location == "raw":
@@ -289,8 +297,14 @@ def test_tissue_types(tmp_path: Path) -> None:
 def test_full_length_assay_scales_with_feature_length(tmp_path: Path) -> None:
     corr = {}
     for assay in ("EFO:0008931", "EFO:0009922"):
-        spec = DatasetSpec(dataset_id="fl", organism_ontology_term_id=HUMAN, n_cells=1_000,
-                           n_genes=1_000, assays=(assay,), tissues=("UBERON:0002107",))  # fmt: skip
+        spec = DatasetSpec(
+            dataset_id="fl",
+            organism_ontology_term_id=HUMAN,
+            n_cells=1_000,
+            n_genes=1_000,
+            assays=(assay,),
+            tissues=("UBERON:0002107",),
+        )
         a = anndata.read_h5ad(write_dataset(spec, tmp_path / f"{assay[4:]}.h5ad", seed=0))
         x = a.X
         density = x.nnz / np.prod(x.shape)
@@ -302,8 +316,13 @@ def test_full_length_assay_scales_with_feature_length(tmp_path: Path) -> None:
 
 
 def test_submission_form(tmp_path: Path) -> None:
-    spec = DatasetSpec(dataset_id="sub", organism_ontology_term_id=HUMAN, n_cells=200,
-                       n_genes=300, raw_location="raw")  # fmt: skip
+    spec = DatasetSpec(
+        dataset_id="sub",
+        organism_ontology_term_id=HUMAN,
+        n_cells=200,
+        n_genes=300,
+        raw_location="raw",
+    )
     sub = anndata.read_h5ad(write_dataset(spec, tmp_path / "s.h5ad", seed=1, form="submission"))
     pub = anndata.read_h5ad(write_dataset(spec, tmp_path / "p.h5ad", seed=1))
     assert list(sub.obs.columns) == SUBMISSION_OBS
@@ -311,15 +330,24 @@ def test_submission_form(tmp_path: Path) -> None:
     assert sub.raw is not None
     assert list(sub.raw.var.columns) == []
     assert set(sub.uns) == {"organism_ontology_term_id", "title", "default_embedding"}
-    assert set(pub.uns) == set(sub.uns) | {"organism", "schema_version", "schema_reference",
-                                           "citation"}  # fmt: skip
+    assert set(pub.uns) == set(sub.uns) | {
+        "organism",
+        "schema_version",
+        "schema_reference",
+        "citation",
+    }
     pd.testing.assert_frame_equal(sub.obs, pub.obs[SUBMISSION_OBS])
     assert (sub.X != pub.X).nnz == 0
 
 
 def test_schema_710_published(tmp_path: Path) -> None:
-    spec = DatasetSpec(dataset_id="v71", organism_ontology_term_id=HUMAN, n_cells=50,
-                       n_genes=100, schema_version="7.1.0")  # fmt: skip
+    spec = DatasetSpec(
+        dataset_id="v71",
+        organism_ontology_term_id=HUMAN,
+        n_cells=50,
+        n_genes=100,
+        schema_version="7.1.0",
+    )
     uns = anndata.read_h5ad(write_dataset(spec, tmp_path / "v71.h5ad", seed=0)).uns
     assert uns["schema_version"] == "7.1.0"
     assert uns["schema_reference"].endswith("/schema/7.1.0/schema.md")
@@ -330,8 +358,9 @@ def test_datasets_of_an_organism_overlap_partly(tmp_path: Path) -> None:
     genes = []
     for i in range(2):
         spec = DatasetSpec(dataset_id=f"ov{i}", organism_ontology_term_id=HUMAN, n_cells=50)
-        genes.append(set(anndata.read_h5ad(write_dataset(spec, tmp_path / f"{i}.h5ad", seed=5))
-                         .var_names))  # fmt: skip
+        genes.append(
+            set(anndata.read_h5ad(write_dataset(spec, tmp_path / f"{i}.h5ad", seed=5)).var_names)
+        )
     shared = len(genes[0] & genes[1]) / 2000
     assert 0.5 <= shared <= 0.8, shared
     mouse = DatasetSpec(dataset_id="m", organism_ontology_term_id="NCBITaxon:10090", n_cells=50)
@@ -341,8 +370,7 @@ def test_datasets_of_an_organism_overlap_partly(tmp_path: Path) -> None:
 
 
 def test_deterministic_by_seed(tmp_path: Path) -> None:
-    spec = DatasetSpec(dataset_id="det", organism_ontology_term_id=HUMAN, n_cells=300,
-                       n_genes=200)  # fmt: skip
+    spec = DatasetSpec(dataset_id="det", organism_ontology_term_id=HUMAN, n_cells=300, n_genes=200)
     a = anndata.read_h5ad(write_dataset(spec, tmp_path / "a.h5ad", seed=9))
     b = anndata.read_h5ad(write_dataset(spec, tmp_path / "b.h5ad", seed=9))
     c = anndata.read_h5ad(write_dataset(spec, tmp_path / "c.h5ad", seed=10))
@@ -355,11 +383,24 @@ def test_deterministic_by_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source_format", ["csr", "dense"])
-def test_duplicate_repeats_source_cells(tmp_path: Path, source_format: str) -> None:
-    source = DatasetSpec(dataset_id="src", organism_ontology_term_id=HUMAN, n_cells=900,
-                         n_genes=300, n_spike_ins=5, x_format=source_format)  # type: ignore[arg-type]  # fmt: skip
-    dup = DatasetSpec(dataset_id="dup", organism_ontology_term_id=HUMAN, n_cells=400,
-                      duplicate_of="src", raw_location="raw")  # fmt: skip
+def test_duplicate_repeats_source_cells(
+    tmp_path: Path, source_format: Literal["csr", "dense"]
+) -> None:
+    source = DatasetSpec(
+        dataset_id="src",
+        organism_ontology_term_id=HUMAN,
+        n_cells=900,
+        n_genes=300,
+        n_spike_ins=5,
+        x_format=source_format,
+    )
+    dup = DatasetSpec(
+        dataset_id="dup",
+        organism_ontology_term_id=HUMAN,
+        n_cells=400,
+        duplicate_of="src",
+        raw_location="raw",
+    )
     src = anndata.read_h5ad(write_dataset(source, tmp_path / "src.h5ad", seed=1))
     got = anndata.read_h5ad(write_dataset(dup, tmp_path / "dup.h5ad", seed=1, chunk_size=128))
     assert got.n_obs == 400

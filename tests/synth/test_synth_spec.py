@@ -62,7 +62,7 @@ def test_valid_spec_and_cell_culture_alias() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.n_cells = 5  # type: ignore[misc]
     with pytest.raises(TypeError):
-        DatasetSpec("d1", "NCBITaxon:9606", 100)  # type: ignore[misc]  # keyword-only
+        DatasetSpec("d1", "NCBITaxon:9606", 100)  # type: ignore[call-arg]  # keyword-only
 
 
 @pytest.mark.parametrize(
@@ -105,11 +105,12 @@ def test_write_dataset_bad_content(
 def test_duplicate_source_must_match(tmp_path: Path) -> None:
     source = DatasetSpec(**{**BASE, "dataset_id": "src", "n_genes": 200, "x_format": "csc"})
     write_dataset(source, tmp_path / "src.h5ad", seed=0)
-    for change, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"n_cells": 101}, "n_cells"),
         ({"organism_ontology_term_id": "NCBITaxon:10090"}, "duplicate_of"),
         ({}, "duplicate_of"),  # a CSC source cannot be read by rows
-    ]:
+    ]
+    for change, field in cases:
         dup = DatasetSpec(**{**BASE, "dataset_id": "dup", "duplicate_of": "src", **change})
         with pytest.raises(BadInputError) as info:
             write_dataset(dup, tmp_path / "dup.h5ad", seed=0)

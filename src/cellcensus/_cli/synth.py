@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at runtime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,8 +20,6 @@ from rich.table import Table
 from cellcensus._cli._app import app, console, out
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from cellcensus.synth import DatasetSpec
 
 _ORGANISMS = {"NCBITaxon:9606": "human", "NCBITaxon:10090": "mouse", "NCBITaxon:10116": "rat"}

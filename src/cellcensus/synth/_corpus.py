@@ -247,9 +247,12 @@ def synth_corpus(
         if progress is not None:
             callback = _bind(progress, spec.dataset_id)
         paths[spec.dataset_id] = write_dataset(
-            spec, root / f"{spec.dataset_id}.h5ad", seed=seed, chunk_size=chunk_size,
+            spec,
+            root / f"{spec.dataset_id}.h5ad",
+            seed=seed,
+            chunk_size=chunk_size,
             progress=callback,
-        )  # fmt: skip
+        )
     manifest = write_manifest(root / "manifest.csv", final, paths, seed)
     logger.info("wrote %d datasets and %s", len(final), manifest)
     return SynthCorpus(root=root, manifest_path=manifest, specs=final, paths=paths)
