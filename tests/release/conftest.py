@@ -12,7 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator  # noqa: TC003 - pytest resolves fixture annotations
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -26,7 +27,7 @@ import tiledbsoma
 from cellcensus.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _s3server import S3Server, WeedNotFoundError  # noqa: E402
+from _s3server import S3Server, WeedNotFoundError
 
 N_OBS = 60
 N_VAR = 25
@@ -103,6 +104,33 @@ def unique_prefix(request: pytest.FixtureRequest) -> str:
     return f"t-{name[:60]}-{os.urandom(3).hex()}"
 
 
+@dataclass(frozen=True)
+class S3Env:
+    """The test server, settings for each identity, and a key prefix unique to the test."""
+
+    server: S3Server
+    anon: Settings
+    reader: Settings
+    publisher: Settings
+    prefix: str
+
+    def root_uri(self, bucket: str = "public") -> str:
+        """``s3://<bucket>/<prefix>/``."""
+        return f"s3://{bucket}/{self.prefix}/"
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, unique_prefix: str) -> S3Env:
+    """Everything an S3 test needs, in one fixture."""
+    return S3Env(
+        server=s3_server,
+        anon=make_settings(s3_server, "anonymous"),
+        reader=make_settings(s3_server, "reader"),
+        publisher=make_settings(s3_server, "publisher"),
+        prefix=unique_prefix,
+    )
+
+
 # ---------------------------------------------------------------------------- a tiny build
 def _write_tiny_soma(soma: Path) -> None:
     rng = np.random.default_rng(0)
@@ -140,7 +168,11 @@ def _write_tiny_soma(soma: Path) -> None:
             df.write(table)
     with tiledbsoma.Collection.open(str(info_uri), "w", context=ctx) as c:
         for name in ("summary", "datasets"):
-            c.set(name, tiledbsoma.DataFrame.open(str(info_uri / name), context=ctx), use_relative_uri=True)
+            c.set(
+                name,
+                tiledbsoma.DataFrame.open(str(info_uri / name), context=ctx),
+                use_relative_uri=True,
+            )
 
     # census_data/homo_sapiens
     data_uri = soma / "census_data"
@@ -161,7 +193,9 @@ def _write_tiny_soma(soma: Path) -> None:
             "assay": pa.array(["10x 3' v3"] * N_OBS).cast(cat),
             "tissue_general": pa.array(["blood"] * N_OBS).cast(cat),
             "is_primary_data": pa.array([True] * N_OBS),
-            "observation_joinid": pa.array([f"obs{i:04d}" for i in range(N_OBS)], pa.large_string()),
+            "observation_joinid": pa.array(
+                [f"obs{i:04d}" for i in range(N_OBS)], pa.large_string()
+            ),
         }
     )
     with tiledbsoma.DataFrame.create(
@@ -211,14 +245,26 @@ def _write_tiny_soma(soma: Path) -> None:
 
     # group membership, relative URIs only (the copy must open after upload)
     with tiledbsoma.Collection.open(str(x_uri), "w", context=ctx) as c:
-        c.set("raw", tiledbsoma.SparseNDArray.open(str(x_uri / "raw"), context=ctx), use_relative_uri=True)
+        c.set(
+            "raw",
+            tiledbsoma.SparseNDArray.open(str(x_uri / "raw"), context=ctx),
+            use_relative_uri=True,
+        )
     with tiledbsoma.Measurement.open(str(rna_uri), "w", context=ctx) as c:
-        c.set("var", tiledbsoma.DataFrame.open(str(rna_uri / "var"), context=ctx), use_relative_uri=True)
+        c.set(
+            "var",
+            tiledbsoma.DataFrame.open(str(rna_uri / "var"), context=ctx),
+            use_relative_uri=True,
+        )
         c.set("X", tiledbsoma.Collection.open(str(x_uri), context=ctx), use_relative_uri=True)
     with tiledbsoma.Collection.open(str(ms_uri), "w", context=ctx) as c:
         c.set("RNA", tiledbsoma.Measurement.open(str(rna_uri), context=ctx), use_relative_uri=True)
     with tiledbsoma.Experiment.open(str(exp_uri), "w", context=ctx) as c:
-        c.set("obs", tiledbsoma.DataFrame.open(str(exp_uri / "obs"), context=ctx), use_relative_uri=True)
+        c.set(
+            "obs",
+            tiledbsoma.DataFrame.open(str(exp_uri / "obs"), context=ctx),
+            use_relative_uri=True,
+        )
         c.set("ms", tiledbsoma.Collection.open(str(ms_uri), context=ctx), use_relative_uri=True)
     with tiledbsoma.Collection.open(str(data_uri), "w", context=ctx) as c:
         c.set(
@@ -227,15 +273,25 @@ def _write_tiny_soma(soma: Path) -> None:
             use_relative_uri=True,
         )
     with tiledbsoma.Collection.open(str(soma), "w", context=ctx) as c:
-        c.set("census_info", tiledbsoma.Collection.open(str(info_uri), context=ctx), use_relative_uri=True)
-        c.set("census_data", tiledbsoma.Collection.open(str(data_uri), context=ctx), use_relative_uri=True)
+        c.set(
+            "census_info",
+            tiledbsoma.Collection.open(str(info_uri), context=ctx),
+            use_relative_uri=True,
+        )
+        c.set(
+            "census_data",
+            tiledbsoma.Collection.open(str(data_uri), context=ctx),
+            use_relative_uri=True,
+        )
         c.metadata["cxg_schema_version"] = "2.1.0"
 
 
 def _write_h5ads(h5ads: Path) -> None:
     h5ads.mkdir(parents=True)
     for i, dataset_id in enumerate(DATASET_IDS):
-        x = sp.random(N_OBS // 2, N_VAR, density=0.3, format="csr", random_state=i, dtype=np.float32)
+        x = sp.random(
+            N_OBS // 2, N_VAR, density=0.3, format="csr", random_state=i, dtype=np.float32
+        )
         obs = pd.DataFrame(index=[f"cell{j}" for j in range(N_OBS // 2)])
         var = pd.DataFrame(index=[f"ENSG{j:011d}" for j in range(N_VAR)])
         ad.AnnData(X=x, obs=obs, var=var).write_h5ad(h5ads / f"{dataset_id}.h5ad")
@@ -296,10 +352,11 @@ def run_cli(
         check=False,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(
+        msg = (
             f"cellcensus {' '.join(args)} exited {proc.returncode}\n"
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
+        raise AssertionError(msg)
     return proc
 
 

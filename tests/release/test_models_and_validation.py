@@ -243,7 +243,7 @@ def test_newest_build_is_never_deleted_even_if_old() -> None:
     assert plan_cleanup(d, days=1, today=dt.date(2024, 1, 1)).delete == []
 
 
-# ---------------------------------------------------------------------------- manifest / build / mirrors
+# ------------------------------------------------------------------ manifest / build / mirrors
 def test_manifest_round_trip_and_version_check() -> None:
     m = Manifest(
         tag="2024-01-01",
@@ -253,7 +253,7 @@ def test_manifest_round_trip_and_version_check() -> None:
     assert Manifest.from_json(m.to_json()) == m
     raw = json.loads(m.to_json())
     raw["format_version"] = 99
-    with pytest.raises(IntegrityError, match="format_version 99.*upgrade cellcensus"):
+    with pytest.raises(IntegrityError, match=r"format_version 99.*upgrade cellcensus"):
         Manifest.from_json(json.dumps(raw).encode())
     raw["format_version"] = 1
     raw["objects"][0]["path"] = "../../etc/passwd"
@@ -282,11 +282,14 @@ def test_build_json_versions(content, match) -> None:
 def test_mirrors_round_trip() -> None:
     raw = {
         "default": "a",
-        "a": {"provider": "S3", "base_uri": "s3://b/", "region": "r", "embeddings_base_uri": "s3://e/"},
+        "a": {
+            "provider": "S3",
+            "base_uri": "s3://b/",
+            "region": "r",
+            "embeddings_base_uri": "s3://e/",
+        },
         "b": {"provider": "file", "base_uri": "file:///x/", "region": None, "extra": 1},
     }
     m = MirrorDirectory.from_json(json.dumps(raw).encode())
     assert m.default == "a"
-    assert json.loads(m.to_json()) == raw | {
-        "b": raw["b"] | {"embeddings_base_uri": "file:///x/"}
-    }
+    assert json.loads(m.to_json()) == raw | {"b": raw["b"] | {"embeddings_base_uri": "file:///x/"}}

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator  # noqa: TC003
+from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
 
 import cellxgene_census
 import cellxgene_census._release_directory as rd
@@ -44,10 +44,10 @@ def _version_of(census) -> str:
 
 @pytest.mark.s3
 def test_official_client_through_s3_and_file_mirrors(
-    s3_server, census_build, publisher_settings, anon_settings, tmp_path, monkeypatch
+    s3, census_build, tmp_path, monkeypatch
 ) -> None:
     prefix = f"cell-census-{int(time.time() * 1000) % 10**8}"
-    root = S3Root(f"s3://public/{prefix}/", publisher_settings)
+    root = S3Root(f"s3://public/{prefix}/", s3.publisher)
     publish(census_build, root, tag=LTS_TAG, lts=True)
     publish(census_build, root, tag=WEEKLY_TAG)
     publish(census_build, root, tag=BAD_TAG)
@@ -57,7 +57,7 @@ def test_official_client_through_s3_and_file_mirrors(
     # a file mirror: copies laid out as <base>/<relative_uri>
     mirror_base = tmp_path / "mirror"
     for tag in (LTS_TAG, WEEKLY_TAG):
-        sync(root, tag, mirror_base / prefix / tag, settings=anon_settings)
+        sync(root, tag, mirror_base / prefix / tag, settings=s3.anon)
     add_mirror(root, "local-copy", f"file://{mirror_base}/")
     mirrors = read_mirrors(root)
     assert mirrors.default == "origin"
@@ -65,8 +65,8 @@ def test_official_client_through_s3_and_file_mirrors(
 
     _point_client_at(
         monkeypatch,
-        s3_server.http_url("public", f"{prefix}/release.json"),
-        s3_server.http_url("public", f"{prefix}/mirrors.json"),
+        s3.server.http_url("public", f"{prefix}/release.json"),
+        s3.server.http_url("public", f"{prefix}/mirrors.json"),
     )
 
     directory = cellxgene_census.get_census_version_directory()
@@ -76,7 +76,9 @@ def test_official_client_through_s3_and_file_mirrors(
     assert directory[LTS_TAG]["flags"] == {"lts": True, "retracted": False}
     assert directory[WEEKLY_TAG]["flags"] == {"lts": False, "retracted": False}
     assert set(cellxgene_census.get_census_version_directory(lts=True)) == {
-        "stable", "V1", LTS_TAG,
+        "stable",
+        "V1",
+        LTS_TAG,
     }
     retracted = cellxgene_census.get_census_version_directory(retracted=True)
     assert set(retracted) == {BAD_TAG}
@@ -84,9 +86,13 @@ def test_official_client_through_s3_and_file_mirrors(
     assert set(cellxgene_census.get_census_mirror_directory()) == {"origin", "local-copy"}
 
     # the S3 mirror (default): endpoint settings come from our tiledb_config
-    cfg = anon_settings.tiledb_config()
-    for version, tag in (("stable", LTS_TAG), ("latest", WEEKLY_TAG), (WEEKLY_TAG, WEEKLY_TAG),
-                         ("V1", LTS_TAG)):
+    cfg = s3.anon.tiledb_config()
+    for version, tag in (
+        ("stable", LTS_TAG),
+        ("latest", WEEKLY_TAG),
+        (WEEKLY_TAG, WEEKLY_TAG),
+        ("V1", LTS_TAG),
+    ):
         with cellxgene_census.open_soma(census_version=version, tiledb_config=cfg) as c:
             assert c.uri.rstrip("/") == f"s3://public/{prefix}/{tag}/soma"
             assert _version_of(c) == tag
@@ -99,7 +105,9 @@ def test_official_client_through_s3_and_file_mirrors(
     set_default_mirror(root, "local-copy")
     with cellxgene_census.open_soma(census_version=WEEKLY_TAG) as c:
         assert c.uri.startswith(f"file://{mirror_base}/")
-        adata = cellxgene_census.get_anndata(c, "Homo sapiens", obs_value_filter="cell_type == 'T cell'")
+        adata = cellxgene_census.get_anndata(
+            c, "Homo sapiens", obs_value_filter="cell_type == 'T cell'"
+        )
         assert adata.n_obs == N_OBS // 3
 
     # the retracted build is hidden from version resolution
@@ -128,15 +136,24 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     served.mkdir()
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(served)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(served),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310
+            urllib.request.urlopen(url, timeout=1).close()
             break
         except OSError:
             if time.monotonic() > deadline:
@@ -155,7 +172,9 @@ def test_official_client_with_a_directory_root_and_its_origin_file_mirror(
     root = LocalRoot(served / "cell-census")
     publish(census_build, root, tag=LTS_TAG, lts=True)
     publish(census_build, root, tag=WEEKLY_TAG)
-    _point_client_at(monkeypatch, f"{url}/cell-census/release.json", f"{url}/cell-census/mirrors.json")
+    _point_client_at(
+        monkeypatch, f"{url}/cell-census/release.json", f"{url}/cell-census/mirrors.json"
+    )
     for version, tag in (("stable", LTS_TAG), ("latest", WEEKLY_TAG), (LTS_TAG, LTS_TAG)):
         with cellxgene_census.open_soma(census_version=version) as c:
             assert c.uri.rstrip("/") == f"file://{served}/cell-census/{tag}/soma"

@@ -4,7 +4,7 @@ conditional writes (compare-and-swap) that concurrent publishers rely on."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
 
 import pytest
 
@@ -110,7 +110,9 @@ class TestReleaseRoot:
             t.join()
         assert not errors
         items = root.read_bytes("counter.txt").decode().split()
-        assert sorted(items) == sorted(f"{i}:{j}" for i in range(n_threads) for j in range(per_thread))
+        assert sorted(items) == sorted(
+            f"{i}:{j}" for i in range(n_threads) for j in range(per_thread)
+        )
 
     def test_concurrent_alias_updates_of_release_json(self, root: ReleaseRoot) -> None:
         def add(name: str) -> None:
@@ -153,7 +155,7 @@ class TestS3Access:
             anon.write_bytes("g", b"x")
 
     def test_wrong_keys_are_a_permission_error(self, s3_server, unique_prefix):
-        bad = make_settings(s3_server, "publisher").replace(secret_access_key="wrong")
+        bad = make_settings(s3_server, "publisher").replace(secret_access_key="wrong")  # noqa: S106
         r = S3Root(f"s3://private/{unique_prefix}/", bad)
         with pytest.raises(PermissionDeniedError, match="check the credentials"):
             r.read_bytes("release.json")

@@ -7,7 +7,7 @@ import pytest
 from cellcensus.errors import ConfigError
 from cellcensus.settings import DEFAULT_REGION, Settings
 
-SECRET = "s3cr3t-value-never-shown"
+SECRET = "s3cr3t-value-never-shown"  # noqa: S105
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,12 @@ SECRET = "s3cr3t-value-never-shown"
         ({}, {}, "region", DEFAULT_REGION),
         # path style: explicit > env > on iff an endpoint is set
         ({"path_style": False, "endpoint_url": "http://a:1"}, {}, "path_style", False),
-        ({}, {"CELLCENSUS_S3_PATH_STYLE": "false", "AWS_ENDPOINT_URL": "http://a:1"}, "path_style", False),
+        (
+            {},
+            {"CELLCENSUS_S3_PATH_STYLE": "false", "AWS_ENDPOINT_URL": "http://a:1"},
+            "path_style",
+            False,
+        ),
         ({}, {"AWS_ENDPOINT_URL": "http://a:1"}, "path_style", True),
         ({}, {}, "path_style", False),
         # anonymous
@@ -123,7 +128,9 @@ def test_aws_defaults_are_https_and_virtual_hosted() -> None:
 
 def test_profile_credentials_and_region_come_from_the_aws_files(tmp_path) -> None:
     creds = tmp_path / "credentials"
-    creds.write_text(f"[census]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = {SECRET}\n")
+    creds.write_text(
+        f"[census]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = {SECRET}\n"
+    )
     config = tmp_path / "config"
     config.write_text("[profile census]\nregion = ap-south-1\n")
     env = {
@@ -166,7 +173,7 @@ def test_repr_and_describe_never_show_secrets() -> None:
         endpoint_url="http://127.0.0.1:1",
         access_key_id="AKIAEXAMPLEKEYID",
         secret_access_key=SECRET,
-        session_token="TOKEN-SECRET",
+        session_token="TOKEN-SECRET",  # noqa: S106
     )
     for text in (repr(s), str(s), f"{s}", str(s.describe())):
         assert SECRET not in text

@@ -245,6 +245,22 @@ class LocalRoot(ReleaseRoot):
                     found.append(ObjectInfo(key, full.stat().st_size, None))
         yield from sorted(found, key=lambda o: o.key)
 
+    def remove_temporaries(self, prefix: str) -> int:
+        """Delete temporary files a killed writer left under ``prefix``; returns the count.
+
+        Called when a publish resumes (a concurrent writer of the same tag would lose its
+        in-flight copy and fail, which is acceptable: re-running it resumes).
+        """
+        start = self.path / _check_key(prefix)
+        n = 0
+        if start.is_dir():
+            for dirpath, _dirs, names in os.walk(start):
+                for fn in names:
+                    if TMP_MARK in fn:
+                        (Path(dirpath) / fn).unlink(missing_ok=True)
+                        n += 1
+        return n
+
     def stat(self, key: str) -> ObjectInfo | None:
         """Size of a file, or ``None``."""
         p = self._p(key)
@@ -429,6 +445,14 @@ def _client_error_code(e: botocore.exceptions.ClientError) -> tuple[str, int]:
     return str(err.get("Code", "")), int(status)
 
 
+def _is_missing_key(e: Exception) -> bool:
+    """A 404 for the object itself (not for a missing bucket)."""
+    if not isinstance(e, botocore.exceptions.ClientError):
+        return False
+    code, status = _client_error_code(e)
+    return code != "NoSuchBucket" and (code in ("NoSuchKey", "404", "NotFound") or status == 404)
+
+
 def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest form
     e: Exception, *, action: str, uri: str, settings: Settings
 ) -> Exception:
@@ -537,10 +561,9 @@ class S3Root(ReleaseRoot):
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except Exception as e:
-            mapped = self._err(e, "reading", key)
-            if isinstance(mapped, NotFoundError):
+            if _is_missing_key(e):
                 return None
-            raise mapped from e
+            raise self._err(e, "reading", key) from e
         return ObjectInfo(key, int(r["ContentLength"]), str(r.get("ETag", "")).strip('"'))
 
     def head_sha256(self, key: str) -> str | None:
@@ -548,10 +571,9 @@ class S3Root(ReleaseRoot):
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except Exception as e:
-            mapped = self._err(e, "reading", key)
-            if isinstance(mapped, NotFoundError):
+            if _is_missing_key(e):
                 return None
-            raise mapped from e
+            raise self._err(e, "reading", key) from e
         return r.get("Metadata", {}).get("sha256")
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
@@ -560,10 +582,9 @@ class S3Root(ReleaseRoot):
             r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
             data = r["Body"].read()
         except Exception as e:
-            mapped = self._err(e, "reading", key)
-            if isinstance(mapped, NotFoundError) and "bucket" not in str(mapped):
+            if _is_missing_key(e):
                 return None
-            raise mapped from e
+            raise self._err(e, "reading", key) from e
         return data, str(r["ETag"])
 
     def write_bytes(

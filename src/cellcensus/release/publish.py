@@ -203,6 +203,8 @@ def _plan_uploads(
     r: ReleaseRoot, tag: str, files: list[tuple[str, Path]], digests: dict[str, FileDigest]
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Objects to send (missing or different) and leftovers to delete."""
+    if isinstance(r, LocalRoot) and (n := r.remove_temporaries(f"{tag}/")):
+        logger.info("removed %d partial copies left by an interrupted publish", n)
     remote = {o.key[len(tag) + 1 :]: o for o in r.list_objects(f"{tag}/")}
     todo: list[tuple[str, Path]] = []
     for rel, path in files:
