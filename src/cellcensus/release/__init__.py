@@ -7,18 +7,19 @@ A *release root* is a local directory or ``s3://bucket/prefix/`` holding ``relea
 
 from __future__ import annotations
 
+from cellcensus.release._local import LocalRoot
+from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
 from cellcensus.release._models import (
-    BuildInfo,
     Locator,
-    Manifest,
-    ManifestObject,
     Mirror,
     MirrorDirectory,
     ReleaseDirectory,
     ReleaseEntry,
     Retraction,
 )
-from cellcensus.release._root import LocalRoot, ObjectInfo, ReleaseRoot, S3Root, open_root
+from cellcensus.release._open import open_root
+from cellcensus.release._root import ObjectInfo, ReleaseRoot
+from cellcensus.release._s3 import S3Root
 from cellcensus.release._validate import tag_date, validate_name, validate_tag
 from cellcensus.release.directory import (
     CleanupPlan,

@@ -14,20 +14,21 @@ from typing import TYPE_CHECKING
 
 from cellcensus.errors import BadInputError, NotFoundError
 from cellcensus.release._cas import cas_update
+from cellcensus.release._manifest import Manifest
 from cellcensus.release._models import (
     AUTO_ALIASES,
-    Manifest,
     ReleaseDirectory,
     ReleaseEntry,
     Retraction,
 )
-from cellcensus.release._root import ReleaseRoot, open_root
+from cellcensus.release._open import open_root
 from cellcensus.release._validate import tag_date, validate_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from cellcensus.release._root import ReleaseRoot
     from cellcensus.settings import Settings
 
 __all__ = [

@@ -29,22 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
-from cellcensus.release._models import (
-    BuildInfo,
-    Locator,
-    Manifest,
-    ManifestObject,
-    ReleaseDirectory,
-    ReleaseEntry,
-)
-from cellcensus.release._root import (
-    MULTIPART_CHUNKSIZE,
-    LocalRoot,
-    PreconditionFailedError,
-    ReleaseRoot,
-    S3Root,
-    open_root,
-)
+from cellcensus.release._local import LocalRoot
+from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
+from cellcensus.release._models import Locator, ReleaseDirectory, ReleaseEntry
+from cellcensus.release._open import open_root
+from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
+from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import (
     DEFAULT_JOBS,
     UPLOAD_HOOK,

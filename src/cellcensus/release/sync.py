@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from cellcensus.errors import BadInputError, IntegrityError
-from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot, open_root
+from cellcensus.release._open import open_root
+from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot
 from cellcensus.release._transfer import (
     DEFAULT_JOBS,
     DOWNLOAD_HOOK,
@@ -33,7 +34,7 @@ from cellcensus.release.verify import MANIFEST_KEY
 
 if TYPE_CHECKING:
     from cellcensus._progress import Progress
-    from cellcensus.release._models import ManifestObject
+    from cellcensus.release._manifest import ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["PART_SUFFIX", "SyncResult", "sync"]

@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot, open_root
+from cellcensus.release._open import open_root
+from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot
 from cellcensus.release._transfer import (
     DEFAULT_JOBS,
     Readable,
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from cellcensus._progress import Progress
-    from cellcensus.release._models import Manifest, ManifestObject
+    from cellcensus.release._manifest import Manifest, ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["Problem", "VerifyReport", "check_build", "resolve_build", "verify"]

@@ -1,0 +1,272 @@
+"""A release root in a local directory (see :mod:`cellcensus.release._root` for the CAS design)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from cellcensus.release._root import (
+    LOCK_NAME,
+    TMP_MARK,
+    Callback,
+    ObjectInfo,
+    PreconditionFailedError,
+    ReleaseRoot,
+    _check_key,
+)
+from cellcensus.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["LocalRoot"]
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+class LocalRoot(ReleaseRoot):
+    """A release root in a local directory (created on first write)."""
+
+    def __init__(self, path: Path, settings: Settings | None = None) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if self.path == Path(self.path.anchor):
+            msg = "a release root cannot be the file-system root '/'"
+            raise BadInputError(msg)
+        self.uri = self.path.as_uri() + "/"
+        self.settings = settings or Settings()
+
+    @property
+    def is_s3(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def _p(self, key: str) -> Path:
+        return self.path / _check_key(key)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every file under ``prefix`` (temporary and lock files excluded), sorted by key."""
+        base = self.path
+        start = base / prefix if prefix.endswith("/") else (base / prefix).parent
+        if prefix:
+            _check_key(prefix)
+        if not start.is_dir():
+            return
+        found: list[ObjectInfo] = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            for fn in filenames:
+                if TMP_MARK in fn or fn == LOCK_NAME:
+                    continue
+                full = Path(dirpath) / fn
+                key = full.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    found.append(ObjectInfo(key, full.stat().st_size, None))
+        yield from sorted(found, key=lambda o: o.key)
+
+    def remove_temporaries(self, prefix: str) -> int:
+        """Delete temporary files a killed writer left under ``prefix``; returns the count.
+
+        Called when a publish resumes (a concurrent writer of the same tag would lose its
+        in-flight copy and fail, which is acceptable: re-running it resumes).
+        """
+        start = self.path / _check_key(prefix)
+        n = 0
+        if start.is_dir():
+            for dirpath, _dirs, names in os.walk(start):
+                for fn in names:
+                    if TMP_MARK in fn:
+                        (Path(dirpath) / fn).unlink(missing_ok=True)
+                        n += 1
+        return n
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size of a file, or ``None``."""
+        p = self._p(key)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, st.st_size, None) if p.is_file() else None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """Content and its sha256 (the local version token)."""
+        try:
+            data = self._p(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except PermissionError as e:
+            msg = f"cannot read {self._p(key)}: {e.strerror}"
+            raise PermissionDeniedError(msg) from e
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _tmp_for(self, dest: Path) -> Path:
+        return dest.with_name(f"{dest.name}{TMP_MARK}{uuid.uuid4().hex}")
+
+    def _write_tmp(self, dest: Path, data: bytes) -> Path:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._tmp_for(dest)
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except PermissionError as e:
+            msg = (
+                f"cannot write under {dest.parent}: {e.strerror}; check the directory's permissions"
+            )
+            raise PermissionDeniedError(msg) from e
+        return tmp
+
+    @contextlib.contextmanager
+    def _locked(self, timeout: float = 120.0) -> Iterator[None]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / LOCK_NAME
+        with lock_path.open("a+b") as f:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        msg = (
+                            f"could not lock {lock_path} within {timeout:.0f} s: another "
+                            "cellcensus process holds it; retry when it has finished"
+                        )
+                        raise CellCensusError(msg) from None
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def write_bytes(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> None:
+        """Atomic write (temporary file + link/rename), optionally conditional."""
+        dest = self._p(key)
+        tmp = self._write_tmp(dest, data)
+        try:
+            if if_none_match:
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    msg = f"{dest} already exists"
+                    raise PreconditionFailedError(msg) from None
+            elif if_match is not None:
+                with self._locked():
+                    try:
+                        current = hashlib.sha256(dest.read_bytes()).hexdigest()
+                    except FileNotFoundError:
+                        msg = f"{dest} no longer exists"
+                        raise PreconditionFailedError(msg) from None
+                    if current != if_match:
+                        msg = f"{dest} changed since it was read"
+                        raise PreconditionFailedError(msg)
+                    tmp.replace(dest)
+            else:
+                tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def upload_file(
+        self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
+    ) -> None:
+        """Copy through a temporary file renamed into place (never a partial file)."""
+        del sha256  # content is verified by re-hashing after the copy
+        dest = self._p(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_for(dest)
+        try:
+            _copy_stream_file(path, tmp, callback)
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def download_file(self, key: str, path: Path, *, callback: Callback | None = None) -> None:
+        """Copy a file out of the root."""
+        src = self._p(key)
+        if not src.is_file():
+            msg = f"{src} does not exist"
+            raise NotFoundError(msg)
+        _copy_stream_file(src, path, callback)
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        """Open a file for reading."""
+        p = self._p(key)
+        try:
+            f = p.open("rb")
+        except FileNotFoundError:
+            msg = f"{p} does not exist"
+            raise NotFoundError(msg) from None
+        with f:
+            yield f
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Delete files, then remove directories left empty."""
+        parents: set[Path] = set()
+        for key in keys:
+            p = self._p(key)
+            p.unlink(missing_ok=True)
+            parents.add(p.parent)
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            d = parent
+            while d != self.path and d.is_relative_to(self.path):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                d = d.parent
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete a directory tree."""
+        n = super().delete_prefix(prefix)
+        target = self._p(prefix.rstrip("/"))
+        if target.is_dir():
+            shutil.rmtree(target)
+        return n
+
+    def object_uri(self, key: str) -> str:
+        """``file://`` URI of a key."""
+        return self.uri + key
+
+    @property
+    def mirror_base_uri(self) -> str:
+        """The parent directory of the root, as a ``file://`` URI with a trailing ``/``."""
+        return self.path.parent.as_uri().rstrip("/") + "/"
+
+    def relative_uri(self, key: str) -> str:
+        """``<root directory name>/<key>``."""
+        return f"{self.path.name}/{key}"
+
+
+def _copy_stream_file(src: Path, dest: Path, callback: Callback | None) -> None:
+    with src.open("rb") as fi, dest.open("wb") as fo:
+        while True:
+            block = fi.read(4 * MiB)
+            if not block:
+                break
+            fo.write(block)
+            if callback is not None:
+                callback(len(block))
+        fo.flush()
+        os.fsync(fo.fileno())

@@ -1,0 +1,290 @@
+"""A release root on S3 (AWS or any S3-compatible server), with boto3 errors mapped by type."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import urllib.parse
+from typing import IO, TYPE_CHECKING
+
+import botocore.exceptions
+from boto3.s3.transfer import TransferConfig
+
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    ConfigError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from cellcensus.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+from cellcensus.release._root import (
+    MULTIPART_CHUNKSIZE,
+    Callback,
+    ObjectInfo,
+    PreconditionFailedError,
+    ReleaseRoot,
+    _check_key,
+)
+
+__all__ = ["S3Root", "map_s3_error"]
+
+logger = logging.getLogger(__name__)
+
+
+def _client_error_code(e: botocore.exceptions.ClientError) -> tuple[str, int]:
+    err = e.response.get("Error", {})
+    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(err.get("Code", "")), int(status)
+
+
+def _is_missing_key(e: Exception) -> bool:
+    """A 404 for the object itself (not for a missing bucket)."""
+    if not isinstance(e, botocore.exceptions.ClientError):
+        return False
+    code, status = _client_error_code(e)
+    return code != "NoSuchBucket" and (code in ("NoSuchKey", "404", "NotFound") or status == 404)
+
+
+def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest form
+    e: Exception, *, action: str, uri: str, settings: Settings
+) -> Exception:
+    """Translate a boto/botocore exception into a :class:`CellCensusError` (by type and code)."""
+    if isinstance(e, CellCensusError):
+        return e
+    if isinstance(
+        e, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return PermissionDeniedError(
+            f"{action} {uri}: no S3 credentials were found; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or CELLCENSUS_S3_ACCESS_KEY_ID/..., or AWS_PROFILE), or use "
+            "--no-sign-request for anonymous reads of a public bucket"
+        )
+    if isinstance(e, botocore.exceptions.EndpointConnectionError):
+        return ConfigError(
+            f"{action} {uri}: cannot connect to the S3 endpoint "
+            f"{settings.endpoint_url or 'AWS'}; check --endpoint-url / AWS_ENDPOINT_URL and that "
+            "the server is running"
+        )
+    if isinstance(e, botocore.exceptions.ClientError):
+        code, status = _client_error_code(e)
+        if code in ("PreconditionFailed", "412") or status == 412:
+            return PreconditionFailedError(f"{action} {uri}: precondition failed")
+        if code == "NoSuchBucket":
+            return NotFoundError(f"{action} {uri}: the bucket does not exist; create it first")
+        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            return NotFoundError(f"{action} {uri}: no such object")
+        if status == 403 or code in (
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AllAccessDisabled",
+            "403",
+        ):
+            how = (
+                "requests were unsigned (--no-sign-request): this needs credentials"
+                if settings.anonymous
+                else "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE) and that they may perform this action on the bucket"
+            )
+            return PermissionDeniedError(f"{action} {uri} was refused ({code or status}): {how}")
+        return CellCensusError(f"{action} {uri} failed: S3 error {code or status}")
+    if isinstance(e, botocore.exceptions.BotoCoreError):
+        return CellCensusError(f"{action} {uri} failed: {type(e).__name__}")
+    return e
+
+
+class S3Root(ReleaseRoot):
+    """A release root at ``s3://bucket/prefix/``."""
+
+    def __init__(self, uri: str, settings: Settings | None = None) -> None:
+        parsed = urllib.parse.urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            msg = f"{uri!r} is not an s3://bucket/prefix/ URI"
+            raise BadInputError(msg)
+        if parsed.query or parsed.fragment or parsed.params:
+            msg = f"S3 release root {uri!r} must not contain '?', '#' or ';'"
+            raise BadInputError(msg)
+        self.bucket = parsed.netloc
+        prefix = parsed.path.lstrip("/")
+        if prefix:
+            prefix = prefix.rstrip("/") + "/"
+            _check_key(prefix)
+        self.prefix = prefix
+        self.uri = f"s3://{self.bucket}/{self.prefix}"
+        self.settings = settings or Settings.resolve()
+        self._client: S3Client | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        """Always ``True``."""
+        return True
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client (created on first use; thread-safe)."""
+        if self._client is None:
+            self._client = self.settings.boto3_client(max_pool_connections=64)
+        return self._client
+
+    def _k(self, key: str) -> str:
+        return self.prefix + _check_key(key)
+
+    def _err(self, e: Exception, action: str, key: str) -> Exception:
+        return map_s3_error(e, action=action, uri=self.object_uri(key), settings=self.settings)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (paginated), sorted by key."""
+        if prefix:
+            _check_key(prefix)
+        full = self.prefix + prefix
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for o in page.get("Contents", []):
+                    key = o["Key"][len(self.prefix) :]
+                    yield ObjectInfo(key, int(o["Size"]), str(o.get("ETag", "")).strip('"'))
+        except Exception as e:
+            raise self._err(e, "listing", prefix or "") from e
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """HEAD an object."""
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except Exception as e:
+            if _is_missing_key(e):
+                return None
+            raise self._err(e, "reading", key) from e
+        return ObjectInfo(key, int(r["ContentLength"]), str(r.get("ETag", "")).strip('"'))
+
+    def head_sha256(self, key: str) -> str | None:
+        """The ``sha256`` user metadata cellcensus stores on uploads, if present."""
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except Exception as e:
+            if _is_missing_key(e):
+                return None
+            raise self._err(e, "reading", key) from e
+        return r.get("Metadata", {}).get("sha256")
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """GET an object with its ETag (quoted, as S3 expects it back in ``IfMatch``)."""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+            data = r["Body"].read()
+        except Exception as e:
+            if _is_missing_key(e):
+                return None
+            raise self._err(e, "reading", key) from e
+        return data, str(r["ETag"])
+
+    def write_bytes(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> None:
+        """PutObject, with ``IfMatch`` / ``IfNoneMatch`` when asked."""
+        try:
+            if if_none_match:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*"
+                )
+            elif if_match is not None:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._k(key), Body=data, IfMatch=if_match
+                )
+            else:
+                self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
+        except Exception as e:
+            raise self._err(e, "writing", key) from e
+
+    def transfer_config(self) -> TransferConfig:
+        """The boto3 TransferConfig used for uploads and downloads."""
+        return TransferConfig(
+            multipart_threshold=MULTIPART_CHUNKSIZE,
+            multipart_chunksize=MULTIPART_CHUNKSIZE,
+            max_concurrency=4,
+            use_threads=True,
+        )
+
+    def upload_file(
+        self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
+    ) -> None:
+        """Upload with boto3's transfer manager; the sha256 is stored as user metadata."""
+        try:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._k(key),
+                ExtraArgs={"Metadata": {"sha256": sha256}},
+                Config=self.transfer_config(),
+                Callback=callback,
+            )
+        except Exception as e:
+            cause = e.__context__ if isinstance(e.__context__, Exception) else e
+            raise self._err(cause, "uploading to", key) from e
+
+    def download_file(self, key: str, path: Path, *, callback: Callback | None = None) -> None:
+        """Download with boto3's transfer manager."""
+        try:
+            self.client.download_file(
+                self.bucket,
+                self._k(key),
+                str(path),
+                Config=self.transfer_config(),
+                Callback=callback,
+            )
+        except Exception as e:
+            raise self._err(e, "downloading", key) from e
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        """Stream an object's body."""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+        except Exception as e:
+            raise self._err(e, "reading", key) from e
+        body = r["Body"]
+        try:
+            yield body  # type: ignore[misc]
+        finally:
+            body.close()
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """DeleteObjects in batches of 1000."""
+        for i in range(0, len(keys), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": self._k(k)} for k in keys[i : i + 1000]]
+            try:
+                r = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except Exception as e:
+                raise self._err(e, "deleting under", keys[i]) from e
+            errors = r.get("Errors", [])
+            if errors:
+                first = errors[0]
+                msg = (
+                    f"deleting {len(errors)} objects under {self.uri} failed; first: "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+                raise PermissionDeniedError(msg)
+
+    def object_uri(self, key: str) -> str:
+        """``s3://bucket/prefix/key``."""
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    @property
+    def mirror_base_uri(self) -> str:
+        """``s3://bucket/``: locators are relative to the bucket, like the Census's own."""
+        return f"s3://{self.bucket}/"
+
+    def relative_uri(self, key: str) -> str:
+        """``prefix/key`` (bucket-relative, no leading ``/``)."""
+        return self.prefix + key
