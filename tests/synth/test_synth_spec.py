@@ -45,6 +45,7 @@ BASE: dict[str, Any] = {
         ({"duplicate_of": "a/b"}, "duplicate_of"),
         ({"schema_version": "6.0.0"}, "schema_version"),
         ({"multi_disease_fraction": 1.5}, "multi_disease_fraction"),
+        ({"multi_disease_fraction": "0.1"}, "multi_disease_fraction"),
         ({"tissues": ("blood",)}, "tissues"),
     ],
 )

@@ -179,8 +179,9 @@ def _donors(
     sex = rng.choice(
         np.array([FEMALE, MALE, "unknown"], dtype=object), size=n_donors, p=[0.48, 0.48, 0.04]
     )
-    stage_w = _weights(len(info.development_stages))[::-1].copy()  # adults dominate
-    stage_w[-1] = stage_w[-1] / 4 if len(stage_w) > 2 else stage_w[-1]
+    # the last stage listed (a child or an old animal) is rarer than the adult ones
+    stage_w = np.ones(len(info.development_stages))
+    stage_w[-1] = 0.25
     stage = rng.choice(
         np.array(info.development_stages, dtype=object), size=n_donors, p=stage_w / stage_w.sum()
     )

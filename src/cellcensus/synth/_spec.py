@@ -165,7 +165,12 @@ class DatasetSpec:
             ):
                 upper = f" and at most {high}" if high is not None else ""
                 return field, f"must be an integer of at least {low}{upper}, got {value!r}"
-        if not 0.0 <= float(self.multi_disease_fraction) <= 1.0:
+        fraction = self.multi_disease_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, int | float)
+            or not (0.0 <= fraction <= 1.0)
+        ):
             return "multi_disease_fraction", (
                 f"must lie in [0, 1], got {self.multi_disease_fraction!r}"
             )
