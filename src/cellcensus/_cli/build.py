@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cellcensus._cli._app import app, console, out
 from cellcensus._cli._progress import RichProgress
+from cellcensus._cli.release import EndpointOpt, NoSignOpt, PathStyleOpt, RegionOpt, _settings
 
 
 def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
@@ -47,6 +48,10 @@ def build(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted build of the same inputs, reusing finished work.")
     ] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    no_sign_request: NoSignOpt = False,
+    path_style: PathStyleOpt = False,
 ) -> None:
     """Build a Census-schema release tag from H5AD files."""
     from cellcensus.build import BuildOptions, build_census
@@ -66,7 +71,13 @@ def build(
         resume=resume,
     )
     with RichProgress() as progress:
-        result = build_census(manifest, out_dir, options=options, progress=progress)
+        result = build_census(
+            manifest,
+            out_dir,
+            options=options,
+            progress=progress,
+            settings=_settings(endpoint_url, region, no_sign_request, path_style),
+        )
     console.print(_summary_table(result.datasets))
     out.print(
         f"built {result.tag} in {result.seconds:.1f} s: {result.total_cell_count} cells "

@@ -253,6 +253,10 @@ def var_platform_config() -> dict[str, Any]:
     }
 
 
+#: Tile extent of both X dimensions (also used to write cells in global order).
+X_TILE = 2048
+
+
 def x_platform_config(layer: str) -> dict[str, Any]:
     """Row-major sparse X, 2048x2048 tiles, zstd; normalized values are not byte-shuffled."""
     data_filters: list[Any] = (
@@ -263,8 +267,8 @@ def x_platform_config(layer: str) -> dict[str, Any]:
             "create": {
                 "capacity": 2**16,
                 "dims": {
-                    "soma_dim_0": {"tile": 2048, "filters": [_ZSTD9]},
-                    "soma_dim_1": {"tile": 2048, "filters": ["ByteShuffleFilter", _ZSTD9]},
+                    "soma_dim_0": {"tile": X_TILE, "filters": [_ZSTD9]},
+                    "soma_dim_1": {"tile": X_TILE, "filters": ["ByteShuffleFilter", _ZSTD9]},
                 },
                 "attrs": {"soma_data": {"filters": data_filters}},
                 "cell_order": "row-major",

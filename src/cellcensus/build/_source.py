@@ -248,6 +248,71 @@ class H5ADSource:
         m.sum_duplicates()
         return m
 
+    def read_x_row_set(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
+        """Some rows (sorted, unique) of the counts matrix, in one pass for CSC and dense X."""
+        rows = np.asarray(rows, dtype=np.int64)
+        try:
+            if self.x_format == "csr":
+                m = self._csr_select(rows)
+                m.sum_duplicates()
+                return m
+            if self.x_format == "dense":
+                m = sparse.csr_matrix(self._x[rows, :])
+            else:
+                m = self._csc_select(rows)
+        except (OSError, ValueError, IndexError) as e:
+            raise self._err(f"cannot read rows: {e}", field=self.x_name) from e
+        m.sum_duplicates()
+        return m
+
+    def _csr_select(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
+        """Rows of a CSR matrix, reading nearby rows' values in one bounded span."""
+        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)
+        lo, hi = indptr[rows], indptr[rows + 1]
+        data_parts: list[npt.NDArray[Any]] = []
+        index_parts: list[npt.NDArray[Any]] = []
+        i = 0
+        while i < len(rows):
+            j = i
+            # merge following rows while the span they share stays bounded
+            while j + 1 < len(rows) and hi[j + 1] - lo[i] <= CSC_SCAN_NNZ:
+                j += 1
+            span_data = self._x["data"][lo[i] : hi[j]]
+            span_idx = self._x["indices"][lo[i] : hi[j]]
+            for k in range(i, j + 1):
+                a, b = lo[k] - lo[i], hi[k] - lo[i]
+                data_parts.append(span_data[a:b])
+                index_parts.append(span_idx[a:b])
+            i = j + 1
+        counts = hi - lo
+        new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        data = np.concatenate(data_parts) if data_parts else np.zeros(0, self._x["data"].dtype)
+        indices = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int64)
+        return sparse.csr_matrix((data, indices, new_indptr), shape=(len(rows), self.n_vars))
+
+    def _csc_select(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
+        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)
+        nnz = int(indptr[-1])
+        out_r: list[npt.NDArray[Any]] = []
+        out_c: list[npt.NDArray[Any]] = []
+        out_v: list[npt.NDArray[Any]] = []
+        for lo in range(0, nnz, CSC_SCAN_NNZ):
+            hi = min(lo + CSC_SCAN_NNZ, nnz)
+            idx = self._x["indices"][lo:hi]
+            keep = np.isin(idx, rows)
+            if not keep.any():
+                continue
+            pos = np.flatnonzero(keep) + lo
+            out_r.append(np.searchsorted(rows, idx[keep]))
+            out_c.append(np.searchsorted(indptr, pos, side="right") - 1)
+            out_v.append(self._x["data"][lo:hi][keep])
+        shape = (len(rows), self.n_vars)
+        if not out_r:
+            return sparse.csr_matrix(shape, dtype=self._x["data"].dtype)
+        return sparse.csr_matrix(
+            (np.concatenate(out_v), (np.concatenate(out_r), np.concatenate(out_c))), shape=shape
+        )
+
     def _csc_rows(self, start: int, stop: int) -> sparse.csr_matrix:
         """Rows of a CSC matrix, by scanning its stored values in bounded blocks."""
         indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)

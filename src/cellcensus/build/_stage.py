@@ -63,11 +63,11 @@ def _copy_local(entry: ManifestEntry, dest: Path, progress: Callable[[int], None
 
 
 def _s3_client(settings: Any) -> Any:
-    if settings is not None and hasattr(settings, "boto3_client"):
-        return settings.boto3_client()
-    import boto3
+    if settings is None:
+        from cellcensus.settings import Settings
 
-    return boto3.client("s3")
+        settings = Settings.resolve()
+    return settings.boto3_client()
 
 
 def _download_s3(

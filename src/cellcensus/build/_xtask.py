@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import tiledbsoma as soma
+from tiledbsoma.options import TileDBWriteOptions
 
 from cellcensus.build import _schema as S
 from cellcensus.build._source import H5ADSource
@@ -56,16 +57,29 @@ class XChunkResult:
     var_nnz: npt.NDArray[np.int64]
 
 
-def _write(uri: str, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], data: npt.NDArray[np.float32]) -> None:
-    table = pa.Table.from_pydict(
-        {
-            "soma_dim_0": pa.array(rows, type=pa.int64()),
-            "soma_dim_1": pa.array(cols, type=pa.int64()),
-            "soma_data": pa.array(data, type=pa.float32()),
-        }
-    )
+def global_order(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Permutation putting cells into TileDB's global order for the X arrays.
+
+    X arrays are row-major with row-major tiles of ``X_TILE`` x ``X_TILE``: cells sort by
+    (row tile, column tile, row, column). Writing in that order lets TileDB skip its own sort
+    (about 4x faster writes). One int64 key encodes the four levels (coordinates are unique).
+    """
+    if len(rows) == 0:
+        return np.arange(0, dtype=np.intp)
+    row0 = int(rows.min())
+    span = int(rows.max()) - row0 + 1
+    n_cols = int(cols.max()) + 1
+    n_col_tiles = (n_cols - 1) // S.X_TILE + 1
+    rel = rows - row0
+    tile = ((rows // S.X_TILE) - row0 // S.X_TILE) * n_col_tiles + cols // S.X_TILE
+    key = (tile * span + rel) * n_cols + cols
+    return np.argsort(key)
+
+
+def _write(uri: str, table: pa.Table) -> None:
+    """Write cells already in global order as one fragment."""
     with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
-        arr.write(table)
+        arr.write(table, platform_config=TileDBWriteOptions(sort_coords=False))
 
 
 def process_x_chunk(task: XChunkTask) -> XChunkResult:
@@ -117,7 +131,15 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
         del x
         g_rows = row + task.obs_joinid_start
         g_cols = task.var_joinids[col]
+        order = global_order(g_rows, g_cols)
+        coords = {
+            "soma_dim_0": pa.array(g_rows[order], type=pa.int64()),
+            "soma_dim_1": pa.array(g_cols[order], type=pa.int64()),
+        }
         x_uri = f"{task.experiment_uri}/ms/{S.MEASUREMENT}/X"
-        _write(f"{x_uri}/raw", g_rows, g_cols, data)
-        _write(f"{x_uri}/normalized", g_rows, g_cols, norm)
+        for layer, values in (("raw", data), ("normalized", norm)):
+            table = pa.Table.from_pydict(
+                {**coords, "soma_data": pa.array(values[order], type=pa.float32())}
+            )
+            _write(f"{x_uri}/{layer}", table)
     return XChunkResult(task.dataset_id, task.start, n_cells, var_nnz)

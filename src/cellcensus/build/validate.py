@@ -128,10 +128,11 @@ def _check_dataset_cells(
                 layer: _read_rows(exp.ms[S.MEASUREMENT].X[layer], joinids[pick])
                 for layer in S.X_LAYERS
             }
-            for k in pick:
+            sample = src.read_x_row_set(rows[pick])
+            for i, k in enumerate(pick):
                 joinid = int(joinids[k])
                 _check_cell(
-                    rep, src, int(rows[k]), joinid,
+                    rep, sample[i : i + 1], src.dataset_id, int(rows[k]), joinid,
                     {layer: stored[layer].get(joinid, {}) for layer in S.X_LAYERS},
                     local_cols, census_cols, lengths,
                     assays.iloc[int(rows[k])] in full_gene, cells, organism,
@@ -153,7 +154,8 @@ def _read_rows(arr: soma.SparseNDArray, joinids: np.ndarray[Any, Any]) -> dict[i
 
 def _check_cell(
     rep: ValidationReport,
-    src: H5ADSource,
+    row_x: Any,
+    dataset_id: str,
     src_row: int,
     joinid: int,
     got: dict[str, dict[int, float]],
@@ -164,11 +166,11 @@ def _check_cell(
     cells: pd.DataFrame,
     organism: str,
 ) -> None:
-    x = src.read_x_rows(src_row, src_row + 1)[:, local_cols].tocsr()
+    x = row_x[:, local_cols].tocsr()
     x.sum_duplicates()
     x.eliminate_zeros()
     expected = dict(zip(census_cols[x.indices].tolist(), x.data.astype(np.float32).tolist(), strict=True))
-    where = f"{organism} cell {joinid} ({src.dataset_id} row {src_row})"
+    where = f"{organism} cell {joinid} ({dataset_id} row {src_row})"
     rep.expect(got["raw"] == expected, f"{where}: X/raw differs from the source counts")
     order = np.argsort(census_cols[x.indices], kind="stable")
     cols_sorted = x.indices[order]
@@ -177,10 +179,12 @@ def _check_cell(
         np.zeros(len(data), dtype=np.int64), cols_sorted.astype(np.int64), data, 1,
         full_gene_rows=np.array([full_gene]), feature_length=lengths,
     )
-    want_norm = dict(zip(census_cols[cols_sorted].tolist(), norm.tolist(), strict=True))
+    want_cols = census_cols[cols_sorted]
+    got_norm = got["normalized"]
+    same_cells = set(got_norm) == set(want_cols.tolist())
+    got_values = np.array([got_norm.get(int(c), np.nan) for c in want_cols], dtype=np.float64)
     rep.expect(
-        set(got["normalized"]) == set(want_norm)
-        and all(np.isclose(got["normalized"][k], v, rtol=1e-4) for k, v in want_norm.items()),
+        same_cells and bool(np.allclose(got_values, norm, rtol=1e-4)),
         f"{where}: X/normalized does not follow its definition",
     )
     stats = obs_stats(x)
