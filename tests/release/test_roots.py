@@ -164,3 +164,21 @@ class TestS3Access:
         r = S3Root("s3://no-such-bucket-x/", make_settings(s3_server, "reader"))
         with pytest.raises((NotFoundError, PermissionDeniedError)):
             r.read_bytes("release.json")
+
+
+@pytest.mark.parametrize("errno_name", ["EPERM", "ENOTSUP"])
+def test_local_create_only_without_hard_links(tmp_path, monkeypatch, errno_name) -> None:
+    """File systems without hard links fall back to check-and-rename under the lock."""
+    import errno
+    import os
+
+    def no_link(src, dst):
+        raise OSError(getattr(errno, errno_name), "hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_link)
+    root = LocalRoot(tmp_path / "r")
+    root.write_bytes("k", b"first", if_none_match=True)
+    with pytest.raises(PreconditionFailedError):
+        root.write_bytes("k", b"second", if_none_match=True)
+    assert root.read_bytes("k") == b"first"
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".cellcensus.lock", "k"]

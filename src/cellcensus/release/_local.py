@@ -39,6 +39,7 @@ __all__ = ["LocalRoot"]
 logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+_NO_HARDLINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV})
 
 
 class LocalRoot(ReleaseRoot):
@@ -166,11 +167,7 @@ class LocalRoot(ReleaseRoot):
         tmp = self._write_tmp(dest, data)
         try:
             if if_none_match:
-                try:
-                    os.link(tmp, dest)
-                except FileExistsError:
-                    msg = f"{dest} already exists"
-                    raise PreconditionFailedError(msg) from None
+                self._create_only(tmp, dest)
             elif if_match is not None:
                 with self._locked():
                     try:
@@ -186,6 +183,23 @@ class LocalRoot(ReleaseRoot):
                 tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _create_only(self, tmp: Path, dest: Path) -> None:
+        """Move ``tmp`` to ``dest`` only if ``dest`` does not exist (atomically)."""
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            msg = f"{dest} already exists"
+            raise PreconditionFailedError(msg) from None
+        except OSError as e:
+            if e.errno not in _NO_HARDLINKS:
+                raise
+            # No hard links on this file system: check and rename under the root's lock.
+            with self._locked():
+                if dest.exists():
+                    msg = f"{dest} already exists"
+                    raise PreconditionFailedError(msg) from None
+                tmp.replace(dest)
 
     def upload_file(
         self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
