@@ -217,3 +217,19 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
     assert result.total_cell_count > 0
     assert not staging.exists()
     assert (out / "build.json").exists()
+
+
+def test_manifest_filesize_orders_datasets_and_is_checked(good_h5ad: Path, tmp_path: Path) -> None:
+    from cellcensus.build import load_manifest
+    from cellcensus.errors import IntegrityError
+
+    size = good_h5ad.stat().st_size
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "dataset_id,dataset_asset_h5ad_uri,asset_h5ad_filesize\n"
+        f"big,{good_h5ad},{size + 10}\nsmall,{good_h5ad},{size}\n"
+    )
+    assert [e.dataset_id for e in load_manifest(manifest)] == ["small", "big"]
+    with pytest.raises(IntegrityError, match="asset_h5ad_filesize"):
+        build_census(manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
+    assert not (tmp_path / "out").exists()

@@ -208,18 +208,25 @@ ALLOWS_DUPLICATES = False
 _ZSTD9: dict[str, Any] = {"_type": "ZstdFilter", "level": 9}
 _ZSTD19: dict[str, Any] = {"_type": "ZstdFilter", "level": 19}
 _NUMERIC_OBS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
+SPATIAL_OBS_NUMERIC = ("in_tissue", "array_row", "array_col")
 
 
-def obs_platform_config() -> dict[str, Any]:
-    """Filters for obs: numeric stats shuffled+zstd, categoricals zstd 9, other text zstd 19."""
+def obs_platform_config(*, spatial: bool = False) -> dict[str, Any]:
+    """Filters for obs: numeric columns shuffled+zstd, categoricals zstd 9, other text zstd 19.
+
+    Spatial experiments' obs also has the numeric ``in_tissue``, ``array_row``, ``array_col``.
+    """
     attrs: dict[str, Any] = {}
+    numeric = _NUMERIC_OBS + (SPATIAL_OBS_NUMERIC if spatial else ())
     for f in OBS_FIELDS[1:]:
-        if f.name in _NUMERIC_OBS:
+        if f.name in numeric:
             attrs[f.name] = {"filters": ["ByteShuffleFilter", _ZSTD9]}
         elif f.dictionary:
             attrs[f.name] = {"filters": [_ZSTD9]}
         else:
             attrs[f.name] = {"filters": [_ZSTD19]}
+    for name in SPATIAL_OBS_NUMERIC if spatial else ():
+        attrs[name] = {"filters": ["ByteShuffleFilter", _ZSTD9]}
     return {
         "tiledb": {
             "create": {

@@ -141,7 +141,14 @@ def stage_source(
             _copy_local(entry, dest, progress)
     elif progress:
         progress(dest.stat().st_size)
-    return StagedSource(entry.dataset_id, dest, dest.stat().st_size, sha256_file(dest))
+    size = dest.stat().st_size
+    if entry.asset_h5ad_filesize >= 0 and size != entry.asset_h5ad_filesize:
+        dest.unlink()
+        raise IntegrityError(
+            f"dataset {entry.dataset_id!r}: staged {size} bytes from {entry.uri}, but the "
+            f"manifest's asset_h5ad_filesize says {entry.asset_h5ad_filesize}"
+        )
+    return StagedSource(entry.dataset_id, dest, size, sha256_file(dest))
 
 
 def source_size(entry: ManifestEntry) -> int | None:

@@ -22,11 +22,7 @@ from cellcensus.build._xtask import soma_context
 
 logger = logging.getLogger(__name__)
 
-_SPATIAL_OBS_EXTRA = (
-    S.Field("in_tissue", pa.int64()),
-    S.Field("array_row", pa.int64()),
-    S.Field("array_col", pa.int64()),
-)
+_SPATIAL_OBS_EXTRA = tuple(S.Field(name, pa.int64()) for name in S.SPATIAL_OBS_NUMERIC)
 
 
 def create_dataframe(
@@ -95,7 +91,7 @@ def create_experiment(parent: soma.Collection, plan: OrganismPlan, *, spatial: b
     domain = (0, plan.n_obs - 1) if plan.n_obs else None
     create_dataframe(
         exp, "obs", obs_schema(plan, spatial=spatial), domain=domain,
-        platform_config=S.obs_platform_config(),
+        platform_config=S.obs_platform_config(spatial=spatial),
     )
     ms = exp.add_new_collection("ms")
     rna = ms.add_new_collection(S.MEASUREMENT, soma.Measurement)

@@ -34,7 +34,7 @@ from cellcensus.build._state import BuildState
 from cellcensus.build._stage import StagedSource, remove_tree, stage_source, source_size
 from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
 from cellcensus.build.manifest import ManifestEntry, load_manifest
-from cellcensus.errors import BadInputError, CellCensusError
+from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
 
 __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"]
 
@@ -166,7 +166,7 @@ def _stage_all(run: _Run, entries: list[ManifestEntry]) -> list[ManifestEntry]:
                 progress=lambda n: run.progress.advance("stage", n),
             )
             kept.append(entry)
-        except BadInputError as e:
+        except (BadInputError, IntegrityError) as e:
             if run.options.on_error != "skip":
                 raise
             logger.warning("skipping dataset %s: %s", entry.dataset_id, e)

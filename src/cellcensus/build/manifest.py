@@ -23,9 +23,7 @@ logger = logging.getLogger(__name__)
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _URI_ALIASES = ("dataset_asset_h5ad_uri", "h5ad_uri")
-_IGNORED_COLUMNS = frozenset(
-    {"asset_h5ad_filesize", "cell_count", "mean_genes_per_cell", "schema_version"}
-)
+_IGNORED_COLUMNS = frozenset({"cell_count", "mean_genes_per_cell", "schema_version"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +43,7 @@ class ManifestEntry:
     collection_doi: str = ""
     collection_doi_label: str = ""
     citation: str = ""
+    asset_h5ad_filesize: int = -1  # optional; when given, the build order and a size check
 
     @property
     def is_s3(self) -> bool:
@@ -58,7 +57,11 @@ class ManifestEntry:
         return Path(self.uri)
 
 
-_OPTIONAL = tuple(f.name for f in fields(ManifestEntry) if f.name not in ("dataset_id", "uri"))
+_OPTIONAL = tuple(
+    f.name
+    for f in fields(ManifestEntry)
+    if f.name not in ("dataset_id", "uri", "asset_h5ad_filesize")
+)
 
 
 def validate_dataset_id(dataset_id: str) -> str:
@@ -125,10 +128,20 @@ def _from_csv(path: Path) -> list[ManifestEntry]:
             uri = _resolve_uri(row[uri_col], path.parent)
         except BadInputError as e:
             raise BadInputError(f"manifest line {lineno}: {e}", dataset_id=dataset_id) from e
+        size_text = row.get("asset_h5ad_filesize", "")
+        try:
+            size = int(size_text) if size_text else -1
+        except ValueError as e:
+            raise BadInputError(
+                f"manifest line {lineno}: asset_h5ad_filesize {size_text!r} is not an integer",
+                dataset_id=dataset_id,
+                field="asset_h5ad_filesize",
+            ) from e
         entries.append(
             ManifestEntry(
                 dataset_id=dataset_id,
                 uri=uri,
+                asset_h5ad_filesize=size,
                 **{k: row.get(k, "") for k in _OPTIONAL},
             )
         )
@@ -154,7 +167,8 @@ def load_manifest(source: str | Path) -> list[ManifestEntry]:
     Returns
     -------
     list[ManifestEntry]
-        Entries in manifest order, which is the build order.
+        Entries in build order: manifest order, stably sorted by ``asset_h5ad_filesize`` when
+        the manifest gives sizes (as the official builder orders them).
 
     Raises
     ------
@@ -179,4 +193,4 @@ def load_manifest(source: str | Path) -> list[ManifestEntry]:
         seen.add(e.dataset_id)
     if not entries:
         raise BadInputError(f"manifest {path} lists no datasets")
-    return entries
+    return sorted(entries, key=lambda e: e.asset_h5ad_filesize)
