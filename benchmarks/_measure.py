@@ -1,0 +1,69 @@
+"""Shared helpers of the benchmarks: run a command and sample its process tree's memory."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_bytes: int  # max over time of the summed RSS of the process and its children
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: list[str], *, interval: float = 0.1, timeout: float | None = None) -> Measurement:
+    """Run ``cmd``; sample the RSS of its whole process tree every ``interval`` seconds."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        try:
+            parent = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            total = 0
+            try:
+                procs = [parent, *parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            peak = max(peak, total)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate(timeout=timeout)
+    seconds = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    return Measurement(seconds, peak, proc.returncode, out, err)
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    mem = psutil.virtual_memory().total / 1024**3
+    return (
+        f"{platform.machine()}, {psutil.cpu_count(logical=True)} cores, {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def gib(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB"
