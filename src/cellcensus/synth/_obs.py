@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from base64 import b85encode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -62,6 +61,10 @@ LABEL_COLUMNS: Final = {
     "development_stage": "development_stage_ontology_term_id",
 }
 _BASES: Final = np.frombuffer(b"ACGT", dtype=np.uint8)
+_B85: Final = np.frombuffer(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~",
+    dtype=np.uint8,
+)  # the alphabet of base64.b85encode
 _BARCODE_MULTIPLIER: Final = 2654435761  # odd, so row -> code is a bijection modulo 2**32
 _SIZE_FACTOR_SD: Final = 0.45
 
@@ -118,10 +121,12 @@ def barcodes(dataset_key: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.st
     code = (rows.astype(np.uint64) * np.uint64(_BARCODE_MULTIPLIER) + np.uint64(dataset_key)) & (
         np.uint64(0xFFFFFFFF)
     )
-    shifts = np.arange(30, -1, -2, dtype=np.uint64)
-    digits = ((code[:, None] >> shifts[None, :]) & np.uint64(3)).astype(np.intp)
-    letters = np.ascontiguousarray(_BASES[digits]).view("S16").ravel()
-    return np.char.add(letters.astype("U16"), "-1")
+    letters = np.empty((len(rows), 18), dtype=np.uint8)  # one byte per letter: small for 1M cells
+    for position in range(16):
+        shift = np.uint64(30 - 2 * position)
+        letters[:, position] = _BASES[((code >> shift) & np.uint64(3)).astype(np.intp)]
+    letters[:, 16:] = np.frombuffer(b"-1", dtype=np.uint8)
+    return letters.view("S18").ravel().astype("U18")
 
 
 def observation_joinids(index: pd.Index) -> npt.NDArray[np.object_]:
@@ -141,10 +146,15 @@ def observation_joinids(index: pd.Index) -> npt.NDArray[np.object_]:
         Ten-character strings, one per cell.
     """
     digest = xxhash.xxh3_64_intdigest
-    return np.array(
-        [b85encode(digest(str(v)).to_bytes(8, "big")).decode("ascii") for v in index],
-        dtype=object,
-    )
+    values = np.fromiter((digest(str(v)) for v in index), dtype=np.uint64, count=len(index))
+    # base64.b85encode of the 8 big-endian bytes: two 32-bit words of five base-85 digits each
+    chars = np.empty((len(values), 10), dtype=np.uint8)
+    for w, word in enumerate((values >> np.uint64(32), values & np.uint64(0xFFFFFFFF))):
+        rest = word.copy()
+        for position in range(4, -1, -1):
+            chars[:, 5 * w + position] = _B85[(rest % np.uint64(85)).astype(np.intp)]
+            rest //= np.uint64(85)
+    return chars.view("S10").ravel().astype("U10").astype(object)
 
 
 def _tissue_choices(spec: DatasetSpec, rng: np.random.Generator) -> list[tuple[str, TissueInfo]]:
@@ -245,23 +255,31 @@ def make_cells(spec: DatasetSpec, *, seed: int, dataset_key: int) -> CellTable:
     donor_code = rng.choice(n_donors, size=n, p=rng.dirichlet(np.full(n_donors, 3.0)))
     diseases = tuple(sorted({d for _, tissue in samples for d in tissue.diseases}))
     donor = _donors(spec, rng, diseases, n_donors)
-    disease = donor["disease"][donor_code]
+    # per-cell codes into disease_values: the donor's disease, or a two-disease value
+    disease_values = [*np.unique(donor["disease"].astype(str)), *MULTI_DISEASES]
+    donor_disease = np.searchsorted(disease_values[: -len(MULTI_DISEASES)], donor["disease"])
+    disease_code = donor_disease[donor_code]
     n_multi = round(spec.multi_disease_fraction * n)
     if n_multi:
         multi_cells = rng.choice(n, size=n_multi, replace=False)
-        disease = disease.copy()
-        disease[multi_cells] = rng.choice(np.array(MULTI_DISEASES, dtype=object), size=n_multi)
+        first_multi = len(disease_values) - len(MULTI_DISEASES)
+        disease_code[multi_cells] = first_multi + rng.choice(len(MULTI_DISEASES), size=n_multi)
 
     # assays and suspension types
     assay_code = rng.choice(len(spec.assays), size=n, p=_weights(len(spec.assays))).astype(np.int32)
     nuclei = np.array([tissue.nuclei and tt == "tissue" for tt, tissue in samples])[sample_code]
-    suspension = np.empty(n, dtype=object)
+    suspension_values = ("cell", "nucleus", "na")
+    suspension_code = np.zeros(n, dtype=np.int64)
     for a, assay in enumerate(spec.assays):
         options = suspension_options(assay, spec.schema_version)
         default = "cell" if "cell" in options else options[0]
         on_nuclei = "nucleus" if "nucleus" in options else default
         mask = assay_code == a
-        suspension[mask] = np.where(nuclei[mask], on_nuclei, default)
+        suspension_code[mask] = np.where(
+            nuclei[mask],
+            suspension_values.index(on_nuclei),
+            suspension_values.index(default),
+        )
 
     size_factor = np.exp(rng.normal(0.0, _SIZE_FACTOR_SD, n)).astype(np.float32)
     short = f"{dataset_key & 0xFFFF:04X}"
@@ -272,8 +290,6 @@ def make_cells(spec: DatasetSpec, *, seed: int, dataset_key: int) -> CellTable:
     stage_cats, stage_codes = np.unique(donor["stage"], return_inverse=True)
     eth_cats, eth_codes = np.unique(donor["ethnicity"], return_inverse=True)
     sex_cats, sex_codes = np.unique(donor["sex"], return_inverse=True)
-    dis_cats, dis_codes = np.unique(disease.astype(str), return_inverse=True)
-    sus_cats, sus_codes = np.unique(suspension.astype(str), return_inverse=True)
     frame = pd.DataFrame(
         {
             "assay_ontology_term_id": _categorical(assay_code, spec.assays),
@@ -281,7 +297,7 @@ def make_cells(spec: DatasetSpec, *, seed: int, dataset_key: int) -> CellTable:
             "development_stage_ontology_term_id": _categorical(
                 stage_codes[donor_code], list(stage_cats)
             ),
-            "disease_ontology_term_id": _categorical(dis_codes, list(dis_cats)),
+            "disease_ontology_term_id": _categorical(disease_code, disease_values),
             "self_reported_ethnicity_ontology_term_id": _categorical(
                 eth_codes[donor_code], list(eth_cats)
             ),
@@ -290,7 +306,7 @@ def make_cells(spec: DatasetSpec, *, seed: int, dataset_key: int) -> CellTable:
             "tissue_type": _categorical(sample_code, sample_types),
             "donor_id": _categorical(donor_code, donor_ids),
             "is_primary_data": np.ones(n, dtype=bool),
-            "suspension_type": _categorical(sus_codes, list(sus_cats)),
+            "suspension_type": _categorical(suspension_code, suspension_values),
         },
         index=pd.Index(barcodes(dataset_key, np.arange(n, dtype=np.int64)), dtype=object),
     )
