@@ -226,12 +226,15 @@ class S3Server:
         ]
         log = self.log_path.open("ab")
         self._log_file = log
+        # weed puts its gRPC unix sockets in TMPDIR: keep them under base_dir, not in /tmp
+        env = dict(os.environ, TMPDIR=str(self.base_dir))
         self._proc = subprocess.Popen(
             args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.base_dir,
+            env=env,
             start_new_session=True,
         )
         self._wait_ready(timeout)
