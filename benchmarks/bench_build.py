@@ -4,7 +4,7 @@ Run by hand (not in CI):
 
     .venv/bin/python benchmarks/bench_build.py --cells 1000000 --workdir /tmp/bench-build
 
-Synthesizes a 2-organism corpus (the demo composition at --cells cells; reused if present), then
+Synthesizes a 2-organism corpus (8 CSR datasets, counts in X; reused if present), then
 measures, each in a fresh process with its process tree's RSS sampled:
   baseline  tiledbsoma.io.register_anndatas + from_h5ad(append) of every file into one experiment
   ours      cellcensus build (serial, and with --workers N on a Dask LocalCluster)
@@ -22,16 +22,19 @@ from pathlib import Path
 from _measure import gib, machine, run_measured
 
 _BASELINE = r"""
-import csv, json, sys
+import csv, json, sys, warnings
+warnings.simplefilter("ignore")
 import tiledbsoma.io
 manifest, uri = sys.argv[1], sys.argv[2]
 paths = [r["dataset_asset_h5ad_uri"] for r in csv.DictReader(open(manifest))]
+# the documented append pattern: create from the first file, register the rest, prepare, append
+tiledbsoma.io.from_h5ad(uri, paths[0], measurement_name="RNA")
 rd = tiledbsoma.io.register_h5ads(
-    None, paths, measurement_name="RNA", obs_field_name="obs_id", var_field_name="var_id",
-    allow_duplicate_obs_ids=True,
+    uri, paths[1:], measurement_name="RNA", obs_field_name="obs_id", var_field_name="var_id",
+    allow_duplicate_obs_ids=True, append_obsm_varm=True,
 )
 rd.prepare_experiment(uri)
-for path in paths:
+for path in paths[1:]:
     tiledbsoma.io.from_h5ad(uri, path, measurement_name="RNA", registration_mapping=rd,
                             ingest_mode="write")
 print(json.dumps({"files": len(paths)}))
@@ -46,6 +49,25 @@ print(json.dumps({"cells": r.total_cell_count}))
 """
 
 
+def _specs(cells: int) -> list:
+    """8 CSR datasets (5 human, 3 mouse), counts in X: a layout tiledbsoma.io can append."""
+    from cellcensus.synth import DatasetSpec
+
+    specs = []
+    for i in range(8):
+        human = i < 5
+        specs.append(
+            DatasetSpec(
+                dataset_id=f"bench-{i}",
+                organism_ontology_term_id="NCBITaxon:9606" if human else "NCBITaxon:10090",
+                n_cells=cells // 8,
+                n_genes=2000 + 250 * (i % 4),
+                assays=("EFO:0009922", "EFO:0009899"),
+            )
+        )
+    return specs
+
+
 def _corpus(workdir: Path, cells: int) -> tuple[Path, int, int]:
     from cellcensus.synth import synth_corpus
 
@@ -53,7 +75,7 @@ def _corpus(workdir: Path, cells: int) -> tuple[Path, int, int]:
     manifest = corpus_dir / "manifest.csv"
     if not manifest.exists():
         shutil.rmtree(corpus_dir, ignore_errors=True)
-        synth_corpus(corpus_dir, seed=0, n_cells=cells)
+        synth_corpus(corpus_dir, seed=0, specs=_specs(cells))
     import h5py
 
     n_cells = nnz = 0
@@ -61,7 +83,10 @@ def _corpus(workdir: Path, cells: int) -> tuple[Path, int, int]:
         with h5py.File(h5) as f:
             x = f["raw/X"] if "raw" in f else f["X"]
             n_cells += int(f["obs"][f["obs"].attrs["_index"]].shape[0])
-            nnz += int(x["data"].shape[0]) if "data" in x else int(x.size)
+            if isinstance(x, h5py.Group):
+                nnz += int(x["data"].shape[0])
+            else:  # dense: count the stored non-zeros block by block
+                nnz += sum(int((x[i : i + 4096] != 0).sum()) for i in range(0, x.shape[0], 4096))
     return manifest, n_cells, nnz
 
 
