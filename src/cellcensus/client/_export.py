@@ -1,0 +1,542 @@
+"""Bounded-memory export of a query to ``.h5ad``, ``.zarr`` or ``.parquet``.
+
+The query's rows are selected from ``obs`` / ``var`` first (joinids and per-cell ``nnz`` only),
+which gives an exact up-front estimate. Then ``obs`` and ``var`` are copied in row chunks, and X
+is read in row-major order, chunk of cells after chunk of cells, and appended batch by batch:
+no step holds more than one read batch. The memory budget sizes TileDB's read buffers and
+memory budget, the row chunks, and the cell chunks of the X reads.
+
+Memory that does not shrink with the budget: 8 bytes per selected cell and gene (their
+joinids), plus the fixed cost of the interpreter, TileDB and the open census.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import tiledbsoma as soma
+
+from cellcensus._progress import NoProgress
+from cellcensus.client._errors import CensusNotFoundError
+from cellcensus.client._estimate import (
+    AxisSelection,
+    QueryEstimate,
+    estimate_from,
+    format_bytes,
+    parse_bytes,
+    select_axis,
+)
+from cellcensus.client._filters import check_value_filter
+from cellcensus.client._query import experiment
+from cellcensus.client._writers import ExportWriter, export_format, make_writer, parquet_paths
+from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy.typing as npt
+    from somacore.options import SparseDFCoord
+
+    from cellcensus._progress import Progress
+
+__all__ = ["DEFAULT_MEMORY_BUDGET", "ExportPlan", "ExportResult", "export", "plan_export"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_BUDGET = "2GiB"
+MiB = 1024 * 1024
+#: Smallest budget accepted (TileDB needs some room for one tile of X).
+MIN_BUDGET = 16 * MiB
+#: Bytes of memory per selected cell that the budget must also cover (joinids, nnz).
+BYTES_PER_SELECTED_ROW = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryPlan:
+    """How a budget is split."""
+
+    budget: int
+    #: TileDB-SOMA result buffer bytes (``soma.init_buffer_bytes``) per read.
+    read_buffer: int
+    #: TileDB's own memory budget for a read (``sm.mem.total_budget``).
+    tiledb_budget: int
+    #: Cells per X read (its coordinate list) and rows per ``obs``/``var`` chunk.
+    cells_per_read: int
+    rows_per_chunk: int
+
+    def tiledb_config(self) -> dict[str, str]:
+        """TileDB configuration enforcing the plan."""
+        return {
+            "soma.init_buffer_bytes": str(self.read_buffer),
+            "py.init_buffer_bytes": str(self.read_buffer),
+            "sm.mem.total_budget": str(self.tiledb_budget),
+            "sm.memory_budget": str(self.tiledb_budget // 2),
+            "sm.memory_budget_var": str(self.tiledb_budget // 2),
+        }
+
+
+def memory_plan(budget: int, n_obs_selected: int, n_var_selected: int) -> MemoryPlan:
+    """Split ``budget`` bytes between TileDB, read buffers and the selection's joinids.
+
+    Raises
+    ------
+    BadInputError
+        When the budget is below :data:`MIN_BUDGET` or cannot hold the selection's joinids.
+    """
+    fixed = BYTES_PER_SELECTED_ROW * (n_obs_selected + n_var_selected)
+    if budget < MIN_BUDGET or fixed > budget // 2:
+        need = max(MIN_BUDGET, 2 * fixed)
+        msg = (
+            f"memory_budget {format_bytes(budget)} is too small for this query "
+            f"({n_obs_selected:,} cells, {n_var_selected:,} genes): give at least "
+            f"{format_bytes(need)}"
+        )
+        raise BadInputError(msg, field="memory_budget")
+    room = budget - fixed
+    read_buffer = int(min(max(room // 16, 1 * MiB), 256 * MiB))
+    tiledb_budget = int(min(max(room // 4, 4 * MiB), 4096 * MiB))
+    return MemoryPlan(
+        budget=budget,
+        read_buffer=read_buffer,
+        tiledb_budget=tiledb_budget,
+        cells_per_read=int(max(room // 256, 4096)),
+        rows_per_chunk=int(max(min(room // 2048, 1 << 20), 1024)),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    format: str
+    #: Every file or directory written (parquet writes side files).
+    outputs: tuple[Path, ...]
+    estimate: QueryEstimate
+    n_obs: int
+    n_vars: int
+    #: X values written (equals ``estimate.nnz`` when the estimate was exact).
+    nnz: int
+    seconds: float
+    memory_budget: int
+
+    @property
+    def values_per_second(self) -> float:
+        """X values written per second."""
+        return self.nnz / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _columns(column_names: soma.AxisColumnNames | None, axis: str) -> list[str] | None:
+    if column_names is None:
+        return None
+    cols = column_names.get(axis)  # type: ignore[misc]
+    return list(cols) if cols else None
+
+
+def _coords_for(ids: npt.NDArray[np.int64]) -> slice | npt.NDArray[np.int64]:
+    """A contiguous run as a slice (one range for TileDB), else the points."""
+    if ids.size and int(ids[-1]) - int(ids[0]) + 1 == ids.size:
+        return slice(int(ids[0]), int(ids[-1]))
+    return ids
+
+
+def _chunks(ids: npt.NDArray[np.int64], size: int) -> Iterator[tuple[int, npt.NDArray[np.int64]]]:
+    for start in range(0, ids.size, size):
+        yield start, ids[start : start + size]
+
+
+class ExportPlan:
+    """A planned export: the selection and its estimate, ready to :meth:`run`.
+
+    Made by :func:`plan_export`; holds the experiment open with a memory-bounded context.
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        exp: soma.Experiment,
+        organism: str,
+        measurement_name: str,
+        X_name: str,
+        obs: AxisSelection,
+        var: AxisSelection,
+        obs_columns: list[str] | None,
+        var_columns: list[str] | None,
+        estimate: QueryEstimate,
+        memory: MemoryPlan,
+        query: dict[str, Any],
+    ) -> None:
+        self.exp = exp
+        self.organism = organism
+        self.measurement_name = measurement_name
+        self.X_name = X_name
+        self.obs = obs
+        self.var = var
+        self.obs_columns = obs_columns
+        self.var_columns = var_columns
+        #: The up-front estimate (cells, genes, stored values, bytes).
+        self.estimate = estimate
+        self.memory = memory
+        self.query = query
+
+    def __enter__(self) -> ExportPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the experiment opened for the export."""
+        self.exp.close()
+
+    # ------------------------------------------------------------------ axes
+    def _axis_schema(self, df: soma.DataFrame, columns: list[str] | None) -> pa.Schema:
+        names = columns or [n for n in df.schema.names]
+        missing = [c for c in names if c not in df.schema.names]
+        if missing:
+            msg = (
+                f"unknown column(s) {', '.join(missing)} in {df.uri}; "
+                f"the columns are: {', '.join(df.schema.names)}"
+            )
+            raise BadInputError(msg, field="column_names")
+        return pa.schema([df.schema.field(n) for n in names])
+
+    def _write_axis(
+        self,
+        writer: ExportWriter,
+        axis: str,
+        df: soma.DataFrame,
+        sel: AxisSelection,
+        columns: list[str] | None,
+        progress: Progress,
+    ) -> None:
+        schema = self._axis_schema(df, columns)
+        dict_cols = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+        enums = df.get_enumeration_values(dict_cols) if dict_cols else {}
+        categories = {c: [str(v) for v in enums[c].to_pylist()] for c in dict_cols}
+        writer.begin_axis(axis, sel.count, schema, categories)
+        progress.start(axis, sel.count, "rows")
+        for _, ids in _chunks(sel.joinids, self.memory.rows_per_chunk):
+            coords = _coords_for(ids)
+            got = 0
+            for tbl in df.read(coords=(coords,), column_names=schema.names):
+                writer.write_rows(axis, tbl.select(schema.names))
+                got += tbl.num_rows
+                progress.advance(axis, tbl.num_rows)
+            if got != ids.size:
+                msg = f"{df.uri}: read {got} rows for {ids.size} joinids; the array changed?"
+                raise BadInputError(msg)
+        progress.finish(axis)
+
+    # ------------------------------------------------------------------ X
+    def _x_batches(
+        self,
+    ) -> Iterator[
+        tuple[
+            npt.NDArray[np.int64],
+            npt.NDArray[np.int64],
+            npt.NDArray[np.int64],
+            npt.NDArray[np.int64],
+            npt.NDArray[np.float32],
+        ]
+    ]:
+        """Row-major X batches: (obs joinid, var joinid, row position, col position, value)."""
+        X = self.exp.ms[self.measurement_name].X[self.X_name]
+        var_ids = self.var.joinids
+        var_all_dense = self.var.everything and bool(
+            var_ids.size == 0 or (var_ids[0] == 0 and var_ids[-1] == var_ids.size - 1)
+        )
+        var_coords: slice | npt.NDArray[np.int64] = (
+            slice(None) if var_all_dense else _coords_for(var_ids)
+        )
+        for start, ids in _chunks(self.obs.joinids, self.memory.cells_per_read):
+            previous = -1
+            for tbl in X.read(coords=(_coords_for(ids), var_coords), result_order="row-major").tables():
+                d0 = tbl["soma_dim_0"].to_numpy()
+                d1 = tbl["soma_dim_1"].to_numpy()
+                data = tbl["soma_data"].to_numpy()
+                del tbl
+                rows = np.searchsorted(ids, d0) + start
+                cols = d1 if var_all_dense else np.searchsorted(var_ids, d1)
+                if rows.size and (rows[0] < previous or np.any(np.diff(rows) < 0)):
+                    msg = "TileDB returned X out of row-major order; cannot stream it"
+                    raise BadInputError(msg)
+                if rows.size:
+                    previous = int(rows[-1])
+                yield d0, d1, rows, cols, data
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        to: str | Path,
+        *,
+        format: str | None = None,  # noqa: A002 - the natural name
+        progress: Progress | None = None,
+        overwrite: bool = False,
+    ) -> ExportResult:
+        """Write the export.
+
+        Parameters
+        ----------
+        to
+            Output path: ``*.h5ad``, ``*.zarr`` or ``*.parquet``.
+        format
+            ``"h5ad"``, ``"zarr"`` or ``"parquet"``, when the suffix does not say it.
+        progress
+            Receives stages ``obs``, ``var`` (rows) and ``X`` (stored values).
+        overwrite
+            Replace existing outputs (otherwise an existing output is an error).
+
+        Returns
+        -------
+        ExportResult
+            Paths, counts and timing.
+
+        Raises
+        ------
+        BadInputError
+            Unknown format, or the output exists and ``overwrite`` is False.
+        """
+        path = Path(to).expanduser()
+        fmt = export_format(path, format)
+        outputs = (
+            tuple(parquet_paths(path)[k] for k in ("X", "obs", "var", "meta"))
+            if fmt == "parquet"
+            else (path,)
+        )
+        existing = [p for p in outputs if p.exists()]
+        if existing and not overwrite:
+            msg = f"{existing[0]} exists; pass overwrite=True (--overwrite) to replace it"
+            raise BadInputError(msg, field="to")
+        if not path.parent.is_dir():
+            msg = f"the directory {path.parent} does not exist"
+            raise BadInputError(msg, field="to")
+        p: Progress = progress or NoProgress()
+        t0 = time.monotonic()
+        est = self.estimate
+        logger.info("exporting %s to %s: %s", self.organism, path, est.describe())
+        writer = make_writer(path, fmt)
+        nnz = 0
+        try:
+            ms = self.exp.ms[self.measurement_name]
+            self._write_axis(writer, "obs", self.exp.obs, self.obs, self.obs_columns, p)
+            self._write_axis(writer, "var", ms.var, self.var, self.var_columns, p)
+            writer.begin_x(self.obs.count, self.var.count, est.nnz)
+            p.start("X", est.nnz, "values")
+            if self.obs.count and self.var.count:
+                for d0, d1, rows, cols, data in self._x_batches():
+                    writer.write_x(d0, d1, rows, cols, data)
+                    nnz += len(data)
+                    p.advance("X", len(data))
+            p.finish("X")
+            seconds = time.monotonic() - t0
+            meta = {
+                "organism": self.organism,
+                "measurement_name": self.measurement_name,
+                "X_name": self.X_name,
+                "query": self.query,
+                "n_obs": self.obs.count,
+                "n_vars": self.var.count,
+                "nnz": nnz,
+                "estimate": dataclasses.asdict(est),
+            }
+            writer.commit(meta)
+        except BaseException:
+            writer.abort()
+            raise
+        logger.info(
+            "exported %d cells x %d genes, %d values in %.1f s", self.obs.count, self.var.count, nnz, seconds
+        )
+        return ExportResult(
+            path=path,
+            format=fmt,
+            outputs=outputs,
+            estimate=est,
+            n_obs=self.obs.count,
+            n_vars=self.var.count,
+            nnz=nnz,
+            seconds=seconds,
+            memory_budget=self.memory.budget,
+        )
+
+
+def plan_export(
+    census: soma.Collection,
+    organism: str,
+    *,
+    obs_value_filter: str | None = None,
+    var_value_filter: str | None = None,
+    obs_coords: SparseDFCoord | None = None,
+    var_coords: SparseDFCoord | None = None,
+    column_names: soma.AxisColumnNames | None = None,
+    X_name: str = "raw",
+    measurement_name: str = "RNA",
+    modality: str = "census_data",
+    memory_budget: str | int = DEFAULT_MEMORY_BUDGET,
+) -> ExportPlan:
+    """Select a query's rows and estimate its size, without reading X (see :func:`export`).
+
+    Returns
+    -------
+    ExportPlan
+        With ``.estimate``; call ``.run(to=...)`` to write it.
+    """
+    budget = parse_bytes(memory_budget)
+    exp0 = experiment(census, organism, modality)
+    if measurement_name not in exp0.ms:
+        msg = f"{organism}: no measurement {measurement_name!r}"
+        raise CensusNotFoundError(msg)
+    ms0 = exp0.ms[measurement_name]
+    check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
+    check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
+    has_x = "X" in ms0 and X_name in ms0.X
+    # open a private handle with a context that bounds TileDB's memory
+    provisional = memory_plan(budget, 0, 0)
+    ctx = exp0.context.replace(tiledb_config=provisional.tiledb_config())
+    exp = soma.Experiment.open(exp0.uri, context=ctx)
+    try:
+        ms = exp.ms[measurement_name]
+        obs = select_axis(exp.obs, value_filter=obs_value_filter, coords=obs_coords)
+        var = select_axis(ms.var, value_filter=var_value_filter, coords=var_coords)
+        if not has_x and obs.count and var.count:
+            msg = f"{organism}: no X layer {X_name!r} in {ms.uri}"
+            raise CensusNotFoundError(msg)
+        memory = memory_plan(budget, obs.count, var.count)
+        if memory != provisional:
+            exp.close()
+            exp = soma.Experiment.open(
+                exp0.uri, context=exp0.context.replace(tiledb_config=memory.tiledb_config())
+            )
+            ms = exp.ms[measurement_name]
+        obs_cols = _columns(column_names, "obs")
+        var_cols = _columns(column_names, "var")
+        x_total = int(ms.X[X_name].nnz) if has_x and (obs.nnz is None) else None
+        est = estimate_from(
+            organism,
+            obs,
+            var,
+            x_nnz_total=x_total,
+            obs_schema=exp.obs.schema,
+            var_schema=ms.var.schema,
+            obs_columns=obs_cols,
+            var_columns=var_cols,
+        )
+    except BaseException:
+        exp.close()
+        raise
+    # the per-cell nnz is only needed for the estimate
+    obs = dataclasses.replace(obs, nnz=None)
+    var = dataclasses.replace(var, nnz=None)
+    query = {
+        "obs_value_filter": obs_value_filter,
+        "var_value_filter": var_value_filter,
+        "obs_coords": None if obs_coords is None else repr(obs_coords),
+        "var_coords": None if var_coords is None else repr(var_coords),
+        "column_names": None if column_names is None else {k: list(v or []) for k, v in column_names.items()},
+        "census_uri": census.uri,
+    }
+    return ExportPlan(
+        exp=exp,
+        organism=organism,
+        measurement_name=measurement_name,
+        X_name=X_name,
+        obs=obs,
+        var=var,
+        obs_columns=obs_cols,
+        var_columns=var_cols,
+        estimate=est,
+        memory=memory,
+        query=query,
+    )
+
+
+def export(
+    census: soma.Collection,
+    organism: str,
+    *,
+    to: str | Path,
+    obs_value_filter: str | None = None,
+    var_value_filter: str | None = None,
+    obs_coords: SparseDFCoord | None = None,
+    var_coords: SparseDFCoord | None = None,
+    column_names: soma.AxisColumnNames | None = None,
+    X_name: str = "raw",
+    memory_budget: str | int = DEFAULT_MEMORY_BUDGET,
+    progress: Progress | None = None,
+    measurement_name: str = "RNA",
+    modality: str = "census_data",
+    format: str | None = None,  # noqa: A002 - the natural name
+    overwrite: bool = False,
+) -> ExportResult:
+    """Stream a query's result to disk without holding it in memory.
+
+    The same query as :func:`get_anndata` (same rows, columns and values, in the same order),
+    written chunk by chunk:
+
+    - ``*.h5ad`` / ``*.zarr``: AnnData's on-disk encoding; ``anndata.read_h5ad`` /
+      ``anndata.read_zarr`` give what ``get_anndata`` returns (X as CSR float32);
+    - ``*.parquet``: X as a long table (``obs_soma_joinid``, ``var_soma_joinid``, ``value``),
+      plus ``<stem>.obs.parquet``, ``<stem>.var.parquet`` and ``<stem>.export.json``; read it
+      back with :func:`read_export`.
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    to
+        Output path; its suffix picks the format.
+    obs_value_filter, var_value_filter, obs_coords, var_coords
+        The query (as for :func:`get_anndata`).
+    column_names
+        ``{"obs": [...], "var": [...]}``: the columns to write (all by default).
+    X_name
+        X layer (``"raw"`` or ``"normalized"``).
+    memory_budget
+        Most memory the export may use beyond the fixed cost of the process, e.g. ``"2GiB"``.
+    progress
+        Receives progress (stages ``obs``, ``var``, ``X``).
+    measurement_name, modality
+        Measurement and top-level collection.
+    format
+        ``"h5ad"``, ``"zarr"`` or ``"parquet"`` when the suffix does not say it.
+    overwrite
+        Replace existing outputs.
+
+    Returns
+    -------
+    ExportResult
+        Paths, the up-front estimate, counts and timing.
+
+    Raises
+    ------
+    CensusNotFoundError
+        Unknown organism, measurement or layer (a ``ValueError``).
+    FilterError
+        Bad filter.
+    BadInputError
+        Bad path or format, output exists, or a budget too small for the selection.
+    """
+    with plan_export(
+        census,
+        organism,
+        obs_value_filter=obs_value_filter,
+        var_value_filter=var_value_filter,
+        obs_coords=obs_coords,
+        var_coords=var_coords,
+        column_names=column_names,
+        X_name=X_name,
+        measurement_name=measurement_name,
+        modality=modality,
+        memory_budget=memory_budget,
+    ) as plan:
+        return plan.run(to, format=format, progress=progress, overwrite=overwrite)

@@ -1,0 +1,417 @@
+"""``get_anndata``, ``get_obs``, ``get_var``, ``get_presence_matrix``: the official functions,
+with clear errors for unknown organisms and bad filters, and a memory check before
+``get_anndata`` reads anything large."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from typing import TYPE_CHECKING, Literal
+
+import cellxgene_census
+import psutil
+
+from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
+from cellcensus.client._estimate import QueryEstimate, estimate_query, format_bytes
+from cellcensus.client._filters import check_value_filter
+from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata
+    import pandas as pd
+    import tiledbsoma as soma
+    from scipy import sparse
+    from somacore.options import SparseDFCoord
+
+__all__ = [
+    "MemoryCheck",
+    "check_memory",
+    "experiment",
+    "get_anndata",
+    "get_obs",
+    "get_presence_matrix",
+    "get_var",
+]
+
+logger = logging.getLogger(__name__)
+
+MemoryCheck = Literal["auto", "warn", "off"]
+#: ``get_anndata`` warns when its estimated peak exceeds this share of the available memory.
+WARN_FRACTION = 0.5
+
+
+def experiment_name(organism: str) -> str:
+    """The experiment name of an organism (``"Homo sapiens"`` -> ``"homo_sapiens"``)."""
+    return re.sub(r"[ ]+", "_", organism.strip()).lower()
+
+
+def experiment(
+    census: soma.Collection, organism: str, modality: str = "census_data"
+) -> soma.Experiment:
+    """The organism's experiment, with a message listing what exists when it does not.
+
+    Raises
+    ------
+    CensusNotFoundError
+        (a ``ValueError``) for an unknown modality or organism.
+    """
+    if modality not in census:
+        msg = (
+            f"Unknown modality {modality!r}: the census at {census.uri} holds "
+            f"{', '.join(sorted(census)) or 'nothing'}"
+        )
+        raise CensusNotFoundError(msg)
+    coll = census[modality]
+    name = experiment_name(organism)
+    if name not in coll:
+        known = ", ".join(sorted(coll)) or "none"
+        msg = f"Unknown organism {organism} - does not exist in {modality} (organisms: {known})"
+        raise CensusNotFoundError(msg)
+    exp = coll[name]
+    if exp.soma_type != "SOMAExperiment":
+        msg = f"Unknown organism {organism} - not a SOMA Experiment"
+        raise CensusNotFoundError(msg)
+    return exp
+
+
+def _measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> soma.Measurement:
+    if measurement_name not in exp.ms:
+        msg = (
+            f"{organism}: no measurement {measurement_name!r} "
+            f"(measurements: {', '.join(sorted(exp.ms)) or 'none'})"
+        )
+        raise CensusNotFoundError(msg)
+    return exp.ms[measurement_name]
+
+
+def check_memory(est: QueryEstimate, memory_check: MemoryCheck, *, stacklevel: int = 3) -> None:
+    """Warn about, or refuse, a query whose estimated peak memory is too large.
+
+    ``"auto"``: refuse above the available memory, warn above half of it; ``"warn"``: only
+    warn; ``"off"``: nothing.
+
+    Raises
+    ------
+    QueryTooLargeError
+        ``memory_check="auto"`` and the estimate exceeds the available memory.
+    """
+    if memory_check == "off":
+        return
+    if memory_check not in ("auto", "warn"):
+        msg = f"memory_check must be 'auto', 'warn' or 'off', got {memory_check!r}"
+        raise BadInputError(msg, field="memory_check")
+    available = int(psutil.virtual_memory().available)
+    advice = (
+        "stream it to disk with cellcensus.export(..., to='out.h5ad', memory_budget='2GiB') "
+        "(or `cellcensus export`), or narrow the filters"
+    )
+    if est.peak_bytes > available and memory_check == "auto":
+        msg = (
+            f"get_anndata would need ~{format_bytes(est.peak_bytes)} but "
+            f"{format_bytes(available)} is available ({est.describe()}); {advice}. Pass "
+            "memory_check='warn' to try anyway"
+        )
+        raise QueryTooLargeError(msg)
+    if est.peak_bytes > WARN_FRACTION * available:
+        msg = (
+            f"get_anndata will need ~{format_bytes(est.peak_bytes)} of the "
+            f"{format_bytes(available)} available ({est.describe()}); consider: {advice}"
+        )
+        warnings.warn(msg, MemoryEstimateWarning, stacklevel=stacklevel)
+
+
+def get_anndata(
+    census: soma.Collection,
+    organism: str,
+    measurement_name: str = "RNA",
+    X_name: str = "raw",
+    X_layers: Sequence[str] | None = (),
+    obsm_layers: Sequence[str] | None = (),
+    obsp_layers: Sequence[str] | None = (),
+    varm_layers: Sequence[str] | None = (),
+    varp_layers: Sequence[str] | None = (),
+    obs_value_filter: str | None = None,
+    obs_coords: SparseDFCoord | None = None,
+    var_value_filter: str | None = None,
+    var_coords: SparseDFCoord | None = None,
+    column_names: soma.AxisColumnNames | None = None,
+    obs_embeddings: Sequence[str] | None = (),
+    var_embeddings: Sequence[str] | None = (),
+    obs_column_names: Sequence[str] | None = None,
+    var_column_names: Sequence[str] | None = None,
+    modality: str = "census_data",
+    *,
+    memory_check: MemoryCheck = "auto",
+) -> anndata.AnnData:
+    """A slice of the census as an :class:`anndata.AnnData` (``cellxgene_census.get_anndata``).
+
+    Same arguments, defaults and result as the official function, which does the reading.
+    Before it runs, the organism and both filters are checked (clear errors) and the result's
+    size is estimated from ``obs``/``var`` (see :func:`estimate`): a query whose estimated peak
+    exceeds the available memory is refused, one above half of it warned about.
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    measurement_name, X_name, X_layers, obsm_layers, obsp_layers, varm_layers, varp_layers
+        As in ``cellxgene_census.get_anndata``.
+    obs_value_filter, obs_coords, var_value_filter, var_coords
+        The query: value filters (see ``docs/client.md``) and ``soma_joinid`` coordinates.
+    column_names
+        Deprecated ``{"obs": [...], "var": [...]}`` (as in the official client).
+    obs_embeddings, var_embeddings
+        Embeddings by name (looked up by the official client in the CZ CELLxGENE directory;
+        self-hosted releases have none).
+    obs_column_names, var_column_names
+        Columns of ``obs`` / ``var`` to return.
+    modality
+        ``"census_data"`` (default) or another top-level collection.
+    memory_check
+        ``"auto"`` (refuse above available memory, warn above half), ``"warn"`` (warn only)
+        or ``"off"`` (no estimate).
+
+    Returns
+    -------
+    anndata.AnnData
+        The slice.
+
+    Raises
+    ------
+    CensusNotFoundError
+        Unknown organism or measurement (a ``ValueError``).
+    FilterError
+        Bad filter (a ``BadInputError`` and ``tiledbsoma.SOMAError``).
+    QueryTooLargeError
+        The estimate exceeds the available memory (``memory_check="auto"``).
+    """
+    exp = experiment(census, organism, modality)
+    ms = _measurement(exp, measurement_name, organism)
+    check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
+    check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    if memory_check != "off":
+        obs_cols = obs_column_names or (column_names or {}).get("obs")
+        var_cols = var_column_names or (column_names or {}).get("var")
+        est = estimate_query(
+            exp,
+            organism,
+            measurement_name=measurement_name,
+            X_name=X_name,
+            obs_value_filter=obs_value_filter,
+            obs_coords=obs_coords,
+            var_value_filter=var_value_filter,
+            var_coords=var_coords,
+            obs_column_names=obs_cols,
+            var_column_names=var_cols,
+        )
+        logger.debug("get_anndata estimate: %s", est.describe())
+        check_memory(est, memory_check)
+    return cellxgene_census.get_anndata(
+        census,
+        organism,
+        measurement_name=measurement_name,
+        X_name=X_name,
+        X_layers=X_layers,
+        obsm_layers=obsm_layers,
+        obsp_layers=obsp_layers,
+        varm_layers=varm_layers,
+        varp_layers=varp_layers,
+        obs_value_filter=obs_value_filter,
+        obs_coords=obs_coords,
+        var_value_filter=var_value_filter,
+        var_coords=var_coords,
+        column_names=column_names,
+        obs_embeddings=obs_embeddings,
+        var_embeddings=var_embeddings,
+        obs_column_names=obs_column_names,
+        var_column_names=var_column_names,
+        modality=modality,
+    )
+
+
+def get_obs(
+    census: soma.Collection,
+    organism: str,
+    *,
+    value_filter: str | None = None,
+    coords: SparseDFCoord | None = slice(None),  # noqa: B008 - the official default
+    column_names: Sequence[str] | None = None,
+    modality: str = "census_data",
+) -> pd.DataFrame:
+    """The ``obs`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_obs``).
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    value_filter
+        ``obs`` value filter.
+    coords
+        ``soma_joinid`` coordinates (int, list or slice).
+    column_names
+        Columns to return (all by default).
+    modality
+        Top-level collection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per selected cell.
+    """
+    exp = experiment(census, organism, modality)
+    check_value_filter(exp.obs, value_filter, where=f"obs value_filter ({exp.uri})")
+    return cellxgene_census.get_obs(
+        census,
+        organism,
+        value_filter=value_filter,
+        coords=coords,
+        column_names=column_names,
+        modality=modality,
+    )
+
+
+def get_var(
+    census: soma.Collection,
+    organism: str,
+    *,
+    value_filter: str | None = None,
+    coords: SparseDFCoord | None = slice(None),  # noqa: B008 - the official default
+    column_names: Sequence[str] | None = None,
+    modality: str = "census_data",
+) -> pd.DataFrame:
+    """The ``var`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_var``).
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    value_filter
+        ``var`` value filter (e.g. ``"feature_name in ['CD4', 'CD8A']"``).
+    coords
+        ``soma_joinid`` coordinates (int, list or slice).
+    column_names
+        Columns to return (all by default).
+    modality
+        Top-level collection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per selected gene.
+    """
+    exp = experiment(census, organism, modality)
+    var = _measurement(exp, "RNA", organism).var
+    check_value_filter(var, value_filter, where=f"var value_filter ({exp.uri})")
+    return cellxgene_census.get_var(
+        census,
+        organism,
+        value_filter=value_filter,
+        coords=coords,
+        column_names=column_names,
+        modality=modality,
+    )
+
+
+def get_presence_matrix(
+    census: soma.Collection,
+    organism: str,
+    measurement_name: str = "RNA",
+    modality: str = "census_data",
+) -> sparse.csr_matrix:
+    """Which dataset measured which gene (``cellxgene_census.get_presence_matrix``).
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    measurement_name
+        Measurement (``"RNA"``).
+    modality
+        Top-level collection.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Rows: dataset ``soma_joinid`` (``census_info/datasets``); columns: ``var`` ``soma_joinid``.
+
+    Raises
+    ------
+    CensusNotFoundError
+        Unknown organism or measurement, or no presence matrix (a ``ValueError``).
+    """
+    exp = experiment(census, organism, modality)
+    ms = _measurement(exp, measurement_name, organism)
+    if "feature_dataset_presence_matrix" not in ms:
+        msg = f"{organism}: {ms.uri} has no feature_dataset_presence_matrix (no cells?)"
+        raise CensusNotFoundError(msg)
+    result: sparse.csr_matrix = cellxgene_census.get_presence_matrix(
+        census, organism, measurement_name=measurement_name, modality=modality
+    )
+    return result
+
+
+def estimate(
+    census: soma.Collection,
+    organism: str,
+    *,
+    measurement_name: str = "RNA",
+    X_name: str = "raw",
+    obs_value_filter: str | None = None,
+    obs_coords: SparseDFCoord | None = None,
+    var_value_filter: str | None = None,
+    var_coords: SparseDFCoord | None = None,
+    obs_column_names: Sequence[str] | None = None,
+    var_column_names: Sequence[str] | None = None,
+    modality: str = "census_data",
+) -> QueryEstimate:
+    """Size of a query before running it: cells, genes, stored values and bytes in memory.
+
+    Reads only ``obs``/``var`` columns (``soma_joinid``, ``nnz``), never X.
+
+    Parameters
+    ----------
+    census
+        The census, from :func:`open_soma`.
+    organism
+        ``"Homo sapiens"``, ``"mus_musculus"``, ...
+    measurement_name, X_name
+        Measurement and X layer.
+    obs_value_filter, obs_coords, var_value_filter, var_coords
+        The query.
+    obs_column_names, var_column_names
+        Columns the result would hold.
+    modality
+        Top-level collection.
+
+    Returns
+    -------
+    QueryEstimate
+        ``n_obs``, ``n_vars``, ``nnz`` (exact without a gene selection), byte sizes.
+    """
+    exp = experiment(census, organism, modality)
+    ms = _measurement(exp, measurement_name, organism)
+    check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
+    check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    return estimate_query(
+        exp,
+        organism,
+        measurement_name=measurement_name,
+        X_name=X_name,
+        obs_value_filter=obs_value_filter,
+        obs_coords=obs_coords,
+        var_value_filter=var_value_filter,
+        var_coords=var_coords,
+        obs_column_names=obs_column_names,
+        var_column_names=var_column_names,
+    )
