@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -97,10 +97,30 @@ def validate_cmd(
     out.print(f"valid: {report.checks} checks passed, {report.cells_sampled} cells compared")
 
 
-def _demo_query(soma_uri: str) -> None:
-    import cellxgene_census
+def _open_release(root: Path, version: str) -> Any:
+    """Open a release of a local root by name (alias or tag) through its release.json."""
+    try:
+        from cellcensus import open_soma
 
-    with cellxgene_census.open_soma(uri=soma_uri) as census:
+        return open_soma(census_version=version, release_root=str(root))
+    except ImportError:  # the client API is optional for the demo; resolve the tag by hand
+        import cellxgene_census
+
+        from cellcensus.release import read_directory
+
+        tag = read_directory(root).resolve(version)
+        return cellxgene_census.open_soma(uri=str(root / tag / "soma"))
+
+
+def _demo_query(root: Path) -> None:
+    import warnings
+
+    import cellxgene_census
+    from anndata import ImplicitModificationWarning
+
+    # get_anndata's AnnData construction notes that it turns the index into strings: expected
+    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
+    with _open_release(root, "stable") as census:
         human = census["census_data"]["homo_sapiens"]
         obs = (
             human.obs.read(
@@ -136,8 +156,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic corpus.")] = 0,
     workers: Annotated[int, typer.Option(help="Build worker processes.")] = 1,
 ) -> None:
-    """Synthesize a corpus, build it, validate it, and query it with the official client."""
+    """Synthesize a corpus, build it, validate it, publish it to a local release root, and
+    query the ``stable`` release with the official client's functions."""
     from cellcensus.build import BuildOptions, build_census
+    from cellcensus.release import publish, read_directory
     from cellcensus.synth import synth_corpus
 
     directory = directory.expanduser().resolve()
@@ -155,15 +177,23 @@ def demo(
         manifest = corpus_dir / "manifest.csv"
         console.print(f"reusing the corpus in {corpus_dir}")
     build_dir = directory / "build"
+    root = directory / "cell-census"
     shutil.rmtree(build_dir, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
     with RichProgress() as progress:
         result = build_census(
             manifest, build_dir, options=BuildOptions(workers=workers), progress=progress
         )
-    console.print(_summary_table(result.datasets))
+        console.print(_summary_table(result.datasets))
+        out.print(
+            f"built and validated {result.tag}: {result.total_cell_count} cells "
+            f"({result.unique_cell_count} unique) in {result.seconds:.1f} s → {build_dir}"
+        )
+        published = publish(build_dir, root, tag=result.tag, lts=True, progress=progress)
+    directory_doc = read_directory(root)
     out.print(
-        f"built and validated {result.tag}: {result.total_cell_count} cells "
-        f"({result.unique_cell_count} unique) in {result.seconds:.1f} s → {build_dir}"
+        f"published {published.tag} to the local release root {root} "
+        f"(latest → {directory_doc.resolve('latest')}, stable → {directory_doc.resolve('stable')})"
     )
-    _demo_query(str(build_dir / "soma"))
+    _demo_query(root)
     out.print(f"demo finished in {time.monotonic() - t0:.1f} s")
