@@ -20,7 +20,9 @@ class Measurement:
     stderr: str
 
 
-def run_measured(cmd: list[str], *, interval: float = 0.1, timeout: float | None = None) -> Measurement:
+def run_measured(
+    cmd: list[str], *, interval: float = 0.1, timeout: float | None = None
+) -> Measurement:
     """Run ``cmd``; sample the RSS of its whole process tree every ``interval`` seconds."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

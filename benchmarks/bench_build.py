@@ -102,7 +102,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"corpus: {n_cells} source cells, {nnz} stored values, manifest {manifest}")
     results = {}
-    runs = [("ours (1 process)", _OURS, "1"), (f"ours ({args.workers} workers)", _OURS, str(args.workers))]
+    runs = [
+        ("ours (1 process)", _OURS, "1"),
+        (f"ours ({args.workers} workers)", _OURS, str(args.workers)),
+    ]
     if not args.skip_baseline:
         runs.insert(0, ("baseline tiledbsoma.io append", _BASELINE, ""))
     for name, script, extra in runs:
@@ -123,9 +126,15 @@ def main() -> None:
     if base:
         for name, m in results.items():
             if name != "baseline tiledbsoma.io append":
-                print(f"speed ratio {name} / baseline: {base.seconds / m.seconds:.2f}x "
-                      f"(target >= 3x); peak RSS {gib(m.peak_rss_bytes)} (target <= 4 GiB)")
-    print(json.dumps({k: {"seconds": v.seconds, "peak_rss": v.peak_rss_bytes} for k, v in results.items()}))
+                print(
+                    f"speed ratio {name} / baseline: {base.seconds / m.seconds:.2f}x "
+                    f"(target >= 3x); peak RSS {gib(m.peak_rss_bytes)} (target <= 4 GiB)"
+                )
+    print(
+        json.dumps(
+            {k: {"seconds": v.seconds, "peak_rss": v.peak_rss_bytes} for k, v in results.items()}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ inclusion rules as written in CENSUS_SCHEMA.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import anndata
@@ -46,7 +45,9 @@ def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
             a.obs["tissue_type"].isin(["tissue", "organoid"])
             & a.obs["assay_ontology_term_id"].isin(sorted(accepted_assays()))
         ).to_numpy()
-        genes = ((var["feature_biotype"] == "gene") & (var["feature_reference"] == organism)).to_numpy()
+        genes = (
+            (var["feature_biotype"] == "gene") & (var["feature_reference"] == organism)
+        ).to_numpy()
         if not cells.any() or not genes.any():
             continue
         counts = sparse.csr_matrix(raw_x)[cells][:, genes]
@@ -75,8 +76,13 @@ def census_tables(path: Path) -> dict[str, pa.Table]:
             out[f"{organism}/obs"] = exp.obs.read().concat()
             out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
             for layer in ("raw", "normalized"):
-                out[f"{organism}/{layer}"] = exp.ms["RNA"].X[layer].read().tables().concat().sort_by(
-                    [("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")]
+                out[f"{organism}/{layer}"] = (
+                    exp.ms["RNA"]
+                    .X[layer]
+                    .read()
+                    .tables()
+                    .concat()
+                    .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
                 )
             out[f"{organism}/presence"] = (
                 exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()

@@ -83,9 +83,9 @@ def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expec
     for d in human:
         obs = d.obs.reset_index(drop=True)
         rows = np.flatnonzero(
-            obs["tissue_ontology_term_id"].astype(str).isin(
-                ["UBERON:0002048"] + _lung_descendants(obs)
-            )
+            obs["tissue_ontology_term_id"]
+            .astype(str)
+            .isin(["UBERON:0002048"] + _lung_descendants(obs))
         )
         want_cells += len(rows)
         got = adata[adata.obs["dataset_id"] == d.dataset_id]
@@ -124,7 +124,9 @@ def test_presence_matrix_matches_sources(census_build, expected, small_build: Bu
             for d in expected:
                 if d.organism != organism:
                     continue
-                joinid = int(datasets.loc[datasets["dataset_id"] == d.dataset_id, "soma_joinid"].iloc[0])
+                joinid = int(
+                    datasets.loc[datasets["dataset_id"] == d.dataset_id, "soma_joinid"].iloc[0]
+                )
                 present = set(var["feature_id"].to_numpy()[pm.tocsr()[joinid : joinid + 1].indices])
                 assert present == set(d.var.index)
 
@@ -134,7 +136,13 @@ def test_tiledbsoma_open_with_the_official_context(census_build) -> None:
     with tiledbsoma.open(str(census_build / "soma"), context=ctx) as census:
         assert census.soma_type == "SOMACollection"
         exp = census["census_data"]["homo_sapiens"]
-        assert exp.ms["RNA"].X["raw"].shape[0] == len(exp.obs.read(column_names=["soma_joinid"]).concat())
+        assert exp.ms["RNA"].X["raw"].shape[0] == len(
+            exp.obs.read(column_names=["soma_joinid"]).concat()
+        )
         assert set(census["census_data"].keys()) == {
-            "homo_sapiens", "mus_musculus", "callithrix_jacchus", "macaca_mulatta", "pan_troglodytes",
+            "homo_sapiens",
+            "mus_musculus",
+            "callithrix_jacchus",
+            "macaca_mulatta",
+            "pan_troglodytes",
         }

@@ -32,7 +32,9 @@ def _write_manifest(path: Path, rows: list[tuple[str, str]]) -> Path:
 @pytest.fixture(scope="module")
 def good_h5ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("good") / "good.h5ad"
-    spec = DatasetSpec(dataset_id=GOOD, organism_ontology_term_id="NCBITaxon:9606", n_cells=200, n_genes=300)
+    spec = DatasetSpec(
+        dataset_id=GOOD, organism_ontology_term_id="NCBITaxon:9606", n_cells=200, n_genes=300
+    )
     return write_dataset(spec, path, seed=1)
 
 
@@ -41,7 +43,9 @@ def _replace_strings(group: h5py.Group, name: str, fn: Callable[[list[str]], lis
     attrs = dict(node.attrs)
     values = [v.decode() if isinstance(v, bytes) else str(v) for v in node[()]]
     del group[name]
-    new = group.create_dataset(name, data=np.array(fn(values), dtype=object), dtype=h5py.string_dtype())
+    new = group.create_dataset(
+        name, data=np.array(fn(values), dtype=object), dtype=h5py.string_dtype()
+    )
     for k, v in attrs.items():
         new.attrs[k] = v
 
@@ -109,7 +113,9 @@ def test_bad_h5ad_content_stops_the_build_and_names_dataset_and_field(
     ("case", "needle"),
     [("not hdf5", "not a readable HDF5"), ("truncated", "not a readable HDF5")],
 )
-def test_unreadable_files_are_reported(case: str, needle: str, good_h5ad: Path, tmp_path: Path) -> None:
+def test_unreadable_files_are_reported(
+    case: str, needle: str, good_h5ad: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.h5ad"
     if case == "not hdf5":
         bad.write_text("dataset_id,uri\nthis is a CSV, not an H5AD\n")
@@ -133,10 +139,10 @@ def test_unreadable_files_are_reported(case: str, needle: str, good_h5ad: Path, 
         ([("a", "http://example.org/x.h5ad")], "unsupported URI scheme"),
     ],
 )
-def test_bad_manifests(rows: list[tuple[str, str]], needle: str, good_h5ad: Path, tmp_path: Path) -> None:
-    manifest = _write_manifest(
-        tmp_path / "m.csv", [(i, u.format(good=good_h5ad)) for i, u in rows]
-    )
+def test_bad_manifests(
+    rows: list[tuple[str, str]], needle: str, good_h5ad: Path, tmp_path: Path
+) -> None:
+    manifest = _write_manifest(tmp_path / "m.csv", [(i, u.format(good=good_h5ad)) for i, u in rows])
     with pytest.raises(BadInputError, match=needle):
         build_census(manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
     assert not (tmp_path / "out").exists()
@@ -189,8 +195,19 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
     staging = tmp_path / ".out.staging"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cellcensus", "--quiet", "build", str(manifest), str(out),
-         "--tag", "2026-01-01", "--chunk-nnz", "100"],
+        [
+            sys.executable,
+            "-m",
+            "cellcensus",
+            "--quiet",
+            "build",
+            str(manifest),
+            str(out),
+            "--tag",
+            "2026-01-01",
+            "--chunk-nnz",
+            "100",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

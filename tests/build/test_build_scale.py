@@ -30,7 +30,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthCorpus:
 def serial_tables(corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("serial") / "build"
     build_census(
-        corpus.manifest_path, out,
+        corpus.manifest_path,
+        out,
         options=BuildOptions(tag=TAG, chunk_nnz=30_000, workers=1, validate=False),
     )
     return census_tables(out)
@@ -46,7 +47,8 @@ def _assert_same(a: dict, b: dict) -> None:
 def test_local_cluster_build_equals_serial_build(corpus, serial_tables, tmp_path: Path) -> None:
     out = tmp_path / "build"
     build_census(
-        corpus.manifest_path, out,
+        corpus.manifest_path,
+        out,
         options=BuildOptions(tag=TAG, chunk_nnz=30_000, workers=2, validate=True),
     )
     _assert_same(census_tables(out), serial_tables)
@@ -68,17 +70,38 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     logs.mkdir()
     procs = [
         subprocess.Popen(
-            [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"],
-            stdout=(logs / "scheduler.log").open("w"), stderr=subprocess.STDOUT, cwd=tmp_path,
+            [
+                str(bindir / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            stdout=(logs / "scheduler.log").open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
     ]
     for i in range(2):
         procs.append(
             subprocess.Popen(
-                [str(bindir / "dask"), "worker", address, "--nthreads", "1", "--host",
-                 "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
-                stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT, cwd=tmp_path,
+                [
+                    str(bindir / "dask"),
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{i}",
+                ],
+                stdout=(logs / f"worker{i}.log").open("w"),
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
             )
         )
     try:
@@ -102,19 +125,32 @@ def test_build_on_a_separate_scheduler_and_workers_equals_serial(
 ) -> None:
     out = tmp_path / "build"
     build_census(
-        corpus.manifest_path, out,
+        corpus.manifest_path,
+        out,
         options=BuildOptions(tag=TAG, chunk_nnz=30_000, scheduler=dask_cluster, validate=False),
     )
     _assert_same(census_tables(out), serial_tables)
 
 
-def test_killed_then_resumed_build_equals_uninterrupted(corpus, serial_tables, tmp_path: Path) -> None:
+def test_killed_then_resumed_build_equals_uninterrupted(
+    corpus, serial_tables, tmp_path: Path
+) -> None:
     """Killed during the X stage (small chunks: many tasks), resumed, equal to a serial build."""
     out = tmp_path / "build"
     staging = tmp_path / ".build.staging"
     cmd = [
-        sys.executable, "-m", "cellcensus", "--quiet", "build", str(corpus.manifest_path), str(out),
-        "--tag", TAG, "--chunk-nnz", "3000", "--no-validate",
+        sys.executable,
+        "-m",
+        "cellcensus",
+        "--quiet",
+        "build",
+        str(corpus.manifest_path),
+        str(out),
+        "--tag",
+        TAG,
+        "--chunk-nnz",
+        "3000",
+        "--no-validate",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -144,7 +180,9 @@ def test_resume_refuses_changed_settings(corpus, tmp_path: Path) -> None:
     out = tmp_path / "build"
     staging = tmp_path / ".build.staging"
     (staging / "_work").mkdir(parents=True)
-    (staging / "_work" / "state.json").write_text(json.dumps({"format_version": 1, "fingerprint": "x"}))
+    (staging / "_work" / "state.json").write_text(
+        json.dumps({"format_version": 1, "fingerprint": "x"})
+    )
     from cellcensus.errors import BadInputError
 
     with pytest.raises(BadInputError, match="cannot resume"):
@@ -166,14 +204,25 @@ def test_peak_memory_does_not_grow_with_dataset_size(tmp_path: Path) -> None:
     peaks = {}
     for factor in (1, 2, 4):
         spec = DatasetSpec(
-            dataset_id=f"big{factor}", organism_ontology_term_id="NCBITaxon:9606",
-            n_cells=25_000 * factor, n_genes=2_000,
+            dataset_id=f"big{factor}",
+            organism_ontology_term_id="NCBITaxon:9606",
+            n_cells=25_000 * factor,
+            n_genes=2_000,
         )
         corpus = synth_corpus(tmp_path / f"c{factor}", seed=1, specs=[spec], chunk_size=5_000)
         res = subprocess.run(
-            [sys.executable, "-c", _RSS_SCRIPT, str(corpus.manifest_path),
-             str(tmp_path / f"b{factor}"), "1000000"],
-            capture_output=True, text=True, timeout=900, env={**os.environ},
+            [
+                sys.executable,
+                "-c",
+                _RSS_SCRIPT,
+                str(corpus.manifest_path),
+                str(tmp_path / f"b{factor}"),
+                "1000000",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ},
         )
         assert res.returncode == 0, res.stderr
         peaks[factor] = json.loads(res.stdout.strip().splitlines()[-1])["maxrss_kib"]

@@ -28,10 +28,17 @@ def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
     return expected_datasets(small_corpus)
 
 
-def _read_x(census: soma.Collection, organism: str, layer: str, joinids: np.ndarray) -> pd.DataFrame:
+def _read_x(
+    census: soma.Collection, organism: str, layer: str, joinids: np.ndarray
+) -> pd.DataFrame:
     t = (
-        census["census_data"][organism].ms["RNA"].X[layer]
-        .read(coords=(joinids,)).tables().concat().to_pandas()
+        census["census_data"][organism]
+        .ms["RNA"]
+        .X[layer]
+        .read(coords=(joinids,))
+        .tables()
+        .concat()
+        .to_pandas()
     )
     return t
 
@@ -42,8 +49,14 @@ def _joinids(census: soma.Collection, organism: str, dataset_id: str) -> pd.Data
         .obs.read(
             value_filter=f"dataset_id == '{dataset_id}'",
             column_names=[
-                "soma_joinid", "observation_joinid", "raw_sum", "nnz", "raw_mean_nnz",
-                "raw_variance_nnz", "n_measured_vars", "assay_ontology_term_id",
+                "soma_joinid",
+                "observation_joinid",
+                "raw_sum",
+                "nnz",
+                "raw_mean_nnz",
+                "raw_variance_nnz",
+                "n_measured_vars",
+                "assay_ontology_term_id",
             ],
         )
         .concat()
@@ -64,7 +77,11 @@ def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expect
             cols = var_joinid[d.var.index].to_numpy()
             counts = d.counts.tocoo()
             want = pd.DataFrame(
-                {"soma_dim_0": joinids[counts.row], "soma_dim_1": cols[counts.col], "raw": counts.data}
+                {
+                    "soma_dim_0": joinids[counts.row],
+                    "soma_dim_1": cols[counts.col],
+                    "raw": counts.data,
+                }
             ).sort_values(["soma_dim_0", "soma_dim_1"], ignore_index=True)
             raw = _read_x(census, d.organism, "raw", joinids).sort_values(
                 ["soma_dim_0", "soma_dim_1"], ignore_index=True
@@ -91,8 +108,13 @@ def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expect
             nnz = nz.sum(axis=1)
             np.testing.assert_array_equal(obs["nnz"], nnz)
             np.testing.assert_allclose(obs["raw_sum"], dense.sum(axis=1))
-            np.testing.assert_allclose(obs["raw_mean_nnz"], np.where(nnz, dense.sum(axis=1) / np.maximum(nnz, 1), 0))
-            var_nnz = [np.var(row[m], ddof=1) if m.sum() > 1 else 0.0 for row, m in zip(dense, nz, strict=True)]
+            np.testing.assert_allclose(
+                obs["raw_mean_nnz"], np.where(nnz, dense.sum(axis=1) / np.maximum(nnz, 1), 0)
+            )
+            var_nnz = [
+                np.var(row[m], ddof=1) if m.sum() > 1 else 0.0
+                for row, m in zip(dense, nz, strict=True)
+            ]
             np.testing.assert_allclose(obs["raw_variance_nnz"], var_nnz, rtol=1e-9, atol=1e-12)
             assert (obs["n_measured_vars"] == len(d.var)).all()
 
@@ -112,7 +134,9 @@ def test_var_stats_equal_a_recomputation(census_build: Path, expected) -> None:
             assert var["feature_id"].is_unique
 
 
-def test_excluded_cells_datasets_and_features_are_absent(census_build: Path, small_corpus, expected) -> None:
+def test_excluded_cells_datasets_and_features_are_absent(
+    census_build: Path, small_corpus, expected
+) -> None:
     build = json.loads((census_build / "build.json").read_text())
     statuses = {i["dataset_id"]: i["status"] for i in build["inputs"]}
     included = {d.dataset_id for d in expected}
@@ -123,9 +147,12 @@ def test_excluded_cells_datasets_and_features_are_absent(census_build: Path, sma
     )
     with soma.open(str(census_build / "soma")) as census:
         for organism in ("homo_sapiens", "mus_musculus"):
-            obs = census["census_data"][organism].obs.read(
-                column_names=["tissue_type", "assay_ontology_term_id", "dataset_id"]
-            ).concat().to_pandas()
+            obs = (
+                census["census_data"][organism]
+                .obs.read(column_names=["tissue_type", "assay_ontology_term_id", "dataset_id"])
+                .concat()
+                .to_pandas()
+            )
             assert set(obs["tissue_type"]) <= {"tissue", "organoid"}
             var = census["census_data"][organism].ms["RNA"].var.read().concat().to_pandas()
             assert not var["feature_id"].str.startswith("ERCC-").any()
@@ -135,7 +162,9 @@ def test_excluded_cells_datasets_and_features_are_absent(census_build: Path, sma
         assert list(datasets["soma_joinid"]) == list(range(len(datasets)))
     # partly excluded datasets really lost cells
     for d in expected:
-        n_source = next(i["n_obs_source"] for i in build["inputs"] if i["dataset_id"] == d.dataset_id)
+        n_source = next(
+            i["n_obs_source"] for i in build["inputs"] if i["dataset_id"] == d.dataset_id
+        )
         assert len(d.obs) <= n_source
     assert any(
         i["n_obs_census"] < i["n_obs_source"] for i in build["inputs"] if i["status"] == "included"
@@ -145,21 +174,28 @@ def test_excluded_cells_datasets_and_features_are_absent(census_build: Path, sma
 def test_census_info_adds_up(census_build: Path) -> None:
     with soma.open(str(census_build / "soma")) as census:
         info = census["census_info"]
-        summary = dict(info["summary"].read().concat().to_pandas()[["label", "value"]].to_numpy().tolist())
+        summary = dict(
+            info["summary"].read().concat().to_pandas()[["label", "value"]].to_numpy().tolist()
+        )
         counts = info["summary_cell_counts"].read().concat().to_pandas()
         datasets = info["datasets"].read().concat().to_pandas()
         total = unique = 0
         for organism in ("homo_sapiens", "mus_musculus"):
-            obs = census["census_data"][organism].obs.read(
-                column_names=["is_primary_data", "cell_type_ontology_term_id", "sex"]
-            ).concat().to_pandas()
+            obs = (
+                census["census_data"][organism]
+                .obs.read(column_names=["is_primary_data", "cell_type_ontology_term_id", "sex"])
+                .concat()
+                .to_pandas()
+            )
             total += len(obs)
             unique += int(obs["is_primary_data"].sum())
             mine = counts[counts["organism"] == organism]
             for category, rows in mine.groupby("category", observed=True):
                 assert rows["total_cell_count"].sum() == len(obs), category
                 assert rows["unique_cell_count"].sum() == obs["is_primary_data"].sum(), category
-            ct = mine[mine["category"] == "cell_type"].set_index("ontology_term_id")["total_cell_count"]
+            ct = mine[mine["category"] == "cell_type"].set_index("ontology_term_id")[
+                "total_cell_count"
+            ]
             assert ct.to_dict() == obs["cell_type_ontology_term_id"].value_counts().to_dict()
         assert summary["total_cell_count"] == str(total)
         assert summary["unique_cell_count"] == str(unique)
@@ -180,7 +216,10 @@ def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
             "obs": (census["census_data"]["homo_sapiens"].obs, OBS_FIELDS),
             "var": (census["census_data"]["homo_sapiens"].ms["RNA"].var, VAR_FIELDS),
             "datasets": (census["census_info"]["datasets"], DATASETS_FIELDS),
-            "summary_cell_counts": (census["census_info"]["summary_cell_counts"], SUMMARY_CELL_COUNTS_FIELDS),
+            "summary_cell_counts": (
+                census["census_info"]["summary_cell_counts"],
+                SUMMARY_CELL_COUNTS_FIELDS,
+            ),
         }
         for name, (df, fields) in tables.items():
             schema = df.schema
@@ -205,11 +244,13 @@ def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
 def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> None:
     corpus = synth_corpus(tmp_path / "c", seed=3, specs=demo_corpus_specs(1_200))
     a = build_census(
-        corpus.manifest_path, tmp_path / "a",
+        corpus.manifest_path,
+        tmp_path / "a",
         options=BuildOptions(tag="2026-01-01", chunk_nnz=10_000_000, validate=False),
     )
     b = build_census(
-        corpus.manifest_path, tmp_path / "b",
+        corpus.manifest_path,
+        tmp_path / "b",
         options=BuildOptions(tag="2026-01-01", chunk_nnz=20_000, validate=False),
     )
     ta, tb = census_tables(a.out_dir), census_tables(b.out_dir)

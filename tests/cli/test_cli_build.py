@@ -12,7 +12,10 @@ import pytest
 def _cellcensus(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cellcensus", *args],
-        capture_output=True, text=True, timeout=900, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
     )
 
 
@@ -33,7 +36,9 @@ def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
 
 def test_build_and_validate_commands(small_corpus, tmp_path: Path) -> None:
     out = tmp_path / "b"
-    res = _cellcensus("--quiet", "build", str(small_corpus.manifest_path), str(out), "--tag", "2026-05-05")
+    res = _cellcensus(
+        "--quiet", "build", str(small_corpus.manifest_path), str(out), "--tag", "2026-05-05"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "built 2026-05-05" in res.stdout
     val = _cellcensus("validate", str(out))
@@ -52,7 +57,11 @@ def test_errors_are_one_clear_line_and_exit_non_zero(
     args: tuple[str, ...], needle: str, small_corpus, tmp_path: Path
 ) -> None:
     real = [
-        str(small_corpus.manifest_path) if a == "MANIFEST" else str(tmp_path / "o") if a == "OUT" else a
+        str(small_corpus.manifest_path)
+        if a == "MANIFEST"
+        else str(tmp_path / "o")
+        if a == "OUT"
+        else a
         for a in args
     ]
     res = _cellcensus(*real)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 
 from rich.progress import (
     BarColumn,
@@ -15,6 +14,10 @@ from rich.progress import (
 )
 
 from cellcensus._cli._app import console
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class RichProgress:

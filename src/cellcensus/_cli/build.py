@@ -34,19 +34,39 @@ def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
 
 @app.command()
 def build(
-    manifest: Annotated[Path, typer.Argument(help="Manifest CSV (official format) or a directory of .h5ad files.")],
-    out_dir: Annotated[Path, typer.Argument(help="New directory to write soma/, h5ads/ and build.json into.")],
-    tag: Annotated[str | None, typer.Option(help="Build tag / census_build_date (default: today, UTC).")] = None,
+    manifest: Annotated[
+        Path, typer.Argument(help="Manifest CSV (official format) or a directory of .h5ad files.")
+    ],
+    out_dir: Annotated[
+        Path, typer.Argument(help="New directory to write soma/, h5ads/ and build.json into.")
+    ],
+    tag: Annotated[
+        str | None, typer.Option(help="Build tag / census_build_date (default: today, UTC).")
+    ] = None,
     on_error: Annotated[
-        str, typer.Option("--on-error", help="'stop' at the first bad dataset, or 'skip' it and record why.")
+        str,
+        typer.Option(
+            "--on-error", help="'stop' at the first bad dataset, or 'skip' it and record why."
+        ),
     ] = "stop",
-    chunk_nnz: Annotated[int, typer.Option(help="Stored values per X task (bounds memory, ~40 B each).")] = 8_000_000,
-    workers: Annotated[int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")] = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")] = None,
-    memory_per_worker: Annotated[str | None, typer.Option(help="Memory limit per LocalCluster worker, e.g. 4GiB.")] = None,
+    chunk_nnz: Annotated[
+        int, typer.Option(help="Stored values per X task (bounds memory, ~40 B each).")
+    ] = 8_000_000,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")
+    ] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
+    memory_per_worker: Annotated[
+        str | None, typer.Option(help="Memory limit per LocalCluster worker, e.g. 4GiB.")
+    ] = None,
     validate: Annotated[bool, typer.Option(help="Validate the output against the sources.")] = True,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted build of the same inputs, reusing finished work.")
+        bool,
+        typer.Option(
+            help="Continue an interrupted build of the same inputs, reusing finished work."
+        ),
     ] = False,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
@@ -58,7 +78,8 @@ def build(
     from cellcensus.errors import BadInputError
 
     if on_error not in ("stop", "skip"):
-        raise BadInputError("--on-error must be 'stop' or 'skip'", field="on_error")
+        msg = "--on-error must be 'stop' or 'skip'"
+        raise BadInputError(msg, field="on_error")
     mode: Literal["stop", "skip"] = "skip" if on_error == "skip" else "stop"
     options = BuildOptions(
         tag=tag,
@@ -87,8 +108,12 @@ def build(
 
 @app.command("validate")
 def validate_cmd(
-    build_dir: Annotated[Path, typer.Argument(help="A build directory (soma/, h5ads/, build.json).")],
-    sample_cells: Annotated[int, typer.Option(help="Cells per dataset compared with the source.")] = 256,
+    build_dir: Annotated[
+        Path, typer.Argument(help="A build directory (soma/, h5ads/, build.json).")
+    ],
+    sample_cells: Annotated[
+        int, typer.Option(help="Cells per dataset compared with the source.")
+    ] = 256,
 ) -> None:
     """Check a build against its source H5ADs; exits non-zero listing every problem."""
     from cellcensus.build import validate_build
@@ -151,7 +176,9 @@ def _demo_query(root: Path) -> None:
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Argument(help="Working directory for the demo.")] = Path("demo"),
+    directory: Annotated[Path, typer.Argument(help="Working directory for the demo.")] = Path(
+        "demo"
+    ),
     cells: Annotated[int, typer.Option(help="Cells in the synthetic corpus.")] = 60_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic corpus.")] = 0,
     workers: Annotated[int, typer.Option(help="Build worker processes.")] = 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import tiledbsoma as soma
 
@@ -28,7 +29,7 @@ def gather(root_uri: str) -> list[Target]:
     """Every array and group below (and including) the root collection."""
     targets: list[Target] = [Target(root_uri, False)]
 
-    def walk(coll: soma.Collection) -> None:
+    def walk(coll: soma.Collection[Any]) -> None:
         for key in sorted(coll.keys()):
             obj = coll[key]
             if obj.soma_type in _ARRAY_TYPES:
@@ -37,6 +38,7 @@ def gather(root_uri: str) -> list[Target]:
                 targets.append(Target(obj.uri, False))
                 walk(obj)
 
+    root: soma.Collection[Any]
     with soma.Collection.open(root_uri) as root:
         walk(root)
     return targets

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class SerialExecutor:
 class DaskExecutor:
     """Runs tasks on a dask.distributed client; a failing task's error is re-raised here."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
     def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
@@ -46,7 +50,7 @@ class DaskExecutor:
             return
         futures = self.client.map(fn, list(items), pure=False)
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 yield future.result()
         finally:
             for f in futures:
@@ -69,12 +73,12 @@ def open_executor(
 
     if scheduler is not None:
         logger.info("connecting to Dask scheduler %s", scheduler)
-        with Client(scheduler) as client:
+        with Client(scheduler) as client:  # type: ignore[no-untyped-call]
             yield DaskExecutor(client)
         return
     logger.info("starting a Dask LocalCluster with %d workers", workers)
     with (
-        LocalCluster(
+        LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
@@ -82,6 +86,6 @@ def open_executor(
             dashboard_address=None,
             host="127.0.0.1",
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield DaskExecutor(client)

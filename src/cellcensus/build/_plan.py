@@ -66,16 +66,19 @@ def _union_var(organism: S.Organism, scans: list[ScanResult]) -> pd.DataFrame:
             for s in scans
             if s.features is not None and (s.features["feature_id"] == fid).any()
         ]
-        raise BadInputError(
+        msg = (
             f"feature {fid!r} of {organism.label} has different name, length or type in datasets "
-            f"{', '.join(owners)}; all datasets must use the same gene reference",
+            f"{', '.join(owners)}; all datasets must use the same gene reference"
+        )
+        raise BadInputError(
+            msg,
             field="var",
         )
     return var
 
 
 def _dictionaries(scans: list[ScanResult]) -> dict[str, list[str]]:
-    """Dictionary (category) values per obs column, as the official builder's pandas would make them.
+    """Dictionary values per obs column, as the official builder's pandas would make them.
 
     A column whose categories are identical in every contributing dataset keeps those categories in
     file order (unused ones included); otherwise the values present, sorted.
@@ -122,7 +125,9 @@ def make_plans(scans: list[ScanResult]) -> list[OrganismPlan]:
         datasets = []
         start = 0
         for s in mine:
-            assert s.features is not None
+            if s.features is None:  # pragma: no cover - contributing scans have features
+                msg = f"internal error: dataset {s.dataset_id} contributes cells but no features"
+                raise AssertionError(msg)
             var_joinids = index.get_indexer(s.features["feature_id"]).astype(np.int64)
             mask = np.load(s.mask_path) if s.mask_path else None
             datasets.append(
@@ -170,7 +175,7 @@ def summary_cell_counts(plans: list[OrganismPlan]) -> pd.DataFrame:
                     if primary:
                         uniques[all_key] += n
     keys = sorted(labels)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "soma_joinid": np.arange(len(keys), dtype=np.int64),
             "organism": [k[0] for k in keys],
@@ -181,4 +186,3 @@ def summary_cell_counts(plans: list[OrganismPlan]) -> pd.DataFrame:
             "unique_cell_count": np.array([uniques[k] for k in keys], dtype=np.int64),
         }
     )
-    return frame

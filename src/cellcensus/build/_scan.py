@@ -94,9 +94,12 @@ def check_terms(dataset_id: str, column: str, values: set[str]) -> None:
         parts = [p.strip() for chunk in value.split(" || ") for p in chunk.split(",")]
         bad = [p for p in parts if not _valid_term(p)]
         if bad:
-            raise BadInputError(
+            msg = (
                 f"unknown ontology term id {bad[0]!r} (value {value!r}); use a term of the "
-                f"ontology releases of dataset schema {S.CXG_SCHEMA_VERSION}",
+                f"ontology releases of dataset schema {S.CXG_SCHEMA_VERSION}"
+            )
+            raise BadInputError(
+                msg,
                 dataset_id=dataset_id,
                 field=column,
             )
@@ -126,16 +129,20 @@ class ScanResult:
 def _check_uns(src: H5ADSource) -> str:
     version = src.uns_str("schema_version")
     if version not in S.ACCEPTED_CXG_SCHEMA_VERSIONS:
-        raise BadInputError(
+        msg = (
             f"dataset schema version {version!r} is not accepted (accepted: "
-            f"{', '.join(S.ACCEPTED_CXG_SCHEMA_VERSIONS)})",
+            f"{', '.join(S.ACCEPTED_CXG_SCHEMA_VERSIONS)})"
+        )
+        raise BadInputError(
+            msg,
             dataset_id=src.dataset_id,
             field="uns.schema_version",
         )
     organism = src.uns_str("organism_ontology_term_id")
     if not organism:
+        msg = "missing uns['organism_ontology_term_id'] (required by dataset schema 7)"
         raise BadInputError(
-            "missing uns['organism_ontology_term_id'] (required by dataset schema 7)",
+            msg,
             dataset_id=src.dataset_id,
             field="uns.organism_ontology_term_id",
         )
@@ -146,27 +153,28 @@ def _features(src: H5ADSource, organism: str) -> tuple[pd.DataFrame, npt.NDArray
     missing = [c for c in S.REQUIRED_VAR_COLUMNS if c not in src.var_columns()]
     if missing:
         where = "raw.var" if src.has_raw else "var"
-        raise BadInputError(
+        msg = (
             f"required {where} column is missing (published H5ADs carry "
-            f"{', '.join(S.REQUIRED_VAR_COLUMNS)})",
+            f"{', '.join(S.REQUIRED_VAR_COLUMNS)})"
+        )
+        raise BadInputError(
+            msg,
             dataset_id=src.dataset_id,
             field=missing[0],
         )
     var = src.read_var(list(S.REQUIRED_VAR_COLUMNS))
     if not var.index.is_unique:
         dup = var.index[var.index.duplicated()][0]
-        raise BadInputError(
-            f"feature id {dup!r} appears twice", dataset_id=src.dataset_id, field="var.index"
-        )
+        msg = f"feature id {dup!r} appears twice"
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="var.index")
     keep = (var["feature_biotype"].astype(str) == "gene") & (
         var["feature_reference"].astype(str) == organism
     )
     kept = var[keep.to_numpy()]
     lengths = pd.to_numeric(kept["feature_length"], errors="coerce")
     if lengths.isna().any():
-        raise BadInputError(
-            "feature_length must be an integer", dataset_id=src.dataset_id, field="feature_length"
-        )
+        msg = "feature_length must be an integer"
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="feature_length")
     features = pd.DataFrame(
         {
             "feature_id": kept.index.astype(str),
@@ -192,6 +200,51 @@ def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) 
             acc[(category, str(t), str(lab), bool(p))] += int(n)
 
 
+def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
+    """Read obs in row chunks: the inclusion mask, vocabularies, summary counts, primary cells."""
+    dataset_id = src.dataset_id
+    values: dict[str, set[str]] = {c: set() for c in _DICT_COLUMNS}
+    accepted = sorted(S.accepted_assays())
+    full_gene = sorted(S.full_gene_assays())
+    masks: list[npt.NDArray[np.bool_]] = []
+    for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
+        stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
+        obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
+        mask = (
+            obs["tissue_type"].astype(str).isin(S.ACCEPTED_TISSUE_TYPES)
+            & obs["assay_ontology_term_id"].astype(str).isin(accepted)
+        ).to_numpy()
+        masks.append(mask)
+        inc = obs[mask]
+        if len(inc) == 0:
+            continue
+        if inc["observation_joinid"].isna().any():
+            msg = "observation_joinid has missing values"
+            raise BadInputError(
+                msg,
+                dataset_id=dataset_id,
+                field="observation_joinid",
+            )
+        for c in _DICT_COLUMNS:
+            col = inc[c]
+            if col.isna().any():
+                msg = "column has missing values"
+                raise BadInputError(msg, dataset_id=dataset_id, field=c)
+            values[c].update(str(v) for v in pd.unique(col.astype(str)))
+        general = [tissue_general(t) for t in inc["tissue_ontology_term_id"].astype(str)]
+        inc = inc.assign(
+            tissue_general_ontology_term_id=[g[0] for g in general],
+            tissue_general=[g[1] for g in general],
+        )
+        _count_summary(result.summary, inc)
+        result.n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
+        result.has_full_gene_cells |= bool(
+            inc["assay_ontology_term_id"].astype(str).isin(full_gene).any()
+        )
+    result.values = values
+    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+
+
 def scan_dataset(
     dataset_id: str,
     path: str,
@@ -215,9 +268,12 @@ def scan_dataset(
         )
         missing = [c for c in S.REQUIRED_OBS_COLUMNS if c not in src.obs_columns()]
         if missing:
-            raise BadInputError(
+            msg = (
                 "required obs column is missing (the census needs every dataset-schema term "
-                "column, its label and observation_joinid)",
+                "column, its label and observation_joinid)"
+            )
+            raise BadInputError(
+                msg,
                 dataset_id=dataset_id,
                 field=missing[0],
             )
@@ -230,52 +286,13 @@ def scan_dataset(
             return result
         result.features, result.var_keep = features, var_keep
         result.column_info = {c: src.column_info(c) for c in _DICT_COLUMNS}
-        values: dict[str, set[str]] = {c: set() for c in _DICT_COLUMNS}
-        accepted = sorted(S.accepted_assays())
-        full_gene = sorted(S.full_gene_assays())
-        masks: list[npt.NDArray[np.bool_]] = []
-        for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
-            stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
-            obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
-            mask = (
-                obs["tissue_type"].astype(str).isin(S.ACCEPTED_TISSUE_TYPES)
-                & obs["assay_ontology_term_id"].astype(str).isin(accepted)
-            ).to_numpy()
-            masks.append(mask)
-            inc = obs[mask]
-            if len(inc) == 0:
-                continue
-            if inc["observation_joinid"].isna().any():
-                raise BadInputError(
-                    "observation_joinid has missing values",
-                    dataset_id=dataset_id,
-                    field="observation_joinid",
-                )
-            for c in _DICT_COLUMNS:
-                col = inc[c]
-                if col.isna().any():
-                    raise BadInputError(
-                        "column has missing values", dataset_id=dataset_id, field=c
-                    )
-                values[c].update(str(v) for v in pd.unique(col.astype(str)))
-            general = [tissue_general(t) for t in inc["tissue_ontology_term_id"].astype(str)]
-            inc = inc.assign(
-                tissue_general_ontology_term_id=[g[0] for g in general],
-                tissue_general=[g[1] for g in general],
-            )
-            _count_summary(result.summary, inc)
-            result.n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
-            result.has_full_gene_cells |= bool(
-                inc["assay_ontology_term_id"].astype(str).isin(full_gene).any()
-            )
-        mask_all = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+        mask_all = _scan_obs(src, result)
         result.n_included = int(mask_all.sum())
         if result.n_included == 0:
             result.excluded_reason = "no cells pass the census filters (assay, tissue_type)"
             return result
         for c in _TERM_COLUMNS:
-            check_terms(dataset_id, c, values[c])
-        result.values = values
+            check_terms(dataset_id, c, result.values[c])
         if not mask_all.all():
             mask_path = Path(work_dir) / "masks" / f"{dataset_id}.npy"
             mask_path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,8 +308,9 @@ def scan_dataset(
             for start, stop in result.chunks:
                 x = src.read_x_rows(start, stop)[mask_all[start:stop]][:, var_keep]
                 if not is_nonnegative_integral(x.data):
+                    msg = "raw counts must be non-negative whole numbers"
                     raise BadInputError(
-                        "raw counts must be non-negative whole numbers",
+                        msg,
                         dataset_id=dataset_id,
                         field=src.x_name,
                     )

@@ -1,6 +1,7 @@
 """Census schema 2.4.0 constants: names, column specs, storage settings, organisms, assay lists.
 
-Facts follow the layout the CZ CELLxGENE Census builder writes (see ``CENSUS_SCHEMA.md``), so that the
+Facts follow the layout the CZ CELLxGENE Census builder writes (see ``CENSUS_SCHEMA.md``), so
+that the
 official ``cellxgene_census`` client and ``tiledbsoma`` read our builds unchanged.
 """
 
@@ -128,7 +129,11 @@ SUMMARY_CATEGORIES: tuple[tuple[str, str | None, str], ...] = (
     ("assay", "assay_ontology_term_id", "assay"),
     ("tissue", "tissue_ontology_term_id", "tissue"),
     ("disease", "disease_ontology_term_id", "disease"),
-    ("self_reported_ethnicity", "self_reported_ethnicity_ontology_term_id", "self_reported_ethnicity"),
+    (
+        "self_reported_ethnicity",
+        "self_reported_ethnicity_ontology_term_id",
+        "self_reported_ethnicity",
+    ),
     ("sex", "sex_ontology_term_id", "sex"),
     ("tissue_general", "tissue_general_ontology_term_id", "tissue_general"),
     ("suspension_type", None, "suspension_type"),
@@ -136,7 +141,7 @@ SUMMARY_CATEGORIES: tuple[tuple[str, str | None, str], ...] = (
 
 
 def dictionary_index_type(n_categories: int) -> pa.DataType:
-    """Narrowest signed index type for ``n_categories`` values, as pandas picks for category codes."""
+    """Narrowest signed index type for ``n_categories`` values (as pandas picks for codes)."""
     if n_categories < np.iinfo(np.int8).max:
         return pa.int8()
     if n_categories < np.iinfo(np.int16).max:
@@ -146,7 +151,9 @@ def dictionary_index_type(n_categories: int) -> pa.DataType:
     return pa.int64()
 
 
-def arrow_schema(fields: tuple[Field, ...], n_categories: dict[str, int] | None = None) -> pa.Schema:
+def arrow_schema(
+    fields: tuple[Field, ...], n_categories: dict[str, int] | None = None
+) -> pa.Schema:
     """Arrow schema for ``fields``; dictionary columns get the narrowest index for their size."""
     out = []
     for f in fields:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -20,6 +19,9 @@ import pandas as pd
 from scipy import sparse
 
 from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +64,18 @@ class H5ADSource:
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError as e:
-            raise BadInputError(f"file {self.path} does not exist", dataset_id=dataset_id) from e
+            msg = f"file {self.path} does not exist"
+            raise BadInputError(msg, dataset_id=dataset_id) from e
         except PermissionError as e:
-            raise BadInputError(f"file {self.path} is not readable", dataset_id=dataset_id) from e
+            msg = f"file {self.path} is not readable"
+            raise BadInputError(msg, dataset_id=dataset_id) from e
         except OSError as e:
-            raise BadInputError(
+            msg = (
                 f"file {self.path} is not a readable HDF5/H5AD file (truncated or another format): "
-                f"{e}",
+                f"{e}"
+            )
+            raise BadInputError(
+                msg,
                 dataset_id=dataset_id,
             ) from e
         try:
@@ -100,7 +107,8 @@ class H5ADSource:
     def _group(self, name: str) -> h5py.Group:
         node = self._file.get(name)
         if not isinstance(node, h5py.Group):
-            raise self._err(f"H5AD has no '{name}' group", field=name)
+            msg = f"H5AD has no '{name}' group"
+            raise self._err(msg, field=name)
         return node
 
     def _check_layout(self) -> None:
@@ -114,38 +122,44 @@ class H5ADSource:
             self._var = self._group(f"{prefix}var")
             x = self._file.get(self.x_name)
             if x is None:
-                raise self._err(f"H5AD has no '{self.x_name}'", field=self.x_name)
+                msg = f"H5AD has no '{self.x_name}'"
+                raise self._err(msg, field=self.x_name)
             self._x = x
             self.n_obs = self._frame_length(self._obs)
             self.n_vars = self._frame_length(self._var)
             if isinstance(x, h5py.Group):
                 fmt = x.attrs.get("encoding-type", "")
                 if fmt not in ("csr_matrix", "csc_matrix"):
-                    raise self._err(f"unsupported X encoding {fmt!r}", field=self.x_name)
+                    msg = f"unsupported X encoding {fmt!r}"
+                    raise self._err(msg, field=self.x_name)
                 self.x_format = "csr" if fmt == "csr_matrix" else "csc"
                 shape = tuple(int(s) for s in x.attrs["shape"])
                 for part in ("data", "indices", "indptr"):
                     if part not in x:
-                        raise self._err(f"sparse matrix lacks '{part}'", field=self.x_name)
+                        msg = f"sparse matrix lacks '{part}'"
+                        raise self._err(msg, field=self.x_name)
             else:
                 self.x_format = "dense"
                 shape = tuple(int(s) for s in x.shape)
             if shape != (self.n_obs, self.n_vars):
+                msg = f"X shape {shape} does not match obs x var ({self.n_obs}, {self.n_vars})"
                 raise self._err(
-                    f"X shape {shape} does not match obs x var ({self.n_obs}, {self.n_vars})",
+                    msg,
                     field=self.x_name,
                 )
         except (OSError, KeyError, RuntimeError) as e:
             if isinstance(e, BadInputError):
                 raise
-            raise self._err(f"H5AD is damaged or truncated: {e}") from e
+            msg = f"H5AD is damaged or truncated: {e}"
+            raise self._err(msg) from e
 
     @staticmethod
     def _frame_length(group: h5py.Group) -> int:
         index_name = group.attrs.get("_index", "_index")
         node = group.get(index_name)
         if node is None:
-            raise KeyError(f"dataframe index {index_name!r} missing in {group.name}")
+            msg = f"dataframe index {index_name!r} missing in {group.name}"
+            raise KeyError(msg)
         return int(node.shape[0])
 
     # -- uns ---------------------------------------------------------------------------------
@@ -182,7 +196,8 @@ class H5ADSource:
     def _read_column(self, group: h5py.Group, column: str, start: int, stop: int) -> pd.Series:
         node = group.get(column)
         if node is None:
-            raise self._err(f"column missing from {group.name}", field=column)
+            msg = f"column missing from {group.name}"
+            raise self._err(msg, field=column)
         try:
             if isinstance(node, h5py.Group):
                 kind = node.attrs.get("encoding-type", "")
@@ -195,10 +210,12 @@ class H5ADSource:
                     mask = node["mask"][start:stop]
                     series = pd.Series(values)
                     return series.mask(mask.astype(bool))
-                raise self._err(f"unsupported column encoding {kind!r}", field=column)
+                msg = f"unsupported column encoding {kind!r}"
+                raise self._err(msg, field=column)
             return pd.Series(_decode(node[start:stop]))
         except (OSError, ValueError) as e:
-            raise self._err(f"cannot read column: {e}", field=column) from e
+            msg = f"cannot read column: {e}"
+            raise self._err(msg, field=column) from e
 
     def read_obs(self, columns: list[str], start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Rows ``[start, stop)`` of the named obs columns."""
@@ -244,7 +261,8 @@ class H5ADSource:
             else:
                 m = sparse.csr_matrix(self._x[start:stop, :])
         except (OSError, ValueError, IndexError) as e:
-            raise self._err(f"cannot read rows {start}-{stop}: {e}", field=self.x_name) from e
+            msg = f"cannot read rows {start}-{stop}: {e}"
+            raise self._err(msg, field=self.x_name) from e
         m.sum_duplicates()
         return m
 
@@ -261,7 +279,8 @@ class H5ADSource:
             else:
                 m = self._csc_select(rows)
         except (OSError, ValueError, IndexError) as e:
-            raise self._err(f"cannot read rows: {e}", field=self.x_name) from e
+            msg = f"cannot read rows: {e}"
+            raise self._err(msg, field=self.x_name) from e
         m.sum_duplicates()
         return m
 

@@ -1,6 +1,7 @@
 """Staging of source H5ADs into the build's ``h5ads/`` (byte-identical copies, with sha256).
 
-Local sources are copied; ``s3://`` sources are downloaded with resume (a ``.part`` file continued by
+Local sources are copied; ``s3://`` sources are downloaded with resume (a ``.part`` file
+continued by
 ranged GETs) and verified against the object's size (and MD5 where the ETag is one).
 """
 
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from cellcensus.build.manifest import ManifestEntry
 from cellcensus.errors import BadInputError, IntegrityError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from cellcensus.build.manifest import ManifestEntry
+    from cellcensus.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,11 @@ def sha256_file(path: Path) -> str:
 def _copy_local(entry: ManifestEntry, dest: Path, progress: Callable[[int], None] | None) -> None:
     src = entry.local_path()
     if not src.is_file():
+        msg = f"source {src} does not exist or is not a file"
         raise BadInputError(
-            f"source {src} does not exist or is not a file", dataset_id=entry.dataset_id, field="uri"
+            msg,
+            dataset_id=entry.dataset_id,
+            field="uri",
         )
     part = dest.with_suffix(".part")
     try:
@@ -58,11 +65,12 @@ def _copy_local(entry: ManifestEntry, dest: Path, progress: Callable[[int], None
                     progress(len(block))
     except PermissionError as e:
         part.unlink(missing_ok=True)
-        raise BadInputError(f"source {src} is not readable", dataset_id=entry.dataset_id) from e
-    os.replace(part, dest)
+        msg = f"source {src} is not readable"
+        raise BadInputError(msg, dataset_id=entry.dataset_id) from e
+    part.replace(dest)
 
 
-def _s3_client(settings: Any) -> Any:
+def _s3_client(settings: Settings | None) -> Any:  # noqa: ANN401 - boto3 clients are untyped
     if settings is None:
         from cellcensus.settings import Settings
 
@@ -71,7 +79,10 @@ def _s3_client(settings: Any) -> Any:
 
 
 def _download_s3(
-    entry: ManifestEntry, dest: Path, progress: Callable[[int], None] | None, settings: Any
+    entry: ManifestEntry,
+    dest: Path,
+    progress: Callable[[int], None] | None,
+    settings: Settings | None,
 ) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -96,15 +107,16 @@ def _download_s3(
                     if progress:
                         progress(len(block))
     except (ClientError, BotoCoreError) as e:
-        raise BadInputError(
-            f"cannot download {entry.uri}: {e}", dataset_id=entry.dataset_id, field="uri"
-        ) from e
+        msg = f"cannot download {entry.uri}: {e}"
+        raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
     got = part.stat().st_size
     if got != size:
-        raise IntegrityError(
-            f"dataset {entry.dataset_id!r}: downloaded {got} bytes of {entry.uri}, expected {size}; "
+        msg = (
+            f"dataset {entry.dataset_id!r}: downloaded {got} bytes of {entry.uri}, "
+            f"expected {size}; "
             "re-run to resume"
         )
+        raise IntegrityError(msg)
     etag = str(head.get("ETag", "")).strip('"')
     if etag and "-" not in etag and len(etag) == 32:
         md5 = hashlib.md5(usedforsecurity=False)
@@ -113,18 +125,19 @@ def _download_s3(
                 md5.update(block)
         if md5.hexdigest() != etag:
             part.unlink()
-            raise IntegrityError(
+            msg = (
                 f"dataset {entry.dataset_id!r}: MD5 of the download of {entry.uri} does not match "
                 "its ETag; the partial file was removed, re-run to download again"
             )
-    os.replace(part, dest)
+            raise IntegrityError(msg)
+    part.replace(dest)
 
 
 def stage_source(
     entry: ManifestEntry,
     h5ads_dir: Path,
     *,
-    settings: Any = None,
+    settings: Settings | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> StagedSource:
     """Copy or download one source into ``h5ads_dir/<dataset_id>.h5ad`` and hash it.
@@ -133,7 +146,8 @@ def stage_source(
     """
     dest = h5ads_dir / f"{entry.dataset_id}.h5ad"
     if dest.resolve().parent != h5ads_dir.resolve():
-        raise BadInputError("dataset id escapes the h5ads directory", dataset_id=entry.dataset_id)
+        msg = "dataset id escapes the h5ads directory"
+        raise BadInputError(msg, dataset_id=entry.dataset_id)
     if not dest.exists():
         if entry.is_s3:
             _download_s3(entry, dest, progress, settings)
@@ -144,10 +158,11 @@ def stage_source(
     size = dest.stat().st_size
     if entry.asset_h5ad_filesize >= 0 and size != entry.asset_h5ad_filesize:
         dest.unlink()
-        raise IntegrityError(
+        msg = (
             f"dataset {entry.dataset_id!r}: staged {size} bytes from {entry.uri}, but the "
             f"manifest's asset_h5ad_filesize says {entry.asset_h5ad_filesize}"
         )
+        raise IntegrityError(msg)
     return StagedSource(entry.dataset_id, dest, size, sha256_file(dest))
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATE_FORMAT_VERSION = 1
 
@@ -27,7 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,17 @@ class BuildState:
         if resume and path.exists():
             state = json.loads(path.read_text())
             if state.get("format_version") != STATE_FORMAT_VERSION:
-                raise BadInputError(
+                msg = (
                     f"cannot resume: build state {path} has format "
                     f"{state.get('format_version')!r}; start the build again without --resume"
                 )
+                raise BadInputError(msg)
             if state.get("fingerprint") != fingerprint:
-                raise BadInputError(
+                msg = (
                     "cannot resume: the manifest or the build settings changed since the "
                     "interrupted build; run again without --resume to start over"
                 )
+                raise BadInputError(msg)
             return True
         doc = {"format_version": STATE_FORMAT_VERSION, "fingerprint": fingerprint}
         atomic_write_bytes(path, json.dumps(doc).encode())
@@ -69,10 +72,10 @@ class BuildState:
         """Whether ``step`` was marked finished."""
         return (self.work / "done" / step).exists()
 
-    def mark(self, step: str, payload: Any = None) -> None:
+    def mark(self, step: str, payload: object = None) -> None:
         """Mark ``step`` finished, with an optional picklable payload."""
         atomic_write_bytes(self.work / "done" / step, pickle.dumps(payload))
 
-    def payload(self, step: str) -> Any:
+    def payload(self, step: str) -> Any:  # noqa: ANN401 - whatever was stored with the step
         """The payload stored with a finished step."""
         return pickle.loads((self.work / "done" / step).read_bytes())  # noqa: S301 - our own file

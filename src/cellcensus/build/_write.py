@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus.build import _schema as S
-from cellcensus.build._plan import DatasetPlan, OrganismPlan
 from cellcensus.build._scan import ScanResult, tissue_general
 from cellcensus.build._source import H5ADSource
 from cellcensus.build._xtask import soma_context
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from cellcensus.build._plan import DatasetPlan, OrganismPlan
+
 logger = logging.getLogger(__name__)
+
+_Group = soma.Collection[Any] | soma.Experiment | soma.Measurement
 
 _SPATIAL_OBS_EXTRA = tuple(S.Field(name, pa.int64()) for name in S.SPATIAL_OBS_NUMERIC)
 
 
 def create_dataframe(
-    parent: soma.Collection,
+    parent: _Group,
     key: str,
     schema: pa.Schema,
     *,
@@ -72,9 +78,9 @@ def obs_schema(plan: OrganismPlan, *, spatial: bool = False) -> pa.Schema:
     return S.arrow_schema(fields, _n_categories(plan))
 
 
-def create_root(uri: str, build_tag: str) -> soma.Collection:
+def create_root(uri: str, build_tag: str) -> soma.Collection[Any]:
     """Create the root collection with its metadata and the three top-level collections."""
-    root = soma.Collection.create(uri, context=soma_context())
+    root: soma.Collection[Any] = soma.Collection.create(uri, context=soma_context())
     root.metadata["created_on"] = datetime.now(tz=UTC).isoformat(timespec="seconds")
     root.metadata["git_commit_sha"] = f"cellcensus-{__version__}"
     root.metadata["cellcensus_version"] = __version__
@@ -84,20 +90,28 @@ def create_root(uri: str, build_tag: str) -> soma.Collection:
     return root
 
 
-def create_experiment(parent: soma.Collection, plan: OrganismPlan, *, spatial: bool = False) -> str:
+def create_experiment(
+    parent: soma.Collection[Any], plan: OrganismPlan, *, spatial: bool = False
+) -> str:
     """Create an experiment with obs, ms/RNA/var, X layers (when it has cells); returns its URI."""
     exp = parent.add_new_collection(plan.organism.name, soma.Experiment)
     uri = exp.uri
     domain = (0, plan.n_obs - 1) if plan.n_obs else None
     create_dataframe(
-        exp, "obs", obs_schema(plan, spatial=spatial), domain=domain,
+        exp,
+        "obs",
+        obs_schema(plan, spatial=spatial),
+        domain=domain,
         platform_config=S.obs_platform_config(spatial=spatial),
     )
     ms = exp.add_new_collection("ms")
     rna = ms.add_new_collection(S.MEASUREMENT, soma.Measurement)
     var_domain = (0, plan.n_var - 1) if plan.n_var else None
     create_dataframe(
-        rna, "var", S.arrow_schema(S.VAR_FIELDS), domain=var_domain,
+        rna,
+        "var",
+        S.arrow_schema(S.VAR_FIELDS),
+        domain=var_domain,
         platform_config=S.var_platform_config(),
     )
     x = rna.add_new_collection("X")
@@ -117,7 +131,7 @@ def create_experiment(parent: soma.Collection, plan: OrganismPlan, *, spatial: b
 
 
 def dict_array(
-    values: Any,
+    values: npt.ArrayLike,
     dictionary: list[str],
     column: str,
     value_type: pa.DataType | None = None,
@@ -180,7 +194,7 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
             yield pa.Table.from_pydict(columns, schema=schema)
 
 
-def H5ADSource_for(scan: ScanResult) -> H5ADSource:  # noqa: N802 - reads like a constructor
+def H5ADSource_for(scan: ScanResult) -> H5ADSource:
     """Open the staged H5AD of a scanned dataset."""
     return H5ADSource(scan.path, scan.dataset_id)
 
@@ -190,15 +204,21 @@ def stats_name(dataset_id: str, start: int) -> str:
     return f"{dataset_id}.{start}.npz"
 
 
-def var_table(plan: OrganismPlan, nnz: np.ndarray[Any, Any], n_measured_obs: np.ndarray[Any, Any]) -> pa.Table:
+def var_table(
+    plan: OrganismPlan, nnz: np.ndarray[Any, Any], n_measured_obs: np.ndarray[Any, Any]
+) -> pa.Table:
     """The var table of an experiment in census column order."""
     v = plan.var
     return pa.Table.from_pydict(
         {
             "soma_joinid": pa.array(np.arange(len(v), dtype=np.int64)),
             "feature_id": pa.array(v["feature_id"].to_numpy(dtype=object), type=pa.large_string()),
-            "feature_name": pa.array(v["feature_name"].to_numpy(dtype=object), type=pa.large_string()),
-            "feature_type": pa.array(v["feature_type"].to_numpy(dtype=object), type=pa.large_string()),
+            "feature_name": pa.array(
+                v["feature_name"].to_numpy(dtype=object), type=pa.large_string()
+            ),
+            "feature_type": pa.array(
+                v["feature_type"].to_numpy(dtype=object), type=pa.large_string()
+            ),
             "feature_length": pa.array(v["feature_length"].to_numpy(dtype=np.int64)),
             "nnz": pa.array(nnz.astype(np.int64)),
             "n_measured_obs": pa.array(n_measured_obs.astype(np.int64)),
@@ -233,7 +253,7 @@ def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
         )
 
 
-def write_info_table(info: soma.Collection, key: str, table: pa.Table) -> None:
+def write_info_table(info: soma.Collection[Any], key: str, table: pa.Table) -> None:
     """Create and fill one census_info DataFrame."""
     n = table.num_rows
     if key in info:  # a resumed build: the write below is idempotent

@@ -8,10 +8,13 @@ with round-half-to-even and zeros replaced by the smallest positive float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 #: Mantissa bits kept in the normalized layer.
 NORMALIZED_KEEPBITS = 15
@@ -62,7 +65,9 @@ def obs_stats(x: sparse.csr_matrix) -> ObsStats:
     many = nnz >= 2
     with np.errstate(divide="ignore", invalid="ignore"):
         var[many] = (ex2[many] - ex[many] ** 2 / nnz[many]) / (nnz[many] - 1)
-    return ObsStats(raw_sum=raw_sum, nnz=nnz.astype(np.int64), raw_mean_nnz=mean, raw_variance_nnz=var)
+    return ObsStats(
+        raw_sum=raw_sum, nnz=nnz.astype(np.int64), raw_mean_nnz=mean, raw_variance_nnz=var
+    )
 
 
 def round_half_to_even(a: npt.NDArray[np.float32], keepbits: int) -> npt.NDArray[np.float32]:
@@ -94,7 +99,9 @@ def normalize(
     values are first divided by the feature's length.
     """
     if full_gene_rows is not None and full_gene_rows.any():
-        assert feature_length is not None
+        if feature_length is None:
+            msg = "feature_length is required to normalize full-length assay cells"
+            raise ValueError(msg)
         scaled = np.where(full_gene_rows[row], data / feature_length[col], data)
         values = scaled.astype(np.float32)
     else:

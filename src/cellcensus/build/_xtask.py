@@ -96,8 +96,9 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
         x.sum_duplicates()
         x.eliminate_zeros()
         if task.check_values and not is_nonnegative_integral(x.data):
+            msg = "raw counts must be non-negative whole numbers"
             raise BadInputError(
-                "raw counts must be non-negative whole numbers",
+                msg,
                 dataset_id=task.dataset_id,
                 field=src.x_name,
             )
@@ -106,7 +107,7 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
     n_cells = x.shape[0]
     stats = obs_stats(x)
     Path(task.stats_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(task.stats_path, "wb") as fh:
+    with Path(task.stats_path).open("wb") as fh:
         np.savez(
             fh,
             raw_sum=stats.raw_sum,

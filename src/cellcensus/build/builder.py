@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import tiledbsoma as soma
 
@@ -27,13 +28,17 @@ from cellcensus._progress import NoProgress, Progress
 from cellcensus.build import _schema as S
 from cellcensus.build import _write as W
 from cellcensus.build._consolidate import consolidate, gather
-from cellcensus.build._executor import open_executor
+from cellcensus.build._executor import Executor, open_executor
 from cellcensus.build._plan import OrganismPlan, make_plans, summary_cell_counts
 from cellcensus.build._scan import ScanResult, scan_dataset
+from cellcensus.build._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.build._state import BuildState
-from cellcensus.build._stage import StagedSource, remove_tree, stage_source, source_size
 from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
 from cellcensus.build.manifest import ManifestEntry, load_manifest
+
+if TYPE_CHECKING:
+    from cellcensus.settings import Settings
+
 from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
 
 __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"]
@@ -105,8 +110,9 @@ def _today() -> str:
 
 def _check_tag(tag: str) -> str:
     if not _TAG_RE.fullmatch(tag) or ".." in tag:
+        msg = "build tag must be 1-64 letters, digits, '.', '_' or '-' (no '..', no separators)"
         raise BadInputError(
-            "build tag must be 1-64 letters, digits, '.', '_' or '-' (no '..', no separators)",
+            msg,
             field="tag",
         )
     return tag
@@ -135,7 +141,7 @@ class _Run:
     options: BuildOptions
     tag: str
     progress: Progress
-    settings: Any
+    settings: Settings | None
     skipped: dict[str, str] = field(default_factory=dict)
     staged: dict[str, StagedSource] = field(default_factory=dict)
 
@@ -162,7 +168,9 @@ def _stage_all(run: _Run, entries: list[ManifestEntry]) -> list[ManifestEntry]:
     for entry in entries:
         try:
             run.staged[entry.dataset_id] = stage_source(
-                entry, h5ads, settings=run.settings,
+                entry,
+                h5ads,
+                settings=run.settings,
                 progress=lambda n: run.progress.advance("stage", n),
             )
             kept.append(entry)
@@ -175,7 +183,7 @@ def _stage_all(run: _Run, entries: list[ManifestEntry]) -> list[ManifestEntry]:
     return kept
 
 
-def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Any) -> list[ScanResult]:
+def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> list[ScanResult]:
     skip = run.options.on_error == "skip"
     args = [
         (
@@ -214,7 +222,11 @@ def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
     tasks = []
     for d in plan.datasets:
         s = d.scan
-        assert s.var_keep is not None and s.features is not None
+        if (
+            s.var_keep is None or s.features is None
+        ):  # pragma: no cover - planned datasets have both
+            msg = f"internal error: dataset {s.dataset_id} was planned without features"
+            raise AssertionError(msg)
         for (start, stop), first in zip(s.chunks, d.chunk_starts, strict=True):
             tasks.append(
                 XChunkTask(
@@ -266,8 +278,14 @@ def _datasets_table(entries: dict[str, ManifestEntry], plans: list[OrganismPlan]
         e = entries[scan.dataset_id]
         cols["soma_joinid"].append(joinid)
         for name in (
-            "citation", "collection_id", "collection_name", "collection_doi",
-            "collection_doi_label", "dataset_id", "dataset_version_id", "dataset_title",
+            "citation",
+            "collection_id",
+            "collection_name",
+            "collection_doi",
+            "collection_doi_label",
+            "dataset_id",
+            "dataset_version_id",
+            "dataset_title",
         ):
             cols[name].append(getattr(e, name))
         cols["dataset_h5ad_path"].append(f"{scan.dataset_id}.h5ad")
@@ -341,10 +359,10 @@ def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
     return exp_uris
 
 
-def _empty_var() -> Any:
-    import pandas as pd
-
-    return pd.DataFrame({"feature_id": [], "feature_name": [], "feature_length": [], "feature_type": []})
+def _empty_var() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"feature_id": [], "feature_name": [], "feature_length": [], "feature_type": []}
+    )
 
 
 def _write_build_json(
@@ -355,8 +373,10 @@ def _write_build_json(
     for e in entries:
         staged = run.staged.get(e.dataset_id)
         scan = scans.get(e.dataset_id)
-        status = "included" if e.dataset_id in joinids else (
-            "skipped" if e.dataset_id in run.skipped else "excluded"
+        status = (
+            "included"
+            if e.dataset_id in joinids
+            else ("skipped" if e.dataset_id in run.skipped else "excluded")
         )
         inputs.append(
             {
@@ -365,21 +385,18 @@ def _write_build_json(
                 "sha256": staged.sha256 if staged else None,
                 "size": staged.size if staged else None,
                 "status": status,
-                "reason": run.skipped.get(e.dataset_id)
-                or (scan.excluded_reason if scan else None),
+                "reason": run.skipped.get(e.dataset_id) or (scan.excluded_reason if scan else None),
                 "organism_ontology_term_id": scan.organism_term if scan else None,
                 "n_obs_source": scan.n_obs if scan else None,
                 "n_obs_census": scan.n_included if scan else 0,
                 "soma_joinid": joinids.get(e.dataset_id),
             }
         )
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("tiledbsoma", "tiledb", "anndata", "numpy", "pyarrow", "pandas", "h5py", "dask"):
         try:
-            from importlib.metadata import version
-
             versions[pkg] = version(pkg)
-        except Exception:  # noqa: BLE001 - a missing optional package is simply not recorded
+        except PackageNotFoundError:
             versions[pkg] = None
     doc = {
         "format_version": BUILD_FORMAT_VERSION,
@@ -413,7 +430,7 @@ def build_census(
     *,
     options: BuildOptions | None = None,
     progress: Progress | None = None,
-    settings: Any = None,
+    settings: Settings | None = None,
 ) -> BuildResult:
     """Build a census release tag from a manifest of H5AD files.
 
@@ -447,7 +464,8 @@ def build_census(
     opts = options or BuildOptions()
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
-        raise BadInputError(f"output directory {out} exists and is not empty; choose a new one")
+        msg = f"output directory {out} exists and is not empty; choose a new one"
+        raise BadInputError(msg)
     entries = load_manifest(manifest)
     run = _Run(
         out_dir=out,
@@ -469,21 +487,83 @@ def build_census(
     try:
         result = _build(run, entries)
     except CellCensusError:
-        logger.error("build failed; removing staging directory %s", run.staging)
+        logger.warning("build failed; removing staging directory %s", run.staging)
         remove_tree(run.staging)
         raise
     except BaseException:
-        logger.error(
+        logger.warning(
             "build interrupted; its work is kept in %s: re-run with --resume to continue",
             run.staging,
         )
         raise
     if out.exists():
         out.rmdir()
-    os.replace(run.staging, out)
+    run.staging.replace(out)
     result.out_dir = out
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _run_x_stage(
+    run: _Run, plans: list[OrganismPlan], exp_uris: dict[str, str], executor: Executor
+) -> list[XChunkResult]:
+    """Run every X task not already done (by a resumed build); return all their results."""
+    all_tasks = [t for p in plans for t in _x_tasks(run, p, exp_uris[p.organism.name])]
+    run.progress.start("x", sum(p.n_obs for p in plans), "cells")
+    results: list[XChunkResult] = []
+    todo = []
+    for t in all_tasks:
+        if run.state.done(_x_marker(t)):
+            res = run.state.payload(_x_marker(t))
+            results.append(res)
+            run.progress.advance("x", res.n_cells)
+        else:
+            todo.append(t)
+    markers = {(t.dataset_id, t.start): _x_marker(t) for t in todo}
+    for res in executor.imap_unordered(process_x_chunk, todo):
+        run.state.mark(markers[(res.dataset_id, res.start)], res)
+        results.append(res)
+        run.progress.advance("x", res.n_cells)
+    run.progress.finish("x")
+    return results
+
+
+def _write_tables(
+    run: _Run,
+    entries: list[ManifestEntry],
+    plans: list[OrganismPlan],
+    exp_uris: dict[str, str],
+    results: list[XChunkResult],
+) -> None:
+    """obs, var and presence of every experiment, then the census_info tables."""
+    n_datasets = sum(len(p.datasets) for p in plans)
+    run.progress.start("obs", sum(p.n_obs for p in plans), "cells")
+    for plan in plans:
+        step = f"experiment.{plan.organism.name}"
+        if plan.n_obs and not run.state.done(step):
+            ids = {d.scan.dataset_id for d in plan.datasets}
+            mine = [r for r in results if r.dataset_id in ids]
+            _write_experiment(run, plan, exp_uris[plan.organism.name], mine, n_datasets)
+            run.state.mark(step)
+    run.progress.finish("obs")
+    by_id = {e.dataset_id: e for e in entries}
+    info_uri = f"{run.soma_uri}/{S.CENSUS_INFO}"
+    info: soma.Collection[Any]
+    with soma.Collection.open(info_uri, "w", context=soma_context()) as info:
+        tables = _info_tables(run, by_id, plans)
+        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
+            W.write_info_table(info, key, tables[key])
+
+
+def _consolidate_all(run: _Run, executor: Executor) -> None:
+    if run.state.done("consolidated"):
+        return
+    targets = gather(run.soma_uri)
+    run.progress.start("consolidate", len(targets), "objects")
+    for _ in executor.imap_unordered(consolidate, targets):
+        run.progress.advance("consolidate")
+    run.progress.finish("consolidate")
+    run.state.mark("consolidated")
 
 
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
@@ -495,55 +575,20 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         scans = _scan_all(run, entries, executor)
         plans = make_plans(scans)
         if not any(p.n_obs for p in plans):
-            raise BadInputError(
+            msg = (
                 "no dataset contributes any cell to the census (check organisms, assays, "
                 "tissue_type and the skipped datasets)"
             )
+            raise BadInputError(msg)
         exp_uris = _create_structure(run, plans)
-        tasks = {name: _x_tasks(run, p, exp_uris[name]) for name, p in ((p.organism.name, p) for p in plans)}
-        all_tasks = [t for ts in tasks.values() for t in ts]
-        run.progress.start("x", sum(p.n_obs for p in plans), "cells")
-        results: list[XChunkResult] = []
-        todo = []
-        for t in all_tasks:
-            if run.state.done(_x_marker(t)):
-                res = run.state.payload(_x_marker(t))
-                results.append(res)
-                run.progress.advance("x", res.n_cells)
-            else:
-                todo.append(t)
-        markers = {(t.dataset_id, t.start): _x_marker(t) for t in todo}
-        for res in executor.imap_unordered(process_x_chunk, todo):
-            run.state.mark(markers[(res.dataset_id, res.start)], res)
-            results.append(res)
-            run.progress.advance("x", res.n_cells)
-        run.progress.finish("x")
-        n_datasets = sum(len(p.datasets) for p in plans)
-        run.progress.start("obs", sum(p.n_obs for p in plans), "cells")
-        for plan in plans:
-            step = f"experiment.{plan.organism.name}"
-            if plan.n_obs and not run.state.done(step):
-                ids = {d.scan.dataset_id for d in plan.datasets}
-                mine = [r for r in results if r.dataset_id in ids]
-                _write_experiment(run, plan, exp_uris[plan.organism.name], mine, n_datasets)
-                run.state.mark(step)
-        run.progress.finish("obs")
-        by_id = {e.dataset_id: e for e in entries}
-        with soma.Collection.open(f"{run.soma_uri}/{S.CENSUS_INFO}", "w", context=soma_context()) as info:
-            tables = _info_tables(run, by_id, plans)
-            for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
-                W.write_info_table(info, key, tables[key])
+        results = _run_x_stage(run, plans, exp_uris, executor)
+        _write_tables(run, entries, plans, exp_uris, results)
         included = {d.scan.dataset_id for p in plans for d in p.datasets}
         for e in entries:
-            if e.dataset_id not in included:
+            if e.dataset_id not in included:  # only contributing datasets are released
                 (run.staging / "h5ads" / f"{e.dataset_id}.h5ad").unlink(missing_ok=True)
-        if opts.consolidate and not run.state.done("consolidated"):
-            targets = gather(run.soma_uri)
-            run.progress.start("consolidate", len(targets), "objects")
-            for _ in executor.imap_unordered(consolidate, targets):
-                run.progress.advance("consolidate")
-            run.progress.finish("consolidate")
-            run.state.mark("consolidated")
+        if opts.consolidate:
+            _consolidate_all(run, executor)
     remove_tree(run.work)
     scans_by_id = {s.dataset_id: s for s in scans}
     doc = _write_build_json(run, all_entries, scans_by_id, plans)

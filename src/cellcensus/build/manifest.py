@@ -1,8 +1,10 @@
 """The build manifest: which H5AD datasets go into a census, with their descriptive fields.
 
-Accepts the official Census builder's CSV format (``dataset_id, dataset_asset_h5ad_uri`` plus optional
+Accepts the official Census builder's CSV format (``dataset_id, dataset_asset_h5ad_uri`` plus
+optional
 ``dataset_version_id, dataset_title, collection_id, collection_name, collection_doi,
-collection_doi_label, citation``; ``h5ad_uri`` is an alias of ``dataset_asset_h5ad_uri``) or a directory
+collection_doi_label, citation``; ``h5ad_uri`` is an alias of ``dataset_asset_h5ad_uri``) or a
+directory
 of ``.h5ad`` files (dataset id = file stem).
 """
 
@@ -71,9 +73,12 @@ def validate_dataset_id(dataset_id: str) -> str:
     ``.``, ``_`` and ``-``, must start with a letter or digit, and must not contain ``..``.
     """
     if not _ID_RE.fullmatch(dataset_id) or ".." in dataset_id:
-        raise BadInputError(
+        msg = (
             "dataset_id must be 1-200 characters of letters, digits, '.', '_' or '-', start with a "
-            "letter or digit and contain no '..' (it names a file in the release)",
+            "letter or digit and contain no '..' (it names a file in the release)"
+        )
+        raise BadInputError(
+            msg,
             dataset_id=dataset_id,
             field="dataset_id",
         )
@@ -83,13 +88,15 @@ def validate_dataset_id(dataset_id: str) -> str:
 def _resolve_uri(uri: str, base: Path) -> str:
     uri = uri.strip()
     if not uri:
-        raise BadInputError("empty URI", field="dataset_asset_h5ad_uri")
+        msg = "empty URI"
+        raise BadInputError(msg, field="dataset_asset_h5ad_uri")
     scheme = urlparse(uri).scheme
-    if scheme == "s3" or scheme == "file":
+    if scheme in {"s3", "file"}:
         return uri
     if scheme and len(scheme) > 1:
+        msg = f"unsupported URI scheme {scheme!r} in {uri!r}: use a local path, file:// or s3://"
         raise BadInputError(
-            f"unsupported URI scheme {scheme!r} in {uri!r}: use a local path, file:// or s3://",
+            msg,
             field="dataset_asset_h5ad_uri",
         )
     path = Path(uri).expanduser()
@@ -100,19 +107,24 @@ def _from_csv(path: Path) -> list[ManifestEntry]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise BadInputError(f"cannot read manifest {path}: {e.strerror or e}") from e
+        msg = f"cannot read manifest {path}: {e.strerror or e}"
+        raise BadInputError(msg) from e
     reader = csv.DictReader(text.splitlines())
     header = [h.strip() for h in (reader.fieldnames or [])]
     if "dataset_id" not in header:
-        raise BadInputError(
+        msg = (
             f"manifest {path} has no 'dataset_id' column (header: {header}); expected the official "
-            "format 'dataset_id,dataset_asset_h5ad_uri,...'",
+            "format 'dataset_id,dataset_asset_h5ad_uri,...'"
+        )
+        raise BadInputError(
+            msg,
             field="dataset_id",
         )
     uri_col = next((c for c in _URI_ALIASES if c in header), None)
     if uri_col is None:
+        msg = f"manifest {path} has no 'dataset_asset_h5ad_uri' (or 'h5ad_uri') column"
         raise BadInputError(
-            f"manifest {path} has no 'dataset_asset_h5ad_uri' (or 'h5ad_uri') column",
+            msg,
             field="dataset_asset_h5ad_uri",
         )
     unknown = set(header) - {"dataset_id", *_URI_ALIASES, *_OPTIONAL, *_IGNORED_COLUMNS}
@@ -127,13 +139,15 @@ def _from_csv(path: Path) -> list[ManifestEntry]:
         try:
             uri = _resolve_uri(row[uri_col], path.parent)
         except BadInputError as e:
-            raise BadInputError(f"manifest line {lineno}: {e}", dataset_id=dataset_id) from e
+            msg = f"manifest line {lineno}: {e}"
+            raise BadInputError(msg, dataset_id=dataset_id) from e
         size_text = row.get("asset_h5ad_filesize", "")
         try:
             size = int(size_text) if size_text else -1
         except ValueError as e:
+            msg = f"manifest line {lineno}: asset_h5ad_filesize {size_text!r} is not an integer"
             raise BadInputError(
-                f"manifest line {lineno}: asset_h5ad_filesize {size_text!r} is not an integer",
+                msg,
                 dataset_id=dataset_id,
                 field="asset_h5ad_filesize",
             ) from e
@@ -181,16 +195,19 @@ def load_manifest(source: str | Path) -> list[ManifestEntry]:
     elif path.is_file():
         entries = _from_csv(path)
     else:
-        raise BadInputError(f"manifest {path} does not exist (give a CSV file or a directory)")
+        msg = f"manifest {path} does not exist (give a CSV file or a directory)"
+        raise BadInputError(msg)
     seen: set[str] = set()
     for e in entries:
         if e.dataset_id in seen:
+            msg = "duplicate dataset_id in manifest; each dataset may appear once"
             raise BadInputError(
-                "duplicate dataset_id in manifest; each dataset may appear once",
+                msg,
                 dataset_id=e.dataset_id,
                 field="dataset_id",
             )
         seen.add(e.dataset_id)
     if not entries:
-        raise BadInputError(f"manifest {path} lists no datasets")
+        msg = f"manifest {path} lists no datasets"
+        raise BadInputError(msg)
     return sorted(entries, key=lambda e: e.asset_h5ad_filesize)
