@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from cellcensus._cli._app import app, main
-
 # Each module below registers its commands on ``app`` when imported.
 from cellcensus._cli import build as _build  # noqa: F401
 from cellcensus._cli import release as _release  # noqa: F401
 from cellcensus._cli import synth as _synth  # noqa: F401
+from cellcensus._cli._app import app, main
 
 __all__ = ["app", "main"]
