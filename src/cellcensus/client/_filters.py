@@ -100,7 +100,7 @@ def _warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
         if not enum_cols:
             return
         enums = df.get_enumeration_values(enum_cols)
-    except Exception:  # noqa: BLE001 - a hint only; never fail a query because of it
+    except Exception:
         logger.debug("could not check filter values of %s", where, exc_info=True)
         return
     for col in enum_cols:

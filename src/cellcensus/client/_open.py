@@ -61,7 +61,11 @@ def storage_config(settings: Settings | None) -> dict[str, str]:
     explicit = default_settings(settings)
     s = read_settings(explicit)
     cfg = s.tiledb_config()
-    if explicit is None and s.region == DEFAULT_REGION and not any(os.environ.get(k) for k in _REGION_ENV):
+    if (
+        explicit is None
+        and s.region == DEFAULT_REGION
+        and not any(os.environ.get(k) for k in _REGION_ENV)
+    ):
         cfg.pop("vfs.s3.region", None)
     return cfg
 

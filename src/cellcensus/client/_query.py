@@ -239,7 +239,7 @@ def get_obs(
     organism: str,
     *,
     value_filter: str | None = None,
-    coords: SparseDFCoord | None = slice(None),  # noqa: B008 - the official default
+    coords: SparseDFCoord | None = slice(None),
     column_names: Sequence[str] | None = None,
     modality: str = "census_data",
 ) -> pd.DataFrame:
@@ -282,7 +282,7 @@ def get_var(
     organism: str,
     *,
     value_filter: str | None = None,
-    coords: SparseDFCoord | None = slice(None),  # noqa: B008 - the official default
+    coords: SparseDFCoord | None = slice(None),
     column_names: Sequence[str] | None = None,
     modality: str = "census_data",
 ) -> pd.DataFrame:

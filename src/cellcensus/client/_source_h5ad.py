@@ -253,7 +253,9 @@ def download_source_h5ad(
     expected = entry.size if entry is not None else size_of(uri, settings)
     dest = Path(to_path)
     part = dest.with_name(dest.name + PART_SUFFIX)
-    _fetch(uri, part, expected=expected, settings=settings, resume=resume, progress_bar=progress_bar)
+    _fetch(
+        uri, part, expected=expected, settings=settings, resume=resume, progress_bar=progress_bar
+    )
     if entry is not None:
         size = part.stat().st_size
         digest = _sha256(part) if size == entry.size else None

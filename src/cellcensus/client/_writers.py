@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "PARQUET_FORMAT_VERSION",
     "AnnDataWriter",
+    "CsrChunk",
     "ExportWriter",
     "ParquetWriter",
     "export_format",
@@ -45,6 +47,18 @@ EXPORT_FORMATS = ("h5ad", "zarr", "parquet")
 PARQUET_FORMAT_VERSION = 1
 _CHUNK = 1 << 16
 _EMPTY_DICTS = ("obsm", "varm", "obsp", "varp", "layers", "uns")
+
+
+@dataclass(frozen=True)
+class CsrChunk:
+    """Consecutive rows of X as CSR: rows ``obs_joinids``, columns positions into
+    ``var_joinids`` (the whole selection), values float32."""
+
+    obs_joinids: npt.NDArray[np.int64]
+    var_joinids: npt.NDArray[np.int64]
+    indptr: npt.NDArray[np.int64]
+    indices: npt.NDArray[np.int32]
+    data: npt.NDArray[np.float32]
 
 
 def export_format(path: Path, fmt: str | None) -> str:
@@ -80,7 +94,9 @@ class ExportWriter(ABC):
     """Receives an export's parts in order; writes to temporary names, renames on commit."""
 
     @abstractmethod
-    def begin_axis(self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]) -> None:
+    def begin_axis(
+        self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]
+    ) -> None:
         """Start ``obs`` or ``var``: ``n`` rows with these columns (and dictionary values)."""
 
     @abstractmethod
@@ -92,15 +108,8 @@ class ExportWriter(ABC):
         """Start X."""
 
     @abstractmethod
-    def write_x(
-        self,
-        obs_joinid: npt.NDArray[np.int64],
-        var_joinid: npt.NDArray[np.int64],
-        rows: npt.NDArray[np.int64],
-        cols: npt.NDArray[np.int64],
-        data: npt.NDArray[np.float32],
-    ) -> None:
-        """Append X values in row-major order: joinids and positions of both axes, values."""
+    def write_x(self, chunk: CsrChunk) -> None:
+        """Append the next rows of X (consecutive rows, in order)."""
 
     @abstractmethod
     def commit(self, meta: dict[str, Any]) -> None:
@@ -243,9 +252,7 @@ class _Column:
                 np.array(categories, dtype=object)
             )
             n = len(categories)
-            self.code_dtype: Any = (
-                np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
-            )
+            self.code_dtype: Any = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
             self.out = sink.array(f"{path}/codes", self.code_dtype, _enc("array"))
             self.kind = "cat"
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -261,19 +268,29 @@ class _Column:
             msg = f"column {field.name!r} has type {t}, which export does not support"
             raise BadInputError(msg)
 
-    def append(self, arr: pa.ChunkedArray) -> None:
+    def append(self, arr: pa.ChunkedArray | pa.Array) -> None:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
         if self.kind == "cat":
-            values = arr.cast(pa.large_string()) if pa.types.is_dictionary(arr.type) else arr
-            codes = np.fromiter(
-                (self.lookup[v] if v is not None else -1 for v in values.to_pylist()),
-                dtype=self.code_dtype,
-                count=len(values),
-            )
-            self.out.append(codes)
+            self.out.append(self._codes(arr))
         elif self.kind == "str":
             self.out.append(np.array(arr.to_pylist(), dtype=object))
         else:
-            self.out.append(arr.to_numpy())
+            self.out.append(arr.to_numpy(zero_copy_only=False))
+
+    def _codes(self, arr: pa.Array) -> npt.NDArray[Any]:
+        """Category codes without a Python object per row: map the (small) dictionary once."""
+        if not pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_encode()
+        dictionary = [str(v) for v in arr.dictionary.to_pylist()]
+        unknown = [v for v in dictionary if v not in self.lookup]
+        if unknown:
+            msg = f"column {self.field.name!r}: values {unknown[:5]} are not in its enumeration"
+            raise BadInputError(msg)
+        mapping = np.array([self.lookup[v] for v in dictionary] + [-1], dtype=self.code_dtype)
+        idx = arr.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
+        codes: npt.NDArray[Any] = mapping[idx]
+        return codes
 
 
 class AnnDataWriter(ExportWriter):
@@ -294,11 +311,14 @@ class AnnDataWriter(ExportWriter):
         self._indices: _Array | None = None
         self._index_dtype: Any = np.int32
         self._n_obs = 0
-        self._next_row = 0
+        self._rows = 0
         self._written = 0
 
-    def begin_axis(self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]) -> None:
+    def begin_axis(
+        self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]
+    ) -> None:
         """Create the axis' dataframe group and its columns."""
+        self._cols = []
         names = list(schema.names)
         self.sink.group(axis, {**_enc("dataframe"), "_index": "_index", "column-order": names})
         self._index = self.sink.array(f"{axis}/_index", str, _enc("string-array"))
@@ -318,6 +338,8 @@ class AnnDataWriter(ExportWriter):
 
     def begin_x(self, n_obs: int, n_vars: int, nnz_hint: int) -> None:
         """Create the CSR group."""
+        self._cols = []  # let the column datasets (and their chunk caches) go
+        self._index = None
         self.sink.group("X", {**_enc("csr_matrix", "0.1.0"), "shape": [n_obs, n_vars]})
         self._index_dtype = np.int32 if n_vars < 2**31 else np.int64
         self._data = self.sink.array("X/data", np.float32, {})
@@ -325,46 +347,25 @@ class AnnDataWriter(ExportWriter):
         self._indptr = self.sink.array("X/indptr", np.int64, {})
         self._indptr.append(np.zeros(1, np.int64))
         self._n_obs = n_obs
-        self._next_row = 0  # first row whose end offset is not written yet (the open row)
-        self._written = 0  # values written so far (all in rows <= the open row)
+        self._rows = 0
+        self._written = 0
 
-    def write_x(
-        self,
-        obs_joinid: npt.NDArray[np.int64],
-        var_joinid: npt.NDArray[np.int64],
-        rows: npt.NDArray[np.int64],
-        cols: npt.NDArray[np.int64],
-        data: npt.NDArray[np.float32],
-    ) -> None:
-        """Append a row-major batch: values, column indices, and the ends of the rows it closes.
-
-        Rows before the batch's last row are complete afterwards; the last one may go on in the
-        next batch.
-        """
+    def write_x(self, chunk: CsrChunk) -> None:
+        """Append a chunk's values, column indices and row ends."""
         assert self._data is not None and self._indices is not None  # noqa: S101
         assert self._indptr is not None  # noqa: S101
-        if len(rows) == 0:
-            return
-        last = int(rows[-1])
-        if int(rows[0]) < self._next_row:
-            msg = "internal error: X batches arrived out of row order"
-            raise AssertionError(msg)
-        counts = np.bincount(rows - self._next_row, minlength=last - self._next_row + 1)
-        ends = self._written + np.cumsum(counts, dtype=np.int64)
-        self._data.append(data.astype(np.float32, copy=False))
-        self._indices.append(cols.astype(self._index_dtype, copy=False))
-        if len(ends) > 1:
-            self._indptr.append(ends[:-1])
-        self._written += len(data)
-        self._next_row = last
+        self._data.append(chunk.data)
+        self._indices.append(chunk.indices.astype(self._index_dtype, copy=False))
+        self._indptr.append(self._written + chunk.indptr[1:].astype(np.int64, copy=False))
+        self._written += int(chunk.indptr[-1])
+        self._rows += len(chunk.obs_joinids)
 
     def commit(self, meta: dict[str, Any]) -> None:
         """Close the remaining rows, add the empty mappings, rename into place."""
         assert self._indptr is not None  # noqa: S101
-        remaining = self._n_obs - self._next_row
-        if remaining > 0:
-            # the open row ends at the last value; rows after it hold none
-            self._indptr.append(np.full(remaining, self._written, dtype=np.int64))
+        if self._rows != self._n_obs:
+            msg = f"internal error: X has {self._rows} rows written, expected {self._n_obs}"
+            raise AssertionError(msg)
         for name in _EMPTY_DICTS:
             self.sink.group(name, _enc("dict", "0.1.0"))
         self.sink.close()
@@ -405,7 +406,9 @@ class ParquetWriter(ExportWriter):
         self._axis: pq.ParquetWriter | None = None
         self._x: pq.ParquetWriter | None = None
 
-    def begin_axis(self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]) -> None:
+    def begin_axis(
+        self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]
+    ) -> None:
         """Open the side file of ``axis``."""
         if self._axis is not None:
             self._axis.close()
@@ -423,20 +426,13 @@ class ParquetWriter(ExportWriter):
             self._axis = None
         self._x = pq.ParquetWriter(self.tmp["X"], self.X_SCHEMA, compression="zstd")
 
-    def write_x(
-        self,
-        obs_joinid: npt.NDArray[np.int64],
-        var_joinid: npt.NDArray[np.int64],
-        rows: npt.NDArray[np.int64],
-        cols: npt.NDArray[np.int64],
-        data: npt.NDArray[np.float32],
-    ) -> None:
-        """Append a batch as one row group."""
+    def write_x(self, chunk: CsrChunk) -> None:
+        """Append a chunk as one row group of (obs joinid, var joinid, value)."""
         assert self._x is not None  # noqa: S101
-        if len(data):
-            self._x.write_table(
-                pa.table([obs_joinid, var_joinid, data.astype(np.float32, copy=False)], schema=self.X_SCHEMA)
-            )
+        if len(chunk.data):
+            obs = np.repeat(chunk.obs_joinids, np.diff(chunk.indptr))
+            var = chunk.var_joinids[chunk.indices]
+            self._x.write_table(pa.table([obs, var, chunk.data], schema=self.X_SCHEMA))
 
     def commit(self, meta: dict[str, Any]) -> None:
         """Close the files, write the metadata, rename into place."""
@@ -457,7 +453,7 @@ class ParquetWriter(ExportWriter):
             if w is not None:
                 try:
                     w.close()
-                except Exception:  # noqa: BLE001, S110 - best effort before deleting
+                except Exception:  # noqa: S110 - best effort before deleting
                     pass
         for p in self.tmp.values():
             _remove(p)
