@@ -9,6 +9,7 @@ finishes the others and raises :class:`~cellcensus.errors.IntegrityError` naming
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -42,6 +43,7 @@ __all__ = ["PART_SUFFIX", "SyncResult", "sync"]
 logger = logging.getLogger(__name__)
 
 PART_SUFFIX = ".cellcensus-part"
+_STREAM_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,12 +148,17 @@ def sync(
         final = out / o.path
         final.parent.mkdir(parents=True, exist_ok=True)
         part = final.with_name(final.name + PART_SUFFIX)
-        r.download_file(f"{tag}/{o.path}", part, callback=stage.advance)
-        got = hash_file(part, chunksize=MULTIPART_CHUNKSIZE)
-        if got.size != o.size or got.sha256 != o.sha256:
+        if o.size <= MULTIPART_CHUNKSIZE:
+            # small objects (most of a SOMA tree): one GET, hashed while written
+            got_size, got_sha256 = _stream_to(r, f"{tag}/{o.path}", part, stage)
+        else:
+            r.download_file(f"{tag}/{o.path}", part, callback=stage.advance)
+            digest = hash_file(part, chunksize=MULTIPART_CHUNKSIZE)
+            got_size, got_sha256 = digest.size, digest.sha256
+        if got_size != o.size or got_sha256 != o.sha256:
             part.unlink(missing_ok=True)
             bad.append(
-                f"{o.path} (sha256 {got.sha256[:12]}…, {got.size} B; manifest: "
+                f"{o.path} (sha256 {got_sha256[:12]}…, {got_size} B; manifest: "
                 f"{o.sha256[:12]}…, {o.size} B)"
             )
             return
@@ -180,6 +187,19 @@ def sync(
         bytes_downloaded=total,
         seconds=seconds,
     )
+
+
+def _stream_to(r: ReleaseRoot, key: str, part: Path, stage: Stage) -> tuple[int, str]:
+    """Copy one object into ``part`` in a single pass, hashing as it is written."""
+    h = hashlib.sha256()
+    size = 0
+    with r.open_read(key) as body, part.open("wb") as fh:
+        while chunk := body.read(_STREAM_BLOCK):
+            fh.write(chunk)
+            h.update(chunk)
+            size += len(chunk)
+            stage.advance(len(chunk))
+    return size, h.hexdigest()
 
 
 def _remove_parts(out: Path) -> None:
