@@ -7,11 +7,14 @@ Only what the export reads: ``census_data/homo_sapiens`` with ``obs`` (``soma_jo
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import tiledbsoma as soma
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def write_big_census(
@@ -85,12 +88,14 @@ def write_big_census(
             offsets = rng.integers(0, n_var - nnz_per_cell + 1, size=n)
             cols = (offsets[:, None] + cols_template[None, :nnz_per_cell]).ravel()
             data = rng.integers(1, 50, size=rows.size).astype(np.float32)
-            arr.write(
-                pa.table({"soma_dim_0": rows, "soma_dim_1": cols, "soma_data": data})
-            )
+            arr.write(pa.table({"soma_dim_0": rows, "soma_dim_1": cols, "soma_data": data}))
     # group members
     with soma.Collection.open(str(rna / "X"), "w", context=ctx) as c:
-        c.set("raw", soma.SparseNDArray.open(str(rna / "X" / "raw"), context=ctx), use_relative_uri=True)
+        c.set(
+            "raw",
+            soma.SparseNDArray.open(str(rna / "X" / "raw"), context=ctx),
+            use_relative_uri=True,
+        )
     with soma.Measurement.open(str(rna), "w", context=ctx) as c:
         c.set("var", soma.DataFrame.open(str(rna / "var"), context=ctx), use_relative_uri=True)
         c.set("X", soma.Collection.open(str(rna / "X"), context=ctx), use_relative_uri=True)
@@ -100,7 +105,11 @@ def write_big_census(
         c.set("obs", soma.DataFrame.open(str(exp_uri / "obs"), context=ctx), use_relative_uri=True)
         c.set("ms", soma.Collection.open(str(exp_uri / "ms"), context=ctx), use_relative_uri=True)
     with soma.Collection.open(str(data_uri), "w", context=ctx) as c:
-        c.set("homo_sapiens", soma.Experiment.open(str(exp_uri), context=ctx), use_relative_uri=True)
+        c.set(
+            "homo_sapiens", soma.Experiment.open(str(exp_uri), context=ctx), use_relative_uri=True
+        )
     with soma.Collection.open(str(root), "w", context=ctx) as c:
-        c.set("census_data", soma.Collection.open(str(data_uri), context=ctx), use_relative_uri=True)
+        c.set(
+            "census_data", soma.Collection.open(str(data_uri), context=ctx), use_relative_uri=True
+        )
     return root

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path  # noqa: TC003 - typer evaluates annotations at runtime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -54,9 +54,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option("--endpoint-url", help="S3 endpoint of a non-AWS server.", show_default=False),
 ]
-RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="S3 region.", show_default=False)
-]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region.", show_default=False)]
 NoSignOpt = Annotated[
     bool, typer.Option("--no-sign-request", help="Anonymous S3 requests (public buckets).")
 ]
@@ -134,7 +132,7 @@ def _open(
     mirror: str | None,
     uri: str | None,
     settings: Settings | None,
-) -> soma.Collection:
+) -> soma.Collection[Any]:
     from cellcensus.client import open_soma
 
     if uri is not None:
@@ -145,7 +143,7 @@ def _open(
 
 
 def _obs_filter(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     obs_filter: str | None,
     cell_types: list[str] | None,
@@ -215,7 +213,9 @@ def query_cmd(
 
     settings = _settings(endpoint_url, region, no_sign_request, path_style)
     with _open(root, census_version, mirror, uri, settings) as census:
-        flt = _obs_filter(census, organism, obs_filter, cell_type_under, tissue_under, disease_under)
+        flt = _obs_filter(
+            census, organism, obs_filter, cell_type_under, tissue_under, disease_under
+        )
         est = estimate(census, organism, obs_value_filter=flt, var_value_filter=var_filter)
         counts: dict[str, dict[str, int]] = {}
         for column in count_by or []:
@@ -300,7 +300,9 @@ def export_cmd(
         {"obs": [c.strip() for c in obs_columns.split(",") if c.strip()]} if obs_columns else None
     )
     with _open(root, census_version, mirror, uri, settings) as census:
-        flt = _obs_filter(census, organism, obs_filter, cell_type_under, tissue_under, disease_under)
+        flt = _obs_filter(
+            census, organism, obs_filter, cell_type_under, tissue_under, disease_under
+        )
         with plan_export(
             census,
             organism,

@@ -321,12 +321,12 @@ def _not_found(census_version: str, source: ReleaseSource, raw: dict[str, Any]) 
     hidden = _directory(raw, lts=None, retracted=True)
     if census_version in hidden:
         d = hidden[census_version]
-        r = d.get("retraction") or {}
-        replaced = r.get("replaced_by") if isinstance(r, dict) else None
+        r: dict[str, Any] = dict(d.get("retraction") or {})
+        replaced = r.get("replaced_by")
         extra = f" and replaced by {replaced!r}" if replaced else ""
         return CensusNotFoundError(
             f'The "{census_version}" Census version ({d["release_build"]}) was retracted'
-            f"{extra}; reason: {r.get('reason') if isinstance(r, dict) else None}. "
+            f"{extra}; reason: {r.get('reason')}. "
             "Use get_census_version_directory() to see the valid versions."
         )
     known = list(_directory(raw, lts=None, retracted=False))

@@ -31,7 +31,7 @@ class CensusNotFoundError(NotFoundError, ValueError):
 
 
 class DatasetNotFoundError(NotFoundError, KeyError):
-    """A ``dataset_id`` that the census does not list. Also a ``KeyError`` (as the official client)."""
+    """A ``dataset_id`` the census does not list. Also a ``KeyError`` (as the official client)."""
 
     def __str__(self) -> str:
         # KeyError quotes its argument; show the message as written.

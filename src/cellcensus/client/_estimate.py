@@ -301,9 +301,10 @@ def estimate_query(
     x_total: int | None = None
     if obs.nnz is None or (var.nnz is None and not var.everything):
         try:
-            x_total = int(ms.X[X_name].nnz)
+            layer = ms.X[X_name]
         except (KeyError, soma.SOMAError):
-            x_total = None
+            layer = None
+        x_total = int(layer.nnz) if isinstance(layer, soma.SparseNDArray) else None
     return estimate_from(
         organism,
         obs,

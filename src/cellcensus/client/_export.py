@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,7 @@ from cellcensus.client._writers import (
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import numpy.typing as npt
     from somacore.options import SparseDFCoord
@@ -82,7 +82,7 @@ class MemoryPlan:
     #: Rows per ``obs``/``var`` chunk.
     rows_per_chunk: int
 
-    def tiledb_config(self) -> dict[str, str]:
+    def tiledb_config(self) -> dict[str, str | float | None]:
         """TileDB configuration enforcing the plan."""
         return {
             "soma.init_buffer_bytes": str(self.read_buffer),
@@ -151,7 +151,7 @@ class ExportResult:
 def _columns(column_names: soma.AxisColumnNames | None, axis: str) -> list[str] | None:
     if column_names is None:
         return None
-    cols = column_names.get(axis)  # type: ignore[misc]
+    cols = cast("Sequence[str] | None", column_names.get(axis))
     return list(cols) if cols else None
 
 
@@ -277,6 +277,7 @@ class ExportPlan:
         self,
         writer: ExportWriter,
         axis: str,
+        *,
         df: soma.DataFrame,
         sel: AxisSelection,
         columns: list[str] | None,
@@ -328,6 +329,9 @@ class ExportPlan:
         by the chunk's ``nnz`` bound (12 bytes per value), then converted to CSR (8 more).
         """
         X = self.exp.ms[self.measurement_name].X[self.X_name]
+        if not isinstance(X, soma.SparseNDArray):
+            msg = f"X layer {self.X_name!r} is not a SparseNDArray; export reads sparse X only"
+            raise BadInputError(msg)
         var_ids = self.var.joinids
         n_var = var_ids.size
         dense_var = self.var.everything and bool(
@@ -337,7 +341,11 @@ class ExportPlan:
             slice(None) if dense_var else _coords_for(var_ids)
         )
         for ids in self._cell_chunks():
-            buf = _Gather(int(self.obs.nnz[ids_slice(self.obs.joinids, ids)].sum()) if self.obs.nnz is not None else 1024)
+            buf = _Gather(
+                int(self.obs.nnz[ids_slice(self.obs.joinids, ids)].sum())
+                if self.obs.nnz is not None
+                else 1024
+            )
             for tbl in X.read(coords=(_coords_for(ids), var_coords)).tables():
                 d0 = tbl["soma_dim_0"].to_numpy()
                 d1 = tbl["soma_dim_1"].to_numpy()
@@ -411,8 +419,12 @@ class ExportPlan:
         nnz = 0
         try:
             ms = self.exp.ms[self.measurement_name]
-            self._write_axis(writer, "obs", self.exp.obs, self.obs, self.obs_columns, p)
-            self._write_axis(writer, "var", ms.var, self.var, self.var_columns, p)
+            self._write_axis(
+                writer, "obs", df=self.exp.obs, sel=self.obs, columns=self.obs_columns, progress=p
+            )
+            self._write_axis(
+                writer, "var", df=ms.var, sel=self.var, columns=self.var_columns, progress=p
+            )
             writer.begin_x(self.obs.count, self.var.count, est.nnz)
             p.start("X", est.nnz, "values")
             if self.var.count:
@@ -459,7 +471,7 @@ class ExportPlan:
 
 
 def plan_export(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     *,
     obs_value_filter: str | None = None,
@@ -488,40 +500,35 @@ def plan_export(
     check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
     check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
     has_x = "X" in ms0 and X_name in ms0.X
-    # open a private handle with a context that bounds TileDB's memory
+    # select with a private handle whose context bounds TileDB's memory
     provisional = memory_plan(budget, 0, 0)
     ctx = exp0.context.replace(tiledb_config=provisional.tiledb_config())
-    exp = soma.Experiment.open(exp0.uri, context=ctx)
-    try:
-        ms = exp.ms[measurement_name]
-        obs = select_axis(exp.obs, value_filter=obs_value_filter, coords=obs_coords)
-        var = select_axis(ms.var, value_filter=var_value_filter, coords=var_coords)
-        if not has_x and obs.count and var.count:
-            msg = f"{organism}: no X layer {X_name!r} in {ms.uri}"
-            raise CensusNotFoundError(msg)
-        memory = memory_plan(budget, obs.count, var.count)
-        if memory != provisional:
-            exp.close()
-            exp = soma.Experiment.open(
-                exp0.uri, context=exp0.context.replace(tiledb_config=memory.tiledb_config())
-            )
-            ms = exp.ms[measurement_name]
-        obs_cols = _columns(column_names, "obs")
-        var_cols = _columns(column_names, "var")
-        x_total = int(ms.X[X_name].nnz) if has_x and (obs.nnz is None) else None
-        est = estimate_from(
-            organism,
-            obs,
-            var,
-            x_nnz_total=x_total,
-            obs_schema=exp.obs.schema,
-            var_schema=ms.var.schema,
-            obs_columns=obs_cols,
-            var_columns=var_cols,
-        )
-    except BaseException:
-        exp.close()
-        raise
+    with soma.Experiment.open(exp0.uri, context=ctx) as sel:
+        sel_var = sel.ms[measurement_name].var
+        obs = select_axis(sel.obs, value_filter=obs_value_filter, coords=obs_coords)
+        var = select_axis(sel_var, value_filter=var_value_filter, coords=var_coords)
+        obs_schema, var_schema = sel.obs.schema, sel_var.schema
+        layer = ms0.X[X_name] if has_x else None
+        x_total = int(layer.nnz) if isinstance(layer, soma.SparseNDArray) else None
+    if not has_x and obs.count and var.count:
+        msg = f"{organism}: no X layer {X_name!r} in {ms0.uri}"
+        raise CensusNotFoundError(msg)
+    memory = memory_plan(budget, obs.count, var.count)
+    obs_cols = _columns(column_names, "obs")
+    var_cols = _columns(column_names, "var")
+    est = estimate_from(
+        organism,
+        obs,
+        var,
+        x_nnz_total=x_total,
+        obs_schema=obs_schema,
+        var_schema=var_schema,
+        obs_columns=obs_cols,
+        var_columns=var_cols,
+    )
+    exp = soma.Experiment.open(
+        exp0.uri, context=exp0.context.replace(tiledb_config=memory.tiledb_config())
+    )
     var = dataclasses.replace(var, nnz=None)  # only needed for the estimate
     query = {
         "obs_value_filter": obs_value_filter,
@@ -530,7 +537,7 @@ def plan_export(
         "var_coords": None if var_coords is None else repr(var_coords),
         "column_names": None
         if column_names is None
-        else {k: list(v or []) for k, v in column_names.items()},
+        else {k: list(cast("Sequence[str]", v) or []) for k, v in column_names.items()},
         "census_uri": census.uri,
     }
     return ExportPlan(
@@ -549,7 +556,7 @@ def plan_export(
 
 
 def export(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     *,
     to: str | Path,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import functools
 import logging
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -21,6 +20,8 @@ from cellcensus.client._errors import FilterError
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     import tiledbsoma as soma
     from cellxgene_ontology_guide.ontology_parser import OntologyParser
 
@@ -171,7 +172,7 @@ def _term_id(parser: OntologyParser, term: str, ontology: str) -> str:
             f"such as {'CL:0000084' if ontology == 'CL' else 'UBERON:0002048'} or an exact label"
         )
         raise BadInputError(msg)
-    return found
+    return str(found)
 
 
 def ontology_terms(

@@ -11,8 +11,6 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,6 +25,8 @@ from cellcensus.errors import BadInputError, CellCensusError, NotFoundError, Per
 from cellcensus.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
@@ -131,7 +131,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def s3_client(settings: Settings) -> S3Client:
-    """A boto3 S3 client for reads: short timeouts and few retries, so a dead endpoint fails fast."""
+    """A boto3 S3 client for reads: short timeouts, few retries (a dead endpoint fails fast)."""
     config = Config(
         region_name=settings.region,
         signature_version=botocore.UNSIGNED if settings.anonymous else None,
@@ -307,15 +307,6 @@ def size_of(uri: str, settings: Settings | None = None) -> int:
     raise BadInputError(msg)
 
 
-@dataclass(frozen=True)
-class _Range:
-    start: int
-
-    @property
-    def header(self) -> str:
-        return f"bytes={self.start}-"
-
-
 def iter_bytes(
     uri: str, *, start: int = 0, settings: Settings | None = None, block: int = _BLOCK
 ) -> Iterator[bytes]:
@@ -339,9 +330,9 @@ def iter_bytes(
             while chunk := f.read(block):
                 yield chunk
         return
-    rng = _Range(start)
+    rng = f"bytes={start}-"
     if scheme in ("http", "https"):
-        headers = {"Range": rng.header} if start else {}
+        headers = {"Range": rng} if start else {}
 
         def get() -> requests.Response:
             r = requests.get(
@@ -361,7 +352,7 @@ def iter_bytes(
         s = read_settings(settings)
         bucket, key = _split_s3(uri)
         try:
-            kwargs: dict[str, Any] = {"Range": rng.header} if start else {}
+            kwargs: dict[str, Any] = {"Range": rng} if start else {}
             body = s3_client(s).get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
             while chunk := body.read(block):
                 yield chunk

@@ -91,7 +91,7 @@ def _context(
     return context
 
 
-def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collection:
+def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collection[Any]:
     if is_local(uri) and not local_path(uri).exists():
         msg = f"{what}: {local_path(uri)} does not exist"
         raise NotFoundError(msg)
@@ -123,7 +123,7 @@ def open_soma(
     context: soma.SOMATileDBContext | None = None,
     release_root: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
-) -> soma.Collection:
+) -> soma.Collection[Any]:
     """Open a census by version (from a release root) or by URI.
 
     Same behaviour as ``cellxgene_census.open_soma``, over any release root, with these
@@ -208,7 +208,7 @@ def open_resolved(
     tiledb_config: dict[str, Any] | None = None,
     context: soma.SOMATileDBContext | None = None,
     settings: Settings | None = None,
-) -> soma.Collection:
+) -> soma.Collection[Any]:
     """Open the SOMA collection of a resolved release."""
     census_version = r.census_version
     if census_version == DEFAULT_CENSUS_VERSION:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cellxgene_census
 import psutil
+import tiledbsoma as soma
 
 from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
 from cellcensus.client._estimate import QueryEstimate, estimate_query, format_bytes
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
     import anndata
     import pandas as pd
-    import tiledbsoma as soma
     from scipy import sparse
     from somacore.options import SparseDFCoord
 
@@ -49,7 +49,7 @@ def experiment_name(organism: str) -> str:
 
 
 def experiment(
-    census: soma.Collection, organism: str, modality: str = "census_data"
+    census: soma.Collection[Any], organism: str, modality: str = "census_data"
 ) -> soma.Experiment:
     """The organism's experiment, with a message listing what exists when it does not.
 
@@ -71,7 +71,7 @@ def experiment(
         msg = f"Unknown organism {organism} - does not exist in {modality} (organisms: {known})"
         raise CensusNotFoundError(msg)
     exp = coll[name]
-    if exp.soma_type != "SOMAExperiment":
+    if not isinstance(exp, soma.Experiment):
         msg = f"Unknown organism {organism} - not a SOMA Experiment"
         raise CensusNotFoundError(msg)
     return exp
@@ -123,8 +123,8 @@ def check_memory(est: QueryEstimate, memory_check: MemoryCheck, *, stacklevel: i
         warnings.warn(msg, MemoryEstimateWarning, stacklevel=stacklevel)
 
 
-def get_anndata(
-    census: soma.Collection,
+def get_anndata(  # noqa: PLR0917 - the official positional signature
+    census: soma.Collection[Any],
     organism: str,
     measurement_name: str = "RNA",
     X_name: str = "raw",
@@ -235,7 +235,7 @@ def get_anndata(
 
 
 def get_obs(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     *,
     value_filter: str | None = None,
@@ -278,7 +278,7 @@ def get_obs(
 
 
 def get_var(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     *,
     value_filter: str | None = None,
@@ -322,7 +322,7 @@ def get_var(
 
 
 def get_presence_matrix(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     measurement_name: str = "RNA",
     modality: str = "census_data",
@@ -362,7 +362,7 @@ def get_presence_matrix(
 
 
 def estimate(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     *,
     measurement_name: str = "RNA",

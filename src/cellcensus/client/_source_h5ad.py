@@ -13,9 +13,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
-
-from cellxgene_census._release_directory import CensusLocator
+from typing import TYPE_CHECKING, Any
 
 from cellcensus.client._directory import ResolvedRelease, resolve_release
 from cellcensus.client._errors import DatasetNotFoundError
@@ -25,6 +23,8 @@ from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from cellxgene_census._release_directory import CensusLocator
 
     from cellcensus.release import ManifestObject
     from cellcensus.settings import Settings
@@ -248,7 +248,7 @@ def download_source_h5ad(
     _check_dataset_id(dataset_id)
     r = resolve_release(census_version, mirror=mirror, release_root=release_root, settings=settings)
     h5ad_path = _h5ad_path(r, dataset_id, settings)
-    uri = cast("str", _locator(r, h5ad_path)["uri"])
+    uri = _locator(r, h5ad_path)["uri"]
     entry = _manifest_entry(r, h5ad_path, settings) if verify else None
     expected = entry.size if entry is not None else size_of(uri, settings)
     dest = Path(to_path)

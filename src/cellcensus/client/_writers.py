@@ -15,11 +15,11 @@ gives), ``column-order``; dictionary columns as ``categorical`` 0.2.0 (``categor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy.typing as npt
 
 __all__ = [
@@ -240,7 +242,9 @@ def _enc(kind: str, version: str = "0.2.0") -> dict[str, Any]:
 class _Column:
     """One obs/var column being written: converts Arrow chunks to the AnnData encoding."""
 
-    def __init__(self, sink: _Sink, path: str, field: pa.Field, categories: list[str] | None):
+    def __init__(
+        self, sink: _Sink, path: str, field: pa.Field, categories: list[str] | None
+    ) -> None:
         self.field = field
         t = field.type
         if categories is not None:
@@ -352,7 +356,8 @@ class AnnDataWriter(ExportWriter):
 
     def write_x(self, chunk: CsrChunk) -> None:
         """Append a chunk's values, column indices and row ends."""
-        assert self._data is not None and self._indices is not None  # noqa: S101
+        assert self._data is not None  # noqa: S101
+        assert self._indices is not None  # noqa: S101
         assert self._indptr is not None  # noqa: S101
         self._data.append(chunk.data)
         self._indices.append(chunk.indices.astype(self._index_dtype, copy=False))
@@ -451,10 +456,8 @@ class ParquetWriter(ExportWriter):
         """Close and delete the partial files."""
         for w in (self._x, self._axis):
             if w is not None:
-                try:
+                with contextlib.suppress(Exception):  # best effort before deleting
                     w.close()
-                except Exception:  # noqa: S110 - best effort before deleting
-                    pass
         for p in self.tmp.values():
             _remove(p)
 

@@ -24,8 +24,8 @@ mean_variance = _official.mean_variance
 highly_variable_genes = _official.highly_variable_genes
 
 
-def get_highly_variable_genes(
-    census: soma.Collection,
+def get_highly_variable_genes(  # noqa: PLR0917 - the official positional signature
+    census: soma.Collection[Any],
     organism: str,
     measurement_name: str = "RNA",
     X_name: str = "raw",
