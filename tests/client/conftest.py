@@ -1,0 +1,171 @@
+"""Fixtures of the client tests: the builder's census published to a local release root (two
+builds: an LTS and a weekly one), a local HTTP server for http(s) roots, and the SeaweedFS S3
+server with the same release published to a bucket."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import Iterator  # noqa: TC003 - pytest resolves fixture annotations
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import cellcensus.client._directory as directory
+from cellcensus.release import S3Root, publish
+from cellcensus.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _s3server import S3Server, WeedNotFoundError
+
+LTS_TAG = "2026-11-01"
+WEEKLY_TAG = "2026-11-08"
+HUMAN = "homo_sapiens"
+MOUSE = "mus_musculus"
+
+
+# ---------------------------------------------------------------------------- isolation
+@pytest.fixture(autouse=True)
+def _isolated_client(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No AWS/CELLCENSUS settings from the machine, no ~/.aws, and a fresh client config and
+    directory cache for every test."""
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "CELLCENSUS_")):
+            monkeypatch.delenv(key)
+    empty = tmp_path_factory.getbasetemp() / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(directory, "_config", directory._Config())
+    directory.clear_cache()
+    yield
+    directory.clear_cache()
+
+
+# ---------------------------------------------------------------------------- local release root
+@pytest.fixture(scope="session")
+def release_root(census_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local release root with the builder's census published twice: ``LTS_TAG`` (LTS, so
+    ``stable``) and ``WEEKLY_TAG`` (``latest``)."""
+    root = tmp_path_factory.mktemp("client-root") / "cell-census"
+    publish(census_build, root, tag=LTS_TAG, lts=True)
+    publish(census_build, root, tag=WEEKLY_TAG)
+    return root
+
+
+@pytest.fixture(scope="session")
+def soma_path(release_root: Path) -> Path:
+    """The SOMA collection of the LTS build (for the official client's ``uri=``)."""
+    return release_root / LTS_TAG / "soma"
+
+
+# ---------------------------------------------------------------------------- HTTP
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    hits: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        type(self).hits.append(self.path)
+        super().do_GET()
+
+
+@dataclass
+class HttpServer:
+    """A static file server on 127.0.0.1 and the paths it was asked for."""
+
+    url: str
+    hits: list[str]
+
+
+@pytest.fixture
+def http_root(release_root: Path) -> Iterator[HttpServer]:
+    """``release_root``'s parent served over HTTP (``url`` is the release root's URL)."""
+    handler = type("Handler", (_QuietHandler,), {"hits": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(release_root.parent))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield HttpServer(url=f"http://{host}:{port}/{release_root.name}/", hits=handler.hits)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (connections are refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------- S3
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """The SeaweedFS S3 test server (buckets ``public`` with anonymous reads, ``private``)."""
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs-client"))
+    try:
+        server.start()
+    except WeedNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class S3Release:
+    """The census published to ``s3://public/<prefix>/`` and settings to read it."""
+
+    server: S3Server
+    root_uri: str
+    prefix: str
+    anon: Settings
+    reader: Settings
+
+    def http_url(self, key: str) -> str:
+        """Plain-HTTP URL of a key under the root (anonymous GET through the S3 API)."""
+        return self.server.http_url("public", f"{self.prefix}/{key}")
+
+
+@pytest.fixture(scope="session")
+def s3_release(s3_server: S3Server, census_build: Path) -> S3Release:
+    """The builder's census published to the S3 test server (LTS tag only)."""
+    endpoint = s3_server.endpoint_url
+    publisher = Settings(
+        endpoint_url=endpoint,
+        path_style=True,
+        access_key_id=s3_server.publisher.access_key_id,
+        secret_access_key=s3_server.publisher.secret_access_key,
+    )
+    prefix = "client-census"
+    root_uri = f"s3://public/{prefix}/"
+    publish(census_build, S3Root(root_uri, publisher), tag=LTS_TAG, lts=True)
+    return S3Release(
+        server=s3_server,
+        root_uri=root_uri,
+        prefix=prefix,
+        anon=Settings(endpoint_url=endpoint, path_style=True, anonymous=True),
+        reader=Settings(
+            endpoint_url=endpoint,
+            path_style=True,
+            access_key_id=s3_server.reader.access_key_id,
+            secret_access_key=s3_server.reader.secret_access_key,
+        ),
+    )
+
+
+@pytest.fixture
+def root_copy(release_root: Path, tmp_path: Path) -> Path:
+    """A private copy of ``release_root`` a test may change."""
+    dest = tmp_path / "copy" / release_root.name
+    shutil.copytree(release_root, dest)
+    return dest
