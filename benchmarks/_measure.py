@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import threading
@@ -42,10 +43,8 @@ def run_measured(
             except psutil.NoSuchProcess:
                 break
             for p in procs:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     total += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
             peak = max(peak, total)
             stop.wait(interval)
 

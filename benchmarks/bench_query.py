@@ -57,7 +57,9 @@ def main() -> None:
     genes = sorted(var["feature_name"].astype(str))[:: max(1, len(var) // 50)][:50]
     one_dataset = str(datasets["dataset_id"].iloc[0])
     queries = {
-        "cell type across datasets": {"obs_value_filter": "cell_type == 'CD8-positive, alpha-beta T cell'"},
+        "cell type across datasets": {
+            "obs_value_filter": "cell_type == 'CD8-positive, alpha-beta T cell'"
+        },
         "tissue + 50 genes": {
             "obs_value_filter": "tissue_general == 'lung'",
             "var_value_filter": f"feature_name in {genes}",

@@ -21,7 +21,7 @@ from pathlib import Path
 from _measure import machine, run_measured
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _s3server import S3Server  # noqa: E402
+from _s3server import S3Server
 
 
 def _build(workdir: Path, cells: int) -> Path:
@@ -75,24 +75,44 @@ def main() -> None:
                 shutil.rmtree(dest, ignore_errors=True)
                 if name == "cellcensus sync":
                     cmd = [
-                        str(bindir / "cellcensus"), "--quiet", "sync", root, "2026-01-01",
-                        str(dest), "--endpoint-url", server.endpoint_url, "--no-sign-request",
+                        str(bindir / "cellcensus"),
+                        "--quiet",
+                        "sync",
+                        root,
+                        "2026-01-01",
+                        str(dest),
+                        "--endpoint-url",
+                        server.endpoint_url,
+                        "--no-sign-request",
                     ]
                     m = run_measured(cmd)
                 else:
                     m = None
                     for part in ("soma", "h5ads"):
                         cmd = [
-                            str(bindir / "aws"), "s3", "sync", "--no-sign-request",
-                            "--endpoint-url", server.endpoint_url, "--only-show-errors",
-                            f"{root}2026-01-01/{part}/", str(dest / part),
+                            str(bindir / "aws"),
+                            "s3",
+                            "sync",
+                            "--no-sign-request",
+                            "--endpoint-url",
+                            server.endpoint_url,
+                            "--only-show-errors",
+                            f"{root}2026-01-01/{part}/",
+                            str(dest / part),
                         ]
                         r = run_measured(cmd)
                         if r.returncode != 0:
                             print(r.stderr[-2000:])
-                        m = r if m is None else type(r)(
-                            m.seconds + r.seconds, max(m.peak_rss_bytes, r.peak_rss_bytes),
-                            r.returncode, "", "",
+                        m = (
+                            r
+                            if m is None
+                            else type(r)(
+                                m.seconds + r.seconds,
+                                max(m.peak_rss_bytes, r.peak_rss_bytes),
+                                r.returncode,
+                                "",
+                                "",
+                            )
                         )
                 assert m is not None
                 if m.returncode != 0:
@@ -105,7 +125,9 @@ def main() -> None:
         for name, ts in times.items():
             med = statistics.median(ts)
             print(f"{name:16s} median {med:6.2f} s  {total / 1e6 / med:8.1f} MB/s  runs {ts}")
-        ratio = statistics.median(times["aws s3 sync"]) / statistics.median(times["cellcensus sync"])
+        ratio = statistics.median(times["aws s3 sync"]) / statistics.median(
+            times["cellcensus sync"]
+        )
         print(f"speed ratio cellcensus / aws s3 sync: {ratio:.2f}x (target >= 1.0, verified)")
 
 

@@ -5,13 +5,16 @@ Fixtures of the release tests (the SeaweedFS S3 server) live in ``tests/release/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cellcensus.build import BuildOptions, BuildResult, build_census
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 #: Cells of the shared test corpus: large enough for every demo dataset kind, small enough to
 #: build in seconds.
@@ -52,4 +55,4 @@ def no_env_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith(("AWS_", "CELLCENSUS_")):
             monkeypatch.delenv(key)
-    yield
+    return

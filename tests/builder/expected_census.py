@@ -7,17 +7,22 @@ inclusion rules as written in CENSUS_SCHEMA.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anndata
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import tiledbsoma as soma
 from scipy import sparse
 
 from cellcensus.build._schema import ORGANISMS, accepted_assays
-from cellcensus.synth import SynthCorpus
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from cellcensus.synth import SynthCorpus
 
 
 @dataclass

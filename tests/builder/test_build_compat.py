@@ -1,6 +1,8 @@
-"""The official cellxgene_census client and tiledbsoma read our builds and get exactly the sources."""
+"""The official cellxgene_census client and tiledbsoma read our builds: exactly the sources."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import numpy as np
@@ -9,8 +11,9 @@ import pytest
 import tiledbsoma
 from expected_census import ExpectedDataset, expected_datasets
 
-from cellcensus.build import BuildResult
-from cellcensus.synth import SynthCorpus
+if TYPE_CHECKING:
+    from cellcensus.build import BuildResult
+    from cellcensus.synth import SynthCorpus
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +88,7 @@ def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expec
         rows = np.flatnonzero(
             obs["tissue_ontology_term_id"]
             .astype(str)
-            .isin(["UBERON:0002048"] + _lung_descendants(obs))
+            .isin(["UBERON:0002048", *_lung_descendants(obs)])
         )
         want_cells += len(rows)
         got = adata[adata.obs["dataset_id"] == d.dataset_id]

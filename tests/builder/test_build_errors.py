@@ -9,8 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -19,6 +18,10 @@ import pytest
 from cellcensus.build import BuildOptions, build_census
 from cellcensus.errors import BadInputError, CellCensusError
 from cellcensus.synth import DatasetSpec, write_dataset
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 GOOD = "good-ds"
 
@@ -181,8 +184,10 @@ def test_on_error_skip_records_the_bad_dataset(good_h5ad: Path, tmp_path: Path) 
     doc = json.loads((tmp_path / "out" / "build.json").read_text())
     status = {i["dataset_id"]: (i["status"], i["reason"]) for i in doc["inputs"]}
     assert status[GOOD][0] == "included"
-    assert status["bad-ds"][0] == "skipped" and "whole numbers" in status["bad-ds"][1]
-    assert status["gone"][0] == "skipped" and "does not exist" in status["gone"][1]
+    assert status["bad-ds"][0] == "skipped"
+    assert "whole numbers" in status["bad-ds"][1]
+    assert status["gone"][0] == "skipped"
+    assert "does not exist" in status["gone"][1]
     assert doc["summary"]["datasets_skipped"] == ["bad-ds", "gone"]
     assert result.total_cell_count > 0
     assert sorted(p.name for p in (tmp_path / "out" / "h5ads").iterdir()) == [f"{GOOD}.h5ad"]
@@ -250,3 +255,41 @@ def test_manifest_filesize_orders_datasets_and_is_checked(good_h5ad: Path, tmp_p
     with pytest.raises(IntegrityError, match="asset_h5ad_filesize"):
         build_census(manifest, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
     assert not (tmp_path / "out").exists()
+
+
+def test_manifest_forms_official_alias_directory_and_file_uris(
+    good_h5ad: Path, tmp_path: Path
+) -> None:
+    from cellcensus.build import load_manifest
+
+    rel = tmp_path / "data"
+    rel.mkdir()
+    shutil.copy(good_h5ad, rel / "x.h5ad")
+    shutil.copy(good_h5ad, rel / "y.h5ad")
+    official = tmp_path / "official.csv"
+    official.write_text(
+        "dataset_id,dataset_asset_h5ad_uri,dataset_version_id,dataset_title,collection_id,"
+        "collection_name,collection_doi,collection_doi_label,citation\n"
+        f"x,data/x.h5ad,v1,Title X,c1,Coll,10.1/abc,Doe 2024,Cite me\n"
+        f"y,file://{rel / 'y.h5ad'},v2,Title Y,c1,Coll,,,\n"
+    )
+    entries = load_manifest(official)
+    assert [e.dataset_id for e in entries] == ["x", "y"]
+    assert entries[0].local_path() == rel / "x.h5ad"  # relative to the manifest's directory
+    assert entries[1].local_path() == rel / "y.h5ad"
+    assert entries[0].collection_doi == "10.1/abc"
+    assert entries[0].citation == "Cite me"
+    alias = tmp_path / "alias.csv"
+    alias.write_text(f"dataset_id,h5ad_uri\nx,{rel / 'x.h5ad'}\n")
+    assert load_manifest(alias)[0].uri == str(rel / "x.h5ad")
+    from_dir = load_manifest(rel)
+    assert [e.dataset_id for e in from_dir] == ["x", "y"]
+    result = build_census(official, tmp_path / "out", options=BuildOptions(tag="2026-01-01"))
+    assert [d["status"] for d in result.datasets] == ["included", "included"]
+    import tiledbsoma
+
+    with tiledbsoma.open(str(tmp_path / "out" / "soma")) as census:
+        ds = census["census_info"]["datasets"].read().concat().to_pandas()
+    assert list(ds["dataset_title"]) == ["Title X", "Title Y"]
+    assert list(ds["collection_doi_label"]) == ["Doe 2024", ""]
+    assert list(ds["dataset_h5ad_path"]) == ["x.h5ad", "y.h5ad"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from cellcensus.build._schema import (
 )
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 @pytest.fixture(scope="module")
 def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
@@ -31,7 +34,7 @@ def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
 def _read_x(
     census: soma.Collection, organism: str, layer: str, joinids: np.ndarray
 ) -> pd.DataFrame:
-    t = (
+    return (
         census["census_data"][organism]
         .ms["RNA"]
         .X[layer]
@@ -40,7 +43,6 @@ def _read_x(
         .concat()
         .to_pandas()
     )
-    return t
 
 
 def _joinids(census: soma.Collection, organism: str, dataset_id: str) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
@@ -15,6 +15,9 @@ from cellcensus.build._stage import stage_source
 from cellcensus.build.manifest import ManifestEntry
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.release import publish, read_directory, sync, verify
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.s3
 
@@ -28,14 +31,17 @@ def test_real_build_published_to_s3_reads_with_the_official_client(
     assert verify(root, "2026-11-01", settings=s3.anon).ok
     with cellxgene_census.open_soma(uri=res.soma_uri, tiledb_config=s3.anon.tiledb_config()) as c:
         n_human = c["census_data"]["homo_sapiens"].obs.count
-        obs = c["census_data"]["homo_sapiens"].obs.read(
-            value_filter="is_primary_data == True", column_names=["soma_joinid"]
-        ).concat()
+        obs = (
+            c["census_data"]["homo_sapiens"]
+            .obs.read(value_filter="is_primary_data == True", column_names=["soma_joinid"])
+            .concat()
+        )
         assert obs.num_rows > 0
         adata = cellxgene_census.get_anndata(
             c, "Mus musculus", obs_value_filter="sex == 'female'", obs_column_names=["sex"]
         )
-        assert adata.n_obs > 0 and set(adata.obs["sex"]) == {"female"}
+        assert adata.n_obs > 0
+        assert set(adata.obs["sex"]) == {"female"}
         datasets = c["census_info"]["datasets"].read().concat().to_pandas()
         assert len(datasets) == len([d for d in small_build.datasets if d["status"] == "included"])
     ctx = tiledbsoma.SOMATileDBContext(tiledb_config=s3.anon.tiledb_config())
@@ -82,7 +88,9 @@ def test_build_from_s3_sources_equals_local_build(
     assert not (tmp_path / "anon").exists()
 
 
-def test_s3_staging_resumes_a_partial_download_and_verifies_it(small_corpus, s3, tmp_path: Path) -> None:
+def test_s3_staging_resumes_a_partial_download_and_verifies_it(
+    small_corpus, s3, tmp_path: Path
+) -> None:
     source = next(iter(small_corpus.paths.values()))
     data = source.read_bytes()
     key = f"{s3.prefix}/one.h5ad"

@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
+from rich import filesize
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from cellcensus._cli._app import console
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from types import TracebackType
 
 
+class _AmountColumn(ProgressColumn):
+    """``done/total unit``; byte stages in human units (kB, MB, GB)."""
+
+    def render(self, task: Task) -> Text:
+        unit = str(task.fields.get("unit", ""))
+        total = "?" if task.total is None else None
+        if unit == "B":
+            done = filesize.decimal(int(task.completed))
+            of = total or filesize.decimal(int(task.total or 0))
+            return Text(f"{done}/{of}")
+        of = total or f"{int(task.total or 0)}"
+        return Text(f"{int(task.completed)}/{of} {unit}".rstrip())
+
+
 class RichProgress:
-    """One bar per stage; byte stages show sizes, others counts. Silent when ``enabled`` is False."""
+    """One bar per stage, on stderr. Silent when ``enabled`` is False."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         self._bars = Progress(
             TextColumn("[bold]{task.description:<12}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"),
+            _AmountColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
             disable=not enabled,
             transient=False,
         )
-        self._tasks: dict[str, tuple[Progress, TaskID]] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> RichProgress:
         self._bars.start()
@@ -51,22 +67,19 @@ class RichProgress:
 
     def start(self, stage: str, total: float | None, unit: str = "") -> None:
         """Add a bar for ``stage``."""
-        bars = self._bars
-        task = bars.add_task(stage, total=total, unit=unit if unit != "B" else "bytes")
-        self._tasks[stage] = (bars, task)
+        self._tasks[stage] = self._bars.add_task(stage, total=total, unit=unit)
 
     def advance(self, stage: str, amount: float = 1) -> None:
         """Advance the bar of ``stage``."""
         if stage in self._tasks:
-            bars, task = self._tasks[stage]
-            bars.advance(task, amount)
+            self._bars.advance(self._tasks[stage], amount)
 
     def finish(self, stage: str) -> None:
         """Complete the bar of ``stage``."""
         if stage in self._tasks:
-            bars, task = self._tasks[stage]
-            total = bars.tasks[task].total
+            task = self._tasks[stage]
+            total = self._bars.tasks[task].total
             if total is None:
-                bars.update(task, total=1, completed=1)
+                self._bars.update(task, total=1, completed=1)
             else:
-                bars.update(task, completed=total)
+                self._bars.update(task, completed=total)

@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -122,21 +122,6 @@ def validate_cmd(
     out.print(f"valid: {report.checks} checks passed, {report.cells_sampled} cells compared")
 
 
-def _open_release(root: Path, version: str) -> Any:
-    """Open a release of a local root by name (alias or tag) through its release.json."""
-    try:
-        from cellcensus import open_soma
-
-        return open_soma(census_version=version, release_root=str(root))
-    except ImportError:  # the client API is optional for the demo; resolve the tag by hand
-        import cellxgene_census
-
-        from cellcensus.release import read_directory
-
-        tag = read_directory(root).resolve(version)
-        return cellxgene_census.open_soma(uri=str(root / tag / "soma"))
-
-
 def _demo_query(root: Path) -> None:
     import warnings
 
@@ -145,7 +130,10 @@ def _demo_query(root: Path) -> None:
 
     # get_anndata's AnnData construction notes that it turns the index into strings: expected
     warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
-    with _open_release(root, "stable") as census:
+    from cellcensus import open_soma
+
+    # the release is resolved like the official client does, through the root's release.json
+    with open_soma(census_version="stable", release_root=str(root)) as census:
         human = census["census_data"]["homo_sapiens"]
         obs = (
             human.obs.read(
