@@ -69,7 +69,7 @@ def soma_path(release_root: Path) -> Path:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     hits: list[str]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:

@@ -38,7 +38,10 @@ def test_release_root_precedence(
 ) -> None:
     official = client.release_source()
     assert official.official
-    assert official.directory_uri == cellxgene_census._release_directory.CELL_CENSUS_RELEASE_DIRECTORY_URL
+    assert (
+        official.directory_uri
+        == cellxgene_census._release_directory.CELL_CENSUS_RELEASE_DIRECTORY_URL
+    )
 
     monkeypatch.setenv("CELLCENSUS_RELEASE_ROOT", str(release_root))
     assert client.release_source().root_uri == release_root.as_uri() + "/"
@@ -232,7 +235,10 @@ def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_
                 raise requests.HTTPError(response=self)  # type: ignore[arg-type]
 
     def fake_get(url: str, **kwargs: object) -> Resp:
-        assert kwargs["timeout"] == (client._locations.CONNECT_TIMEOUT, client._locations.READ_TIMEOUT)
+        assert kwargs["timeout"] == (
+            client._locations.CONNECT_TIMEOUT,
+            client._locations.READ_TIMEOUT,
+        )
         calls.append(1)
         return Resp(503 if len(calls) < 3 else 200)
 
@@ -243,9 +249,7 @@ def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_
     assert d["stable"]["release_build"] == LTS_TAG
 
     calls.clear()
-    monkeypatch.setattr(
-        client._locations.requests, "get", lambda url, **kw: Resp(404)
-    )
+    monkeypatch.setattr(client._locations.requests, "get", lambda url, **kw: Resp(404))
     with pytest.raises(NotFoundError, match="no release directory at https://census.example"):
         cellcensus.get_census_version_directory(release_root="https://census.example/other/")
 
@@ -276,7 +280,9 @@ def test_unknown_organism(release_root: Path) -> None:
             lambda: cellcensus.get_presence_matrix(census, "Danio rerio"),
             lambda: cellcensus.export(census, "Danio rerio", to="x.h5ad"),
         ):
-            with pytest.raises(client.CensusNotFoundError, match="Unknown organism Danio rerio") as e:
+            with pytest.raises(
+                client.CensusNotFoundError, match="Unknown organism Danio rerio"
+            ) as e:
                 call()
             assert isinstance(e.value, ValueError)
             assert "homo_sapiens" in str(e.value)

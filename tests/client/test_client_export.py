@@ -1,0 +1,287 @@
+"""Export equals get_anndata in every format; estimates are exact; memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections import namedtuple
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+
+import cellcensus
+from cellcensus import client
+from cellcensus.client import _query
+from cellcensus.errors import BadInputError
+
+from ._bigcensus import write_big_census
+from .conftest import HUMAN
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def census(release_root: Path):
+    """Our census (the LTS build of the local release root)."""
+    with cellcensus.open_soma(release_root=release_root) as c:
+        yield c
+
+
+QUERY = {
+    "obs_value_filter": "tissue_general in ['lung', 'blood'] and sex == 'female'",
+    "var_value_filter": "feature_type == 'protein_coding'",
+}
+
+
+def _assert_equal(got: anndata.AnnData, ref: anndata.AnnData, *, categorical: bool) -> None:
+    assert got.shape == ref.shape
+    assert ref.n_obs > 0
+    assert ref.X.nnz > 0
+    pd.testing.assert_frame_equal(got.obs, ref.obs, check_categorical=categorical)
+    pd.testing.assert_frame_equal(got.var, ref.var, check_categorical=categorical)
+    assert got.X.dtype == np.float32
+    assert got.X.nnz == ref.X.nnz
+    assert (got.X != ref.X).nnz == 0
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr", "parquet"])
+def test_export_equals_get_anndata(census, tmp_path: Path, fmt: str) -> None:
+    ref = cellcensus.get_anndata(census, HUMAN, **QUERY)
+    res = cellcensus.export(
+        census, HUMAN, to=tmp_path / f"out.{fmt}", memory_budget="32MiB", **QUERY
+    )
+    assert res.n_obs == ref.n_obs
+    assert res.n_vars == ref.n_vars
+    assert res.nnz == ref.X.nnz
+    assert res.estimate.n_obs == ref.n_obs
+    assert all(p.exists() for p in res.outputs)
+    got = cellcensus.read_export(res.path)
+    # parquet keeps dictionary columns per row group: compare values, not category lists
+    _assert_equal(got, ref, categorical=fmt != "parquet")
+    if fmt == "h5ad":  # the plain anndata reader, not ours
+        _assert_equal(anndata.read_h5ad(res.path), ref, categorical=True)
+        assert anndata.read_h5ad(res.path).X.has_sorted_indices
+
+
+def test_export_columns_coords_and_normalized(census, tmp_path: Path) -> None:
+    kw = {
+        "obs_coords": slice(50, 900),
+        "var_coords": slice(0, 1999),
+        "X_name": "normalized",
+        "obs_value_filter": "disease != 'normal'",
+    }
+    ref = cellcensus.get_anndata(
+        census,
+        HUMAN,
+        obs_column_names=["cell_type", "disease"],
+        var_column_names=["feature_name"],
+        **kw,
+    )
+    res = cellcensus.export(
+        census,
+        HUMAN,
+        to=tmp_path / "sub.h5ad",
+        column_names={"obs": ["cell_type", "disease"], "var": ["feature_name"]},
+        **kw,
+    )
+    _assert_equal(anndata.read_h5ad(res.path), ref, categorical=True)
+
+
+def test_parquet_layout(census, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    res = cellcensus.export(census, HUMAN, to=tmp_path / "q.parquet", **QUERY)
+    x, obs, var, meta = res.outputs
+    assert obs.name == "q.obs.parquet"
+    assert var.name == "q.var.parquet"
+    assert meta.name == "q.export.json"
+    schema = pq.read_schema(x)
+    assert schema.names == ["obs_soma_joinid", "var_soma_joinid", "value"]
+    doc = json.loads(meta.read_text())
+    assert doc["format_version"] == 1
+    assert doc["nnz"] == res.nnz
+    assert doc["query"]["obs_value_filter"] == QUERY["obs_value_filter"]
+    table = pq.read_table(x)
+    assert table.num_rows == res.nnz
+    assert set(table["obs_soma_joinid"].to_numpy()) <= set(
+        pq.read_table(obs)["soma_joinid"].to_numpy()
+    )
+
+
+def test_empty_result_exports(census, tmp_path: Path) -> None:
+    res = cellcensus.export(
+        census, HUMAN, to=tmp_path / "e.h5ad", obs_value_filter="cell_type == 'no such type'"
+    )
+    got = anndata.read_h5ad(res.path)
+    assert got.n_obs == 0
+    assert res.nnz == 0
+    assert got.n_vars == census["census_data"][HUMAN].ms["RNA"].var.count
+
+
+def test_export_refuses_overwrite_and_bad_targets(census, tmp_path: Path) -> None:
+    target = tmp_path / "o.h5ad"
+    target.write_text("keep me")
+    with pytest.raises(BadInputError, match="exists; pass overwrite=True"):
+        cellcensus.export(census, HUMAN, to=target, obs_coords=slice(0, 9))
+    assert target.read_text() == "keep me"
+    cellcensus.export(census, HUMAN, to=target, obs_coords=slice(0, 9), overwrite=True)
+    assert anndata.read_h5ad(target).n_obs == 10
+    with pytest.raises(BadInputError, match=r"\*\.h5ad, \*\.zarr or \*\.parquet"):
+        cellcensus.export(census, HUMAN, to=tmp_path / "o.csv")
+    with pytest.raises(BadInputError, match="too small"):
+        cellcensus.export(census, HUMAN, to=tmp_path / "t.h5ad", memory_budget="1MiB")
+    with pytest.raises(BadInputError, match="cannot read 'lots' as a size"):
+        cellcensus.export(census, HUMAN, to=tmp_path / "t.h5ad", memory_budget="lots")
+    with pytest.raises(BadInputError, match="unknown column"):
+        cellcensus.export(census, HUMAN, to=tmp_path / "t.h5ad", column_names={"obs": ["nope"]})
+    assert not list(tmp_path.glob(".*partial"))  # nothing half-written left behind
+
+
+def test_failed_export_leaves_nothing(
+    census, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(self, chunk):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(client._writers.AnnDataWriter, "write_x", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        cellcensus.export(census, HUMAN, to=tmp_path / "f.h5ad")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_estimate_is_exact_without_gene_selection(census) -> None:
+    flt = "tissue_general == 'spleen'"
+    est = cellcensus.estimate(census, HUMAN, obs_value_filter=flt)
+    ref = cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
+    assert est.nnz_exact
+    assert (est.n_obs, est.n_vars, est.nnz) == (ref.n_obs, ref.n_vars, ref.X.nnz)
+    assert est.x_bytes == ref.X.data.nbytes + ref.X.indices.nbytes + ref.X.indptr.nbytes
+    with_genes = cellcensus.estimate(
+        census, HUMAN, obs_value_filter=flt, **{"var_coords": slice(0, 99)}
+    )
+    assert not with_genes.nnz_exact
+    assert with_genes.n_vars == 100
+    assert 0 < with_genes.nnz < est.nnz
+    assert "cells" in est.describe()
+
+
+Mem = namedtuple("Mem", "available")
+
+
+def test_get_anndata_warns_or_refuses_by_estimate(census, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest.warns re-emits other warnings from here, out of reach of the anndata ignore rule
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    warnings.simplefilter("ignore", anndata.ImplicitModificationWarning)
+    flt = "tissue_general == 'lung'"
+    est = cellcensus.estimate(census, HUMAN, obs_value_filter=flt)
+    # less available than the estimate: refused, unless told to only warn
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(est.peak_bytes // 2))
+    with pytest.raises(client.QueryTooLargeError, match="cellcensus.export") as e:
+        cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
+    assert isinstance(e.value, MemoryError)
+    with pytest.warns(client.MemoryEstimateWarning, match="get_anndata will need"):
+        a = cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt, memory_check="warn")
+    assert a.n_obs == est.n_obs
+    # between half and all of it: a warning
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(int(est.peak_bytes * 1.5)))
+    with pytest.warns(client.MemoryEstimateWarning):
+        cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
+    # plenty: silent; "off" never checks
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(est.peak_bytes * 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", client.MemoryEstimateWarning)
+        cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(1))
+    cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt, memory_check="off")
+
+
+def test_parse_bytes() -> None:
+    assert client.parse_bytes("2GiB") == 2 * 1024**3
+    assert client.parse_bytes("1.5 GB") == 1_500_000_000
+    assert client.parse_bytes("64mib") == 64 * MiB
+    assert client.parse_bytes(4096) == 4096
+    for bad in ("", "-1GiB", "12 parsecs", 0, True):
+        with pytest.raises(BadInputError):
+            client.parse_bytes(bad)
+
+
+# ---------------------------------------------------------------------------- bounded memory
+_MEASURE = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import psutil
+    import cellcensus
+
+    uri, out, budget = sys.argv[1], sys.argv[2], sys.argv[3]
+    proc = psutil.Process()
+    census = cellcensus.open_soma(uri=uri)
+    # warm up every code path once (imports, TileDB pools) on a tiny slice
+    cellcensus.export(census, "homo_sapiens", to=out + ".warm.h5ad", obs_coords=slice(0, 99),
+                      memory_budget=budget)
+    baseline = proc.memory_info().rss
+    peak = baseline
+    running = True
+    def sample():
+        global peak
+        while running:
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(0.002)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    res = cellcensus.export(census, "homo_sapiens", to=out, memory_budget=budget)
+    running = False
+    t.join()
+    print(json.dumps({"baseline": baseline, "peak": peak, "x_bytes": res.estimate.x_bytes,
+                      "nnz": res.nnz, "seconds": res.seconds}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def big_census(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """44,000 cells x 2,000 genes, 44 M values: 336 MiB of X as CSR in memory."""
+    return write_big_census(
+        tmp_path_factory.mktemp("big") / "soma", n_obs=44_000, n_var=2_000, nnz_per_cell=1_000
+    )
+
+
+#: RSS beyond the pre-export baseline that does not depend on the budget or the data: h5py and
+#: TileDB allocations, allocator slack (measured 18-22 MiB over a 32 MiB budget).
+FIXED_OVERHEAD = 48 * MiB
+
+
+def test_large_export_stays_within_budget(big_census: Path, tmp_path: Path) -> None:
+    budget = 32 * MiB
+    out = tmp_path / "big.h5ad"
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(big_census), str(out), str(budget)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["nnz"] == 44_000_000
+    assert m["x_bytes"] >= 10 * budget  # the data is 10x the budget
+    grew = m["peak"] - m["baseline"]
+    assert grew < budget + FIXED_OVERHEAD, f"RSS grew {grew / MiB:.0f} MiB (budget 32 MiB)"
+    # the file is a valid AnnData with every value, read back lazily
+    backed = anndata.read_h5ad(out, backed="r")
+    assert backed.shape == (44_000, 2_000)
+    assert backed.X.shape == (44_000, 2_000)
+    import h5py
+
+    with h5py.File(out) as f:
+        assert f["X/data"].shape == (44_000_000,)
+        assert f["X/indptr"][-1] == 44_000_000
+        row = slice(int(f["X/indptr"][12345]), int(f["X/indptr"][12346]))
+        assert row.stop - row.start == 1_000
+        cols = f["X/indices"][row]
+        assert np.all(np.diff(cols) == 1)  # the generator's consecutive genes, sorted
