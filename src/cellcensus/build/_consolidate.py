@@ -14,7 +14,7 @@ _ARRAY_TYPES = ("SOMADataFrame", "SOMASparseNDArray")
 _MODES = ("fragment_meta", "array_meta", "commits", "fragments")
 #: Memory TileDB may use while consolidating one array. TileDB's default (10 GiB) is both
 #: unbounded for our purposes and slow: it allocates and zeroes the buffers even for tiny arrays.
-CONSOLIDATION_MEMORY_BUDGET = 1024**3
+CONSOLIDATION_MEMORY_BUDGET = 256 * 1024**2
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,15 @@ def tissue_general(tissue_id: str) -> tuple[str, str]:
     return str(general), label
 
 
+def tissue_general_columns(tissue_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``tissue_general_ontology_term_id`` and ``tissue_general`` of each cell (mapped per term)."""
+    ids = tissue_ids.astype(str)
+    pairs = {t: tissue_general(t) for t in ids.unique()}
+    general_id = ids.map({t: p[0] for t, p in pairs.items()})
+    general_label = ids.map({t: p[1] for t, p in pairs.items()})
+    return general_id, general_label
+
+
 def _valid_term(term: str) -> bool:
     if term in _SPECIAL_TERMS:
         return True
@@ -231,11 +240,8 @@ def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
                 msg = "column has missing values"
                 raise BadInputError(msg, dataset_id=dataset_id, field=c)
             values[c].update(str(v) for v in pd.unique(col.astype(str)))
-        general = [tissue_general(t) for t in inc["tissue_ontology_term_id"].astype(str)]
-        inc = inc.assign(
-            tissue_general_ontology_term_id=[g[0] for g in general],
-            tissue_general=[g[1] for g in general],
-        )
+        general_id, general_label = tissue_general_columns(inc["tissue_ontology_term_id"])
+        inc = inc.assign(tissue_general_ontology_term_id=general_id, tissue_general=general_label)
         _count_summary(result.summary, inc)
         result.n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
         result.has_full_gene_cells |= bool(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Rows of obs read at once when scanning columns.
-OBS_CHUNK_ROWS = 262_144
+OBS_CHUNK_ROWS = 32_768
 #: Stored values read at once when scanning a CSC matrix for a row range.
 CSC_SCAN_NNZ = 16_777_216
 

@@ -14,7 +14,7 @@ import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus.build import _schema as S
-from cellcensus.build._scan import ScanResult, tissue_general
+from cellcensus.build._scan import ScanResult, tissue_general_columns
 from cellcensus.build._source import H5ADSource
 from cellcensus.build._xtask import soma_context
 
@@ -163,7 +163,7 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
             if n == 0:
                 continue
             stats = np.load(stats_dir / stats_name(scan.dataset_id, start))
-            general = [tissue_general(t) for t in obs["tissue_ontology_term_id"].astype(str)]
+            general_id, general_label = tissue_general_columns(obs["tissue_ontology_term_id"])
             columns: dict[str, pa.Array] = {
                 "soma_joinid": pa.array(np.arange(first, first + n, dtype=np.int64)),
                 "dataset_id": dict_array(
@@ -181,10 +181,10 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
                 else:
                     columns[f.name] = pa.array(col.astype(str).to_numpy(), type=pa.large_string())
             columns["tissue_general"] = dict_array(
-                [g[1] for g in general], plan.dictionaries["tissue_general"], "tissue_general"
+                general_label.to_numpy(), plan.dictionaries["tissue_general"], "tissue_general"
             )
             columns["tissue_general_ontology_term_id"] = dict_array(
-                [g[0] for g in general],
+                general_id.to_numpy(),
                 plan.dictionaries["tissue_general_ontology_term_id"],
                 "tissue_general_ontology_term_id",
             )
