@@ -5,6 +5,7 @@ server with the same release published to a bucket."""
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import os
 import shutil
@@ -165,7 +166,11 @@ def s3_release(s3_server: S3Server, census_build: Path) -> S3Release:
 
 @pytest.fixture
 def root_copy(release_root: Path, tmp_path: Path) -> Path:
-    """A private copy of ``release_root`` a test may change."""
+    """A private copy of ``release_root`` a test may change; its ``origin`` mirror points at the
+    copy (release.json's absolute ``uri`` values still name the original)."""
     dest = tmp_path / "copy" / release_root.name
     shutil.copytree(release_root, dest)
+    mirrors = json.loads((dest / "mirrors.json").read_text())
+    mirrors["origin"]["base_uri"] = dest.parent.as_uri() + "/"
+    (dest / "mirrors.json").write_text(json.dumps(mirrors))
     return dest

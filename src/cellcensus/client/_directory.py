@@ -77,7 +77,7 @@ class _Config:
 
 _config = _Config()
 _lock = threading.Lock()
-_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+_cache: dict[tuple[str, Settings | None], tuple[float, bytes]] = {}
 
 
 def configure(
@@ -193,7 +193,7 @@ def _fetch(uri: str, settings: Settings | None) -> bytes:
     """Read a directory file, through the short cache for remote ones."""
     if is_local(uri):
         return read_bytes(uri, settings)
-    key = (uri, repr(settings))
+    key = (uri, settings)  # the credentials are part of the key
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)

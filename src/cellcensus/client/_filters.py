@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import logging
+import warnings
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -155,7 +156,10 @@ def check_value_filter(df: soma.DataFrame, value_filter: str | None, *, where: s
 def _parser(schema_version: str) -> OntologyParser:
     from cellxgene_ontology_guide.ontology_parser import OntologyParser
 
-    return OntologyParser(f"v{schema_version}")
+    with warnings.catch_warnings():
+        # the guide marks the 7.0.0 release deprecated; it is the one the census builder uses
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return OntologyParser(f"v{schema_version}")
 
 
 def _term_id(parser: OntologyParser, term: str, ontology: str) -> str:

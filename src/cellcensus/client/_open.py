@@ -13,7 +13,7 @@ import tiledbsoma as soma
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
 from cellcensus.client._errors import ReleaseRootUnreachableError
 from cellcensus.client._locations import is_local, local_path, read_settings
-from cellcensus.errors import BadInputError, ConfigError, NotFoundError
+from cellcensus.errors import BadInputError, ConfigError, NotFoundError, PermissionDeniedError
 from cellcensus.settings import DEFAULT_REGION, ENV_PREFIX
 
 if TYPE_CHECKING:
@@ -108,6 +108,13 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
         raise NotFoundError(msg) from e
     except soma.SOMAError as e:
         text = str(e)
+        # TileDB reports S3 failures only as text; these two are worth a precise message
+        if "Response Code: 403" in text:
+            msg = (
+                f"{what}: access to {uri} was denied (HTTP 403): check the storage credentials "
+                "(settings=, CELLCENSUS_S3_* / AWS_* keys or profile)"
+            )
+            raise PermissionDeniedError(msg) from e
         if "connect" in text.lower() or "curl" in text.lower():
             msg = f"{what}: cannot reach the storage holding {uri}: {text.splitlines()[0]}"
             raise ReleaseRootUnreachableError(msg) from e
