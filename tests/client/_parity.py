@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anndata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: name -> (function name, positional args after census, keyword args)
 CASES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
@@ -17,7 +19,8 @@ CASES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
         "get_anndata",
         ("Homo sapiens",),
         {
-            "obs_value_filter": "cell_type in ['B cell', 'naive B cell', 'memory B cell', 'platelet']"
+            "obs_value_filter": "cell_type in "
+            "['B cell', 'naive B cell', 'memory B cell', 'platelet']"
         },
     ),
     "tissue_general_columns": (

@@ -5,8 +5,8 @@ server with the same release published to a bucket."""
 from __future__ import annotations
 
 import functools
-import json
 import http.server
+import json
 import os
 import shutil
 import socket

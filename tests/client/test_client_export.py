@@ -8,7 +8,7 @@ import sys
 import textwrap
 import warnings
 from collections import namedtuple
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anndata
 import numpy as np
@@ -22,6 +22,9 @@ from cellcensus.errors import BadInputError
 
 from ._bigcensus import write_big_census
 from .conftest import HUMAN
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MiB = 1024 * 1024
 
@@ -147,7 +150,8 @@ def test_failed_export_leaves_nothing(
     census, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def boom(self, chunk):
-        raise RuntimeError("disk full")
+        msg = "disk full"
+        raise RuntimeError(msg)
 
     monkeypatch.setattr(client._writers.AnnDataWriter, "write_x", boom)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -182,7 +186,7 @@ def test_get_anndata_warns_or_refuses_by_estimate(census, monkeypatch: pytest.Mo
     est = cellcensus.estimate(census, HUMAN, obs_value_filter=flt)
     # less available than the estimate: refused, unless told to only warn
     monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(est.peak_bytes // 2))
-    with pytest.raises(client.QueryTooLargeError, match="cellcensus.export") as e:
+    with pytest.raises(client.QueryTooLargeError, match=r"cellcensus\.export") as e:
         cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
     assert isinstance(e.value, MemoryError)
     with pytest.warns(client.MemoryEstimateWarning, match="get_anndata will need"):

@@ -39,7 +39,10 @@ def obs_all(census):
         ("sex = 'female'", r"does not parse \(invalid syntax\)"),
         ("sex ==", "does not parse"),
         ("cell_type in 'B cell'", "in .*syntax must be written as"),
-        ("sexx == 'female'", "Column sexx does not exist.*the columns are: soma_joinid, dataset_id"),
+        (
+            "sexx == 'female'",
+            "Column sexx does not exist.*the columns are: soma_joinid, dataset_id",
+        ),
         ("sex == 3", "does not match its column's type"),
         ("raw_sum > 'lots'", "Cannot cast"),
         ("", "must be a non-empty string"),
@@ -64,7 +67,7 @@ def test_bad_filters_are_clear_errors(census, flt: str, message: str) -> None:
 
 
 def test_bad_var_filter(census) -> None:
-    with pytest.raises(client.FilterError, match="var_value_filter.*feature_nam does not exist"):
+    with pytest.raises(client.FilterError, match=r"var_value_filter.*feature_nam does not exist"):
         cellcensus.get_anndata(census, HUMAN, var_value_filter="feature_nam == 'CD4'")
     with pytest.raises(client.FilterError, match="feature_nam"):
         cellcensus.get_var(census, HUMAN, value_filter="feature_nam == 'CD4'")
@@ -126,7 +129,8 @@ def test_ontology_filter_all_t_cells(census, obs_all) -> None:
 def test_ontology_filter_tissue_and_combination(census, obs_all) -> None:
     brain = "UBERON:0000955"
     flt = cellcensus.ontology_filter(
-        tissue_descendants_of=[brain], cell_type_descendants_of=["CL:0000540"]  # neuron
+        tissue_descendants_of=[brain],
+        cell_type_descendants_of=["CL:0000540"],  # neuron
     )
     got = cellcensus.get_obs(census, HUMAN, value_filter=flt)
     assert len(got) > 0
@@ -139,9 +143,7 @@ def test_disease_descendants_match_multi_valued_cells(census, obs_all) -> None:
     obs_df = census["census_data"][HUMAN].obs
     flt = cellcensus.ontology_filter(disease_descendants_of=[COVID], obs=obs_df)
     got = cellcensus.get_obs(census, HUMAN, value_filter=flt, column_names=["soma_joinid"])
-    has_covid = obs_all.disease_ontology_term_id.astype(str).map(
-        lambda v: COVID in v.split(" || ")
-    )
+    has_covid = obs_all.disease_ontology_term_id.astype(str).map(lambda v: COVID in v.split(" || "))
     assert has_covid.sum() > 0
     assert sorted(got.soma_joinid) == sorted(obs_all.soma_joinid[has_covid])
     # a plain equality misses the multi-valued cells: the reason for the helper

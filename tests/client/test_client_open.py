@@ -6,11 +6,11 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
 import requests
-import tiledbsoma
 
 import cellcensus
 from cellcensus import client
@@ -19,6 +19,9 @@ from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
+
+if TYPE_CHECKING:
+    import tiledbsoma
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
@@ -99,7 +102,7 @@ def test_unknown_version_lists_known_ones(release_root: Path) -> None:
 
 def test_retracted_version_says_so(root_copy: Path) -> None:
     retract(open_root(root_copy), WEEKLY_TAG, reason="bad genes", replaced_by=LTS_TAG)
-    with pytest.raises(client.CensusNotFoundError, match="retracted.*replaced by '2026-11-01'"):
+    with pytest.raises(client.CensusNotFoundError, match=r"retracted.*replaced by '2026-11-01'"):
         cellcensus.open_soma(census_version=WEEKLY_TAG, release_root=root_copy)
     assert set(cellcensus.get_census_version_directory(release_root=root_copy, retracted=True)) == {
         WEEKLY_TAG
@@ -121,7 +124,7 @@ def test_mirrors(release_root: Path) -> None:
 
 
 def test_unknown_mirror(release_root: Path) -> None:
-    with pytest.raises(client.CensusNotFoundError, match="'nowhere'.*known mirrors: origin") as e:
+    with pytest.raises(client.CensusNotFoundError, match=r"'nowhere'.*known mirrors: origin") as e:
         cellcensus.open_soma(mirror="nowhere", release_root=release_root)
     assert isinstance(e.value, ValueError)
 
@@ -250,7 +253,7 @@ def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_
 
     calls.clear()
     monkeypatch.setattr(client._locations.requests, "get", lambda url, **kw: Resp(404))
-    with pytest.raises(NotFoundError, match="no release directory at https://census.example"):
+    with pytest.raises(NotFoundError, match=r"no release directory at https://census\.example"):
         cellcensus.get_census_version_directory(release_root="https://census.example/other/")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
@@ -10,6 +10,9 @@ import pytest
 import cellcensus
 
 from ._parity import CASES, assert_same, run_case
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture(scope="module")

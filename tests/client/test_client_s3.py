@@ -24,8 +24,12 @@ pytestmark = pytest.mark.s3
 @pytest.fixture
 def official_on_s3(s3_release, monkeypatch: pytest.MonkeyPatch):
     """The official client pointed at the release's directory (served by the S3 server)."""
-    monkeypatch.setattr(rd, "CELL_CENSUS_RELEASE_DIRECTORY_URL", s3_release.http_url("release.json"))
-    monkeypatch.setattr(rd, "CELL_CENSUS_MIRRORS_DIRECTORY_URL", s3_release.http_url("mirrors.json"))
+    monkeypatch.setattr(
+        rd, "CELL_CENSUS_RELEASE_DIRECTORY_URL", s3_release.http_url("release.json")
+    )
+    monkeypatch.setattr(
+        rd, "CELL_CENSUS_MIRRORS_DIRECTORY_URL", s3_release.http_url("mirrors.json")
+    )
     return s3_release
 
 
@@ -37,9 +41,10 @@ def test_directory_parity(official_on_s3) -> None:
         )
         assert ours == cellxgene_census.get_census_version_directory(**kw)
         assert list(ours) == list(cellxgene_census.get_census_version_directory(**kw))
-    assert cellcensus.get_census_mirror_directory(
-        release_root=s3.root_uri, settings=s3.anon
-    ) == cellxgene_census.get_census_mirror_directory()
+    assert (
+        cellcensus.get_census_mirror_directory(release_root=s3.root_uri, settings=s3.anon)
+        == cellxgene_census.get_census_mirror_directory()
+    )
     assert cellcensus.get_census_version_description(
         "stable", release_root=s3.root_uri, settings=s3.anon
     ) == cellxgene_census.get_census_version_description("stable")
@@ -75,7 +80,11 @@ def test_source_h5ad_from_s3_with_resume(s3_release, census_build: Path, tmp_pat
     dest = tmp_path / "s3.h5ad"
     Path(str(dest) + ".part").write_bytes(data[:1000])  # resumed with a ranged GET
     cellcensus.download_source_h5ad(
-        did, str(dest), release_root=s3_release.root_uri, settings=s3_release.anon, progress_bar=False
+        did,
+        str(dest),
+        release_root=s3_release.root_uri,
+        settings=s3_release.anon,
+        progress_bar=False,
     )
     assert hashlib.sha256(dest.read_bytes()).digest() == hashlib.sha256(data).digest()
 
@@ -102,6 +111,6 @@ def test_private_bucket(s3_release, private_release: str) -> None:
         assert len(cellcensus.get_var(c, HUMAN, value_filter="feature_name == 'MXRA8'")) == 1
     with pytest.raises(PermissionDeniedError, match="unsigned request: set credentials"):
         cellcensus.open_soma(release_root=private_release, settings=s3_release.anon)
-    wrong = s3_release.reader.replace(secret_access_key="not-the-key")
+    wrong = s3_release.reader.replace(secret_access_key="not-the-key")  # noqa: S106
     with pytest.raises(PermissionDeniedError, match="denied"):
         cellcensus.open_soma(release_root=private_release, settings=wrong)

@@ -104,7 +104,9 @@ def test_corrupt_partial_download_is_detected(
     part = Path(str(dest) + ".part")
     part.write_bytes(b"\0" * (size // 2))  # wrong bytes: the resumed file cannot match
     with pytest.raises(IntegrityError, match="does not match the manifest"):
-        cellcensus.download_source_h5ad(did, str(dest), release_root=release_root, progress_bar=False)
+        cellcensus.download_source_h5ad(
+            did, str(dest), release_root=release_root, progress_bar=False
+        )
     assert not part.exists()
     assert not dest.exists()
     # and the next attempt starts clean and succeeds
