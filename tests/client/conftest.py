@@ -93,6 +93,8 @@ def http_root(release_root: Path) -> Iterator[HttpServer]:
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(release_root.parent))
     )
+    server.daemon_threads = True
+    server.block_on_close = False  # keep-alive connections must not delay teardown
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
