@@ -57,6 +57,16 @@ _BLOCK = 1024 * 1024
 T = TypeVar("T")
 
 
+def _headers() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("cellcensus")
+    except PackageNotFoundError:  # pragma: no cover - source tree
+        v = "0"
+    return {"User-Agent": f"cellcensus/{v}"}
+
+
 def read_settings(settings: Settings | None) -> Settings:
     """Storage settings for *reading*: the given ones, else resolved from the environment.
 
@@ -254,7 +264,7 @@ def read_bytes(uri: str, settings: Settings | None = None) -> bytes:
     if scheme in ("http", "https"):
 
         def get() -> bytes:
-            r = requests.get(uri, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            r = requests.get(uri, headers=_headers(), timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             r.raise_for_status()
             return r.content
 
@@ -291,7 +301,12 @@ def size_of(uri: str, settings: Settings | None = None) -> int:
     if scheme in ("http", "https"):
 
         def head() -> int:
-            r = requests.head(uri, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=True)
+            r = requests.head(
+                uri,
+                headers=_headers(),
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                allow_redirects=True,
+            )
             r.raise_for_status()
             return int(r.headers.get("Content-Length", "-1"))
 
@@ -332,7 +347,7 @@ def iter_bytes(
         return
     rng = f"bytes={start}-"
     if scheme in ("http", "https"):
-        headers = {"Range": rng} if start else {}
+        headers = {**_headers(), "Range": rng} if start else _headers()
 
         def get() -> requests.Response:
             r = requests.get(

@@ -1,0 +1,110 @@
+"""Property tests of the pure helpers: URI joining, multi-valued filters, sizes, directories."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cellcensus import client
+from cellcensus.client._directory import _directory
+from cellcensus.client._locations import uri_join
+
+segment = st.text(string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=8)
+path = st.lists(segment, min_size=1, max_size=4).map("/".join)
+
+
+@given(base=path, rel=path, scheme=st.sampled_from(["s3://", "file:///", "https://h/"]))
+def test_uri_join_never_drops_the_base(base: str, rel: str, scheme: str) -> None:
+    expected = f"{scheme}{base}/{rel}"
+    for b in (f"{scheme}{base}", f"{scheme}{base}/"):
+        for r in (rel, "/" + rel):
+            assert uri_join(b, r) == expected
+
+
+values = st.text(string.ascii_letters + " -", min_size=1, max_size=6).map(str.strip).filter(bool)
+
+
+@given(
+    stored=st.lists(st.lists(values, min_size=1, max_size=3), min_size=1, max_size=8),
+    wanted=st.lists(values, min_size=1, max_size=3),
+)
+def test_multi_value_filter_selects_exactly_the_combinations_holding_a_wanted_value(
+    stored: list[list[str]], wanted: list[str]
+) -> None:
+    present = [" || ".join(v) for v in stored]
+    flt = client.multi_value_filter("disease", wanted, present)
+    hits = sorted({p for p, parts in zip(present, stored, strict=True) if set(parts) & set(wanted)})
+    if hits:
+        assert flt == "disease in [" + ", ".join(repr(h) for h in hits) + "]"
+    else:
+        assert flt == "soma_joinid < 0"
+
+
+@given(
+    n=st.integers(min_value=1, max_value=2**50),
+    unit=st.sampled_from(["", "B", "KiB", "MiB", "GiB"]),
+)
+def test_parse_bytes_units(n: int, unit: str) -> None:
+    factor = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[unit]
+    assert client.parse_bytes(f"{n}{unit}") == n * factor
+
+
+names = st.text(string.ascii_lowercase, min_size=1, max_size=4)
+
+
+@given(
+    builds=st.dictionaries(names, st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=5),
+    aliases=st.dictionaries(names, names, max_size=5),
+    lts=st.sampled_from([None, True, False]),
+    retracted=st.sampled_from([None, True, False]),
+)
+def test_directory_view_matches_the_official_algorithm(builds, aliases, lts, retracted) -> None:
+    """Our reading of release.json equals the official client's on arbitrary directories
+    (aliases may dangle; loops are excluded here because the official client would hang)."""
+    import cellxgene_census._release_directory as rd
+
+    raw: dict[str, object] = {
+        name: {
+            "release_build": name,
+            "release_date": None,
+            "soma": {"uri": f"s3://b/{name}/soma/", "relative_uri": f"{name}/soma/"},
+            "h5ads": {"uri": f"s3://b/{name}/h5ads/", "relative_uri": f"{name}/h5ads/"},
+            "flags": {"lts": is_lts, "retracted": is_retracted},
+            "do_not_delete": False,
+        }
+        for name, (is_lts, is_retracted) in builds.items()
+    }
+    for alias, target in aliases.items():
+        if alias not in raw:
+            raw[alias] = target
+
+    # drop alias cycles (the official implementation loops forever on them)
+    def resolves(name: str) -> bool:
+        seen = set()
+        while isinstance(raw.get(name), str):
+            if name in seen:
+                return False
+            seen.add(name)
+            name = raw[name]  # type: ignore[assignment]
+        return True
+
+    raw = {k: v for k, v in raw.items() if resolves(k)}
+
+    class Resp:
+        def raise_for_status(self) -> None:
+            pass
+
+        def json(self) -> dict[str, object]:
+            import copy
+
+            return copy.deepcopy(raw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(rd.requests, "get", return_value=Resp()):
+        official = rd.get_census_version_directory(lts=lts, retracted=retracted)
+    ours = _directory(raw, lts=lts, retracted=retracted)
+    assert list(ours) == list(official)
+    assert ours == official
