@@ -69,27 +69,41 @@ def soma_path(release_root: Path) -> Path:
 # ---------------------------------------------------------------------------- HTTP
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     hits: list[str]
+    ranges: bool = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
         type(self).hits.append(self.path)
-        super().do_GET()
+        rng = self.headers.get("Range")
+        if rng is None or not type(self).ranges:
+            super().do_GET()
+            return
+        # "bytes=N-" only: what resumable downloads send
+        start = int(rng.removeprefix("bytes=").rstrip("-"))
+        data = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
 
 
 @dataclass
 class HttpServer:
-    """A static file server on 127.0.0.1 and the paths it was asked for."""
+    """A static file server on 127.0.0.1 (byte ranges on unless ``handler.ranges`` is False) and
+    the paths it was asked for."""
 
     url: str
     hits: list[str]
+    handler: type[_QuietHandler]
 
 
 @pytest.fixture
 def http_root(release_root: Path) -> Iterator[HttpServer]:
     """``release_root``'s parent served over HTTP (``url`` is the release root's URL)."""
-    handler = type("Handler", (_QuietHandler,), {"hits": []})
+    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(release_root.parent))
     )
@@ -98,7 +112,9 @@ def http_root(release_root: Path) -> Iterator[HttpServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    yield HttpServer(url=f"http://{host}:{port}/{release_root.name}/", hits=handler.hits)
+    yield HttpServer(
+        url=f"http://{host}:{port}/{release_root.name}/", hits=handler.hits, handler=handler
+    )
     server.shutdown()
     server.server_close()
 

@@ -11,7 +11,7 @@ import pytest
 import cellcensus
 from cellcensus import client
 from cellcensus.client import _source_h5ad
-from cellcensus.errors import BadInputError, IntegrityError
+from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
 from .conftest import LTS_TAG, WEEKLY_TAG
 
@@ -144,3 +144,22 @@ def test_download_over_http_root(
     dest = tmp_path / "h.h5ad"
     cellcensus.download_source_h5ad(did, str(dest), release_root=http_root.url, progress_bar=False)
     assert dest.read_bytes() == (release_root / LTS_TAG / "h5ads" / f"{did}.h5ad").read_bytes()
+
+
+def test_http_ranged_reads(release_root: Path, dataset_ids: list[str], http_root) -> None:
+    """Resuming over HTTP uses a Range request; a server that ignores ranges is an error, not a
+    silently corrupted file."""
+    from cellcensus.client._locations import iter_bytes, size_of
+    from cellcensus.errors import CellCensusError
+
+    did = dataset_ids[5]
+    url = f"{http_root.url}{LTS_TAG}/h5ads/{did}.h5ad"
+    data = (release_root / LTS_TAG / "h5ads" / f"{did}.h5ad").read_bytes()
+    assert size_of(url) == len(data)
+    assert b"".join(iter_bytes(url)) == data
+    assert b"".join(iter_bytes(url, start=1234)) == data[1234:]
+    http_root.handler.ranges = False
+    with pytest.raises(CellCensusError, match="ignored the byte range"):
+        b"".join(iter_bytes(url, start=1234))
+    with pytest.raises(NotFoundError):
+        b"".join(iter_bytes(f"{http_root.url}nope.h5ad"))
