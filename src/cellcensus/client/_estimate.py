@@ -107,24 +107,32 @@ def format_bytes(n: float) -> str:
 class AxisSelection:
     """The rows of one axis a query selects."""
 
-    #: Selected ``soma_joinid`` values, ascending.
-    joinids: npt.NDArray[np.int64]
-    #: Stored X values per selected row (``obs.nnz`` / ``var.nnz``), when the column exists.
-    nnz: npt.NDArray[np.int64] | None
+    #: Number of selected rows.
+    count: int
     #: Rows of the whole axis.
     total: int
-    #: Sum of ``nnz`` over the whole axis (``None`` without an ``nnz`` column).
-    total_nnz: int | None
-
-    @property
-    def count(self) -> int:
-        """Number of selected rows."""
-        return int(self.joinids.size)
+    #: Sum of ``nnz`` (stored X values) over the selected rows; ``None`` without an ``nnz``
+    #: column.
+    nnz_sum: int | None
+    #: Sum of ``nnz`` over the whole axis, when asked for and available.
+    total_nnz: int | None = None
+    #: Selected ``soma_joinid`` values, ascending (when kept).
+    joinids: npt.NDArray[np.int64] | None = None
+    #: ``nnz`` per selected row, aligned with :attr:`joinids` (when kept and available).
+    nnz: npt.NDArray[np.int64] | None = None
 
     @property
     def everything(self) -> bool:
         """Whether every row of the axis is selected."""
         return self.count == self.total
+
+    @property
+    def ids(self) -> npt.NDArray[np.int64]:
+        """:attr:`joinids`, which must have been kept."""
+        if self.joinids is None:
+            msg = "internal error: the selection was made without keeping its joinids"
+            raise AssertionError(msg)
+        return self.joinids
 
 
 def _coords(coords: SparseDFCoord | None) -> tuple[SparseDFCoord, ...]:
@@ -136,39 +144,55 @@ def select_axis(
     *,
     value_filter: str | None,
     coords: SparseDFCoord | None,
-    with_nnz: bool = True,
+    keep_ids: bool = True,
+    with_total_nnz: bool = False,
 ) -> AxisSelection:
-    """Read the joinids (and ``nnz``) of the rows a filter and coordinates select.
+    """Select the rows a filter and coordinates pick: count and ``nnz`` sum, and optionally the
+    joinids (with their ``nnz``).
 
-    Memory: 8 bytes per selected row (16 with ``nnz``); only those columns are read.
+    Only ``soma_joinid`` and ``nnz`` are read, batch by batch. Memory: nothing per row without
+    ``keep_ids``; 16 bytes per selected row with it.
     """
-    has_nnz = with_nnz and "nnz" in df.schema.names
+    has_nnz = "nnz" in df.schema.names
     cols = ["soma_joinid", "nnz"] if has_nnz else ["soma_joinid"]
     ids: list[npt.NDArray[np.int64]] = []
     nnz: list[npt.NDArray[np.int64]] = []
+    count = 0
+    nnz_sum = 0
     for tbl in df.read(coords=_coords(coords), value_filter=value_filter, column_names=cols):
-        ids.append(tbl["soma_joinid"].to_numpy().astype(np.int64, copy=False))
+        count += tbl.num_rows
         if has_nnz:
-            nnz.append(tbl["nnz"].to_numpy().astype(np.int64, copy=False))
-    joinids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    order = None
-    if joinids.size > 1 and np.any(joinids[1:] < joinids[:-1]):
-        order = np.argsort(joinids, kind="stable")
-        joinids = joinids[order]
+            nnz_sum += int(pc.sum(tbl["nnz"]).as_py() or 0)
+        if keep_ids:
+            ids.append(tbl["soma_joinid"].to_numpy().astype(np.int64, copy=False))
+            if has_nnz:
+                nnz.append(tbl["nnz"].to_numpy().astype(np.int64, copy=False))
+    joinids: npt.NDArray[np.int64] | None = None
     nnz_arr: npt.NDArray[np.int64] | None = None
-    if has_nnz:
-        nnz_arr = np.concatenate(nnz) if nnz else np.zeros(0, np.int64)
-        if order is not None:
-            nnz_arr = nnz_arr[order]
+    if keep_ids:
+        joinids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        nnz_arr = (np.concatenate(nnz) if nnz else np.zeros(0, np.int64)) if has_nnz else None
+        if joinids.size > 1 and np.any(joinids[1:] < joinids[:-1]):
+            order = np.argsort(joinids, kind="stable")
+            joinids = joinids[order]
+            nnz_arr = nnz_arr[order] if nnz_arr is not None else None
+    total = int(df.count)
     total_nnz: int | None = None
-    if has_nnz:
-        if value_filter is None and coords is None and nnz_arr is not None:
-            total_nnz = int(nnz_arr.sum())
+    if has_nnz and with_total_nnz:
+        if count == total:
+            total_nnz = nnz_sum
         else:
             total_nnz = sum(
                 int(pc.sum(t["nnz"]).as_py() or 0) for t in df.read(column_names=["nnz"])
             )
-    return AxisSelection(joinids=joinids, nnz=nnz_arr, total=int(df.count), total_nnz=total_nnz)
+    return AxisSelection(
+        count=count,
+        total=total,
+        nnz_sum=nnz_sum if has_nnz else None,
+        total_nnz=total_nnz,
+        joinids=joinids,
+        nnz=nnz_arr,
+    )
 
 
 def _row_bytes(schema: pa.Schema, columns: Sequence[str] | None) -> int:
@@ -235,11 +259,11 @@ def estimate_from(
 ) -> QueryEstimate:
     """Build an estimate from the selected axes (see :func:`estimate_query`)."""
     exact = False
-    if obs.nnz is not None and var.everything:
-        nnz = int(obs.nnz.sum())
+    if obs.nnz_sum is not None and var.everything:
+        nnz = obs.nnz_sum
         exact = True
-    elif obs.nnz is not None and var.nnz is not None and var.total_nnz:
-        nnz = round(int(obs.nnz.sum()) * int(var.nnz.sum()) / var.total_nnz)
+    elif obs.nnz_sum is not None and var.nnz_sum is not None and var.total_nnz:
+        nnz = round(obs.nnz_sum * var.nnz_sum / var.total_nnz)
     else:
         total = x_nnz_total or 0
         frac = (obs.count / max(obs.total, 1)) * (var.count / max(var.total, 1))
@@ -297,10 +321,16 @@ def estimate_query(
         Counts and byte sizes.
     """
     ms = exp.ms[measurement_name]
-    obs = select_axis(exp.obs, value_filter=obs_value_filter, coords=obs_coords)
-    var = select_axis(ms.var, value_filter=var_value_filter, coords=var_coords)
+    obs = select_axis(exp.obs, value_filter=obs_value_filter, coords=obs_coords, keep_ids=False)
+    var = select_axis(
+        ms.var,
+        value_filter=var_value_filter,
+        coords=var_coords,
+        keep_ids=False,
+        with_total_nnz=True,
+    )
     x_total: int | None = None
-    if obs.nnz is None or (var.nnz is None and not var.everything):
+    if obs.nnz_sum is None or (var.nnz_sum is None and not var.everything):
         try:
             layer = ms.X[X_name]
         except (KeyError, soma.SOMAError):

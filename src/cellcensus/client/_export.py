@@ -167,12 +167,6 @@ def _chunks(ids: npt.NDArray[np.int64], size: int) -> Iterator[tuple[int, npt.ND
         yield start, ids[start : start + size]
 
 
-def ids_slice(all_ids: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]) -> slice:
-    """Positions of the consecutive run ``ids`` inside ``all_ids``."""
-    start = int(np.searchsorted(all_ids, ids[0])) if ids.size else 0
-    return slice(start, start + ids.size)
-
-
 class _Gather:
     """Growable (row, col, value) arrays for one chunk, pre-sized to its ``nnz`` bound."""
 
@@ -289,7 +283,7 @@ class ExportPlan:
         categories = {c: [str(v) for v in enums[c].to_pylist()] for c in dict_cols}
         writer.begin_axis(axis, sel.count, schema, categories)
         progress.start(axis, sel.count, "rows")
-        for _, ids in _chunks(sel.joinids, self.memory.rows_per_chunk):
+        for _, ids in _chunks(sel.ids, self.memory.rows_per_chunk):
             coords = _coords_for(ids)
             got = 0
             for tbl in df.read(coords=(coords,), column_names=schema.names):
@@ -302,24 +296,26 @@ class ExportPlan:
         progress.finish(axis)
 
     # ------------------------------------------------------------------ X
-    def _cell_chunks(self) -> Iterator[npt.NDArray[np.int64]]:
-        """Consecutive runs of selected cells whose values fit :attr:`MemoryPlan.values_per_chunk`
-        (by ``obs.nnz``, an upper bound when genes are filtered)."""
-        ids = self.obs.joinids
+    def _cell_chunks(self) -> Iterator[tuple[int, int, int]]:
+        """Consecutive runs ``[start, stop)`` of selected cells (positions) whose values fit
+        :attr:`MemoryPlan.values_per_chunk`, with the run's value bound (by ``obs.nnz``, an
+        upper bound when genes are filtered)."""
+        n = self.obs.count
         limit = self.memory.values_per_chunk
         if self.obs.nnz is None:
-            per_cell = max(self.estimate.nnz // max(self.obs.count, 1), 1)
-            step = max(limit // (4 * per_cell), 1)
-            for start in range(0, ids.size, step):
-                yield ids[start : start + step]
+            per_cell = max(self.estimate.nnz // max(n, 1), 1)
+            step = max(min(limit // (4 * per_cell), self.memory.cells_per_read), 1)
+            for start in range(0, n, step):
+                stop = min(start + step, n)
+                yield start, stop, 4 * per_cell * (stop - start)
             return
         bounds = np.cumsum(self.obs.nnz)
         start = 0
-        while start < ids.size:
-            base = bounds[start - 1] if start else 0
+        while start < n:
+            base = int(bounds[start - 1]) if start else 0
             stop = int(np.searchsorted(bounds, base + limit, side="right"))
             stop = min(max(stop, start + 1), start + self.memory.cells_per_read)
-            yield ids[start:stop]
+            yield start, stop, int(bounds[stop - 1]) - base
             start = stop
 
     def _x_chunks(self) -> Iterator[CsrChunk]:
@@ -332,7 +328,8 @@ class ExportPlan:
         if not isinstance(X, soma.SparseNDArray):
             msg = f"X layer {self.X_name!r} is not a SparseNDArray; export reads sparse X only"
             raise BadInputError(msg)
-        var_ids = self.var.joinids
+        obs_ids = self.obs.ids
+        var_ids = self.var.ids
         n_var = var_ids.size
         dense_var = self.var.everything and bool(
             n_var == 0 or (var_ids[0] == 0 and var_ids[-1] == n_var - 1)
@@ -340,12 +337,9 @@ class ExportPlan:
         var_coords: slice | npt.NDArray[np.int64] = (
             slice(None) if dense_var else _coords_for(var_ids)
         )
-        for ids in self._cell_chunks():
-            buf = _Gather(
-                int(self.obs.nnz[ids_slice(self.obs.joinids, ids)].sum())
-                if self.obs.nnz is not None
-                else 1024
-            )
+        for start, stop, bound in self._cell_chunks():
+            ids = obs_ids[start:stop]
+            buf = _Gather(bound)
             for tbl in X.read(coords=(_coords_for(ids), var_coords)).tables():
                 d0 = tbl["soma_dim_0"].to_numpy()
                 d1 = tbl["soma_dim_1"].to_numpy()
@@ -433,7 +427,7 @@ class ExportPlan:
                     nnz += len(chunk.data)
                     p.advance("X", len(chunk.data))
             elif self.obs.count:
-                writer.write_x(_empty_rows(self.obs.joinids, self.var.joinids))
+                writer.write_x(_empty_rows(self.obs.ids, self.var.ids))
             p.finish("X")
             seconds = time.monotonic() - t0
             meta = {
@@ -506,7 +500,9 @@ def plan_export(
     with soma.Experiment.open(exp0.uri, context=ctx) as sel:
         sel_var = sel.ms[measurement_name].var
         obs = select_axis(sel.obs, value_filter=obs_value_filter, coords=obs_coords)
-        var = select_axis(sel_var, value_filter=var_value_filter, coords=var_coords)
+        var = select_axis(
+            sel_var, value_filter=var_value_filter, coords=var_coords, with_total_nnz=True
+        )
         obs_schema, var_schema = sel.obs.schema, sel_var.schema
         # X.nnz may read the whole array: only when obs has no per-cell nnz to sum
         layer = ms0.X[X_name] if has_x and obs.nnz is None else None
