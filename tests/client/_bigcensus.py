@@ -18,9 +18,17 @@ if TYPE_CHECKING:
 
 
 def write_big_census(
-    root: Path, *, n_obs: int, n_var: int, nnz_per_cell: int, seed: int = 0, chunk: int = 4000
+    root: Path,
+    *,
+    n_obs: int,
+    n_var: int,
+    nnz_per_cell: int,
+    seed: int = 0,
+    chunk: int = 4000,
+    with_nnz: bool = True,
 ) -> Path:
-    """Write the collection at ``root`` and return it."""
+    """Write the collection at ``root`` and return it (``with_nnz=False``: no ``nnz`` columns,
+    like a SOMA experiment that is not a census)."""
     rng = np.random.default_rng(seed)
     ctx = soma.SOMATileDBContext()
     soma.Collection.create(str(root), context=ctx).close()
@@ -48,6 +56,9 @@ def write_big_census(
             pa.field("nnz", pa.int64()),
         ]
     )
+    if not with_nnz:
+        obs = obs.drop_columns(["nnz"])
+        schema = schema.remove(schema.get_field_index("nnz"))
     with soma.DataFrame.create(
         str(exp_uri / "obs"),
         schema=schema,
@@ -68,6 +79,8 @@ def write_big_census(
             "nnz": pa.array(np.full(n_var, n_obs * nnz_per_cell // n_var, dtype=np.int64)),
         }
     )
+    if not with_nnz:
+        var = var.drop_columns(["nnz"])
     with soma.DataFrame.create(
         str(rna / "var"),
         schema=var.schema,

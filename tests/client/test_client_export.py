@@ -289,3 +289,29 @@ def test_large_export_stays_within_budget(big_census: Path, tmp_path: Path) -> N
         assert row.stop - row.start == 1_000
         cols = f["X/indices"][row]
         assert np.all(np.diff(cols) == 1)  # the generator's consecutive genes, sorted
+
+
+def test_export_without_nnz_columns(tmp_path: Path) -> None:
+    """A SOMA experiment without per-cell nnz (not a census): estimated from X, still exact."""
+    import cellxgene_census
+
+    uri = write_big_census(
+        tmp_path / "plain", n_obs=3_000, n_var=400, nnz_per_cell=37, with_nnz=False, chunk=1000
+    )
+    with cellcensus.open_soma(uri=str(uri)) as c:
+        est = cellcensus.estimate(c, HUMAN, obs_value_filter="cell_type == 'B cell'")
+        assert not est.nnz_exact
+        assert est.n_obs == 750
+        assert abs(est.nnz - 750 * 37) <= 1  # X.nnz pro rata
+        for fmt in ("h5ad", "parquet"):
+            res = cellcensus.export(
+                c,
+                HUMAN,
+                to=tmp_path / f"plain.{fmt}",
+                obs_value_filter="cell_type == 'B cell'",
+                var_coords=slice(100, 299),
+            )
+            ref = cellxgene_census.get_anndata(
+                c, HUMAN, obs_value_filter="cell_type == 'B cell'", var_coords=slice(100, 299)
+            )
+            _assert_equal(cellcensus.read_export(res.path), ref, categorical=fmt != "parquet")
