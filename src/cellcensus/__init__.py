@@ -24,7 +24,9 @@ from cellcensus.errors import (
 if TYPE_CHECKING:
     from cellcensus import experimental
     from cellcensus.client import (
+        AccessDeniedError,
         CensusNotFoundError,
+        CollectionNotFoundError,
         DatasetNotFoundError,
         ExportPlan,
         ExportResult,
@@ -61,7 +63,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 _CLIENT_NAMES = frozenset(
     {
+        "AccessDeniedError",
         "CensusNotFoundError",
+        "CollectionNotFoundError",
         "DatasetNotFoundError",
         "ExportPlan",
         "ExportResult",
@@ -109,9 +113,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AccessDeniedError",
     "BadInputError",
     "CellCensusError",
     "CensusNotFoundError",
+    "CollectionNotFoundError",
     "ConfigError",
     "DatasetNotFoundError",
     "ExportPlan",

@@ -19,9 +19,10 @@ from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
+import tiledbsoma
 
 if TYPE_CHECKING:
-    import tiledbsoma
+    pass
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
@@ -202,9 +203,13 @@ def test_neither_version_nor_uri() -> None:
         cellcensus.open_soma(census_version=None)
 
 
-def test_missing_uri_is_not_found(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="does not exist"):
+def test_missing_uri_is_not_found(tmp_path: Path, soma_path: Path, release_root: Path) -> None:
+    with pytest.raises(client.CollectionNotFoundError, match="does not exist") as e:
         cellcensus.open_soma(uri=str(tmp_path / "nothing"))
+    assert isinstance(e.value, tiledbsoma.DoesNotExistError)  # as the official client raises
+    assert isinstance(e.value, NotFoundError)
+    with pytest.raises(BadInputError, match="release_root"):
+        cellcensus.open_soma(uri=str(soma_path), release_root=release_root)
 
 
 # ---------------------------------------------------------------------------- http(s) roots

@@ -9,6 +9,7 @@ from pathlib import Path
 import cellxgene_census
 import cellxgene_census._release_directory as rd
 import pytest
+import tiledbsoma
 
 import cellcensus
 from cellcensus.errors import PermissionDeniedError
@@ -114,3 +115,11 @@ def test_private_bucket(s3_release, private_release: str) -> None:
     wrong = s3_release.reader.replace(secret_access_key="not-the-key")  # noqa: S106
     with pytest.raises(PermissionDeniedError, match="denied"):
         cellcensus.open_soma(release_root=private_release, settings=wrong)
+    # the directory readable, the data not (TileDB gets other keys): a clear 403 as well
+    with pytest.raises(cellcensus.AccessDeniedError, match="HTTP 403") as e:
+        cellcensus.open_soma(
+            release_root=private_release,
+            settings=s3_release.reader,
+            tiledb_config={"vfs.s3.aws_secret_access_key": "not-the-key"},
+        )
+    assert isinstance(e.value, tiledbsoma.SOMAError)

@@ -18,7 +18,9 @@ from cellcensus.client._directory import (
     resolve_release,
 )
 from cellcensus.client._errors import (
+    AccessDeniedError,
     CensusNotFoundError,
+    CollectionNotFoundError,
     DatasetNotFoundError,
     FilterError,
     MemoryEstimateWarning,
@@ -46,7 +48,9 @@ from cellcensus.client._source_h5ad import download_source_h5ad, get_source_h5ad
 
 __all__ = [
     "ENV_RELEASE_ROOT",
+    "AccessDeniedError",
     "CensusNotFoundError",
+    "CollectionNotFoundError",
     "DatasetNotFoundError",
     "ExportPlan",
     "ExportResult",

@@ -9,12 +9,14 @@ with a message that says what was wrong, where, and what to do.
 from __future__ import annotations
 
 import requests
-from tiledbsoma import SOMAError
+from tiledbsoma import DoesNotExistError, SOMAError
 
-from cellcensus.errors import BadInputError, CellCensusError, NotFoundError
+from cellcensus.errors import BadInputError, CellCensusError, NotFoundError, PermissionDeniedError
 
 __all__ = [
+    "AccessDeniedError",
     "CensusNotFoundError",
+    "CollectionNotFoundError",
     "DatasetNotFoundError",
     "FilterError",
     "MemoryEstimateWarning",
@@ -28,6 +30,14 @@ class CensusNotFoundError(NotFoundError, ValueError):
 
     Also a ``ValueError``, as ``cellxgene_census`` raises for these.
     """
+
+
+class CollectionNotFoundError(NotFoundError, DoesNotExistError):
+    """No SOMA collection at the resolved location. Also ``tiledbsoma.DoesNotExistError``."""
+
+
+class AccessDeniedError(PermissionDeniedError, SOMAError):
+    """The storage refused TileDB's request (HTTP 403). Also a ``tiledbsoma.SOMAError``."""
 
 
 class DatasetNotFoundError(NotFoundError, KeyError):
@@ -49,11 +59,12 @@ class QueryTooLargeError(CellCensusError, MemoryError):
     """A query's estimated in-memory size exceeds the memory available (``get_anndata``)."""
 
 
-class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.ConnectionError):
-    """The release root (or a mirror) could not be reached: refused, timed out, DNS failure.
+class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.ConnectionError, SOMAError):
+    """The release root (or a mirror, or the storage of the data) could not be reached: refused,
+    timed out, DNS failure.
 
     Also a ``requests.ConnectionError`` (an ``OSError``), as the official client's directory
-    look-ups raise.
+    look-ups raise, and a ``tiledbsoma.SOMAError``, as its data reads raise.
     """
 
 

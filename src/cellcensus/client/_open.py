@@ -11,9 +11,13 @@ import cellxgene_census
 import tiledbsoma as soma
 
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
-from cellcensus.client._errors import ReleaseRootUnreachableError
+from cellcensus.client._errors import (
+    AccessDeniedError,
+    CollectionNotFoundError,
+    ReleaseRootUnreachableError,
+)
 from cellcensus.client._locations import is_local, local_path, read_settings
-from cellcensus.errors import BadInputError, ConfigError, NotFoundError, PermissionDeniedError
+from cellcensus.errors import BadInputError, ConfigError
 from cellcensus.settings import DEFAULT_REGION, ENV_PREFIX
 
 if TYPE_CHECKING:
@@ -94,7 +98,7 @@ def _context(
 def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collection[Any]:
     if is_local(uri) and not local_path(uri).exists():
         msg = f"{what}: {local_path(uri)} does not exist"
-        raise NotFoundError(msg)
+        raise CollectionNotFoundError(msg)
     try:
         return soma.open(uri, mode="r", soma_type=soma.Collection, context=context)
     except soma.DoesNotExistError as e:
@@ -105,7 +109,7 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
             else "check the path"
         )
         msg = f"{what}: no SOMA collection at {uri} ({hint})"
-        raise NotFoundError(msg) from e
+        raise CollectionNotFoundError(msg) from e
     except soma.SOMAError as e:
         text = str(e)
         # TileDB reports S3 failures only as text; these two are worth a precise message
@@ -114,7 +118,7 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
                 f"{what}: access to {uri} was denied (HTTP 403): check the storage credentials "
                 "(settings=, CELLCENSUS_S3_* / AWS_* keys or profile)"
             )
-            raise PermissionDeniedError(msg) from e
+            raise AccessDeniedError(msg) from e
         if "connect" in text.lower() or "curl" in text.lower():
             msg = f"{what}: cannot reach the storage holding {uri}: {text.splitlines()[0]}"
             raise ReleaseRootUnreachableError(msg) from e
@@ -167,12 +171,14 @@ def open_soma(
     ConfigError
         ``tiledb_config`` and ``context`` both given (a ``ValueError``).
     BadInputError
-        ``uri`` with a non-default ``census_version`` or with ``mirror``; neither a version nor
-        a URI (``ValueError``).
+        ``uri`` with a non-default ``census_version``, a ``mirror`` or a ``release_root``;
+        neither a version nor a URI (``ValueError``).
     CensusNotFoundError
         Unknown version or mirror (a ``ValueError``).
-    NotFoundError
-        Nothing to open at the resolved location.
+    CollectionNotFoundError
+        Nothing to open at the resolved location (also ``tiledbsoma.DoesNotExistError``).
+    AccessDeniedError
+        The storage refused access (also ``tiledbsoma.SOMAError``).
     ReleaseRootUnreachableError
         The release root or storage cannot be reached.
     """
@@ -193,6 +199,12 @@ def open_soma(
         if mirror is not None:
             msg = f"uri={uri!r} and mirror={mirror!r} were both given; drop one of them"
             raise BadInputError(msg, field="mirror")
+        if release_root is not None:
+            msg = (
+                f"uri={uri!r} and release_root={str(release_root)!r} were both given; a uri "
+                "opens one collection without a release directory: drop one of them"
+            )
+            raise BadInputError(msg, field="release_root")
         ctx = _context(
             uri,
             provider="unknown",
