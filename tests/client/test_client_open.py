@@ -6,11 +6,11 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
 import requests
+import tiledbsoma
 
 import cellcensus
 from cellcensus import client
@@ -19,10 +19,6 @@ from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
-import tiledbsoma
-
-if TYPE_CHECKING:
-    pass
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
