@@ -68,6 +68,10 @@ def build(
             help="Continue an interrupted build of the same inputs, reusing finished work."
         ),
     ] = False,
+    compression: Annotated[
+        str,
+        typer.Option(help="X zstd levels: 'fast' (3) or 'official' (the official builder's 9/13)."),
+    ] = "fast",
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     no_sign_request: NoSignOpt = False,
@@ -77,6 +81,9 @@ def build(
     from cellcensus.build import BuildOptions, build_census
     from cellcensus.errors import BadInputError
 
+    if compression not in ("fast", "official"):
+        msg = "--compression must be 'fast' or 'official'"
+        raise BadInputError(msg, field="compression")
     if on_error not in ("stop", "skip"):
         msg = "--on-error must be 'stop' or 'skip'"
         raise BadInputError(msg, field="on_error")
@@ -90,6 +97,7 @@ def build(
         memory_per_worker=memory_per_worker,
         validate=validate,
         resume=resume,
+        compression="official" if compression == "official" else "fast",
     )
     with RichProgress() as progress:
         result = build_census(

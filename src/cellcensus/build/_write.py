@@ -91,7 +91,11 @@ def create_root(uri: str, build_tag: str) -> soma.Collection[Any]:
 
 
 def create_experiment(
-    parent: soma.Collection[Any], plan: OrganismPlan, *, spatial: bool = False
+    parent: soma.Collection[Any],
+    plan: OrganismPlan,
+    *,
+    spatial: bool = False,
+    compression: str = "fast",
 ) -> str:
     """Create an experiment with obs, ms/RNA/var, X layers (when it has cells); returns its URI."""
     exp = parent.add_new_collection(plan.organism.name, soma.Experiment)
@@ -121,7 +125,7 @@ def create_experiment(
                 layer,
                 type=pa.float32(),
                 shape=(plan.n_obs, plan.n_var),
-                platform_config=S.x_platform_config(layer),
+                platform_config=S.x_platform_config(layer, compression),
             ).close()
     if spatial:
         exp.add_new_collection("spatial")
