@@ -123,3 +123,16 @@ def test_private_bucket(s3_release, private_release: str) -> None:
             tiledb_config={"vfs.s3.aws_secret_access_key": "not-the-key"},
         )
     assert isinstance(e.value, tiledbsoma.SOMAError)
+
+
+def test_root_and_endpoint_from_the_environment(
+    s3_release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No arguments at all: CELLCENSUS_RELEASE_ROOT and CELLCENSUS_S3_ENDPOINT_URL; anonymous
+    reads because no credentials are configured."""
+    monkeypatch.setenv("CELLCENSUS_RELEASE_ROOT", s3_release.root_uri)
+    monkeypatch.setenv("CELLCENSUS_S3_ENDPOINT_URL", s3_release.server.endpoint_url)
+    assert set(cellcensus.get_census_version_directory()) == {"stable", "latest", LTS_TAG}
+    with cellcensus.open_soma() as c:
+        assert c.uri == f"{s3_release.root_uri}{LTS_TAG}/soma/"
+        assert cellcensus.get_obs(c, HUMAN, value_filter="sex == 'female'").shape[0] > 0
