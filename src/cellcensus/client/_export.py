@@ -25,12 +25,12 @@ import tiledbsoma as soma
 from scipy import sparse
 
 from cellcensus._progress import NoProgress
+from cellcensus.client._budget import MemoryPlan, memory_plan
 from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
     estimate_from,
-    format_bytes,
     parse_bytes,
     select_axis,
 )
@@ -43,7 +43,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError
+from cellcensus.errors import BadInputError, IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -58,72 +58,6 @@ __all__ = ["DEFAULT_MEMORY_BUDGET", "ExportPlan", "ExportResult", "export", "pla
 logger = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_BUDGET = "2GiB"
-MiB = 1024 * 1024
-#: Smallest budget accepted (TileDB needs some room for one tile of X).
-MIN_BUDGET = 32 * MiB
-#: Bytes of memory per selected cell that the budget must also cover (joinids, nnz).
-BYTES_PER_SELECTED_ROW = 16
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemoryPlan:
-    """How a memory budget is split (measured on tiledbsoma 2.3: an unordered read costs about
-    9x its result buffer; a chunk of X costs 20 bytes per value: 12 gathered, 8 as CSR)."""
-
-    budget: int
-    #: TileDB-SOMA result buffer bytes (``soma.init_buffer_bytes``) per read: ~budget/32.
-    read_buffer: int
-    #: TileDB's own memory budget for a read (``sm.mem.total_budget``).
-    tiledb_budget: int
-    #: Most X values gathered at once (one chunk of cells): ~budget/2 at 20 bytes per value.
-    values_per_chunk: int
-    #: Most cells per X read (the length of its coordinate list).
-    cells_per_read: int
-    #: Rows per ``obs``/``var`` chunk.
-    rows_per_chunk: int
-
-    def tiledb_config(self) -> dict[str, str | float | None]:
-        """TileDB configuration enforcing the plan."""
-        return {
-            "soma.init_buffer_bytes": str(self.read_buffer),
-            "py.init_buffer_bytes": str(self.read_buffer),
-            "sm.mem.total_budget": str(self.tiledb_budget),
-            "sm.memory_budget": str(self.tiledb_budget // 2),
-            "sm.memory_budget_var": str(self.tiledb_budget // 2),
-        }
-
-
-#: Bytes per X value while a chunk is gathered and converted (see :class:`MemoryPlan`).
-BYTES_PER_VALUE = 20
-
-
-def memory_plan(budget: int, n_obs_selected: int, n_var_selected: int) -> MemoryPlan:
-    """Split ``budget`` bytes between TileDB, the X chunk and the selection's joinids.
-
-    Raises
-    ------
-    BadInputError
-        When the budget is below :data:`MIN_BUDGET` or cannot hold the selection's joinids.
-    """
-    fixed = BYTES_PER_SELECTED_ROW * (n_obs_selected + n_var_selected)
-    if budget < MIN_BUDGET or fixed > budget // 4:
-        need = max(MIN_BUDGET, 4 * fixed)
-        msg = (
-            f"memory_budget {format_bytes(budget)} is too small for this query "
-            f"({n_obs_selected:,} cells, {n_var_selected:,} genes): give at least "
-            f"{format_bytes(need)}"
-        )
-        raise BadInputError(msg, field="memory_budget")
-    room = budget - fixed
-    read_buffer = int(min(max(room // 32, MiB // 2), 128 * MiB))
-    return MemoryPlan(
-        budget=budget,
-        read_buffer=read_buffer,
-        tiledb_budget=int(min(max(room // 8, 8 * MiB), 2048 * MiB)),
-        values_per_chunk=int(max(room // (2 * BYTES_PER_VALUE), 4096)),
-        cells_per_read=int(max(room // 256, 4096)),
-        rows_per_chunk=int(max(min(room // 4096, 1 << 20), 1024)),
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,6 +144,25 @@ def _empty_rows(obs_ids: npt.NDArray[np.int64], var_ids: npt.NDArray[np.int64]) 
     )
 
 
+def export_schema(df: soma.DataFrame, columns: list[str] | None) -> pa.Schema:
+    """The columns an export writes for one axis (all, or ``columns`` in that order).
+
+    Raises
+    ------
+    BadInputError
+        For a column the DataFrame does not have.
+    """
+    names = columns or list(df.schema.names)
+    missing = [c for c in names if c not in df.schema.names]
+    if missing:
+        msg = (
+            f"unknown column(s) {', '.join(missing)} in {df.uri}; "
+            f"the columns are: {', '.join(df.schema.names)}"
+        )
+        raise BadInputError(msg, field="column_names")
+    return pa.schema([df.schema.field(n) for n in names])
+
+
 class ExportPlan:
     """A planned export: the selection and its estimate, ready to :meth:`run`.
 
@@ -256,17 +209,6 @@ class ExportPlan:
         self.exp.close()
 
     # ------------------------------------------------------------------ axes
-    def _axis_schema(self, df: soma.DataFrame, columns: list[str] | None) -> pa.Schema:
-        names = columns or [n for n in df.schema.names]
-        missing = [c for c in names if c not in df.schema.names]
-        if missing:
-            msg = (
-                f"unknown column(s) {', '.join(missing)} in {df.uri}; "
-                f"the columns are: {', '.join(df.schema.names)}"
-            )
-            raise BadInputError(msg, field="column_names")
-        return pa.schema([df.schema.field(n) for n in names])
-
     def _write_axis(
         self,
         writer: ExportWriter,
@@ -277,7 +219,7 @@ class ExportPlan:
         columns: list[str] | None,
         progress: Progress,
     ) -> None:
-        schema = self._axis_schema(df, columns)
+        schema = export_schema(df, columns)
         dict_cols = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         enums = df.get_enumeration_values(dict_cols) if dict_cols else {}
         categories = {c: [str(v) for v in enums[c].to_pylist()] for c in dict_cols}
@@ -291,8 +233,11 @@ class ExportPlan:
                 got += tbl.num_rows
                 progress.advance(axis, tbl.num_rows)
             if got != ids.size:
-                msg = f"{df.uri}: read {got} rows for {ids.size} joinids; the array changed?"
-                raise BadInputError(msg)
+                msg = (
+                    f"{df.uri}: read {got} rows for {ids.size} selected joinids; was the array "
+                    "changed during the export?"
+                )
+                raise IntegrityError(msg)
         progress.finish(axis)
 
     # ------------------------------------------------------------------ X
@@ -494,6 +439,10 @@ def plan_export(
     check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
     check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
     has_x = "X" in ms0 and X_name in ms0.X
+    obs_cols = _columns(column_names, "obs")
+    var_cols = _columns(column_names, "var")
+    export_schema(exp0.obs, obs_cols)  # unknown columns fail here, before any work
+    export_schema(ms0.var, var_cols)
     # select with a private handle whose context bounds TileDB's memory
     provisional = memory_plan(budget, 0, 0)
     ctx = exp0.context.replace(tiledb_config=provisional.tiledb_config())
@@ -511,8 +460,6 @@ def plan_export(
         msg = f"{organism}: no X layer {X_name!r} in {ms0.uri}"
         raise CensusNotFoundError(msg)
     memory = memory_plan(budget, obs.count, var.count)
-    obs_cols = _columns(column_names, "obs")
-    var_cols = _columns(column_names, "var")
     est = estimate_from(
         organism,
         obs,
