@@ -330,3 +330,34 @@ def test_export_without_nnz_columns(tmp_path: Path) -> None:
                 c, HUMAN, obs_value_filter="cell_type == 'B cell'", var_coords=slice(100, 299)
             )
             _assert_equal(cellcensus.read_export(res.path), ref, categorical=fmt != "parquet")
+
+
+def test_estimate_branches() -> None:
+    import pyarrow as pa
+
+    from cellcensus.client._estimate import AxisSelection, estimate_from
+
+    schema = pa.schema([("soma_joinid", pa.int64())])
+    obs = AxisSelection(count=10, total=100, nnz_sum=500)
+    obs_plain = AxisSelection(count=10, total=100, nnz_sum=None)
+    var_all = AxisSelection(count=50, total=50, nnz_sum=5000, total_nnz=5000)
+    var_part = AxisSelection(count=10, total=50, nnz_sum=2500, total_nnz=5000)
+    var_part_plain = AxisSelection(count=10, total=50, nnz_sum=None)
+
+    def est(o: AxisSelection, v: AxisSelection, x_total: int | None = None):
+        return estimate_from(
+            "x",
+            o,
+            v,
+            x_nnz_total=x_total,
+            obs_schema=schema,
+            var_schema=schema,
+            obs_columns=None,
+            var_columns=None,
+        )
+
+    assert (est(obs, var_all).nnz, est(obs, var_all).nnz_exact) == (500, True)
+    assert (est(obs, var_part).nnz, est(obs, var_part).nnz_exact) == (250, False)  # by var nnz
+    assert est(obs, var_part_plain).nnz == 100  # by gene count
+    assert est(obs_plain, var_part, x_total=10_000).nnz == 200  # X.nnz x 10% x 20%
+    assert est(AxisSelection(count=0, total=100, nnz_sum=0), var_all).nnz == 0

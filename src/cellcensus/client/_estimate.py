@@ -264,6 +264,8 @@ def estimate_from(
         exact = True
     elif obs.nnz_sum is not None and var.nnz_sum is not None and var.total_nnz:
         nnz = round(obs.nnz_sum * var.nnz_sum / var.total_nnz)
+    elif obs.nnz_sum is not None:
+        nnz = round(obs.nnz_sum * var.count / max(var.total, 1))
     else:
         total = x_nnz_total or 0
         frac = (obs.count / max(obs.total, 1)) * (var.count / max(var.total, 1))
@@ -330,7 +332,7 @@ def estimate_query(
         with_total_nnz=True,
     )
     x_total: int | None = None
-    if obs.nnz_sum is None or (var.nnz_sum is None and not var.everything):
+    if obs.nnz_sum is None:  # X.nnz may read the whole array: only without per-cell counts
         try:
             layer = ms.X[X_name]
         except (KeyError, soma.SOMAError):

@@ -454,7 +454,7 @@ def plan_export(
         )
         obs_schema, var_schema = sel.obs.schema, sel_var.schema
         # X.nnz may read the whole array: only when obs has no per-cell nnz to sum
-        layer = ms0.X[X_name] if has_x and obs.nnz is None else None
+        layer = ms0.X[X_name] if has_x and obs.nnz_sum is None else None
         x_total = int(layer.nnz) if isinstance(layer, soma.SparseNDArray) else None
     if not has_x and obs.count and var.count:
         msg = f"{organism}: no X layer {X_name!r} in {ms0.uri}"
