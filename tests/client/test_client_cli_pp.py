@@ -63,6 +63,7 @@ def test_query_ontology_options_and_table(release_root: Path) -> None:
     counts = json.loads(r.stdout)["counts"]
     assert counts["cell_type"]
     assert all("T cell" in label for label in counts["cell_type"])  # all T-cell subtypes
+    assert counts["disease"]
     assert all("COVID-19" in d.split(" || ") for d in counts["disease"])
     table = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
