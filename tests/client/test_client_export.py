@@ -137,6 +137,8 @@ def test_export_refuses_overwrite_and_bad_targets(census, tmp_path: Path) -> Non
     assert anndata.read_h5ad(target).n_obs == 10
     with pytest.raises(BadInputError, match=r"\*\.h5ad, \*\.zarr or \*\.parquet"):
         cellcensus.export(census, HUMAN, to=tmp_path / "o.csv")
+    with pytest.raises(BadInputError, match="writes local files"):
+        cellcensus.export(census, HUMAN, to="s3://bucket/out.h5ad")
     with pytest.raises(BadInputError, match="too small"):
         cellcensus.export(census, HUMAN, to=tmp_path / "t.h5ad", memory_budget="1MiB")
     with pytest.raises(BadInputError, match="cannot read 'lots' as a size"):

@@ -336,6 +336,9 @@ class ExportPlan:
         BadInputError
             Unknown format, or the output exists and ``overwrite`` is False.
         """
+        if "://" in str(to):
+            msg = f"export writes local files; give a local path instead of {str(to)!r}"
+            raise BadInputError(msg, field="to")
         path = Path(to).expanduser()
         fmt = export_format(path, format)
         outputs = (
