@@ -66,9 +66,13 @@ def main() -> None:
         },
         "one whole dataset": {"obs_value_filter": f"dataset_id == '{one_dataset}'"},
     }
+    def get_anndata_unchecked(census, organism, **kw):  # noqa: ANN001, ANN003, ANN202
+        return cellcensus.get_anndata(census, organism, memory_check="off", **kw)
+
     clients = {
         "official": (cellxgene_census.open_soma, cellxgene_census.get_anndata),
         "cellcensus": (cellcensus.open_soma, cellcensus.get_anndata),
+        "cellcensus, no estimate": (cellcensus.open_soma, get_anndata_unchecked),
     }
     print(f"machine: {machine()}")
     print(f"release: {build} ({args.cells} synthetic cells)")
@@ -84,12 +88,15 @@ def main() -> None:
                     adata = get_anndata(census, "Homo sapiens", **kwargs)
                 times[cname].append(time.perf_counter() - t0)
                 shapes[cname] = (adata.n_obs, adata.n_vars, int(adata.X.nnz))
-        assert shapes["official"] == shapes["cellcensus"], shapes
+        assert len(set(shapes.values())) == 1, shapes
         med = {c: statistics.median(t) for c, t in times.items()}
+        base = med["official"]
         print(
             f"{qname:28s} {shapes['official'][0]:>8} cells x {shapes['official'][1]:>6} genes  "
-            f"official {med['official']:6.2f} s  cellcensus {med['cellcensus']:6.2f} s  "
-            f"ratio {med['cellcensus'] / med['official']:.2f} (target <= 1.0)"
+            f"official {base:6.2f} s  cellcensus {med['cellcensus']:6.2f} s "
+            f"(ratio {med['cellcensus'] / base:.2f})  without the memory estimate "
+            f"{med['cellcensus, no estimate']:6.2f} s "
+            f"(ratio {med['cellcensus, no estimate'] / base:.2f}); target <= 1.0"
         )
 
 
