@@ -66,7 +66,8 @@ def main() -> None:
         },
         "one whole dataset": {"obs_value_filter": f"dataset_id == '{one_dataset}'"},
     }
-    def get_anndata_unchecked(census, organism, **kw):  # noqa: ANN001, ANN003, ANN202
+
+    def get_anndata_unchecked(census, organism, **kw):
         return cellcensus.get_anndata(census, organism, memory_check="off", **kw)
 
     clients = {
