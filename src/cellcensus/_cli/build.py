@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from cellcensus._cli._app import app, console, out
+from cellcensus._cli._options import EndpointOpt, NoSignOpt, PathStyleOpt, RegionOpt, s3_settings
 from cellcensus._cli._progress import RichProgress
-from cellcensus._cli.release import EndpointOpt, NoSignOpt, PathStyleOpt, RegionOpt, _settings
 
 
 def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
@@ -105,7 +105,7 @@ def build(
             out_dir,
             options=options,
             progress=progress,
-            settings=_settings(endpoint_url, region, no_sign_request, path_style),
+            settings=s3_settings(endpoint_url, region, no_sign_request, path_style),
         )
     console.print(_summary_table(result.datasets))
     out.print(

@@ -13,6 +13,13 @@ import typer
 from rich.table import Table
 
 from cellcensus._cli._app import app, console, out
+from cellcensus._cli._options import (
+    EndpointOpt,
+    NoSignOpt,
+    PathStyleOpt,
+    RegionOpt,
+    s3_settings,
+)
 from cellcensus._cli._progress import RichProgress
 
 if TYPE_CHECKING:
@@ -50,15 +57,6 @@ UriOpt = Annotated[
         show_default=False,
     ),
 ]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option("--endpoint-url", help="S3 endpoint of a non-AWS server.", show_default=False),
-]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region.", show_default=False)]
-NoSignOpt = Annotated[
-    bool, typer.Option("--no-sign-request", help="Anonymous S3 requests (public buckets).")
-]
-PathStyleOpt = Annotated[bool, typer.Option("--path-style", help="Path-style S3 addressing.")]
 ObsFilterOpt = Annotated[
     str | None,
     typer.Option(
@@ -114,16 +112,10 @@ ColumnsOpt = Annotated[
 def _settings(
     endpoint_url: str | None, region: str | None, no_sign_request: bool, path_style: bool
 ) -> Settings | None:
+    """Explicit S3 options as settings; None lets the client resolve them from the environment."""
     if not (endpoint_url or region or no_sign_request or path_style):
         return None
-    from cellcensus.settings import Settings
-
-    return Settings.resolve(
-        endpoint_url=endpoint_url,
-        region=region,
-        anonymous=True if no_sign_request else None,
-        path_style=True if path_style else None,
-    )
+    return s3_settings(endpoint_url, region, no_sign_request, path_style)
 
 
 def _open(

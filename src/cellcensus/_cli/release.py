@@ -12,41 +12,19 @@ import typer
 from rich.table import Table
 
 from cellcensus._cli._app import app, out
+from cellcensus._cli._options import (
+    EndpointOpt,
+    NoSignOpt,
+    PathStyleOpt,
+    RegionOpt,
+    s3_settings,
+)
 from cellcensus._cli._progress import RichProgress
 
 if TYPE_CHECKING:
     from cellcensus.release import ReleaseRoot
-    from cellcensus.settings import Settings
 
 # ---------------------------------------------------------------------------- common options
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--endpoint-url",
-        help="S3 endpoint of a non-AWS server, e.g. http://127.0.0.1:8333 "
-        "(default: CELLCENSUS_S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL).",
-        show_default=False,
-    ),
-]
-RegionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--region",
-        help="S3 region (default: CELLCENSUS_S3_REGION, AWS_REGION, us-east-1).",
-        show_default=False,
-    ),
-]
-NoSignOpt = Annotated[
-    bool,
-    typer.Option("--no-sign-request", help="Unsigned (anonymous) S3 requests, for public buckets."),
-]
-PathStyleOpt = Annotated[
-    bool,
-    typer.Option(
-        "--path-style",
-        help="Path-style S3 addressing (default: on when an endpoint URL is set).",
-    ),
-]
 RootOpt = Annotated[
     str,
     typer.Option(
@@ -61,17 +39,7 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel tran
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _settings(
-    endpoint_url: str | None, region: str | None, no_sign_request: bool, path_style: bool
-) -> Settings:
-    from cellcensus.settings import Settings
-
-    return Settings.resolve(
-        endpoint_url=endpoint_url,
-        region=region,
-        anonymous=True if no_sign_request else None,
-        path_style=True if path_style else None,
-    )
+_settings = s3_settings  # one resolution of S3 options for every command
 
 
 def _open(
