@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import shutil
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass
@@ -68,3 +73,18 @@ def machine() -> str:
 
 def gib(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB"
+
+
+def cached_build(workdir: Path, cells: int) -> Path:
+    """A census of the demo corpus at ``cells`` cells under ``workdir`` (built once)."""
+    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.synth import synth_corpus
+
+    build = workdir / f"build-{cells}"
+    if not (build / "build.json").exists():
+        shutil.rmtree(build, ignore_errors=True)
+        corpus = synth_corpus(workdir / f"corpus-{cells}", seed=0, n_cells=cells)
+        build_census(
+            corpus.manifest_path, build, options=BuildOptions(tag="2026-01-01", validate=False)
+        )
+    return build

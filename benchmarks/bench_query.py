@@ -15,26 +15,11 @@ Prints the ratio cellcensus / official (target <= 1.0: no slower).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import time
 from pathlib import Path
 
-from _measure import machine
-
-
-def _build(workdir: Path, cells: int) -> Path:
-    from cellcensus.build import BuildOptions, build_census
-    from cellcensus.synth import synth_corpus
-
-    build = workdir / f"build-{cells}"
-    if not (build / "build.json").exists():
-        shutil.rmtree(build, ignore_errors=True)
-        corpus = synth_corpus(workdir / f"corpus-{cells}", seed=0, n_cells=cells)
-        build_census(
-            corpus.manifest_path, build, options=BuildOptions(tag="2026-01-01", validate=False)
-        )
-    return build
+from _measure import cached_build, machine
 
 
 def main() -> None:
@@ -44,7 +29,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    build = _build(args.workdir, args.cells)
+    build = cached_build(args.workdir, args.cells)
     soma_uri = str(build / "soma")
 
     import cellxgene_census

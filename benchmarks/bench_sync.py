@@ -18,24 +18,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from _measure import machine, run_measured
+from _measure import cached_build, machine, run_measured
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _s3server import S3Server
-
-
-def _build(workdir: Path, cells: int) -> Path:
-    from cellcensus.build import BuildOptions, build_census
-    from cellcensus.synth import synth_corpus
-
-    build = workdir / f"build-{cells}"
-    if not (build / "build.json").exists():
-        shutil.rmtree(build, ignore_errors=True)
-        corpus = synth_corpus(workdir / f"corpus-{cells}", seed=0, n_cells=cells)
-        build_census(
-            corpus.manifest_path, build, options=BuildOptions(tag="2026-01-01", validate=False)
-        )
-    return build
 
 
 def _size(path: Path) -> int:
@@ -49,7 +35,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    build = _build(args.workdir, args.cells)
+    build = cached_build(args.workdir, args.cells)
     from cellcensus.release import publish
     from cellcensus.settings import Settings
 
