@@ -14,7 +14,7 @@ import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus.build import _schema as S
-from cellcensus.build._scan import ScanResult, tissue_general_columns
+from cellcensus.build._scan import tissue_general_columns
 from cellcensus.build._source import H5ADSource
 from cellcensus.build._xtask import soma_context
 
@@ -158,7 +158,7 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
     schema = obs_schema(plan)
     mask = np.load(scan.mask_path, mmap_mode="r") if scan.mask_path else None
     n_measured = len(d.var_joinids)
-    with H5ADSource_for(scan) as src:
+    with H5ADSource(scan.path, scan.dataset_id) as src:
         for (start, stop), first in zip(scan.chunks, d.chunk_starts, strict=True):
             obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
             if mask is not None:
@@ -196,11 +196,6 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
                 columns[name] = pa.array(stats[name])
             columns["n_measured_vars"] = pa.array(np.full(n, n_measured, dtype=np.int64))
             yield pa.Table.from_pydict(columns, schema=schema)
-
-
-def H5ADSource_for(scan: ScanResult) -> H5ADSource:
-    """Open the staged H5AD of a scanned dataset."""
-    return H5ADSource(scan.path, scan.dataset_id)
 
 
 def stats_name(dataset_id: str, start: int) -> str:

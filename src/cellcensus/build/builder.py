@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus import __version__
@@ -29,7 +28,8 @@ from cellcensus.build import _schema as S
 from cellcensus.build import _write as W
 from cellcensus.build._consolidate import consolidate, gather
 from cellcensus.build._executor import Executor, open_executor
-from cellcensus.build._plan import OrganismPlan, make_plans, summary_cell_counts
+from cellcensus.build._info import info_tables
+from cellcensus.build._plan import OrganismPlan, make_plans
 from cellcensus.build._scan import ScanResult, scan_dataset
 from cellcensus.build._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.build._state import BuildState
@@ -275,75 +275,6 @@ def _write_experiment(
     W.write_presence(rna_uri, plan, n_datasets)
 
 
-def _datasets_table(entries: dict[str, ManifestEntry], plans: list[OrganismPlan]) -> pa.Table:
-    rows = sorted((d.soma_joinid, d.scan) for p in plans for d in p.datasets)
-    cols: dict[str, list[Any]] = {f.name: [] for f in S.DATASETS_FIELDS}
-    for joinid, scan in rows:
-        e = entries[scan.dataset_id]
-        cols["soma_joinid"].append(joinid)
-        for name in (
-            "citation",
-            "collection_id",
-            "collection_name",
-            "collection_doi",
-            "collection_doi_label",
-            "dataset_id",
-            "dataset_version_id",
-            "dataset_title",
-        ):
-            cols[name].append(getattr(e, name))
-        cols["dataset_h5ad_path"].append(f"{scan.dataset_id}.h5ad")
-        cols["dataset_total_cell_count"].append(scan.n_included)
-    return pa.Table.from_pydict(cols, schema=S.arrow_schema(S.DATASETS_FIELDS))
-
-
-def _info_tables(
-    run: _Run, entries: dict[str, ManifestEntry], plans: list[OrganismPlan]
-) -> dict[str, pa.Table]:
-    total = sum(p.n_obs for p in plans)
-    unique = sum(p.n_primary for p in plans)
-    summary = [
-        ("census_schema_version", S.CENSUS_SCHEMA_VERSION),
-        ("census_build_date", run.tag),
-        ("dataset_schema_version", S.CXG_SCHEMA_VERSION),
-        ("total_cell_count", str(total)),
-        ("unique_cell_count", str(unique)),
-    ]
-    counts = summary_cell_counts(plans)
-    organisms = S.ORGANISMS
-    return {
-        "datasets": _datasets_table(entries, plans),
-        "summary_cell_counts": pa.Table.from_pydict(
-            {
-                "soma_joinid": counts["soma_joinid"].to_numpy(),
-                **{
-                    c: W.dict_array(counts[c], sorted(set(counts[c])), c, pa.string())
-                    for c in ("organism", "category")
-                },
-                "label": pa.array(counts["label"], type=pa.string()),
-                "ontology_term_id": pa.array(counts["ontology_term_id"], type=pa.string()),
-                "total_cell_count": counts["total_cell_count"].to_numpy(),
-                "unique_cell_count": counts["unique_cell_count"].to_numpy(),
-            }
-        ),
-        "summary": pa.Table.from_pydict(
-            {
-                "label": pa.array([s[0] for s in summary], type=pa.string()),
-                "value": pa.array([s[1] for s in summary], type=pa.string()),
-                "soma_joinid": pa.array(np.arange(len(summary), dtype=np.int64)),
-            }
-        ),
-        "organisms": pa.Table.from_pydict(
-            {
-                "organism_ontology_term_id": [o.ontology_term_id for o in organisms],
-                "organism_label": [o.label for o in organisms],
-                "organism": [o.name for o in organisms],
-                "soma_joinid": pa.array(np.arange(len(organisms), dtype=np.int64)),
-            }
-        ),
-    }
-
-
 def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
     if run.state.done("structure"):
         uris: dict[str, str] = run.state.payload("structure")
@@ -561,7 +492,7 @@ def _write_tables(
     info_uri = f"{run.soma_uri}/{S.CENSUS_INFO}"
     info: soma.Collection[Any]
     with soma.Collection.open(info_uri, "w", context=soma_context()) as info:
-        tables = _info_tables(run, by_id, plans)
+        tables = info_tables(run.tag, by_id, plans)
         for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
             W.write_info_table(info, key, tables[key])
 
