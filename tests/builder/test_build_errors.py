@@ -219,9 +219,9 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
     )
     try:
         deadline = time.monotonic() + 120
-        # wait until X data is being written, then kill without warning
+        # wait until X chunks are being processed, then kill without warning
         while time.monotonic() < deadline:
-            if list(staging.glob("soma/census_data/homo_sapiens/ms/RNA/X/raw/__fragments/*")):
+            if list(staging.glob("_work/done/x.*")):
                 break
             if proc.poll() is not None:
                 pytest.fail("build finished before it could be interrupted")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,56 @@ def test_normalize_and_stats_follow_their_definitions() -> None:
     np.testing.assert_allclose(stats.raw_sum, [8, 4, 0])
     np.testing.assert_allclose(stats.raw_mean_nnz, [8 / 3, 2, 0])
     np.testing.assert_allclose(stats.raw_variance_nnz, [np.var([1, 2, 5], ddof=1), 2.0, 0.0])
+
+
+def _random_cells(rng: np.random.Generator, n_rows: int, n_cols: int) -> tuple[np.ndarray, ...]:
+    per_row = rng.integers(0, 12, n_rows)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), per_row)
+    cols = np.concatenate([np.sort(rng.choice(n_cols, k, replace=False)) for k in per_row]).astype(
+        np.int64
+    )
+    values = rng.random(len(rows)).astype(np.float32) + 1
+    return rows, cols, values
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_path) -> None:
+    """Chunks that split row bands (2048 rows) anywhere are merged into one global-order write."""
+    import pyarrow as pa
+    import tiledb
+    import tiledbsoma as soma
+
+    from cellcensus.build._schema import x_platform_config
+    from cellcensus.build._xwrite import LayerWriteTask, save_chunk, write_layer
+
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols = 9000, 5000  # 5 row bands, 3 column tiles
+    rows, cols, values = _random_cells(rng, n_rows, n_cols)
+    # chunk edges: inside bands, exactly on a band edge, tiny chunks, an empty chunk
+    edges = [0, 1, 700, 2048, 2050, 2051, 2051, 5000, 6143, 6144, 8999, n_rows]
+    stems = []
+    for i, (a, b) in enumerate(itertools.pairwise(edges)):
+        sel = (rows >= a) & (rows < b)
+        r, c, v = rows[sel], cols[sel], values[sel]
+        order = global_order(r, c, columns_sorted_within_rows=True)
+        stem = str(tmp_path / "cells" / f"c{i}")
+        save_chunk(stem, r[order], c[order], {"raw": v[order]})
+        stems.append(stem)
+    uri = str(tmp_path / "raw")
+    soma.SparseNDArray.create(
+        uri, type=pa.float32(), shape=(n_rows, n_cols), platform_config=x_platform_config("raw")
+    )
+    task = LayerWriteTask(uri, "raw", tuple(stems), len(rows))
+    for _ in range(2):  # a re-run (as after a kill) replaces the earlier fragment
+        write_layer(task)
+        assert len(tiledb.array_fragments(uri)) == 1
+        with soma.SparseNDArray.open(uri) as arr:
+            got = (
+                arr.read()
+                .tables()
+                .concat()
+                .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+            )
+        np.testing.assert_array_equal(got["soma_dim_0"].to_numpy(), rows)
+        np.testing.assert_array_equal(got["soma_dim_1"].to_numpy(), cols)
+        np.testing.assert_array_equal(got["soma_data"].to_numpy(), values)

@@ -1,8 +1,9 @@
-"""One unit of X work: a row chunk of one dataset → raw and normalized fragments + statistics.
+"""One unit of X work: a row chunk of one dataset → raw and normalized cells + statistics.
 
-Each task reads only its rows, writes disjoint TileDB fragments, saves its per-cell statistics to a
-small file in the work directory and returns per-feature counts; memory is bounded by the chunk's
-stored values, never by the dataset's size.
+Each task reads only its rows, computes the normalized layer and the statistics, sorts the chunk's
+cells into the X arrays' global order and leaves them (and its per-cell statistics) in the work
+directory for the layer writers (``_xwrite``); it returns per-feature counts. Memory is bounded by
+the chunk's stored values, never by the dataset's size.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import tiledbsoma as soma
-from tiledbsoma.options import TileDBWriteOptions
 
 from cellcensus.build import _schema as S
 from cellcensus.build._source import H5ADSource
 from cellcensus.build._xmath import is_nonnegative_integral, normalize, obs_stats
+from cellcensus.build._xwrite import save_chunk
 from cellcensus.errors import BadInputError
 
 
@@ -42,8 +42,8 @@ class XChunkTask:
     var_joinids: npt.NDArray[np.int64]  # their census soma_joinids
     feature_length: npt.NDArray[np.int64]  # their lengths (full-gene normalization)
     obs_joinid_start: int  # soma_joinid of the chunk's first included cell
-    experiment_uri: str
     stats_path: str
+    cells_stem: str  # where the chunk's sorted cells go: ``<stem>.<part>.npy``
     check_values: bool
 
 
@@ -55,6 +55,11 @@ class XChunkResult:
     start: int
     n_cells: int
     var_nnz: npt.NDArray[np.int64]
+
+    @property
+    def n_values(self) -> int:
+        """Stored values of the chunk."""
+        return int(self.var_nnz.sum())
 
 
 def global_order(
@@ -93,12 +98,6 @@ def global_order(
     return np.argsort(key)
 
 
-def _write(uri: str, table: pa.Table) -> None:
-    """Write cells already in global order as one fragment."""
-    with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
-        arr.write(table, platform_config=TileDBWriteOptions(sort_coords=False))
-
-
 def process_x_chunk(task: XChunkTask) -> XChunkResult:
     """Read, check, summarize and write one row chunk (see module docstring)."""
     with H5ADSource(task.path, task.dataset_id) as src:
@@ -133,34 +132,29 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
             raw_variance_nnz=stats.raw_variance_nnz,
         )
     var_nnz = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
-    if x.nnz:
-        row = np.repeat(np.arange(n_cells, dtype=np.int64), np.diff(x.indptr))
-        col = x.indices.astype(np.int64)
-        data = x.data.astype(np.float32)
-        full = np.isin(assay, sorted(S.full_gene_assays()))
-        norm = normalize(
-            row,
-            col,
-            data,
-            n_cells,
-            full_gene_rows=full if full.any() else None,
-            feature_length=task.feature_length,
-        )
-        del x
-        g_rows = row + task.obs_joinid_start
-        g_cols = task.var_joinids[col]
-        # CSR chunks are row-major with sorted local columns; when the dataset's census var
-        # joinids increase with its local columns, that order is also sorted by census column
-        monotonic = bool(np.all(np.diff(task.var_joinids) > 0))
-        order = global_order(g_rows, g_cols, columns_sorted_within_rows=monotonic)
-        coords = {
-            "soma_dim_0": pa.array(g_rows[order], type=pa.int64()),
-            "soma_dim_1": pa.array(g_cols[order], type=pa.int64()),
-        }
-        x_uri = f"{task.experiment_uri}/ms/{S.MEASUREMENT}/X"
-        for layer, values in (("raw", data), ("normalized", norm)):
-            table = pa.Table.from_pydict(
-                {**coords, "soma_data": pa.array(values[order], type=pa.float32())}
-            )
-            _write(f"{x_uri}/{layer}", table)
+    row = np.repeat(np.arange(n_cells, dtype=np.int64), np.diff(x.indptr))
+    col = x.indices.astype(np.int64)
+    data = x.data.astype(np.float32)
+    del x
+    full = np.isin(assay, sorted(S.full_gene_assays()))
+    norm = normalize(
+        row,
+        col,
+        data,
+        n_cells,
+        full_gene_rows=full if full.any() else None,
+        feature_length=task.feature_length,
+    )
+    g_rows = row + task.obs_joinid_start
+    g_cols = task.var_joinids[col]
+    # CSR chunks are row-major with sorted local columns; when the dataset's census var
+    # joinids increase with its local columns, that order is also sorted by census column
+    monotonic = bool(np.all(np.diff(task.var_joinids) > 0))
+    order = global_order(g_rows, g_cols, columns_sorted_within_rows=monotonic)
+    save_chunk(
+        task.cells_stem,
+        g_rows[order],
+        g_cols[order],
+        {"raw": data[order], "normalized": norm[order]},
+    )
     return XChunkResult(task.dataset_id, task.start, n_cells, var_nnz)

@@ -34,6 +34,7 @@ from cellcensus.build._scan import ScanResult, scan_dataset
 from cellcensus.build._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.build._state import BuildState
 from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
+from cellcensus.build._xwrite import LayerWriteTask, write_layer
 from cellcensus.build.manifest import ManifestEntry, load_manifest
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> li
     return [r for e in entries if isinstance(r := by_id.get(e.dataset_id), ScanResult)]
 
 
-def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
+def _x_tasks(run: _Run, plan: OrganismPlan) -> list[XChunkTask]:
     tasks = []
     for d in plan.datasets:
         s = d.scan
@@ -243,8 +244,8 @@ def _x_tasks(run: _Run, plan: OrganismPlan, exp_uri: str) -> list[XChunkTask]:
                     var_joinids=d.var_joinids,
                     feature_length=s.features["feature_length"].to_numpy(dtype=np.int64),
                     obs_joinid_start=first,
-                    experiment_uri=exp_uri,
                     stats_path=str(run.work / "stats" / W.stats_name(s.dataset_id, start)),
+                    cells_stem=str(run.work / "cells" / f"{s.dataset_id}.{start}"),
                     check_values=run.options.on_error != "skip",
                 )
             )
@@ -450,7 +451,7 @@ def _run_x_stage(
     run: _Run, plans: list[OrganismPlan], exp_uris: dict[str, str], executor: Executor
 ) -> list[XChunkResult]:
     """Run every X task not already done (by a resumed build); return all their results."""
-    all_tasks = [t for p in plans for t in _x_tasks(run, p, exp_uris[p.organism.name])]
+    all_tasks = [t for p in plans for t in _x_tasks(run, p)]
     run.progress.start("x", sum(p.n_obs for p in plans), "cells")
     results: list[XChunkResult] = []
     todo = []
@@ -467,7 +468,38 @@ def _run_x_stage(
         results.append(res)
         run.progress.advance("x", res.n_cells)
     run.progress.finish("x")
+    _run_layer_writers(run, plans, exp_uris, results, executor)
     return results
+
+
+def _run_layer_writers(
+    run: _Run,
+    plans: list[OrganismPlan],
+    exp_uris: dict[str, str],
+    results: list[XChunkResult],
+    executor: Executor,
+) -> None:
+    """Write each X layer of each experiment as one fragment from the X tasks' chunk files."""
+    values = {(r.dataset_id, r.start): r.n_values for r in results}
+    tasks: list[LayerWriteTask] = []
+    markers: dict[str, str] = {}
+    for plan in plans:
+        chunks = _x_tasks(run, plan)
+        n_values = sum(values[(t.dataset_id, t.start)] for t in chunks)
+        x_uri = f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}/X"
+        stems = tuple(t.cells_stem for t in chunks)
+        for layer in ("raw", "normalized"):
+            if n_values and not run.state.done(f"xwrite.{plan.organism.name}.{layer}"):
+                task = LayerWriteTask(f"{x_uri}/{layer}", layer, stems, n_values)
+                tasks.append(task)
+                markers[task.array_uri] = f"xwrite.{plan.organism.name}.{layer}"
+    tasks.sort(key=lambda t: -t.n_values)  # the largest first: better packing on workers
+    run.progress.start("write", sum(t.n_values for t in tasks), "values")
+    by_uri = {t.array_uri: t for t in tasks}
+    for uri in executor.imap_unordered(write_layer, tasks):
+        run.state.mark(markers[uri])
+        run.progress.advance("write", by_uri[uri].n_values)
+    run.progress.finish("write")
 
 
 def _write_tables(
