@@ -95,7 +95,7 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
     soma.SparseNDArray.create(
         uri, type=pa.float32(), shape=(n_rows, n_cols), platform_config=x_platform_config("raw")
     )
-    task = LayerWriteTask(uri, "raw", tuple(stems), len(rows))
+    task = LayerWriteTask(uri, "raw", tuple(stems), len(rows), (n_rows, n_cols))
     for _ in range(2):  # a re-run (as after a kill) replaces the earlier fragment
         write_layer(task)
         assert len(tiledb.array_fragments(uri)) == 1
@@ -109,3 +109,24 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
         np.testing.assert_array_equal(got["soma_dim_0"].to_numpy(), rows)
         np.testing.assert_array_equal(got["soma_dim_1"].to_numpy(), cols)
         np.testing.assert_array_equal(got["soma_data"].to_numpy(), values)
+
+
+def test_layer_writer_order_check_refuses_bad_cells() -> None:
+    """The writer's own check (TileDB's per-cell checks are off) catches every kind of bad cell."""
+    from cellcensus.build._xwrite import _OrderCheck
+
+    def check(rows: list[int], cols: list[int]) -> None:
+        _OrderCheck((5000, 3000))(np.array(rows, np.int64), np.array(cols, np.int64))
+
+    check([0, 0, 1, 0, 2047, 2048], [1, 5, 0, 2100, 2100, 0])  # global order: fine
+    check([0, 1, 0], [1, 0, 2100])  # tile (0, 0) row by row, then tile (0, 1)
+    for rows, cols in (
+        ([0, 0], [5, 5]),  # duplicate
+        ([0, 0], [2100, 1]),  # column tile 1 before column tile 0 of the same band
+        ([2048, 0], [0, 0]),  # band 1 before band 0
+        ([5000], [0]),  # row out of bounds
+        ([0], [3000]),  # column out of bounds
+        ([-1], [0]),  # negative
+    ):
+        with pytest.raises(AssertionError, match="global order"):
+            check(rows, cols)

@@ -490,7 +490,9 @@ def _run_layer_writers(
         stems = tuple(t.cells_stem for t in chunks)
         for layer in ("raw", "normalized"):
             if n_values and not run.state.done(f"xwrite.{plan.organism.name}.{layer}"):
-                task = LayerWriteTask(f"{x_uri}/{layer}", layer, stems, n_values)
+                task = LayerWriteTask(
+                    f"{x_uri}/{layer}", layer, stems, n_values, (plan.n_obs, plan.n_var)
+                )
                 tasks.append(task)
                 markers[task.array_uri] = f"xwrite.{plan.organism.name}.{layer}"
     tasks.sort(key=lambda t: -t.n_values)  # the largest first: better packing on workers
