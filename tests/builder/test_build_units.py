@@ -24,6 +24,14 @@ def test_global_order_fast_path_equals_full_sort(n_cols: int) -> None:
     r, c = rows[full], cols[full]
     key = list(zip(r // 2048, c // 2048, r, c, strict=True))
     assert key == sorted(key)
+    # columns not sorted within rows (a dataset whose genes map to census columns out of order)
+    shuffled = np.concatenate([rng.permutation(cols[i : i + 20]) for i in range(0, len(cols), 20)])
+    order = global_order(rows, shuffled)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    r, c = rows[order], shuffled[order]
+    assert list(zip(r // 2048, c // 2048, r, c, strict=True)) == key
+    with pytest.raises(ValueError, match="row order"):
+        global_order(rows[::-1].copy(), cols)
 
 
 def test_round_half_to_even_keeps_15_bits() -> None:
@@ -130,3 +138,15 @@ def test_layer_writer_order_check_refuses_bad_cells() -> None:
     ):
         with pytest.raises(AssertionError, match="global order"):
             check(rows, cols)
+
+
+def test_raw_count_check_refuses_every_non_count() -> None:
+    from cellcensus.build._xmath import is_nonnegative_integral
+
+    assert is_nonnegative_integral(np.array([0.0, 1.0, 7.0, 2.0**30], dtype=np.float32))
+    assert is_nonnegative_integral(np.array([], dtype=np.float32))
+    assert is_nonnegative_integral(np.array([0, 3], dtype=np.int32))
+    assert not is_nonnegative_integral(np.array([-1, 3], dtype=np.int64))
+    for bad in (0.5, -1.0, -0.0, np.nan, np.inf, -np.inf, 1e-30):
+        values = np.array([1.0, bad, 2.0], dtype=np.float32)
+        assert not is_nonnegative_integral(values), bad

@@ -37,7 +37,11 @@ def is_nonnegative_integral(values: npt.NDArray[np.floating] | npt.NDArray[np.in
         return bool(values.dtype.kind == "u" or not (values < 0).any())
     if np.signbit(values).any():
         return False
-    return not bool(np.any(np.mod(values, 1) != 0))
+    if values.size == 0:
+        return True
+    if not values.max() < np.inf:  # infinity, or NaN (which compares false)
+        return False
+    return bool(np.array_equal(np.rint(values), values))
 
 
 def obs_stats(x: sparse.csr_matrix) -> ObsStats:
@@ -50,17 +54,25 @@ def obs_stats(x: sparse.csr_matrix) -> ObsStats:
     indptr = x.indptr.astype(np.int64)
     nnz = np.diff(indptr)
     data = x.data.astype(np.float32).astype(np.float64)
-    row = np.repeat(np.arange(n_rows, dtype=np.int64), nnz)
-    raw_sum = np.bincount(row, weights=data, minlength=n_rows).astype(np.float64)
+    has = nnz > 0
+    starts = indptr[:-1][has]
+
+    def row_sums(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # counts are whole numbers, so these float64 sums are exact in any order
+        out = np.zeros(n_rows, dtype=np.float64)
+        if len(starts):
+            out[has] = np.add.reduceat(values, starts)
+        return out
+
+    raw_sum = row_sums(data)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = raw_sum / nnz
     mean[~np.isfinite(mean)] = 0.0
     shift = np.zeros(n_rows, dtype=np.float64)
-    has = nnz > 0
-    shift[has] = data[indptr[:-1][has]]
-    centered = data - shift[row]
-    ex = np.bincount(row, weights=centered, minlength=n_rows)
-    ex2 = np.bincount(row, weights=centered * centered, minlength=n_rows)
+    shift[has] = data[starts]
+    centered = data - np.repeat(shift, nnz)
+    ex = row_sums(centered)
+    ex2 = row_sums(centered * centered)
     var = np.zeros(n_rows, dtype=np.float64)
     many = nnz >= 2
     with np.errstate(divide="ignore", invalid="ignore"):

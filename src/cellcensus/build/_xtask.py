@@ -62,6 +62,27 @@ class XChunkResult:
         return int(self.var_nnz.sum())
 
 
+_TILE_SHIFT = S.X_TILE.bit_length() - 1  # X_TILE is a power of two
+
+
+def _row_major(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Permutation sorting cells given in row order by column within each row.
+
+    Two counting sorts (CSR → CSC → CSR of the cells' positions, in scipy's compiled code):
+    several times faster than a comparison sort of a combined key.
+    """
+    from scipy import sparse
+
+    row0 = int(rows[0])
+    n_rows = int(rows[-1]) - row0 + 1
+    indptr = np.searchsorted(rows, np.arange(row0, row0 + n_rows + 1))
+    positions = np.arange(len(rows), dtype=np.int64)
+    shape = (n_rows, int(cols.max()) + 1)
+    csr = sparse.csr_matrix((positions, cols, indptr), shape=shape)
+    order: npt.NDArray[np.int64] = csr.tocsc().tocsr().data
+    return order
+
+
 def global_order(
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
@@ -72,30 +93,29 @@ def global_order(
 
     X arrays are row-major with row-major tiles of ``X_TILE`` x ``X_TILE``: cells sort by
     (row tile, column tile, row, column). Writing in that order lets TileDB skip its own sort
-    (about 4x faster writes). One int64 key encodes the four levels (coordinates are unique).
+    (about 4x faster writes). Cells come in row order (as from a CSR chunk), with columns sorted
+    within each row or not; coordinates are unique.
     """
     if len(rows) == 0:
         return np.arange(0, dtype=np.intp)
-    if columns_sorted_within_rows:
-        # cells are already row-major sorted: only the tile grouping within each band of
-        # X_TILE rows is missing, and a stable sort on the (small) tile number gives it
-        row_tile = rows // S.X_TILE
-        col_tile = cols // S.X_TILE
-        n_col_tiles = int(col_tile.max()) + 1
-        tile = (row_tile - row_tile[0]) * n_col_tiles + col_tile
-        if n_col_tiles == 1:
-            return np.arange(len(rows), dtype=np.intp)
-        if int(tile.max()) < np.iinfo(np.int16).max:
-            tile = tile.astype(np.int16)  # numpy's stable sort of 16-bit ints is a radix sort
-        return np.argsort(tile, kind="stable")
-    row0 = int(rows.min())
-    span = int(rows.max()) - row0 + 1
-    n_cols = int(cols.max()) + 1
-    n_col_tiles = (n_cols - 1) // S.X_TILE + 1
-    rel = rows - row0
-    tile = ((rows // S.X_TILE) - row0 // S.X_TILE) * n_col_tiles + cols // S.X_TILE
-    key = (tile * span + rel) * n_cols + cols
-    return np.argsort(key)
+    if np.any(rows[1:] < rows[:-1]):
+        msg = "global_order expects cells in row order"
+        raise ValueError(msg)
+    first: npt.NDArray[np.int64] | None = None
+    if not columns_sorted_within_rows:
+        first = _row_major(rows, cols)
+        rows, cols = rows[first], cols[first]
+    # cells are now row-major sorted: only the tile grouping within each band of X_TILE rows is
+    # missing, and a stable sort on the (small) tile number gives it
+    col_tile = cols >> _TILE_SHIFT
+    n_col_tiles = int(col_tile.max()) + 1
+    if n_col_tiles == 1:
+        return np.arange(len(rows), dtype=np.intp) if first is None else first
+    tile = ((rows >> _TILE_SHIFT) - (int(rows[0]) >> _TILE_SHIFT)) * n_col_tiles + col_tile
+    if int(tile.max()) < np.iinfo(np.int16).max:
+        tile = tile.astype(np.int16)  # numpy's stable sort of 16-bit ints is a radix sort
+    second = np.argsort(tile, kind="stable")
+    return second if first is None else first[second]
 
 
 def process_x_chunk(task: XChunkTask) -> XChunkResult:

@@ -80,7 +80,8 @@ def _merge_band(a: _Cells, b: _Cells) -> _Cells:
     every row of ``a`` precedes every row of ``b``, so a stable sort on the column tile suffices.
     """
     rows, cols, values = (np.concatenate([x, y]) for x, y in zip(a, b, strict=True))
-    order = np.argsort(cols // S.X_TILE, kind="stable")
+    tile = cols // S.X_TILE
+    order = np.argsort(tile.astype(np.int16) if int(tile.max()) < 2**15 else tile, kind="stable")
     return rows[order], cols[order], values[order]
 
 
@@ -130,9 +131,10 @@ class _OrderCheck:
             and int(cols.max()) < self.shape[1]
         )
         if ok:
-            key = (rows // S.X_TILE) << self.ctile_bits
-            key |= cols // S.X_TILE
-            key <<= (S.X_TILE - 1).bit_length()
+            shift = (S.X_TILE - 1).bit_length()  # X_TILE is a power of two
+            key = (rows >> shift) << self.ctile_bits
+            key |= cols >> shift
+            key <<= shift
             key |= rows & (S.X_TILE - 1)
             key <<= self.col_bits
             key |= cols
