@@ -84,7 +84,7 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
     import tiledbsoma as soma
 
     from cellcensus.build._schema import x_platform_config
-    from cellcensus.build._xwrite import LayerWriteTask, save_chunk, write_layer
+    from cellcensus.build._xwrite import XWriteTask, save_chunk, write_layers
 
     rng = np.random.default_rng(seed)
     n_rows, n_cols = 9000, 5000  # 5 row bands, 3 column tiles
@@ -97,26 +97,32 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
         r, c, v = rows[sel], cols[sel], values[sel]
         order = global_order(r, c, columns_sorted_within_rows=True)
         stem = str(tmp_path / "cells" / f"c{i}")
-        save_chunk(stem, r[order], c[order], {"raw": v[order]})
+        save_chunk(stem, r[order], c[order], {"raw": v[order], "normalized": 2 * v[order]})
         stems.append(stem)
-    uri = str(tmp_path / "raw")
-    soma.SparseNDArray.create(
-        uri, type=pa.float32(), shape=(n_rows, n_cols), platform_config=x_platform_config("raw")
-    )
-    task = LayerWriteTask(uri, "raw", tuple(stems), len(rows), (n_rows, n_cols))
-    for _ in range(2):  # a re-run (as after a kill) replaces the earlier fragment
-        write_layer(task)
-        assert len(tiledb.array_fragments(uri)) == 1
-        with soma.SparseNDArray.open(uri) as arr:
-            got = (
-                arr.read()
-                .tables()
-                .concat()
-                .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
-            )
-        np.testing.assert_array_equal(got["soma_dim_0"].to_numpy(), rows)
-        np.testing.assert_array_equal(got["soma_dim_1"].to_numpy(), cols)
-        np.testing.assert_array_equal(got["soma_data"].to_numpy(), values)
+    x_uri = str(tmp_path / "X")
+    for layer in ("raw", "normalized"):
+        soma.SparseNDArray.create(
+            f"{x_uri}/{layer}",
+            type=pa.float32(),
+            shape=(n_rows, n_cols),
+            platform_config=x_platform_config(layer),
+        )
+    task = XWriteTask(x_uri, ("raw", "normalized"), tuple(stems), len(rows), (n_rows, n_cols))
+    for _ in range(2):  # a re-run (as after a kill) replaces the earlier fragments
+        write_layers(task)
+        for layer, expected in (("raw", values), ("normalized", 2 * values)):
+            uri = f"{x_uri}/{layer}"
+            assert len(tiledb.array_fragments(uri)) == 1
+            with soma.SparseNDArray.open(uri) as arr:
+                got = (
+                    arr.read()
+                    .tables()
+                    .concat()
+                    .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+                )
+            np.testing.assert_array_equal(got["soma_dim_0"].to_numpy(), rows)
+            np.testing.assert_array_equal(got["soma_dim_1"].to_numpy(), cols)
+            np.testing.assert_array_equal(got["soma_data"].to_numpy(), expected)
 
 
 def test_layer_writer_order_check_refuses_bad_cells() -> None:

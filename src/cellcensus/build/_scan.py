@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -205,7 +206,8 @@ def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) 
         )
         labels = obs[label_col].astype(str).to_numpy()
         frame = pd.DataFrame({"t": terms, "l": labels, "p": primary})
-        for (t, lab, p), n in frame.value_counts(sort=False).items():
+        for key, n in frame.value_counts(sort=False).items():
+            t, lab, p = cast("tuple[str, str, bool]", key)
             acc[(category, str(t), str(lab), bool(p))] += int(n)
 
 

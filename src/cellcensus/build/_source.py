@@ -204,7 +204,9 @@ class H5ADSource:
                 if kind == "categorical":
                     codes = node["codes"][start:stop]
                     cats = _decode(node["categories"][()])
-                    return pd.Series(pd.Categorical.from_codes(codes, categories=cats))
+                    return pd.Series(
+                        pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(cats))
+                    )
                 if kind in ("nullable-boolean", "nullable-integer"):
                     values = node["values"][start:stop]
                     mask = node["mask"][start:stop]

@@ -1,9 +1,10 @@
-"""Write one X layer of one experiment as a single TileDB fragment, in global order.
+"""Write the X layers of one experiment, each as a single TileDB fragment, in global order.
 
 The X tasks (``_xtask``) leave each row chunk's cells in the work directory, already sorted into
-the array's global order. One writer per layer streams those chunks, in joinid order, into one
-TileDB global-order write query with a submit per chunk, so the array ends with exactly one
-fragment and needs no consolidation rewrite (which otherwise costs about 40 % of the write time).
+the arrays' global order. One writer per experiment streams those chunks, in joinid order, into one
+TileDB global-order write query per layer (raw and normalized share the coordinates) with a submit
+per chunk, so each array ends with exactly one fragment and needs no consolidation rewrite (which
+otherwise costs about 40 % of the write time).
 
 Chunks do not start and end on tile boundaries: the cells of a band of ``X_TILE`` rows can span two
 or more chunks (or datasets). The writer therefore holds back each chunk's last band and merges it
@@ -12,6 +13,7 @@ with the start of the next chunk before submitting. Memory is one chunk plus one
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +30,11 @@ CHUNK_PARTS = ("rows", "cols", "raw", "normalized")
 
 
 @dataclass(frozen=True)
-class LayerWriteTask:
-    """Write ``layer`` of the X array at ``array_uri`` from the chunk files, in this order."""
+class XWriteTask:
+    """Write the ``layers`` below the X collection ``x_uri`` from the chunk files, in this order."""
 
-    array_uri: str
-    layer: str
+    x_uri: str
+    layers: tuple[str, ...]
     chunk_stems: tuple[str, ...]
     n_values: int
     shape: tuple[int, int]  # (cells, features) of the experiment
@@ -59,18 +61,24 @@ def remove_chunk(stem: str) -> None:
         Path(f"{stem}.{part}.npy").unlink(missing_ok=True)
 
 
-_Cells = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
+#: rows, columns, and the values of each layer
+_Cells = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], tuple[npt.NDArray[np.float32], ...]]
 
 
-def _load(stem: str, layer: str) -> _Cells:
+def _load(stem: str, layers: tuple[str, ...]) -> _Cells:
     rows = np.load(f"{stem}.rows.npy").astype(np.int64, copy=False)
     cols = np.load(f"{stem}.cols.npy").astype(np.int64, copy=False)
-    values = np.load(f"{stem}.{layer}.npy")
-    return rows, cols, values
+    return rows, cols, tuple(np.load(f"{stem}.{layer}.npy") for layer in layers)
 
 
 def _cut(cells: _Cells, start: int, stop: int | None = None) -> _Cells:
-    return cells[0][start:stop], cells[1][start:stop], cells[2][start:stop]
+    rows, cols, values = cells
+    return rows[start:stop], cols[start:stop], tuple(v[start:stop] for v in values)
+
+
+def _copy(cells: _Cells) -> _Cells:
+    rows, cols, values = cells
+    return rows.copy(), cols.copy(), tuple(v.copy() for v in values)
 
 
 def _merge_band(a: _Cells, b: _Cells) -> _Cells:
@@ -79,10 +87,12 @@ def _merge_band(a: _Cells, b: _Cells) -> _Cells:
     Within a band the global order is (column tile, row, column); both runs already follow it and
     every row of ``a`` precedes every row of ``b``, so a stable sort on the column tile suffices.
     """
-    rows, cols, values = (np.concatenate([x, y]) for x, y in zip(a, b, strict=True))
+    cols = np.concatenate([a[1], b[1]])
     tile = cols // S.X_TILE
     order = np.argsort(tile.astype(np.int16) if int(tile.max()) < 2**15 else tile, kind="stable")
-    return rows[order], cols[order], values[order]
+    rows = np.concatenate([a[0], b[0]])[order]
+    values = tuple(np.concatenate([x, y])[order] for x, y in zip(a[2], b[2], strict=True))
+    return rows, cols[order], values
 
 
 def clear_fragments(array_uri: str) -> None:
@@ -146,13 +156,16 @@ class _OrderCheck:
 
 
 class _GlobalOrderWriter:
-    """One TileDB global-order write query fed by successive submits."""
+    """One TileDB global-order write query per layer, fed by successive submits."""
 
-    def __init__(self, array: Any, check: _OrderCheck) -> None:  # noqa: ANN401 - tiledb array
+    def __init__(self, arrays: list[Any], check: _OrderCheck) -> None:
         import tiledb.libtiledb as lt
 
-        self._query = lt.Query(lt.Context(array.ctx), array.array, lt.QueryType.WRITE)
-        self._query.layout = lt.LayoutType.GLOBAL_ORDER
+        self._queries = []
+        for array in arrays:
+            query = lt.Query(lt.Context(array.ctx), array.array, lt.QueryType.WRITE)
+            query.layout = lt.LayoutType.GLOBAL_ORDER
+            self._queries.append(query)
         self._check = check
         self.submitted = 0
 
@@ -160,37 +173,41 @@ class _GlobalOrderWriter:
         n = len(cells[0])
         if n == 0:
             return
-        buffers = (
-            np.ascontiguousarray(cells[0], dtype=np.int64),
-            np.ascontiguousarray(cells[1], dtype=np.int64),
-            np.ascontiguousarray(cells[2], dtype=np.float32),
-        )
+        rows = np.ascontiguousarray(cells[0], dtype=np.int64)
+        cols = np.ascontiguousarray(cells[1], dtype=np.int64)
         if self._check.fits:
-            self._check(buffers[0], buffers[1])
-        for name, buf in zip((*_DIMS, "soma_data"), buffers, strict=True):
-            self._query.set_data_buffer(name, buf, np.uint64(n))
-        # tiledb-py's own (pybind) query: its public API has no multi-submit global-order writes
-        self._query._submit()
+            self._check(rows, cols)
+        for query, values in zip(self._queries, cells[2], strict=True):
+            buffers = (rows, cols, np.ascontiguousarray(values, dtype=np.float32))
+            for name, buf in zip((*_DIMS, "soma_data"), buffers, strict=True):
+                query.set_data_buffer(name, buf, np.uint64(n))
+            # tiledb-py's own (pybind) query: its public API has no multi-submit global-order
+            # writes
+            query._submit()
         self.submitted += n
 
     def finalize(self) -> None:
         if self.submitted:
-            self._query.finalize()
+            for query in self._queries:
+                query.finalize()
 
 
-def write_layer(task: LayerWriteTask) -> str:
-    """Write one layer from its chunk files as one fragment (idempotent: replaces earlier ones)."""
+def write_layers(task: XWriteTask) -> str:
+    """Write the layers from the chunk files, one fragment each (idempotent: replaces earlier)."""
     import tiledb
 
-    clear_fragments(task.array_uri)
+    uris = [f"{task.x_uri}/{layer}" for layer in task.layers]
+    for uri in uris:
+        clear_fragments(uri)
     carry: _Cells | None = None  # the last, possibly incomplete, row band seen so far
     check = _OrderCheck(task.shape)
     # without a packed key (a gigantic array) TileDB keeps its own checks
     ctx = tiledb.Ctx(_UNCHECKED if check.fits else {})
-    with tiledb.open(task.array_uri, "w", ctx=ctx) as array:
-        writer = _GlobalOrderWriter(array, check)
+    with contextlib.ExitStack() as stack:
+        arrays = [stack.enter_context(tiledb.open(uri, "w", ctx=ctx)) for uri in uris]
+        writer = _GlobalOrderWriter(arrays, check)
         for stem in task.chunk_stems:
-            cells = _load(stem, task.layer)
+            cells = _load(stem, task.layers)
             if len(cells[0]) == 0:
                 continue
             band = cells[0] // S.X_TILE
@@ -207,11 +224,11 @@ def write_layer(task: LayerWriteTask) -> str:
                     writer.submit(carry)
             tail = int(np.searchsorted(band, band[-1], side="left"))
             writer.submit(_cut(cells, 0, tail))
-            carry = (cells[0][tail:].copy(), cells[1][tail:].copy(), cells[2][tail:].copy())
+            carry = _copy(_cut(cells, tail))
         if carry is not None:
             writer.submit(carry)
         writer.finalize()
     if writer.submitted != task.n_values:  # pragma: no cover - an internal invariant
-        msg = f"internal error: wrote {writer.submitted} of {task.n_values} values to {task.layer}"
+        msg = f"internal error: wrote {writer.submitted} of {task.n_values} values to {task.x_uri}"
         raise AssertionError(msg)
-    return task.array_uri
+    return task.x_uri

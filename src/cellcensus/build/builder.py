@@ -34,7 +34,7 @@ from cellcensus.build._scan import ScanResult, scan_dataset
 from cellcensus.build._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.build._state import BuildState
 from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
-from cellcensus.build._xwrite import LayerWriteTask, write_layer
+from cellcensus.build._xwrite import XWriteTask, write_layers
 from cellcensus.build.manifest import ManifestEntry, load_manifest
 
 if TYPE_CHECKING:
@@ -479,26 +479,28 @@ def _run_layer_writers(
     results: list[XChunkResult],
     executor: Executor,
 ) -> None:
-    """Write each X layer of each experiment as one fragment from the X tasks' chunk files."""
+    """Write the X layers of each experiment, one fragment each, from the X tasks' chunk files."""
     values = {(r.dataset_id, r.start): r.n_values for r in results}
-    tasks: list[LayerWriteTask] = []
+    tasks: list[XWriteTask] = []
     markers: dict[str, str] = {}
     for plan in plans:
         chunks = _x_tasks(run, plan)
         n_values = sum(values[(t.dataset_id, t.start)] for t in chunks)
-        x_uri = f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}/X"
-        stems = tuple(t.cells_stem for t in chunks)
-        for layer in ("raw", "normalized"):
-            if n_values and not run.state.done(f"xwrite.{plan.organism.name}.{layer}"):
-                task = LayerWriteTask(
-                    f"{x_uri}/{layer}", layer, stems, n_values, (plan.n_obs, plan.n_var)
-                )
-                tasks.append(task)
-                markers[task.array_uri] = f"xwrite.{plan.organism.name}.{layer}"
+        marker = f"xwrite.{plan.organism.name}"
+        if n_values and not run.state.done(marker):
+            task = XWriteTask(
+                x_uri=f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}/X",
+                layers=S.X_LAYERS,
+                chunk_stems=tuple(t.cells_stem for t in chunks),
+                n_values=n_values,
+                shape=(plan.n_obs, plan.n_var),
+            )
+            tasks.append(task)
+            markers[task.x_uri] = marker
     tasks.sort(key=lambda t: -t.n_values)  # the largest first: better packing on workers
     run.progress.start("write", sum(t.n_values for t in tasks), "values")
-    by_uri = {t.array_uri: t for t in tasks}
-    for uri in executor.imap_unordered(write_layer, tasks):
+    by_uri = {t.x_uri: t for t in tasks}
+    for uri in executor.imap_unordered(write_layers, tasks):
         run.state.mark(markers[uri])
         run.progress.advance("write", by_uri[uri].n_values)
     run.progress.finish("write")

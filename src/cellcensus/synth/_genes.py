@@ -255,8 +255,8 @@ def features_from_ids(organism: str, feature_ids: npt.NDArray[np.object_]) -> Fe
     """
     genes = gene_table(organism)
     ercc = gene_table(ERCC_REFERENCE)
-    gene_pos = pd.Index(genes.ids).get_indexer(feature_ids)
-    ercc_pos = pd.Index(ercc.ids).get_indexer(feature_ids)
+    gene_pos = pd.Index(genes.ids).get_indexer(pd.Index(feature_ids))
+    ercc_pos = pd.Index(ercc.ids).get_indexer(pd.Index(feature_ids))
     is_gene = gene_pos >= 0
     n_genes = int(is_gene.sum())
     if (

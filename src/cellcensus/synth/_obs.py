@@ -343,7 +343,9 @@ def add_labels(frame: pd.DataFrame, schema_version: str) -> pd.DataFrame:
         categories = [str(c) for c in ids.cat.categories]
         labels = [term_label(c, schema_version) for c in categories]
         if len(set(labels)) == len(labels):
-            out[label_column] = pd.Categorical.from_codes(ids.cat.codes.to_numpy(), labels)
+            out[label_column] = pd.Categorical.from_codes(
+                ids.cat.codes.to_numpy(), categories=pd.Index(labels)
+            )
         else:  # two ids with one label: let pandas merge the categories
             out[label_column] = pd.Categorical(np.asarray(labels, dtype=object)[ids.cat.codes])
     out["observation_joinid"] = observation_joinids(out.index)
