@@ -1,0 +1,101 @@
+"""Compiled (numba) kernel putting a CSR row chunk's cells into the X arrays' global order.
+
+X arrays are row-major with row-major tiles of ``X_TILE`` x ``X_TILE``: cells sort by (row band,
+column tile, row, column). Each row's cells are sorted by census column (only when the dataset's
+genes map to census columns out of order), then a stable counting sort on the (band, column tile)
+block finishes the job: about 2x faster than the same with numpy/scipy sorts and gathers.
+numba comes with the project's dependencies already (scanpy, via cellxgene-schema).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _order(
+    indptr: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    row0: int,
+    tile_shift: int,
+    sort_rows: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    n_rows = indptr.shape[0] - 1
+    n = cols.shape[0]
+    within = np.empty(n, np.int64)  # row-major, census columns ascending within each row
+    for r in range(n_rows):
+        a, b = indptr[r], indptr[r + 1]
+        if sort_rows and b - a > 1:
+            o = np.argsort(cols[a:b])
+            for i in range(b - a):
+                within[a + i] = a + o[i]
+        else:
+            for i in range(a, b):
+                within[i] = i
+    n_col_tiles = 1
+    for i in range(n):
+        n_col_tiles = max(n_col_tiles, (cols[i] >> tile_shift) + 1)
+    base = row0 >> tile_shift
+    n_bands = ((row0 + max(n_rows, 1) - 1) >> tile_shift) - base + 1
+    # stable counting sort on the (band, column tile) block
+    fill = np.zeros(n_bands * n_col_tiles + 1, np.int64)
+    for r in range(n_rows):
+        band = ((row0 + r) >> tile_shift) - base
+        for k in range(indptr[r], indptr[r + 1]):
+            fill[band * n_col_tiles + (cols[k] >> tile_shift) + 1] += 1
+    for j in range(1, fill.shape[0]):
+        fill[j] += fill[j - 1]
+    order = np.empty(n, np.int64)
+    rows = np.empty(n, np.int64)
+    for r in range(n_rows):
+        band = ((row0 + r) >> tile_shift) - base
+        for k in range(indptr[r], indptr[r + 1]):
+            p = within[k]
+            block = band * n_col_tiles + (cols[p] >> tile_shift)
+            order[fill[block]] = p
+            rows[fill[block]] = row0 + r
+            fill[block] += 1
+    return order, rows
+
+
+def global_order_csr(
+    indptr: npt.NDArray[np.integer],
+    cols: npt.NDArray[np.int64],
+    row0: int,
+    tile: int,
+    *,
+    columns_sorted_within_rows: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Global order of a CSR chunk's cells whose first row is ``row0``.
+
+    Parameters
+    ----------
+    indptr
+        CSR row pointers of the chunk.
+    cols
+        Census column of each stored value, in CSR order (unique within a row).
+    row0
+        Census row (soma_joinid) of the chunk's first row.
+    tile
+        Tile extent of both dimensions, a power of two.
+    columns_sorted_within_rows
+        ``cols`` already ascend within each row (skips the per-row sort).
+
+    Returns
+    -------
+    order, rows
+        The permutation of the values into global order, and each ordered value's census row.
+    """
+    if tile & (tile - 1):
+        msg = f"tile extent {tile} is not a power of two"
+        raise ValueError(msg)
+    result: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = _order(
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(cols, dtype=np.int64),
+        int(row0),
+        tile.bit_length() - 1,
+        not columns_sorted_within_rows,
+    )
+    return result
