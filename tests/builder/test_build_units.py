@@ -51,6 +51,12 @@ def test_normalize_and_stats_follow_their_definitions() -> None:
     data = np.array([1, 2, 5, 3, 1], dtype=np.float32)
     norm = normalize(row, col, data, 2, full_gene_rows=None, feature_length=None)
     np.testing.assert_allclose(norm, [1 / 8, 2 / 8, 5 / 8, 3 / 4, 1 / 4], rtol=2**-14)
+    # the CSR fast path (an empty third row) gives the same bits
+    indptr = np.array([0, 3, 5, 5])
+    fast = normalize(row, col, data, 3, full_gene_rows=None, feature_length=None, indptr=indptr)
+    np.testing.assert_array_equal(
+        fast, normalize(row, col, data, 3, full_gene_rows=None, feature_length=None)
+    )
     lengths = np.array([10, 100, 1000], dtype=np.int64)
     full = normalize(
         row, col, data, 2, full_gene_rows=np.array([True, False]), feature_length=lengths

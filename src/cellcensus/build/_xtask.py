@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import tiledbsoma as soma
 
 from cellcensus.build import _schema as S
@@ -88,6 +89,16 @@ def global_order(
     return order
 
 
+def _full_gene_cells(assay: pd.Series) -> npt.NDArray[np.bool_]:
+    """Which cells are of a full-length (Smart-seq-like) assay."""
+    full_gene = sorted(S.full_gene_assays())
+    if isinstance(assay.dtype, pd.CategoricalDtype):
+        by_category = np.isin(assay.cat.categories.astype(str), full_gene)
+        codes = assay.cat.codes.to_numpy()
+        return np.where(codes >= 0, by_category[codes], False)
+    return np.isin(assay.astype(str).to_numpy(), full_gene)
+
+
 def process_x_chunk(task: XChunkTask) -> XChunkResult:
     """Read, check, summarize and write one row chunk (see module docstring)."""
     with H5ADSource(task.path, task.dataset_id) as src:
@@ -109,7 +120,7 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
                 field=src.x_name,
             )
         assays = src.read_obs(["assay_ontology_term_id"], task.start, task.stop)
-        assay = assays["assay_ontology_term_id"].astype(str).to_numpy()[rows_kept]
+        full = _full_gene_cells(assays["assay_ontology_term_id"])[rows_kept]
     n_cells = x.shape[0]
     stats = obs_stats(x)
     Path(task.stats_path).parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +138,6 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
     col = x.indices.astype(np.int64)
     data = x.data.astype(np.float32)
     del x
-    full = np.isin(assay, sorted(S.full_gene_assays()))
     norm = normalize(
         row,
         col,
@@ -135,6 +145,7 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
         n_cells,
         full_gene_rows=full if full.any() else None,
         feature_length=task.feature_length,
+        indptr=indptr,
     )
     del row
     g_cols = task.var_joinids[col]
