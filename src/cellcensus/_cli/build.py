@@ -70,7 +70,9 @@ def build(
     ] = False,
     compression: Annotated[
         str,
-        typer.Option(help="X zstd levels: 'fast' (3) or 'official' (the official builder's 9/13)."),
+        typer.Option(
+            help="zstd levels: 'fast' (lower, faster) or 'official' (the official builder's)."
+        ),
     ] = "fast",
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,

@@ -213,54 +213,69 @@ ACCEPTED_TISSUE_TYPES = ("tissue", "organoid")
 #: without leaving doubled values. Coordinates are unique either way, so readers see no difference.
 ALLOWS_DUPLICATES = False
 _ZSTD9: dict[str, Any] = {"_type": "ZstdFilter", "level": 9}
-_ZSTD19: dict[str, Any] = {"_type": "ZstdFilter", "level": 19}
 _NUMERIC_OBS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
 SPATIAL_OBS_NUMERIC = ("in_tissue", "array_row", "array_col")
 
 
-def obs_platform_config(*, spatial: bool = False) -> dict[str, Any]:
+def _zstd(official_level: int, compression: str) -> dict[str, Any]:
+    """The official builder's zstd level, or with ``"fast"`` a lower one (19 → 9, 9 → 3).
+
+    Lower levels write and consolidate obs about 1.7x faster at the same size (measured on a
+    150k-cell synthetic obs: 4.7 MB official, 4.8 MB fast).
+    """
+    if compression == "official":
+        return {"_type": "ZstdFilter", "level": official_level}
+    return {"_type": "ZstdFilter", "level": 9 if official_level >= 19 else FAST_ZSTD_LEVEL}
+
+
+def obs_platform_config(*, spatial: bool = False, compression: str = "fast") -> dict[str, Any]:
     """Filters for obs: numeric columns shuffled+zstd, categoricals zstd 9, other text zstd 19.
 
     Spatial experiments' obs also has the numeric ``in_tissue``, ``array_row``, ``array_col``.
+    ``compression="fast"`` lowers the levels (see ``_zstd``).
     """
+    z9 = _zstd(9, compression)
+    z19 = _zstd(19, compression)
     attrs: dict[str, Any] = {}
     numeric = _NUMERIC_OBS + (SPATIAL_OBS_NUMERIC if spatial else ())
     for f in OBS_FIELDS[1:]:
         if f.name in numeric:
-            attrs[f.name] = {"filters": ["ByteShuffleFilter", _ZSTD9]}
+            attrs[f.name] = {"filters": ["ByteShuffleFilter", z9]}
         elif f.dictionary:
-            attrs[f.name] = {"filters": [_ZSTD9]}
+            attrs[f.name] = {"filters": [z9]}
         else:
-            attrs[f.name] = {"filters": [_ZSTD19]}
+            attrs[f.name] = {"filters": [z19]}
     for name in SPATIAL_OBS_NUMERIC if spatial else ():
-        attrs[name] = {"filters": ["ByteShuffleFilter", _ZSTD9]}
+        attrs[name] = {"filters": ["ByteShuffleFilter", z9]}
     return {
         "tiledb": {
             "create": {
                 "capacity": 2**16,
-                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", _ZSTD19]}},
+                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", z19]}},
                 "attrs": attrs,
-                "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
+                "offsets_filters": ["DoubleDeltaFilter", z19],
                 "allows_duplicates": ALLOWS_DUPLICATES,
             }
         }
     }
 
 
-def var_platform_config() -> dict[str, Any]:
-    """Filters for var: text zstd 19, numbers shuffled+zstd 9."""
+def var_platform_config(compression: str = "fast") -> dict[str, Any]:
+    """Filters for var: text zstd 19, numbers shuffled+zstd 9 (lower with ``"fast"``)."""
+    z9 = _zstd(9, compression)
+    z19 = _zstd(19, compression)
     text = ("feature_id", "feature_name", "feature_type")
     numeric = ("nnz", "n_measured_obs", "feature_length")
     return {
         "tiledb": {
             "create": {
                 "capacity": 2**16,
-                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", _ZSTD19]}},
+                "dims": {"soma_joinid": {"filters": ["DoubleDeltaFilter", z19]}},
                 "attrs": {
-                    **{k: {"filters": [_ZSTD19]} for k in text},
-                    **{k: {"filters": ["ByteShuffleFilter", _ZSTD9]} for k in numeric},
+                    **{k: {"filters": [z19]} for k in text},
+                    **{k: {"filters": ["ByteShuffleFilter", z9]} for k in numeric},
                 },
-                "offsets_filters": ["DoubleDeltaFilter", _ZSTD19],
+                "offsets_filters": ["DoubleDeltaFilter", z19],
                 "allows_duplicates": ALLOWS_DUPLICATES,
             }
         }

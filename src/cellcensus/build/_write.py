@@ -106,7 +106,7 @@ def create_experiment(
         "obs",
         obs_schema(plan, spatial=spatial),
         domain=domain,
-        platform_config=S.obs_platform_config(spatial=spatial),
+        platform_config=S.obs_platform_config(spatial=spatial, compression=compression),
     )
     ms = exp.add_new_collection("ms")
     rna = ms.add_new_collection(S.MEASUREMENT, soma.Measurement)
@@ -116,7 +116,7 @@ def create_experiment(
         "var",
         S.arrow_schema(S.VAR_FIELDS),
         domain=var_domain,
-        platform_config=S.var_platform_config(),
+        platform_config=S.var_platform_config(compression),
     )
     x = rna.add_new_collection("X")
     if plan.n_obs > 0:

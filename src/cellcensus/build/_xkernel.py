@@ -99,3 +99,48 @@ def global_order_csr(
         not columns_sorted_within_rows,
     )
     return result
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _check(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    shape: tuple[int, int],
+    tile_shift: int,
+    previous: tuple[int, int],
+) -> bool:
+    n_rows, n_cols = shape
+    r0, c0 = previous
+    for i in range(rows.shape[0]):
+        r, c = rows[i], cols[i]
+        if r < 0 or c < 0 or r >= n_rows or c >= n_cols:
+            return False
+        if r0 >= 0:
+            # (band, column tile, row, column) must strictly increase
+            a = (r0 >> tile_shift, c0 >> tile_shift, r0, c0)
+            b = (r >> tile_shift, c >> tile_shift, r, c)
+            if not a < b:
+                return False
+        r0, c0 = r, c
+    return True
+
+
+def in_strict_global_order(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    shape: tuple[int, int],
+    tile: int,
+    previous: tuple[int, int] | None = None,
+) -> bool:
+    """Whether cells are in bounds and strictly increasing in global order (so also unique).
+
+    ``previous`` is the last cell of an earlier batch of the same write, which these must follow.
+    """
+    ok: bool = _check(
+        np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(cols, dtype=np.int64),
+        (int(shape[0]), int(shape[1])),
+        tile.bit_length() - 1,
+        (int(previous[0]), int(previous[1])) if previous is not None else (-1, -1),
+    )
+    return ok

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cellcensus.build import _schema as S
+from cellcensus.build._xkernel import in_strict_global_order
 
 _DIMS = ("soma_dim_0", "soma_dim_1")
 #: Files of a chunk in the work directory: ``<stem>.<part>.npy``.
@@ -109,7 +110,7 @@ def clear_fragments(array_uri: str) -> None:
 
 
 #: TileDB's own per-cell checks of a write (bounds, duplicates, global order) cost about 70 % of
-#: its time; the writer checks the same properties itself with a few vectorized passes instead.
+#: its time; the writer checks the same properties itself in one compiled pass instead.
 _UNCHECKED = {
     "sm.check_coord_dups": "false",
     "sm.check_coord_oob": "false",
@@ -118,41 +119,19 @@ _UNCHECKED = {
 
 
 class _OrderCheck:
-    """Every submitted cell in bounds, and strictly after the previous one in global order.
-
-    Strictly increasing also means no duplicate coordinates. The global-order position is packed
-    into one int64: (row band, column tile, row within band, column).
-    """
+    """Every submitted cell in bounds, and strictly after the previous one in global order."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
-        tile_bits = (S.X_TILE - 1).bit_length()
-        self.col_bits = max(1, (shape[1] - 1).bit_length())
-        self.ctile_bits = max(1, ((shape[1] - 1) // S.X_TILE).bit_length())
-        band_bits = max(1, ((shape[0] - 1) // S.X_TILE).bit_length())
-        self.fits = band_bits + self.ctile_bits + tile_bits + self.col_bits <= 62
-        self.last = -1
+        self.last: tuple[int, int] | None = None
 
     def __call__(self, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> None:
-        ok = (
-            int(rows.min()) >= 0
-            and int(cols.min()) >= 0
-            and int(rows.max()) < self.shape[0]
-            and int(cols.max()) < self.shape[1]
-        )
-        if ok:
-            shift = (S.X_TILE - 1).bit_length()  # X_TILE is a power of two
-            key = (rows >> shift) << self.ctile_bits
-            key |= cols >> shift
-            key <<= shift
-            key |= rows & (S.X_TILE - 1)
-            key <<= self.col_bits
-            key |= cols
-            ok = int(key[0]) > self.last and bool(np.all(key[1:] > key[:-1]))
-            self.last = int(key[-1])
-        if not ok:  # pragma: no cover - an internal invariant of the X tasks and this writer
+        if len(rows) == 0:
+            return
+        if not in_strict_global_order(rows, cols, self.shape, S.X_TILE, self.last):
             msg = "internal error: X cells out of bounds or not in strict global order"
             raise AssertionError(msg)
+        self.last = (int(rows[-1]), int(cols[-1]))
 
 
 class _GlobalOrderWriter:
@@ -175,8 +154,7 @@ class _GlobalOrderWriter:
             return
         rows = np.ascontiguousarray(cells[0], dtype=np.int64)
         cols = np.ascontiguousarray(cells[1], dtype=np.int64)
-        if self._check.fits:
-            self._check(rows, cols)
+        self._check(rows, cols)
         for query, values in zip(self._queries, cells[2], strict=True):
             buffers = (rows, cols, np.ascontiguousarray(values, dtype=np.float32))
             for name, buf in zip((*_DIMS, "soma_data"), buffers, strict=True):
@@ -201,8 +179,7 @@ def write_layers(task: XWriteTask) -> str:
         clear_fragments(uri)
     carry: _Cells | None = None  # the last, possibly incomplete, row band seen so far
     check = _OrderCheck(task.shape)
-    # without a packed key (a gigantic array) TileDB keeps its own checks
-    ctx = tiledb.Ctx(_UNCHECKED if check.fits else {})
+    ctx = tiledb.Ctx(_UNCHECKED)
     with contextlib.ExitStack() as stack:
         arrays = [stack.enter_context(tiledb.open(uri, "w", ctx=ctx)) for uri in uris]
         writer = _GlobalOrderWriter(arrays, check)
