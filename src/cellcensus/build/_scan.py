@@ -199,16 +199,14 @@ def _features(src: H5ADSource, organism: str) -> tuple[pd.DataFrame, npt.NDArray
 def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) -> None:
     primary = obs["is_primary_data"].to_numpy(dtype=bool)
     for category, term_col, label_col in S.SUMMARY_CATEGORIES:
-        terms = (
-            obs[term_col].astype(str).to_numpy()
-            if term_col
-            else np.full(len(obs), "na", dtype=object)
-        )
-        labels = obs[label_col].astype(str).to_numpy()
-        frame = pd.DataFrame({"t": terms, "l": labels, "p": primary})
-        for key, n in frame.value_counts(sort=False).items():
+        # grouping the (usually categorical) columns themselves: no per-cell string conversion
+        terms = obs[term_col] if term_col else pd.Series("na", index=obs.index)
+        frame = pd.DataFrame({"t": terms, "l": obs[label_col], "p": primary})
+        counts = frame.groupby(["t", "l", "p"], observed=True, sort=False, dropna=False).size()
+        for key, n in counts.items():
             t, lab, p = cast("tuple[str, str, bool]", key)
-            acc[(category, str(t), str(lab), bool(p))] += int(n)
+            if n:
+                acc[(category, str(t), str(lab), bool(p))] += int(n)
 
 
 def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
@@ -222,8 +220,8 @@ def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
         stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
         obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
         mask = (
-            obs["tissue_type"].astype(str).isin(S.ACCEPTED_TISSUE_TYPES)
-            & obs["assay_ontology_term_id"].astype(str).isin(accepted)
+            obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES)
+            & obs["assay_ontology_term_id"].isin(accepted)
         ).to_numpy()
         masks.append(mask)
         inc = obs[mask]
@@ -241,14 +239,12 @@ def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
             if col.isna().any():
                 msg = "column has missing values"
                 raise BadInputError(msg, dataset_id=dataset_id, field=c)
-            values[c].update(str(v) for v in pd.unique(col.astype(str)))
+            values[c].update(str(v) for v in pd.unique(col))
         general_id, general_label = tissue_general_columns(inc["tissue_ontology_term_id"])
         inc = inc.assign(tissue_general_ontology_term_id=general_id, tissue_general=general_label)
         _count_summary(result.summary, inc)
         result.n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
-        result.has_full_gene_cells |= bool(
-            inc["assay_ontology_term_id"].astype(str).isin(full_gene).any()
-        )
+        result.has_full_gene_cells |= bool(inc["assay_ontology_term_id"].isin(full_gene).any())
     result.values = values
     return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
 
