@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ from cellcensus.build import _schema as S
 from cellcensus.build._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource, row_chunks
 from cellcensus.build._xmath import is_nonnegative_integral
 from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +83,23 @@ def tissue_general(tissue_id: str) -> tuple[str, str]:
     return str(general), label
 
 
+def _map_terms(ids: pd.Series, fn: Callable[[str], str]) -> pd.Series:
+    """Map each distinct value through ``fn``; a categorical result, without per-cell strings."""
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype(str).astype("category")
+    mapped = np.array([fn(str(t)) for t in ids.cat.categories], dtype=object)
+    uniques, inverse = np.unique(mapped, return_inverse=True) if len(mapped) else (mapped, mapped)
+    codes = ids.cat.codes.to_numpy()
+    new_codes = np.where(codes >= 0, np.asarray(inverse, dtype=np.int64)[codes], -1)
+    return pd.Series(
+        pd.Categorical.from_codes(new_codes, categories=pd.Index(uniques)), index=ids.index
+    )
+
+
 def tissue_general_columns(tissue_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``tissue_general_ontology_term_id`` and ``tissue_general`` of each cell (mapped per term)."""
-    ids = tissue_ids.astype(str)
-    pairs = {t: tissue_general(t) for t in ids.unique()}
-    general_id = ids.map({t: p[0] for t, p in pairs.items()})
-    general_label = ids.map({t: p[1] for t, p in pairs.items()})
+    general_id = _map_terms(tissue_ids, lambda t: tissue_general(t)[0])
+    general_label = _map_terms(tissue_ids, lambda t: tissue_general(t)[1])
     return general_id, general_label
 
 

@@ -140,8 +140,17 @@ def dict_array(
     column: str,
     value_type: pa.DataType | None = None,
 ) -> pa.DictionaryArray:
-    """Encode string values against a fixed dictionary (narrowest index type for its size)."""
-    codes = pd.Categorical(np.asarray(values, dtype=object), categories=dictionary).codes
+    """Encode string values against a fixed dictionary (narrowest index type for its size).
+
+    A categorical Series is encoded through its categories (no per-cell string handling).
+    """
+    codes: npt.NDArray[np.integer[Any]]
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        positions = pd.Index(dictionary).get_indexer(values.cat.categories.astype(str))
+        cat_codes = values.cat.codes.to_numpy()
+        codes = np.where(cat_codes >= 0, positions[cat_codes], -1)
+    else:
+        codes = pd.Categorical(np.asarray(values, dtype=object), categories=dictionary).codes
     if (codes < 0).any():
         msg = f"internal error: value outside the planned vocabulary of obs column {column!r}"
         raise AssertionError(msg)
@@ -177,18 +186,16 @@ def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[
             for f in S.OBS_TERM_FIELDS:
                 col = obs[f.name]
                 if f.dictionary:
-                    columns[f.name] = dict_array(
-                        col.astype(str).to_numpy(), plan.dictionaries[f.name], f.name
-                    )
+                    columns[f.name] = dict_array(col, plan.dictionaries[f.name], f.name)
                 elif f.name == "is_primary_data":
                     columns[f.name] = pa.array(col.to_numpy(dtype=bool))
                 else:
                     columns[f.name] = pa.array(col.astype(str).to_numpy(), type=pa.large_string())
             columns["tissue_general"] = dict_array(
-                general_label.to_numpy(), plan.dictionaries["tissue_general"], "tissue_general"
+                general_label, plan.dictionaries["tissue_general"], "tissue_general"
             )
             columns["tissue_general_ontology_term_id"] = dict_array(
-                general_id.to_numpy(),
+                general_id,
                 plan.dictionaries["tissue_general_ontology_term_id"],
                 "tissue_general_ontology_term_id",
             )
