@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -469,7 +470,6 @@ def _run_x_stage(
         results.append(res)
         run.progress.advance("x", res.n_cells)
     run.progress.finish("x")
-    _run_layer_writers(run, plans, exp_uris, results, executor)
     return results
 
 
@@ -561,7 +561,12 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
             raise BadInputError(msg)
         exp_uris = _create_structure(run, plans)
         results = _run_x_stage(run, plans, exp_uris, executor)
-        _write_tables(run, entries, plans, exp_uris, results)
+        # the X writers (on the executor; TileDB and the compiled checks release the GIL) and
+        # the obs/var/presence/census_info tables (here) need only the X tasks' results: overlap
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="x-writers") as pool:
+            writers = pool.submit(_run_layer_writers, run, plans, exp_uris, results, executor)
+            _write_tables(run, entries, plans, exp_uris, results)
+            writers.result()
         included = {d.scan.dataset_id for p in plans for d in p.datasets}
         for e in entries:
             if e.dataset_id not in included:  # only contributing datasets are released
