@@ -207,6 +207,37 @@ def test_get_anndata_warns_or_refuses_by_estimate(census, monkeypatch: pytest.Mo
     cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt, memory_check="off")
 
 
+def test_get_anndata_skips_the_estimate_when_the_whole_layer_fits(
+    census, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A metadata-only bound of the whole layer spares small releases the per-query estimate."""
+    from cellcensus.client._estimate import layer_peak_bound
+
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    warnings.simplefilter("ignore", anndata.ImplicitModificationWarning)
+
+    exp = census["census_data"]["homo_sapiens"]
+    bound = layer_peak_bound(exp, "RNA", "raw")
+    everything = cellcensus.estimate(census, HUMAN)
+    assert bound is not None
+    assert bound >= everything.peak_bytes
+    assert layer_peak_bound(exp, "RNA", "no-such-layer") is None
+    calls: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return everything
+
+    monkeypatch.setattr(_query, "estimate_query", counting)
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound * 2))
+    cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")
+    assert calls == []
+    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound))
+    with pytest.warns(client.MemoryEstimateWarning):
+        cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")
+    assert calls == [1]
+
+
 def test_parse_bytes() -> None:
     assert client.parse_bytes("2GiB") == 2 * 1024**3
     assert client.parse_bytes("1.5 GB") == 1_500_000_000

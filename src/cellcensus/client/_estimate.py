@@ -289,6 +289,31 @@ def estimate_from(
     )
 
 
+def layer_peak_bound(exp: soma.Experiment, measurement_name: str, X_name: str) -> int | None:
+    """Upper bound of ``get_anndata``'s peak for *any* query of this X layer, or None if unknown.
+
+    From array metadata only (the cells of every fragment of X, obs and var: a few small reads,
+    milliseconds on a local release), so a query whose whole experiment fits in memory need not
+    be estimated one by one.
+    """
+    import tiledb
+
+    try:
+        ms = exp.ms[measurement_name]
+        layer = ms.X[X_name]
+        ctx = exp.context.tiledb_ctx
+
+        def cells(uri: str) -> int:
+            return int(sum(tiledb.array_fragments(uri, ctx=ctx).cell_num))
+
+        x_cells, n_obs, n_var = cells(layer.uri), cells(exp.obs.uri), cells(ms.var.uri)
+        obs_bytes = n_obs * _row_bytes(exp.obs.schema, None)
+        var_bytes = n_var * _row_bytes(ms.var.schema, None)
+    except (KeyError, AttributeError, soma.SOMAError, tiledb.TileDBError):
+        return None
+    return x_cells * PEAK_BYTES_PER_NNZ + 2 * (obs_bytes + var_bytes)
+
+
 def estimate_query(
     exp: soma.Experiment,
     organism: str,

@@ -14,7 +14,12 @@ import psutil
 import tiledbsoma as soma
 
 from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
-from cellcensus.client._estimate import QueryEstimate, estimate_query, format_bytes
+from cellcensus.client._estimate import (
+    QueryEstimate,
+    estimate_query,
+    format_bytes,
+    layer_peak_bound,
+)
 from cellcensus.client._filters import check_value_filter
 from cellcensus.errors import BadInputError
 
@@ -194,7 +199,10 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     ms = _measurement(exp, measurement_name, organism)
     check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
     check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
-    if memory_check != "off":
+    bound = layer_peak_bound(exp, measurement_name, X_name) if memory_check != "off" else None
+    if bound is not None and bound <= WARN_FRACTION * psutil.virtual_memory().available:
+        logger.debug("get_anndata: the whole layer fits in memory (~%s); no estimate", bound)
+    elif memory_check != "off":
         obs_cols = obs_column_names or (column_names or {}).get("obs")
         var_cols = var_column_names or (column_names or {}).get("var")
         est = estimate_query(
