@@ -243,6 +243,20 @@ def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
         assert raw.schema.field("soma_dim_0").type == pa.int64()
 
 
+def test_every_array_has_one_fragment(census_build: Path) -> None:
+    """Consolidated (obs, var, presence, census_info) or written once in global order (X)."""
+    import tiledb
+
+    from cellcensus.build._consolidate import gather
+
+    arrays = [t.uri for t in gather(str(census_build / "soma")) if t.is_array]
+    assert any(uri.endswith("/X/normalized") for uri in arrays)
+    for uri in arrays:
+        assert len(tiledb.array_fragments(uri)) <= 1, uri  # empty spatial arrays have none
+    x_raw = [uri for uri in arrays if uri.endswith("homo_sapiens/ms/RNA/X/raw")]
+    assert [len(tiledb.array_fragments(uri)) for uri in x_raw] == [1]
+
+
 def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> None:
     corpus = synth_corpus(tmp_path / "c", seed=3, specs=demo_corpus_specs(1_200))
     a = build_census(
