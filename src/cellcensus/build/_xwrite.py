@@ -26,8 +26,6 @@ from cellcensus.build import _schema as S
 from cellcensus.build._xkernel import in_strict_global_order
 
 _DIMS = ("soma_dim_0", "soma_dim_1")
-#: Files of a chunk in the work directory: ``<stem>.<part>.npy``.
-CHUNK_PARTS = ("rows", "cols", "raw", "normalized")
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,6 @@ def save_chunk(
         np.save(f"{stem}.{name}.npy", coords.astype(np.int32) if small else coords)
     for name, values in layers.items():
         np.save(f"{stem}.{name}.npy", values.astype(np.float32, copy=False))
-
-
-def remove_chunk(stem: str) -> None:
-    """Delete a chunk's files."""
-    for part in CHUNK_PARTS:
-        Path(f"{stem}.{part}.npy").unlink(missing_ok=True)
 
 
 #: rows, columns, and the values of each layer
