@@ -44,6 +44,17 @@ def is_nonnegative_integral(values: npt.NDArray[np.floating] | npt.NDArray[np.in
     return bool(np.array_equal(np.rint(values), values))
 
 
+def _csr_row_sums(
+    values: npt.NDArray[np.float64], indptr: npt.NDArray[np.integer], n_rows: int
+) -> npt.NDArray[np.float64]:
+    """Per-row float64 sums of CSR-ordered values (exact in any order for whole numbers)."""
+    has = np.diff(indptr) > 0
+    out = np.zeros(n_rows, dtype=np.float64)
+    if has.any():
+        out[has] = np.add.reduceat(values, indptr[:-1][has])
+    return out
+
+
 def obs_stats(x: sparse.csr_matrix) -> ObsStats:
     """raw_sum, nnz, raw_mean_nnz and raw_variance_nnz (ddof 1, 0 when nnz < 2) of each row.
 
@@ -55,21 +66,16 @@ def obs_stats(x: sparse.csr_matrix) -> ObsStats:
     nnz = np.diff(indptr)
     data = x.data.astype(np.float32).astype(np.float64)
     has = nnz > 0
-    starts = indptr[:-1][has]
 
     def row_sums(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        # counts are whole numbers, so these float64 sums are exact in any order
-        out = np.zeros(n_rows, dtype=np.float64)
-        if len(starts):
-            out[has] = np.add.reduceat(values, starts)
-        return out
+        return _csr_row_sums(values, indptr, n_rows)
 
     raw_sum = row_sums(data)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = raw_sum / nnz
     mean[~np.isfinite(mean)] = 0.0
     shift = np.zeros(n_rows, dtype=np.float64)
-    shift[has] = data[starts]
+    shift[has] = data[indptr[:-1][has]]
     centered = data - np.repeat(shift, nnz)
     ex = row_sums(centered)
     ex2 = row_sums(centered * centered)
@@ -97,7 +103,7 @@ def round_half_to_even(a: npt.NDArray[np.float32], keepbits: int) -> npt.NDArray
 
 
 def normalize(
-    row: npt.NDArray[np.int64],
+    row: npt.NDArray[np.int64] | None,
     col: npt.NDArray[np.int64],
     data: npt.NDArray[np.float32],
     n_rows: int,
@@ -110,29 +116,28 @@ def normalize(
 
     Each value is divided by its cell's sum; for cells of full-length assays (``full_gene_rows``)
     values are first divided by the feature's length. ``indptr`` (values in CSR order) allows a
-    faster path when no cell is of a full-length assay.
+    faster path when no cell is of a full-length assay; with it, ``row`` may be None.
     """
-    if indptr is not None and (full_gene_rows is None or not full_gene_rows.any()):
+    full = full_gene_rows is not None and bool(full_gene_rows.any())
+    if indptr is not None and not full:
         # whole-number counts: the float64 row sums are exact in any summation order
-        counts = np.diff(indptr)
-        has = counts > 0
-        sums = np.zeros(n_rows, dtype=np.float64)
-        if has.any():
-            sums[has] = np.add.reduceat(data.astype(np.float64), indptr[:-1][has])
-        out = (data / np.repeat(sums, counts)).astype(np.float32)
-        round_half_to_even(out, NORMALIZED_KEEPBITS)
-        out[out == 0] = _SMALLEST
-        return out
-    if full_gene_rows is not None and full_gene_rows.any():
-        if feature_length is None:
-            msg = "feature_length is required to normalize full-length assay cells"
-            raise ValueError(msg)
-        scaled = np.where(full_gene_rows[row], data / feature_length[col], data)
-        values = scaled.astype(np.float32)
+        sums = _csr_row_sums(data.astype(np.float64), indptr, n_rows)
+        out = (data / np.repeat(sums, np.diff(indptr))).astype(np.float32)
     else:
-        values = data.copy()
-    row_sum = np.bincount(row, weights=values.astype(np.float64), minlength=n_rows)
-    out = (values / row_sum[row]).astype(np.float32)
+        if row is None:
+            if indptr is None:
+                msg = "normalize needs the values' rows or the CSR row pointer"
+                raise ValueError(msg)
+            row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
+        values = data
+        if full and full_gene_rows is not None:
+            if feature_length is None:
+                msg = "feature_length is required to normalize full-length assay cells"
+                raise ValueError(msg)
+            scaled = np.where(full_gene_rows[row], data / feature_length[col], data)
+            values = scaled.astype(np.float32)
+        row_sum = np.bincount(row, weights=values.astype(np.float64), minlength=n_rows)
+        out = (values / row_sum[row]).astype(np.float32)
     round_half_to_even(out, NORMALIZED_KEEPBITS)
     out[out == 0] = _SMALLEST
     return out

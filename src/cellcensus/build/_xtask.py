@@ -134,12 +134,11 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
         )
     var_nnz = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
     indptr = x.indptr
-    row = np.repeat(np.arange(n_cells, dtype=np.int64), np.diff(indptr))
     col = x.indices.astype(np.int64)
     data = x.data.astype(np.float32)
     del x
     norm = normalize(
-        row,
+        None,  # rows follow from indptr
         col,
         data,
         n_cells,
@@ -147,7 +146,6 @@ def process_x_chunk(task: XChunkTask) -> XChunkResult:
         feature_length=task.feature_length,
         indptr=indptr,
     )
-    del row
     g_cols = task.var_joinids[col]
     # CSR chunks are row-major with sorted local columns; when the dataset's census var
     # joinids increase with its local columns, that order is also sorted by census column
