@@ -232,6 +232,8 @@ def test_get_anndata_skips_the_estimate_when_the_whole_layer_fits(
     monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound * 2))
     cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")
     assert calls == []
+    with pytest.raises(BadInputError, match="memory_check must be"):  # checked even then
+        cellcensus.get_anndata(census, HUMAN, memory_check="sometimes")  # type: ignore[arg-type]
     monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound))
     with pytest.warns(client.MemoryEstimateWarning):
         cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")

@@ -92,6 +92,12 @@ def _measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> 
     return exp.ms[measurement_name]
 
 
+def _check_memory_mode(memory_check: str) -> None:
+    if memory_check not in ("auto", "warn", "off"):
+        msg = f"memory_check must be 'auto', 'warn' or 'off', got {memory_check!r}"
+        raise BadInputError(msg, field="memory_check")
+
+
 def check_memory(est: QueryEstimate, memory_check: MemoryCheck, *, stacklevel: int = 3) -> None:
     """Warn about, or refuse, a query whose estimated peak memory is too large.
 
@@ -103,11 +109,9 @@ def check_memory(est: QueryEstimate, memory_check: MemoryCheck, *, stacklevel: i
     QueryTooLargeError
         ``memory_check="auto"`` and the estimate exceeds the available memory.
     """
+    _check_memory_mode(memory_check)
     if memory_check == "off":
         return
-    if memory_check not in ("auto", "warn"):
-        msg = f"memory_check must be 'auto', 'warn' or 'off', got {memory_check!r}"
-        raise BadInputError(msg, field="memory_check")
     available = int(psutil.virtual_memory().available)
     advice = (
         "stream it to disk with cellcensus.export(..., to='out.h5ad', memory_budget='2GiB') "
@@ -199,6 +203,7 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     ms = _measurement(exp, measurement_name, organism)
     check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
     check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    _check_memory_mode(memory_check)
     bound = layer_peak_bound(exp, measurement_name, X_name) if memory_check != "off" else None
     if bound is not None and bound <= WARN_FRACTION * psutil.virtual_memory().available:
         logger.debug("get_anndata: the whole layer fits in memory (~%s); no estimate", bound)
