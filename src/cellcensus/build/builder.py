@@ -450,10 +450,10 @@ def build_census(
 
 
 def _run_x_stage(
-    run: _Run, plans: list[OrganismPlan], exp_uris: dict[str, str], executor: Executor
+    run: _Run, plans: list[OrganismPlan], x_tasks: dict[str, list[XChunkTask]], executor: Executor
 ) -> list[XChunkResult]:
     """Run every X task not already done (by a resumed build); return all their results."""
-    all_tasks = [t for p in plans for t in _x_tasks(run, p)]
+    all_tasks = [t for p in plans for t in x_tasks[p.organism.name]]
     run.progress.start("x", sum(p.n_obs for p in plans), "cells")
     results: list[XChunkResult] = []
     todo = []
@@ -476,16 +476,17 @@ def _run_x_stage(
 def _run_layer_writers(
     run: _Run,
     plans: list[OrganismPlan],
+    *,
     exp_uris: dict[str, str],
+    x_tasks: dict[str, list[XChunkTask]],
     results: list[XChunkResult],
     executor: Executor,
 ) -> None:
     """Write the X layers of each experiment, one fragment each, from the X tasks' chunk files."""
     values = {(r.dataset_id, r.start): r.n_values for r in results}
-    tasks: list[XWriteTask] = []
-    markers: dict[str, str] = {}
+    pending: dict[str, tuple[XWriteTask, str]] = {}  # by X uri: the task and its state marker
     for plan in plans:
-        chunks = _x_tasks(run, plan)
+        chunks = x_tasks[plan.organism.name]
         n_values = sum(values[(t.dataset_id, t.start)] for t in chunks)
         marker = f"xwrite.{plan.organism.name}"
         if n_values and not run.state.done(marker):
@@ -496,14 +497,14 @@ def _run_layer_writers(
                 n_values=n_values,
                 shape=(plan.n_obs, plan.n_var),
             )
-            tasks.append(task)
-            markers[task.x_uri] = marker
-    tasks.sort(key=lambda t: -t.n_values)  # the largest first: better packing on workers
+            pending[task.x_uri] = (task, marker)
+    # the largest first: better packing on workers
+    tasks = sorted((t for t, _ in pending.values()), key=lambda t: -t.n_values)
     run.progress.start("write", sum(t.n_values for t in tasks), "values")
-    by_uri = {t.x_uri: t for t in tasks}
     for uri in executor.imap_unordered(write_layers, tasks):
-        run.state.mark(markers[uri])
-        run.progress.advance("write", by_uri[uri].n_values)
+        task, marker = pending[uri]
+        run.state.mark(marker)
+        run.progress.advance("write", task.n_values)
     run.progress.finish("write")
 
 
@@ -560,11 +561,20 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
             )
             raise BadInputError(msg)
         exp_uris = _create_structure(run, plans)
-        results = _run_x_stage(run, plans, exp_uris, executor)
+        x_tasks = {p.organism.name: _x_tasks(run, p) for p in plans}
+        results = _run_x_stage(run, plans, x_tasks, executor)
         # the X writers (on the executor; TileDB and the compiled checks release the GIL) and
         # the obs/var/presence/census_info tables (here) need only the X tasks' results: overlap
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="x-writers") as pool:
-            writers = pool.submit(_run_layer_writers, run, plans, exp_uris, results, executor)
+            writers = pool.submit(
+                _run_layer_writers,
+                run,
+                plans,
+                exp_uris=exp_uris,
+                x_tasks=x_tasks,
+                results=results,
+                executor=executor,
+            )
             _write_tables(run, entries, plans, exp_uris, results)
             writers.result()
         included = {d.scan.dataset_id for p in plans for d in p.datasets}
