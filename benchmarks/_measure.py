@@ -77,7 +77,7 @@ def gib(n: int) -> str:
 
 def cached_build(workdir: Path, cells: int) -> Path:
     """A census of the demo corpus at ``cells`` cells under ``workdir`` (built once)."""
-    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.builder import BuildOptions, build_census
     from cellcensus.synth import synth_corpus
 
     build = workdir / f"build-{cells}"

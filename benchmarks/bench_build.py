@@ -42,7 +42,7 @@ print(json.dumps({"files": len(paths)}))
 
 _OURS = r"""
 import sys, json
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 r = build_census(sys.argv[1], sys.argv[2], options=BuildOptions(
     tag="2026-01-01", workers=int(sys.argv[3]), validate=False))
 print(json.dumps({"cells": r.total_cell_count}))

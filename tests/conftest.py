@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cellcensus.build import BuildOptions, BuildResult, build_census
+from cellcensus.builder import BuildOptions, BuildResult, build_census
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
 
 if TYPE_CHECKING:

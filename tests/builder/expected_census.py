@@ -15,7 +15,7 @@ import pandas as pd
 import tiledbsoma as soma
 from scipy import sparse
 
-from cellcensus.build._schema import ORGANISMS, accepted_assays
+from cellcensus.builder._schema import ORGANISMS, accepted_assays
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,7 @@ import tiledbsoma
 from expected_census import ExpectedDataset, expected_datasets
 
 if TYPE_CHECKING:
-    from cellcensus.build import BuildResult
+    from cellcensus.builder import BuildResult
     from cellcensus.synth import SynthCorpus
 
 
@@ -108,7 +108,7 @@ def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expec
 
 
 def _lung_descendants(obs: pd.DataFrame) -> list[str]:
-    from cellcensus.build._scan import tissue_general
+    from cellcensus.builder._scan import tissue_general
 
     return [
         t

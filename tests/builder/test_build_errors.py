@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 from cellcensus.errors import BadInputError, CellCensusError
 from cellcensus.synth import DatasetSpec, write_dataset
 
@@ -242,7 +242,7 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
 
 
 def test_manifest_filesize_orders_datasets_and_is_checked(good_h5ad: Path, tmp_path: Path) -> None:
-    from cellcensus.build import load_manifest
+    from cellcensus.builder import load_manifest
     from cellcensus.errors import IntegrityError
 
     size = good_h5ad.stat().st_size
@@ -260,7 +260,7 @@ def test_manifest_filesize_orders_datasets_and_is_checked(good_h5ad: Path, tmp_p
 def test_manifest_forms_official_alias_directory_and_file_uris(
     good_h5ad: Path, tmp_path: Path
 ) -> None:
-    from cellcensus.build import load_manifest
+    from cellcensus.builder import load_manifest
 
     rel = tmp_path / "data"
     rel.mkdir()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 from expected_census import census_tables
 
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 from cellcensus.synth import DatasetSpec, SynthCorpus, demo_corpus_specs, synth_corpus
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def test_resume_refuses_changed_settings(corpus, tmp_path: Path) -> None:
 
 _RSS_SCRIPT = """
 import json, resource, sys
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 build_census(sys.argv[1], sys.argv[2], options=BuildOptions(
     tag="2026-03-03", chunk_nnz=int(sys.argv[3]), validate=False))
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from cellcensus.build._xmath import normalize, obs_stats, round_half_to_even
-from cellcensus.build._xtask import global_order
+from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
+from cellcensus.builder._xtask import global_order
 
 
 @pytest.mark.parametrize("n_cols", [100, 2048, 5000])
@@ -89,8 +89,8 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
     import tiledb
     import tiledbsoma as soma
 
-    from cellcensus.build._schema import x_platform_config
-    from cellcensus.build._xwrite import XWriteTask, save_chunk, write_layers
+    from cellcensus.builder._schema import x_platform_config
+    from cellcensus.builder._xwrite import XWriteTask, save_chunk, write_layers
 
     rng = np.random.default_rng(seed)
     n_rows, n_cols = 9000, 5000  # 5 row bands, 3 column tiles
@@ -133,7 +133,7 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
 
 def test_layer_writer_order_check_refuses_bad_cells() -> None:
     """The writer's own check (TileDB's per-cell checks are off) catches every kind of bad cell."""
-    from cellcensus.build._xwrite import _OrderCheck
+    from cellcensus.builder._xwrite import _OrderCheck
 
     def check(rows: list[int], cols: list[int]) -> None:
         _OrderCheck((5000, 3000))(np.array(rows, np.int64), np.array(cols, np.int64))
@@ -153,7 +153,7 @@ def test_layer_writer_order_check_refuses_bad_cells() -> None:
 
 
 def test_raw_count_check_refuses_every_non_count() -> None:
-    from cellcensus.build._xmath import is_nonnegative_integral
+    from cellcensus.builder._xmath import is_nonnegative_integral
 
     assert is_nonnegative_integral(np.array([0.0, 1.0, 7.0, 2.0**30], dtype=np.float32))
     assert is_nonnegative_integral(np.array([], dtype=np.float32))

@@ -12,8 +12,8 @@ import pytest
 import tiledbsoma as soma
 from expected_census import ExpectedDataset, census_tables, expected_datasets
 
-from cellcensus.build import BuildOptions, build_census
-from cellcensus.build._schema import (
+from cellcensus.builder import BuildOptions, build_census
+from cellcensus.builder._schema import (
     DATASETS_FIELDS,
     OBS_FIELDS,
     SUMMARY_CELL_COUNTS_FIELDS,
@@ -247,7 +247,7 @@ def test_every_array_has_one_fragment(census_build: Path) -> None:
     """Consolidated (obs, var, presence, census_info) or written once in global order (X)."""
     import tiledb
 
-    from cellcensus.build._consolidate import gather
+    from cellcensus.builder._consolidate import gather
 
     arrays = [t.uri for t in gather(str(census_build / "soma")) if t.is_array]
     assert any(uri.endswith("/X/normalized") for uri in arrays)

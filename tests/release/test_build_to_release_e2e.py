@@ -10,9 +10,9 @@ import cellxgene_census
 import pytest
 import tiledbsoma
 
-from cellcensus.build import BuildOptions, BuildResult, build_census
-from cellcensus.build._stage import stage_source
-from cellcensus.build.manifest import ManifestEntry
+from cellcensus.builder import BuildOptions, BuildResult, build_census
+from cellcensus.builder._stage import stage_source
+from cellcensus.builder.manifest import ManifestEntry
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.release import publish, read_directory, sync, verify
 

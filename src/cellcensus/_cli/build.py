@@ -80,7 +80,7 @@ def build(
     path_style: PathStyleOpt = False,
 ) -> None:
     """Build a Census-schema release tag from H5AD files."""
-    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.builder import BuildOptions, build_census
     from cellcensus.errors import BadInputError
 
     if compression not in ("fast", "official"):
@@ -126,7 +126,7 @@ def validate_cmd(
     ] = 256,
 ) -> None:
     """Check a build against its source H5ADs; exits non-zero listing every problem."""
-    from cellcensus.build import validate_build
+    from cellcensus.builder import validate_build
 
     report = validate_build(build_dir, sample_cells=sample_cells)
     out.print(f"valid: {report.checks} checks passed, {report.cells_sampled} cells compared")
@@ -183,7 +183,7 @@ def demo(
 ) -> None:
     """Synthesize a corpus, build it, validate it, publish it to a local release root, and
     query the ``stable`` release with the official client's functions."""
-    from cellcensus.build import BuildOptions, build_census
+    from cellcensus.builder import BuildOptions, build_census
     from cellcensus.release import publish, read_directory
     from cellcensus.synth import synth_corpus
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from cellcensus.build import _schema as S
-from cellcensus.build import _write as W
-from cellcensus.build._plan import OrganismPlan, summary_cell_counts
+from cellcensus.builder import _schema as S
+from cellcensus.builder import _write as W
+from cellcensus.builder._plan import OrganismPlan, summary_cell_counts
 
 if TYPE_CHECKING:
-    from cellcensus.build.manifest import ManifestEntry
+    from cellcensus.builder.manifest import ManifestEntry
 
 
 def datasets_table(entries: dict[str, ManifestEntry], plans: list[OrganismPlan]) -> pa.Table:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from cellcensus.build.manifest import ManifestEntry
+    from cellcensus.builder.manifest import ManifestEntry
     from cellcensus.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cellcensus.build import _schema as S
-from cellcensus.build._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource, row_chunks
-from cellcensus.build._xmath import is_nonnegative_integral
+from cellcensus.builder import _schema as S
+from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource, row_chunks
+from cellcensus.builder._xmath import is_nonnegative_integral
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:

@@ -13,16 +13,16 @@ import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus import __version__
-from cellcensus.build import _schema as S
-from cellcensus.build._scan import tissue_general_columns
-from cellcensus.build._source import H5ADSource
-from cellcensus.build._xtask import soma_context
+from cellcensus.builder import _schema as S
+from cellcensus.builder._scan import tissue_general_columns
+from cellcensus.builder._source import H5ADSource
+from cellcensus.builder._xtask import soma_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from cellcensus.build._plan import DatasetPlan, OrganismPlan
+    from cellcensus.builder._plan import DatasetPlan, OrganismPlan
 
 logger = logging.getLogger(__name__)
 

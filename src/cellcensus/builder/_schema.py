@@ -189,7 +189,7 @@ ORGANISM_BY_NAME = {o.name: o for o in ORGANISMS}
 
 
 def _read_list(name: str) -> frozenset[str]:
-    text = files("cellcensus.build").joinpath("data").joinpath(name).read_text()
+    text = files("cellcensus.builder").joinpath("data").joinpath(name).read_text()
     return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cellcensus.build.builder import BuildOptions, BuildResult, build_census
-from cellcensus.build.manifest import ManifestEntry, load_manifest
-from cellcensus.build.validate import ValidationReport, validate_build
+from cellcensus.builder._build import BuildOptions, BuildResult, build_census
+from cellcensus.builder.manifest import ManifestEntry, load_manifest
+from cellcensus.builder.validate import ValidationReport, validate_build
 
 __all__ = [
     "BuildOptions",

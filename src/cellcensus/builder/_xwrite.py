@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cellcensus.build import _schema as S
-from cellcensus.build._xkernel import in_strict_global_order
+from cellcensus.builder import _schema as S
+from cellcensus.builder._xkernel import in_strict_global_order
 
 _DIMS = ("soma_dim_0", "soma_dim_1")
 

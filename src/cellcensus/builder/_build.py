@@ -25,18 +25,18 @@ import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus._progress import NoProgress, Progress
-from cellcensus.build import _schema as S
-from cellcensus.build import _write as W
-from cellcensus.build._consolidate import consolidate, gather
-from cellcensus.build._executor import Executor, open_executor
-from cellcensus.build._info import info_tables
-from cellcensus.build._plan import OrganismPlan, make_plans
-from cellcensus.build._scan import ScanResult, scan_dataset
-from cellcensus.build._stage import StagedSource, remove_tree, source_size, stage_source
-from cellcensus.build._state import BuildState
-from cellcensus.build._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
-from cellcensus.build._xwrite import XWriteTask, write_layers
-from cellcensus.build.manifest import ManifestEntry, load_manifest
+from cellcensus.builder import _schema as S
+from cellcensus.builder import _write as W
+from cellcensus.builder._consolidate import consolidate, gather
+from cellcensus.builder._executor import Executor, open_executor
+from cellcensus.builder._info import info_tables
+from cellcensus.builder._plan import OrganismPlan, make_plans
+from cellcensus.builder._scan import ScanResult, scan_dataset
+from cellcensus.builder._stage import StagedSource, remove_tree, source_size, stage_source
+from cellcensus.builder._state import BuildState
+from cellcensus.builder._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
+from cellcensus.builder._xwrite import XWriteTask, write_layers
+from cellcensus.builder.manifest import ManifestEntry, load_manifest
 
 if TYPE_CHECKING:
     from cellcensus.settings import Settings
@@ -587,7 +587,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
     scans_by_id = {s.dataset_id: s for s in scans}
     doc = _write_build_json(run, all_entries, scans_by_id, plans)
     if opts.validate:
-        from cellcensus.build.validate import validate_build
+        from cellcensus.builder.validate import validate_build
 
         run.progress.start("validate", None)
         validate_build(run.staging, sample_cells=opts.validation_sample_cells)

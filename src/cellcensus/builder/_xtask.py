@@ -17,11 +17,11 @@ import numpy.typing as npt
 import pandas as pd
 import tiledbsoma as soma
 
-from cellcensus.build import _schema as S
-from cellcensus.build._source import H5ADSource
-from cellcensus.build._xkernel import global_order_csr
-from cellcensus.build._xmath import is_nonnegative_integral, normalize, obs_stats
-from cellcensus.build._xwrite import save_chunk
+from cellcensus.builder import _schema as S
+from cellcensus.builder._source import H5ADSource
+from cellcensus.builder._xkernel import global_order_csr
+from cellcensus.builder._xmath import is_nonnegative_integral, normalize, obs_stats
+from cellcensus.builder._xwrite import save_chunk
 from cellcensus.errors import BadInputError
 
 

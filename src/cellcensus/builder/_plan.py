@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cellcensus.build import _schema as S
-from cellcensus.build._scan import _DICT_COLUMNS, ScanResult, tissue_general
+from cellcensus.builder import _schema as S
+from cellcensus.builder._scan import _DICT_COLUMNS, ScanResult, tissue_general
 from cellcensus.errors import BadInputError
 
 

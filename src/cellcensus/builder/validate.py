@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import tiledbsoma as soma
 
-from cellcensus.build import _schema as S
-from cellcensus.build._source import H5ADSource
-from cellcensus.build._xmath import normalize, obs_stats
-from cellcensus.build._xtask import soma_context
+from cellcensus.builder import _schema as S
+from cellcensus.builder._source import H5ADSource
+from cellcensus.builder._xmath import normalize, obs_stats
+from cellcensus.builder._xtask import soma_context
 from cellcensus.errors import IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
