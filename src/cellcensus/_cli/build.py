@@ -50,8 +50,23 @@ def build(
         ),
     ] = "stop",
     chunk_nnz: Annotated[
-        int, typer.Option(help="Stored values per X task (bounds memory, ~40 B each).")
+        int, typer.Option(help="Stored values a task holds at once (bounds memory, ~40 B each).")
     ] = 8_000_000,
+    band_nnz: Annotated[
+        int | None,
+        typer.Option(
+            help="Work per band task (stored values + 16 per cell); each band is one fragment "
+            "of X and obs. Default: about 1/64 of the census, at least --chunk-nnz."
+        ),
+    ] = None,
+    unknown_genes: Annotated[
+        str,
+        typer.Option(
+            "--unknown-genes",
+            help="Gene ids missing from the organism's gene reference: 'error' (refuse the "
+            "dataset) or 'drop' (leave those features out, with a warning in build.json).",
+        ),
+    ] = "error",
     workers: Annotated[
         int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")
     ] = 1,
@@ -90,10 +105,15 @@ def build(
         msg = "--on-error must be 'stop' or 'skip'"
         raise BadInputError(msg, field="on_error")
     mode: Literal["stop", "skip"] = "skip" if on_error == "skip" else "stop"
+    if unknown_genes not in ("error", "drop"):
+        msg = "--unknown-genes must be 'error' or 'drop'"
+        raise BadInputError(msg, field="unknown_genes")
     options = BuildOptions(
         tag=tag,
         on_error=mode,
+        unknown_genes="drop" if unknown_genes == "drop" else "error",
         chunk_nnz=chunk_nnz,
+        band_nnz=band_nnz,
         workers=workers,
         scheduler=scheduler,
         memory_per_worker=memory_per_worker,

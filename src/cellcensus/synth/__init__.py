@@ -8,6 +8,7 @@ of the chunk size; matrices are streamed, so any size fits in bounded memory.
 
 from __future__ import annotations
 
+from cellcensus.synth._bulk import bulk_corpus
 from cellcensus.synth._corpus import MANIFEST_COLUMNS, SynthCorpus, demo_corpus_specs, synth_corpus
 from cellcensus.synth._spec import DatasetSpec
 from cellcensus.synth._write import write_dataset
@@ -16,6 +17,7 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "DatasetSpec",
     "SynthCorpus",
+    "bulk_corpus",
     "demo_corpus_specs",
     "synth_corpus",
     "write_dataset",
