@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path  # noqa: TC003 - typer evaluates annotations at runtime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,9 +32,7 @@ OrganismOpt = Annotated[
 ]
 FromObsmOpt = Annotated[
     str | None,
-    typer.Option(
-        "--from-obsm", help="Read obsm[KEY] of an AnnData file (.h5ad or AnnData .zarr)."
-    ),
+    typer.Option("--from-obsm", help="Read obsm[KEY] of an AnnData file (.h5ad or AnnData .zarr)."),
 ]
 ColumnOpt = Annotated[
     str | None,
@@ -250,7 +248,9 @@ def show(
     *,
     root: RootArg,
     ref: Annotated[str, typer.Argument(help="Embedding id (or name).")],
-    tag: Annotated[str | None, typer.Option("--tag", help="Release, when a name is ambiguous.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Release, when a name is ambiguous.")
+    ] = None,
     organism: Annotated[
         str | None, typer.Option("--organism", help="Organism, when a name is ambiguous.")
     ] = None,
@@ -274,7 +274,9 @@ def remove(
     *,
     root: RootArg,
     ref: Annotated[str, typer.Argument(help="Embedding id (or name), or TAG/ID of an orphan.")],
-    tag: Annotated[str | None, typer.Option("--tag", help="Release, when a name is ambiguous.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Release, when a name is ambiguous.")
+    ] = None,
     organism: Annotated[
         str | None, typer.Option("--organism", help="Organism, when a name is ambiguous.")
     ] = None,

@@ -8,26 +8,28 @@ vectors are read with the census's own context and aligned on the result's ``som
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import numpy as np
 
 from cellcensus.client._embeddings import (
+    CONTRIBUTIONS_JSON,
     EmbeddingNotFoundError,
-    EmbeddingSource,
     census_tag,
     contributions,
     embedding_source,
     embedding_uri,
     root_of_census,
 )
-from cellcensus.errors import BadInputError, CellCensusError
+from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import anndata
     import tiledbsoma as soma
@@ -40,18 +42,57 @@ logger = logging.getLogger(__name__)
 JOINID = "soma_joinid"
 
 
-def _source_for(census: soma.Collection[Any]) -> EmbeddingSource:
-    """The embedding directory of the root the census was opened from when it lists
-    embeddings, else that of the configured root."""
+@dataclass(frozen=True)
+class _Directory:
+    """Embedding entries and how to locate an entry's array."""
+
+    entries: dict[str, dict[str, Any]]
+    where: str
+    locate: Callable[[dict[str, Any]], tuple[str, str | None]]
+
+
+def _read_with_context(uri: str, context: soma.SOMATileDBContext) -> bytes | None:
+    """An object's bytes through TileDB's VFS with the census's own configuration (endpoint,
+    credentials), or ``None`` when it does not exist."""
+    import tiledb
+
+    vfs = tiledb.VFS(config=dict(context.tiledb_config))
+    try:
+        if not vfs.is_file(uri):
+            return None
+        with vfs.open(uri) as f:
+            return bytes(f.read())
+    except tiledb.TileDBError as e:
+        logger.debug("cannot read %s: %s", uri, e)
+        return None
+
+
+def _directory_for(census: soma.Collection[Any]) -> _Directory:
+    """The embedding directory of the root the census was opened from (``<root>/<tag>/soma``;
+    its embeddings are at ``<root>/embeddings/<tag>/<id>``) when it lists any, else the
+    configured root's (:func:`configure`, ``CELLCENSUS_RELEASE_ROOT``, the official one)."""
     root = root_of_census(census.uri)
     if root is not None:
-        es = embedding_source(root)
-        try:
-            if contributions(es):
-                return es
-        except CellCensusError as e:
-            logger.debug("no embedding directory at %s: %s", es.contributions_uri, e)
-    return embedding_source(None)
+        uri = root + CONTRIBUTIONS_JSON
+        data = _read_with_context(uri, census.context)
+        if data:
+            try:
+                parsed = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                msg = f"{uri} is not valid JSON ({e}); the embedding directory is damaged"
+                raise BadInputError(msg) from e
+            if isinstance(parsed, dict) and parsed:
+
+                def beside(entry: dict[str, Any]) -> tuple[str, str | None]:
+                    return f"{root}embeddings/{entry['census_version']}/{entry['id']}/", None
+
+                return _Directory(entries=parsed, where=uri, locate=beside)
+    es = embedding_source(None)
+    return _Directory(
+        entries=contributions(es),
+        where=es.contributions_uri,
+        locate=lambda entry: embedding_uri(es, entry),
+    )
 
 
 def _columns(
@@ -88,38 +129,39 @@ def _with_joinid(cols: Sequence[str] | None) -> tuple[list[str] | None, bool]:
 
 
 def _entry(
-    es: EmbeddingSource, name: str, exp_name: str, tag: str, data_type: str
+    directory: _Directory, name: str, exp_name: str, tag: str, data_type: str
 ) -> dict[str, Any]:
     found = [
         e
-        for e in contributions(es).values()
+        for e in directory.entries.values()
+        if isinstance(e, dict)
         if e.get("embedding_name") == name
         and e.get("experiment_name") == exp_name
         and e.get("data_type") == data_type
         and e.get("census_version") == tag
     ]
     if not found:
-        msg = f"No embeddings found for {name}, {exp_name}, {tag}, {data_type} (in {es.contributions_uri})"
+        msg = (
+            f"No embeddings found for {name}, {exp_name}, {tag}, {data_type} (in {directory.where})"
+        )
         raise EmbeddingNotFoundError(msg)
     return sorted(found, key=lambda e: str(e.get("submission_date", "")))[-1]
 
 
 def _vectors(
     census: soma.Collection[Any],
-    es: EmbeddingSource,
+    directory: _Directory,
     entry: dict[str, Any],
     ids: np.ndarray[Any, Any],
     tag: str,
 ) -> np.ndarray[Any, np.dtype[np.float32]]:
-    import json
-
     import tiledbsoma as soma
 
     from cellcensus.experimental._embedding import INFO_KEY, read_vectors
 
-    uri, region = embedding_uri(es, entry)
+    uri, region = directory.locate(entry)
     ctx = census.context
-    if uri.startswith("s3://") and region and es.release.official:
+    if uri.startswith("s3://") and region:
         ctx = ctx.replace(tiledb_config={"vfs.s3.region": region})
     with soma.open(uri, context=ctx) as arr:
         info = json.loads(arr.metadata[INFO_KEY])
@@ -140,8 +182,8 @@ def get_anndata_with_embeddings(
     organism: str,
     *,
     measurement_name: str,
-    X_name: str,  # noqa: N803 - the official argument name
-    X_layers: Sequence[str] | None,  # noqa: N803
+    X_name: str,
+    X_layers: Sequence[str] | None,
     obsm_layers: Sequence[str] | None,
     obsp_layers: Sequence[str] | None,
     varm_layers: Sequence[str] | None,
@@ -192,13 +234,13 @@ def get_anndata_with_embeddings(
     )
     tag = census_tag(census.uri)
     exp_name = experiment_name(organism)
-    es = _source_for(census)
+    directory = _directory_for(census)
     for name in obs_embeddings:
-        entry = _entry(es, name, exp_name, tag, "obs_embedding")
-        adata.obsm[name] = _vectors(census, es, entry, adata.obs[JOINID].to_numpy(), tag)
+        entry = _entry(directory, name, exp_name, tag, "obs_embedding")
+        adata.obsm[name] = _vectors(census, directory, entry, adata.obs[JOINID].to_numpy(), tag)
     for name in var_embeddings:
-        entry = _entry(es, name, exp_name, tag, "var_embedding")
-        adata.varm[name] = _vectors(census, es, entry, adata.var[JOINID].to_numpy(), tag)
+        entry = _entry(directory, name, exp_name, tag, "var_embedding")
+        adata.varm[name] = _vectors(census, directory, entry, adata.var[JOINID].to_numpy(), tag)
     if drop_obs:
         adata.obs = adata.obs.drop(columns=[JOINID])
     if drop_var:

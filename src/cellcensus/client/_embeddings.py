@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -27,6 +26,8 @@ from cellcensus.client._locations import is_local, local_path, uri_join
 from cellcensus.errors import BadInputError, NotFoundError
 
 if TYPE_CHECKING:
+    import os
+
     from cellxgene_census._release_directory import CensusMirror
 
     from cellcensus.settings import Settings
@@ -155,7 +156,7 @@ def embedding_uri(
         else:
             uri, region = str(entry.get("uri") or ""), entry.get("s3_region")
         key = f"embeddings/{entry['census_version']}/{entry['id']}"
-        return _local_fallback(uri, es, key), cast("str | None", region)
+        return _local_fallback(uri, es, key), region
     base = _official_embeddings_base()
     return uri_join(base, f"{entry['census_version']}/{entry['id']}"), "us-west-2"
 
@@ -181,7 +182,7 @@ def index_location(
         return uri, None
     uri = uri_join(str(m["embeddings_base_uri"]), rel)
     key = f"embeddings/{entry['census_version']}/{entry['id']}.index"
-    return _local_fallback(uri, es, key), cast("str | None", m.get("region"))
+    return _local_fallback(uri, es, key), m.get("region")
 
 
 def census_tag(census_uri: str) -> str:

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cellcensus.embeddings._census import experiment_name, open_census, resolve_keys
+from cellcensus.embeddings._census import (
+    KeyedMatrix,
+    experiment_name,
+    open_census,
+    resolve_keys,
+)
 from cellcensus.embeddings._input import EmbeddingInput, read_input
 from cellcensus.embeddings._models import (
     CONTRIBUTIONS_JSON,
@@ -46,7 +51,6 @@ from cellcensus.embeddings._write import (
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError, PermissionDeniedError
 from cellcensus.release import Manifest, ManifestObject, open_root, read_directory
 from cellcensus.release._cas import cas_update
-from cellcensus.release._local import LocalRoot
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import (
@@ -95,7 +99,7 @@ class EmbeddingMetadata:
     contact_name: str = ""
     contact_email: str = ""
     contact_affiliation: str = ""
-    DOI: str = ""  # noqa: N815 - the official field name
+    DOI: str = ""
     additional_information: str = ""
     model_link: str = ""
 
@@ -185,23 +189,19 @@ def _resolve_tag(r: ReleaseRoot, tag: str) -> str:
 # ---------------------------------------------------------------------------- add
 def _stage(
     workdir: Path,
-    embedding_id: str,
     entry: EmbeddingEntry,
-    inp_sorted: object,
+    km: KeyedMatrix,
     *,
     index: bool,
     partitions: int | None,
 ) -> tuple[list[tuple[str, Path]], float]:
-    """Write the array (and index) under ``workdir``; returns (relative path, file) pairs."""
-    from cellcensus.embeddings._census import KeyedMatrix
-
-    assert isinstance(inp_sorted, KeyedMatrix)
-    arr_dir = workdir / embedding_id
-    write_embedding_array(arr_dir.as_posix(), inp_sorted, info_json=entry.to_json())
+    """Write the array (and index) under ``workdir``; returns the (path relative to
+    ``embeddings/<tag>/``, local file) pairs and the seconds the index took."""
+    write_embedding_array((workdir / entry.id).as_posix(), km, info_json=entry.to_json())
     seconds_index = 0.0
     if index:
         t0 = time.monotonic()
-        build_ivf_flat_index(workdir / (embedding_id + INDEX_SUFFIX), inp_sorted, partitions=partitions)
+        build_ivf_flat_index(workdir / (entry.id + INDEX_SUFFIX), km, partitions=partitions)
         seconds_index = time.monotonic() - t0
     files: list[tuple[str, Path]] = []
     for dirpath, _dirs, names in os.walk(workdir):
@@ -343,18 +343,7 @@ def add_embedding(
         msg = f"data_type must be one of {DATA_TYPES}, got {data_type!r}"
         raise BadInputError(msg, field="data_type")
     build = _resolve_tag(r, tag)
-    exp_name = experiment_name(organism)
-    existing = read_contributions(r).find(
-        embedding_name=name, experiment_name=exp_name, data_type=data_type, census_version=build
-    )
-    if existing:
-        msg = (
-            f"an {data_type} named {name!r} already exists for {exp_name} in release {build} "
-            f"(id {existing[0].id}); choose another --name, or remove the old one first "
-            "(`cellcensus embeddings remove`)"
-        )
-        raise BadInputError(msg, field="name")
-
+    _check_name_free(r, name, experiment_name(organism), data_type, build)
     inp = (
         source
         if isinstance(source, EmbeddingInput)
@@ -367,11 +356,77 @@ def add_embedding(
             census, organism, inp, data_type=data_type, measurement_name=measurement_name
         )
     logger.info("%d vectors of %d components match cells of %s", *km.matrix.shape, build)
+    entry = _make_entry(
+        r,
+        build,
+        km,
+        name=name,
+        exp_name=experiment_name(organism),
+        data_type=data_type,
+        measurement_name=measurement_name,
+        index=index,
+        metadata=metadata or EmbeddingMetadata(),
+        today=today or dt.datetime.now(dt.UTC).date(),
+    )
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cellcensus-emb-", dir=workdir))
+    try:
+        files, seconds_index = _stage(staging, entry, km, index=index, partitions=partitions)
+        digests = _hash(files, jobs, progress)
+        manifest = Manifest(
+            tag=build,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            objects=tuple(
+                ManifestObject(path=rel, size=d.size, sha256=d.sha256) for rel, d in digests.items()
+            ),
+        )
+        _claim_upload_commit(r, entry, files, digests, manifest, jobs=jobs, progress=progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.monotonic() - t0
+    logger.info("attached %s (%d objects) in %.1f s", entry.id, len(files), seconds)
+    return AttachResult(
+        entry=entry,
+        uri=entry.uri,
+        index_uri=r.object_uri(_keys(build, entry.id)[1]) if index else None,
+        total_objects=len(files),
+        total_bytes=manifest.total_size,
+        seconds=seconds,
+        seconds_index=seconds_index,
+    )
 
+
+def _check_name_free(r: ReleaseRoot, name: str, exp_name: str, data_type: str, build: str) -> None:
+    existing = read_contributions(r).find(
+        embedding_name=name, experiment_name=exp_name, data_type=data_type, census_version=build
+    )
+    if existing:
+        msg = (
+            f"an {data_type} named {name!r} already exists for {exp_name} in release {build} "
+            f"(id {existing[0].id}); choose another --name, or remove the old one first "
+            "(`cellcensus embeddings remove`)"
+        )
+        raise BadInputError(msg, field="name")
+
+
+def _make_entry(
+    r: ReleaseRoot,
+    build: str,
+    km: KeyedMatrix,
+    *,
+    name: str,
+    exp_name: str,
+    data_type: str,
+    measurement_name: str,
+    index: bool,
+    metadata: EmbeddingMetadata,
+    today: dt.date,
+) -> EmbeddingEntry:
     embedding_id = f"{exp_name}-{name}-{secrets.token_hex(4)}"
     arr_key, index_key, manifest_key = _keys(build, embedding_id)
-    md = metadata or EmbeddingMetadata()
-    entry = EmbeddingEntry(
+    md = metadata
+    return EmbeddingEntry(
         id=embedding_id,
         embedding_name=name,
         data_type=data_type,  # type: ignore[arg-type]
@@ -380,7 +435,7 @@ def add_embedding(
         measurement_name=measurement_name,
         n_embeddings=int(km.matrix.shape[0]),
         n_features=int(km.matrix.shape[1]),
-        submission_date=(today or dt.datetime.now(dt.UTC).date()).isoformat(),
+        submission_date=today.isoformat(),
         title=md.title or f"{name} ({exp_name}, {build})",
         description=md.description,
         contact_name=md.contact_name,
@@ -398,80 +453,69 @@ def add_embedding(
         manifest=manifest_key,
     )
 
-    tmp_parent = Path(workdir) if workdir is not None else None
-    if tmp_parent is not None:
-        tmp_parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cellcensus-emb-", dir=tmp_parent))
+
+def _hash(
+    files: list[tuple[str, Path]], jobs: int, progress: Progress | None
+) -> dict[str, FileDigest]:
+    with Stage(progress, "hashing", sum(p.stat().st_size for _, p in files)) as stage:
+
+        def digest(item: tuple[str, Path]) -> FileDigest:
+            d = hash_file(item[1], chunksize=MULTIPART_CHUNKSIZE)
+            stage.advance(d.size)
+            return d
+
+        results = run_parallel(digest, files, jobs=jobs)
+    return dict(zip([rel for rel, _ in files], results, strict=True))
+
+
+def _claim_upload_commit(
+    r: ReleaseRoot,
+    entry: EmbeddingEntry,
+    files: list[tuple[str, Path]],
+    digests: dict[str, FileDigest],
+    manifest: Manifest,
+    *,
+    jobs: int,
+    progress: Progress | None,
+) -> None:
+    """Claim the manifest (create-only), upload, verify and commit; on any failure after the
+    claim, delete what was written (best effort) and re-raise."""
+    build = entry.census_version
+    manifest_key = _keys(build, entry.id)[2]
     try:
-        files, seconds_index = _stage(
-            staging, embedding_id, entry, km, index=index, partitions=partitions
-        )
-        with Stage(progress, "hashing", sum(p.stat().st_size for _, p in files)) as stage:
-
-            def digest(item: tuple[str, Path]) -> FileDigest:
-                d = hash_file(item[1], chunksize=MULTIPART_CHUNKSIZE)
-                stage.advance(d.size)
-                return d
-
-            digests = dict(
-                zip([rel for rel, _ in files], run_parallel(digest, files, jobs=jobs), strict=True)
-            )
-        manifest = Manifest(
-            tag=build,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            objects=tuple(
-                ManifestObject(path=rel, size=d.size, sha256=d.sha256) for rel, d in digests.items()
-            ),
-        )
+        r.write_bytes(manifest_key, manifest.to_json(), if_none_match=True)
+    except PreconditionFailedError:
+        msg = f"{r.object_uri(manifest_key)} exists already (an id collision); retry"
+        raise IntegrityError(msg) from None
+    try:
+        _upload_verify_commit(r, entry, files, digests, manifest, jobs=jobs, progress=progress)
+    except BaseException:
+        logger.warning("attaching %s failed; deleting what was uploaded", entry.id)
         try:
-            r.write_bytes(manifest_key, manifest.to_json(), if_none_match=True)
-        except PreconditionFailedError:
-            msg = f"{r.object_uri(manifest_key)} exists already (an id collision); retry"
-            raise IntegrityError(msg) from None
-        try:
-            _upload_verify_commit(
-                r, build, embedding_id, files, digests, manifest, entry, jobs, progress
+            _delete_embedding_data(r, build, entry.id)
+        except Exception:  # best effort: the data is invisible without an entry
+            logger.exception(
+                "could not delete the partial upload of %s; remove it with "
+                "`cellcensus embeddings remove %s %s/%s`",
+                entry.id,
+                r.uri,
+                build,
+                entry.id,
             )
-        except BaseException:
-            logger.warning("attaching %s failed; deleting what was uploaded", embedding_id)
-            try:
-                _delete_embedding_data(r, build, embedding_id)
-            except Exception:  # best effort: the data is invisible without an entry
-                logger.exception(
-                    "could not delete the partial upload of %s; remove it with "
-                    "`cellcensus embeddings remove %s %s`",
-                    embedding_id,
-                    r.uri,
-                    embedding_id,
-                )
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    total = manifest.total_size
-    seconds = time.monotonic() - t0
-    logger.info("attached %s (%d objects, %d bytes) in %.1f s", embedding_id, len(files), total, seconds)
-    return AttachResult(
-        entry=entry,
-        uri=entry.uri,
-        index_uri=r.object_uri(index_key) if index else None,
-        total_objects=len(files),
-        total_bytes=total,
-        seconds=seconds,
-        seconds_index=seconds_index,
-    )
+        raise
 
 
 def _upload_verify_commit(
     r: ReleaseRoot,
-    build: str,
-    embedding_id: str,
+    entry: EmbeddingEntry,
     files: list[tuple[str, Path]],
     digests: dict[str, FileDigest],
     manifest: Manifest,
-    entry: EmbeddingEntry,
+    *,
     jobs: int,
     progress: Progress | None,
 ) -> None:
+    build, embedding_id = entry.census_version, entry.id
     base = f"{EMBEDDINGS_PREFIX}{build}/"
     with Stage(progress, "uploading", manifest.total_size) as stage:
 
@@ -618,7 +662,3 @@ def remove_embedding(
     n = _delete_embedding_data(r, entry.census_version, entry.id)
     logger.info("removed %s (%d objects)", entry.id, n)
     return n
-
-
-def _is_local(r: ReleaseRoot) -> bool:  # pragma: no cover - kept for symmetry with publish
-    return isinstance(r, LocalRoot)

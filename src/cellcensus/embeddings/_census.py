@@ -37,7 +37,7 @@ def census_context(root: ReleaseRoot) -> soma.SOMATileDBContext:
     """A SOMA context that reads (and writes) the root's storage with its settings."""
     import tiledbsoma as soma
 
-    cfg = root.settings.tiledb_config() if root.is_s3 else {}
+    cfg: dict[str, str | float] = dict(root.settings.tiledb_config()) if root.is_s3 else {}
     return soma.SOMATileDBContext(tiledb_config=cfg)
 
 
@@ -79,8 +79,7 @@ def experiment(census: soma.Collection[Any], organism: str) -> soma.Experiment:
             f"(organisms: {known})"
         )
         raise NotFoundError(msg)
-    exp = data[name]
-    return exp  # type: ignore[no-any-return]
+    return data[name]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -94,12 +93,11 @@ class KeyedMatrix:
 
 def _axis_joinids(df: soma.DataFrame) -> npt.NDArray[np.int64]:
     tbl = df.read(column_names=["soma_joinid"]).concat()
-    return tbl.column("soma_joinid").to_numpy().astype(np.int64, copy=False)
+    ids: npt.NDArray[np.int64] = tbl.column("soma_joinid").to_numpy().astype(np.int64)
+    return ids
 
 
-def _check_joinids(
-    ids: npt.NDArray[np.int64], existing: npt.NDArray[np.int64], where: str
-) -> None:
+def _check_joinids(ids: npt.NDArray[np.int64], existing: npt.NDArray[np.int64], where: str) -> None:
     uniq, counts = np.unique(ids, return_counts=True)
     if len(uniq) != len(ids):
         dup = uniq[counts > 1]
@@ -126,8 +124,6 @@ def _joinids_from_stable_keys(
 ) -> npt.NDArray[np.int64]:
     import pandas as pd
 
-    assert inp.dataset_ids is not None
-    assert inp.observation_joinids is not None
     wanted = pd.DataFrame(
         {"dataset_id": inp.dataset_ids, "observation_joinid": inp.observation_joinids}
     )

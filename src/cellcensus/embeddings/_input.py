@@ -74,7 +74,10 @@ def check_matrix(m: object, where: str) -> npt.NDArray[np.float32]:
     """
     arr = np.asarray(m)
     if arr.ndim != 2:
-        msg = f"{where}: an embedding must be a 2-D matrix (cells x components), got shape {arr.shape}"
+        msg = (
+            f"{where}: an embedding must be a 2-D matrix (cells x components), got shape "
+            f"{arr.shape}"
+        )
         raise BadInputError(msg)
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         msg = f"{where}: the embedding is empty (shape {arr.shape})"
@@ -107,8 +110,10 @@ def _as_joinids(values: object, where: str) -> npt.NDArray[np.int64]:
         msg = f"{where}: soma_joinid keys must be a 1-D array, got shape {arr.shape}"
         raise BadInputError(msg)
     if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
         ):
             arr = arr.astype(np.int64)
         else:
@@ -182,7 +187,10 @@ def _read_keys_file(path: Path) -> dict[str, Any]:
         df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
         keys = {k: df[k].to_numpy() for k in _KEY_COLUMNS if k in df.columns}
         if not keys:
-            msg = f"{where}: needs a '{SOMA_JOINID}' column or '{DATASET_ID}' + '{OBSERVATION_JOINID}'"
+            msg = (
+                f"{where}: needs a '{SOMA_JOINID}' column or '{DATASET_ID}' + "
+                f"'{OBSERVATION_JOINID}' columns"
+            )
             raise BadInputError(msg)
         return keys
     msg = f"{where}: keys must be a .npy array of soma_joinids or a .parquet / .csv table"
@@ -323,4 +331,3 @@ def read_input(
         raise BadInputError(msg)
     msg = f"{p}: unsupported embedding file type {suffix!r}; use .npy, .parquet, .zarr or .h5ad"
     raise BadInputError(msg)
-

@@ -123,7 +123,7 @@ class EmbeddingEntry:
     contact_name: str = ""
     contact_email: str = ""
     contact_affiliation: str = ""
-    DOI: str = ""  # noqa: N815 - the official field name
+    DOI: str = ""
     additional_information: str = ""
     model_link: str = ""
     indexes: tuple[IndexInfo, ...] = ()

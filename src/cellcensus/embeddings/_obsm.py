@@ -1,7 +1,8 @@
 """A post-build step: add an embedding to a *staged* build as an ``obsm`` layer of the census
-experiment (``census_data/<organism>/obsm/<name>``), as the official Census does for its
-in-census embeddings. Published builds are immutable, so this runs on a build directory before
-``cellcensus publish``; readers then get it with ``get_anndata(obsm_layers=[name])``.
+experiment (``census_data/<organism>/ms/RNA/obsm/<name>``: in SOMA, ``obsm`` belongs to the
+measurement), as the official Census does for its in-census embeddings. Published builds are
+immutable, so this runs on a build directory before ``cellcensus publish``; readers then get it
+with ``get_anndata(obsm_layers=[name])``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 BUILD_JSON = "build.json"
 OBSM = "obsm"
+MEASUREMENT = "RNA"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +68,8 @@ def add_obsm_layer(
     dataset_id: str | None = None,
     today: dt.date | None = None,
 ) -> ObsmResult:
-    """Write an embedding into a staged build as ``obsm/<name>`` of the organism's experiment.
+    """Write an embedding into a staged build as ``ms/RNA/obsm/<name>`` of the organism's
+    experiment.
 
     Parameters
     ----------
@@ -116,22 +119,23 @@ def add_obsm_layer(
     exp_name = experiment_name(organism)
     with soma.open(soma_dir.as_uri(), mode="r", soma_type=soma.Collection) as census:
         km = resolve_keys(census, organism, inp)
-        exp = experiment(census, organism)
-        exp_uri = exp.uri
-        has_obsm = OBSM in exp
-        if has_obsm and name in exp[OBSM]:
+        ms = experiment(census, organism).ms[MEASUREMENT]
+        ms_uri = ms.uri
+        has_obsm = OBSM in ms
+        obsm = ms[OBSM] if has_obsm else None
+        if isinstance(obsm, soma.Collection) and name in obsm:
             msg = f"{exp_name} in {bdir} already has an obsm layer {name!r}; choose another name"
             raise BadInputError(msg, field="name")
     tag = str(json.loads((bdir / BUILD_JSON).read_text()).get("tag") or bdir.name)
-    obsm_uri = f"{exp_uri.rstrip('/')}/{OBSM}"
+    obsm_uri = f"{ms_uri.rstrip('/')}/{OBSM}"
     layer_uri = f"{obsm_uri}/{name}"
     if not has_obsm:
         if _local(obsm_uri).exists():
             msg = f"{obsm_uri} exists but is not a member of the experiment; remove it first"
             raise BadInputError(msg)
         soma.Collection.create(obsm_uri).close()
-        with soma.Experiment.open(exp_uri, "w") as e, soma.Collection.open(obsm_uri) as c:
-            e.set(OBSM, c, use_relative_uri=True)
+        with soma.Measurement.open(ms_uri, "w") as e, soma.open(obsm_uri) as coll:
+            e.set(OBSM, coll, use_relative_uri=True)
     info = {
         "id": name,
         "embedding_name": name,
@@ -144,8 +148,11 @@ def add_obsm_layer(
         "submission_date": (today or dt.datetime.now(dt.UTC).date()).isoformat(),
     }
     write_embedding_array(layer_uri, km, info_json=json.dumps(info))
-    with soma.Collection.open(obsm_uri, "w") as c, soma.SparseNDArray.open(layer_uri) as a:
-        c.set(name, a, use_relative_uri=True)
+    with soma.open(obsm_uri, "w") as members, soma.SparseNDArray.open(layer_uri) as a:
+        if not isinstance(members, soma.Collection):
+            msg = f"{obsm_uri} is not a SOMA collection"
+            raise BadInputError(msg)
+        members.set(name, a, use_relative_uri=True)
     with soma.open(layer_uri) as check:
         if EMBEDDING_INFO_KEY not in check.metadata:
             msg = f"{layer_uri} was written without its metadata"

@@ -138,14 +138,21 @@ def build_ivf_flat_index(
     if parts > n:
         msg = f"an IVFFlat index of {n} vectors cannot have {parts} partitions"
         raise BadInputError(msg, field="partitions")
-    np.random.seed(seed)  # noqa: NPY002 - the k-means of the index samples with the global RNG
-    vs.ingest(
-        index_type="IVF_FLAT",
-        index_uri=str(path),
-        input_vectors=km.matrix,
-        external_ids=km.joinids.astype(np.uint64),
-        partitions=parts,
-        training_sample_size=min(n, max(parts * 64, 100_000)),
-        verbose=False,
-    )
+    # the index's k-means and training sample draw from numpy's global RNG: seed it for a
+    # reproducible index, and give the caller's RNG state back afterwards
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        vs.ingest(
+            index_type="IVF_FLAT",
+            index_uri=str(path),
+            input_vectors=km.matrix,
+            external_ids=km.joinids.astype(np.uint64),
+            partitions=parts,
+            training_sampling_policy=vs.ingestion.TrainingSamplingPolicy.RANDOM,
+            training_sample_size=min(n, max(parts * 64, 100_000)),
+            verbose=False,
+        )
+    finally:
+        np.random.set_state(state)
     return parts

@@ -1,5 +1,5 @@
-"""Embeddings of a release: discover them and read their vectors (``cellxgene_census.experimental``'s
-embedding functions, over any release root).
+"""Embeddings of a release: discover them and read their vectors (the embedding functions of
+``cellxgene_census.experimental``, over any release root).
 
 Each function takes the official arguments and returns the official result; the keyword-only
 ``release_root`` and ``settings`` choose the release root as for :func:`cellcensus.open_soma`
@@ -115,9 +115,7 @@ def _joinids(ids: npt.NDArray[np.int64] | pa.Array | Any) -> npt.NDArray[np.int6
     return ids
 
 
-def read_vectors(
-    arr: soma.SparseNDArray, ids: npt.NDArray[np.int64]
-) -> npt.NDArray[np.float32]:
+def read_vectors(arr: soma.SparseNDArray, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
     """Vectors of ``ids`` (rows in the order given) from an open embedding array; NaN rows for
     cells without a vector."""
     import tiledbsoma as soma
@@ -135,9 +133,7 @@ def read_vectors(
     return out
 
 
-def check_census_match(
-    census: soma.Collection[Any], info: dict[str, Any], where: str
-) -> None:
+def check_census_match(census: soma.Collection[Any], info: dict[str, Any], where: str) -> None:
     """The embedding's experiment and measurement exist in the census (else ``ValueError``)."""
     exp_name = info.get("experiment_name")
     if exp_name not in census["census_data"]:

@@ -56,7 +56,7 @@ def find_nearest_obs(
     *,
     k: int = 10,
     nprobe: int = 100,
-    memory_GiB: int = 4,  # noqa: N803 - the official argument name
+    memory_GiB: int = 4,
     mirror: str | None = None,
     embedding_metadata: dict[str, Any] | None = None,
     release_root: str | os.PathLike[str] | None = None,
@@ -188,7 +188,6 @@ def predict_obs_metadata(
                 )
             )
             experiment = census["census_data"][experiment_name(organism)]
-        assert experiment is not None
         wanted = np.unique(ids[ids >= 0])
         obs = (
             experiment.obs.read(coords=(wanted,), column_names=["soma_joinid", *column_names])
