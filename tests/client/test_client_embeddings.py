@@ -139,6 +139,7 @@ def test_find_nearest_obs_needs_an_index(root_copy: Path) -> None:
 
 # ---------------------------------------------------------------------------- official client
 @pytest.mark.s3
+@pytest.mark.slow  # publishes the census to S3: ~35 s on a shared 2-core machine
 def test_official_client_reads_our_embeddings_on_s3(
     s3_server, census_build: Path, unique_s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,3 +223,31 @@ def unique_s3_prefix(request: pytest.FixtureRequest) -> str:
     import os
 
     return f"emb-{request.node.name[:30]}-{os.urandom(3).hex()}".replace("_", "-")
+
+
+def test_the_official_embedding_names_and_signatures() -> None:
+    """Every public name of ``cellxgene_census.experimental`` (and ``experimental.util``) is in
+    ``cellcensus.experimental``, with the official parameters in the official order and kinds
+    and defaults; ours only add keyword-only ``release_root`` / ``settings``."""
+    import inspect
+
+    import cellxgene_census.experimental.util as official_util
+
+    from cellcensus.experimental import util
+
+    assert set(official.__all__) <= set(experimental.__all__)
+    assert experimental.NeighborObs is official.NeighborObs
+    assert [n for n in dir(official_util) if not n.startswith("_")] == util.__all__ == []
+    for name in official.__all__:
+        if name == "NeighborObs":
+            continue
+        theirs = inspect.signature(getattr(official, name)).parameters
+        ours = inspect.signature(getattr(experimental, name)).parameters
+        fixed = [n for n, p in theirs.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        assert list(ours)[: len(fixed)] == fixed, name
+        for pname in fixed:
+            assert ours[pname].kind == theirs[pname].kind, (name, pname)
+            assert ours[pname].default == theirs[pname].default, (name, pname)
+        extras = [n for n in ours if n not in theirs]
+        assert all(ours[n].kind is inspect.Parameter.KEYWORD_ONLY for n in extras), name
+        assert set(extras) <= {"release_root", "settings"}, name

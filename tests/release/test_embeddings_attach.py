@@ -29,7 +29,7 @@ from cellcensus.embeddings import (
 from cellcensus.errors import BadInputError, NotFoundError, PermissionDeniedError
 from cellcensus.release import LocalRoot, ReleaseRoot, S3Root, publish
 
-from .conftest import DATASET_IDS, N_OBS, make_settings, run_cli
+from .conftest import DATASET_IDS, N_OBS, N_VAR, make_settings, run_cli
 
 TAG = "2026-11-01"
 DIMS = 6
@@ -178,6 +178,33 @@ def test_anndata_obsm_source_keyed_by_soma_joinid(published, tmp_path: Path) -> 
             c, "homo_sapiens", obs_coords=slice(10, 19), obs_embeddings=["umap"]
         )
     np.testing.assert_array_equal(adata.obsm["umap"], vectors[10:20])
+
+
+def test_gene_embedding_as_varm(local_published, tmp_path: Path) -> None:
+    root, _ = local_published
+    vectors = _vectors(N_VAR, seed=7)
+    add_embedding(
+        root,
+        TAG,
+        _npy(tmp_path, vectors),
+        name="gene2vec",
+        organism="homo_sapiens",
+        data_type="var_embedding",
+    )
+    with cellcensus.open_soma(census_version=TAG, release_root=root.uri) as c:
+        adata = cellcensus.get_anndata(
+            c,
+            "homo_sapiens",
+            var_coords=[3, 1],
+            var_embeddings=["gene2vec"],
+            var_column_names=["feature_id"],
+        )
+        with pytest.raises(ValueError, match="both `varm_layers` and `var_embeddings`"):
+            cellcensus.get_anndata(
+                c, "homo_sapiens", varm_layers=["gene2vec"], var_embeddings=["gene2vec"]
+            )
+    np.testing.assert_array_equal(adata.varm["gene2vec"], vectors[[1, 3]])
+    assert list(adata.var.columns) == ["feature_id"]
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -396,6 +423,7 @@ def test_orphans_are_found_and_removed(published, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- CLI
+@pytest.mark.slow  # five CLI processes: ~45 s on a shared 2-core machine
 def test_cli_add_list_show_remove(census_build, tmp_path: Path) -> None:
     root = tmp_path / "cell-census"
     publish(census_build, root, tag=TAG, lts=True)
@@ -455,6 +483,7 @@ def test_obsm_post_build_step_then_publish(build_copy: Path, tmp_path: Path) -> 
     np.testing.assert_array_equal(adata.obsm["scvi"], vectors)
 
 
+@pytest.mark.slow  # three CLI processes: ~30 s on a shared 2-core machine
 def test_cli_add_with_obsm_publishes_a_new_build(build_copy: Path, tmp_path: Path) -> None:
     root = tmp_path / "cell-census"
     vectors = _vectors(N_OBS, seed=6)
