@@ -57,6 +57,18 @@ def _platform_config(n_features: int) -> dict[str, Any]:
     }
 
 
+#: The vectors are written sorted by (joinid, component), which is the arrays' global order
+#: (row-major tiles spanning every component), and their keys were checked unique and in bounds
+#: before writing: TileDB's own per-cell checks would only repeat that, at most of the cost of a
+#: write (the builder's X writer does the same).
+_WRITE_CONFIG = {
+    "sm.check_coord_dups": "false",
+    "sm.check_coord_oob": "false",
+    "sm.check_global_order": "false",
+}
+_GLOBAL_ORDER = {"tiledb": {"write": {"sort_coords": False}}}
+
+
 def write_embedding_array(
     uri: str,
     km: KeyedMatrix,
@@ -67,12 +79,18 @@ def write_embedding_array(
     """Create the embedding array at ``uri`` and write every vector (sorted by joinid).
 
     The shape is (axis length of the release, number of components), as the official layout
-    has it; cells without a vector hold no values (readers return NaN for them).
+    has it; cells without a vector hold no values (readers return NaN for them). Each block of
+    at most :data:`MAX_VALUES_PER_WRITE` values is one global-order write (one fragment).
     """
     import pyarrow as pa
     import tiledbsoma as soma
 
     n, d = km.matrix.shape
+    if n > 1 and not bool(np.all(km.joinids[1:] > km.joinids[:-1])):
+        msg = "embedding rows must be sorted by unique soma_joinid before writing"
+        raise BadInputError(msg)
+    base = context or soma.SOMATileDBContext()
+    ctx = base.replace(tiledb_config=_WRITE_CONFIG)
     rows_per_write = max(1, MAX_VALUES_PER_WRITE // d)
     components = np.arange(d, dtype=np.int64)
     with soma.SparseNDArray.create(
@@ -80,7 +98,7 @@ def write_embedding_array(
         type=pa.float32(),
         shape=(max(km.axis_length, 1), d),
         platform_config=_platform_config(d),
-        context=context,
+        context=ctx,
     ) as arr:
         arr.metadata[EMBEDDING_INFO_KEY] = info_json
         for start in range(0, n, rows_per_write):
@@ -94,7 +112,8 @@ def write_embedding_array(
                         pa.array(km.matrix[start:stop].reshape(-1)),
                     ],
                     names=["soma_dim_0", "soma_dim_1", "soma_data"],
-                )
+                ),
+                platform_config=_GLOBAL_ORDER,
             )
     logger.debug("wrote %d x %d embedding to %s", n, d, uri)
 
