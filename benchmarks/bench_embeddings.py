@@ -124,7 +124,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - a linear script
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=1_000_000)
     ap.add_argument("--dims", type=int, default=50)
@@ -150,9 +150,8 @@ def main() -> None:
     root = args.workdir / "root"
     shutil.rmtree(root, ignore_errors=True)
     publish(build, root, tag=TAG)
-    print(
-        f"release ready ({'real build' if args.build else 'skeleton'}): {time.perf_counter() - t0:.1f} s"
-    )
+    kind = "real build" if args.build else "skeleton"
+    print(f"release ready ({kind}): {time.perf_counter() - t0:.1f} s")
 
     vectors = clustered(args.cells, args.dims, args.clusters)
     src = args.workdir / "vectors.npy"
@@ -214,14 +213,13 @@ def main() -> None:
         r = recall(nn.neighbor_ids.astype(np.int64), truth)
         rows.append((nprobe, cold, warm, r))
         print(
-            f"find_nearest_obs nprobe={nprobe}: {cold:.2f} s (repeat {warm:.2f} s), recall@10 {r:.3f}"
+            f"find_nearest_obs nprobe={nprobe}: {cold:.2f} s (repeat {warm:.2f} s), recall {r:.3f}"
         )
     print()
     print("| step | time |\n| --- | ---: |")
     print(f"| attach {args.cells:,} x {args.dims}, no index | {attach_s:.1f} s |")
-    print(
-        f"| attach {args.cells:,} x {args.dims}, with IVFFlat index | {attach_ix:.1f} s (index {indexed.seconds_index:.1f} s) |"
-    )
+    ix = f"{attach_ix:.1f} s (index {indexed.seconds_index:.1f} s)"
+    print(f"| attach {args.cells:,} x {args.dims}, with IVFFlat index | {ix} |")
     print(f"| exact search, {args.queries} queries (numpy) | {exact_s:.2f} s |")
     print()
     print("| nprobe | find_nearest_obs, 100 queries | repeat | vs exact | recall@10 |")
