@@ -213,7 +213,7 @@ def list_(
     no_sign_request: NoSignOpt = False,
     path_style: PathStyleOpt = False,
 ) -> None:
-    """List the embeddings of a root (newest release first)."""
+    """List the embeddings of a root (by release, organism, name)."""
     from cellcensus.embeddings import find_orphans, list_embeddings
     from cellcensus.release import open_root
 
