@@ -93,9 +93,10 @@ def skeleton_build(out: Path, cells: int, datasets: int = 20) -> Path:
     return out
 
 
-def clustered(n: int, dims: int, clusters: int, seed: int = 0) -> np.ndarray:
+def clustered(n: int, dims: int, clusters: int, centre_scale: float, seed: int = 0) -> np.ndarray:
+    """Cluster centres ~ N(0, centre_scale^2), cells = centre + N(0, 1) per component."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=4.0, size=(clusters, dims)).astype(np.float32)
+    centres = rng.normal(scale=centre_scale, size=(clusters, dims)).astype(np.float32)
     which = rng.integers(0, clusters, n)
     out = centres[which]
     out += rng.normal(size=(n, dims)).astype(np.float32)
@@ -129,7 +130,15 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     ap.add_argument("--cells", type=int, default=1_000_000)
     ap.add_argument("--dims", type=int, default=50)
     ap.add_argument("--clusters", type=int, default=300)
+    ap.add_argument(
+        "--centre-scale",
+        type=float,
+        default=4.0,
+        help="spread of the cluster centres relative to the within-cluster noise (1.0: clusters "
+        "overlap, a harder search)",
+    )
     ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[10, 30, 100, 300])
     ap.add_argument("--build", type=Path, default=None, help="publish this real build instead")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/cellcensus-bench-embeddings"))
     args = ap.parse_args()
@@ -153,10 +162,13 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     kind = "real build" if args.build else "skeleton"
     print(f"release ready ({kind}): {time.perf_counter() - t0:.1f} s")
 
-    vectors = clustered(args.cells, args.dims, args.clusters)
+    vectors = clustered(args.cells, args.dims, args.clusters, args.centre_scale)
     src = args.workdir / "vectors.npy"
     np.save(src, vectors)
-    print(f"vectors: {vectors.shape} float32, {src.stat().st_size / 1e6:.0f} MB")
+    print(
+        f"vectors: {vectors.shape} float32, {src.stat().st_size / 1e6:.0f} MB; "
+        f"{args.clusters} clusters, centre scale {args.centre_scale}"
+    )
 
     t = time.perf_counter()
     plain = add_embedding(root, TAG, src, name="plain", organism="homo_sapiens")
@@ -184,7 +196,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     query.obsm["scvi"] = queries
     md = experimental.get_embedding_metadata_by_name("scvi", "homo_sapiens", TAG, release_root=root)
     rows = []
-    for nprobe in (10, 30, 100, 300):
+    for nprobe in args.nprobe:
         # first call opens the index (loads centroids); time it apart from a warm repeat
         t = time.perf_counter()
         nn = experimental.find_nearest_obs(

@@ -405,6 +405,8 @@ def test_removing_an_unknown_embedding(published) -> None:
         remove_embedding(root, "nope")
     with pytest.raises(NotFoundError, match="no embedding data"):
         remove_embedding(root, f"{TAG}/nope-1")
+    with pytest.raises(BadInputError, match="contains '..'"):
+        remove_embedding(root, "../x/nope-1")
 
 
 def test_orphans_are_found_and_removed(published, tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ from cellcensus.release._transfer import (
     hash_stream,
     run_parallel,
 )
-from cellcensus.release._validate import validate_name
+from cellcensus.release._validate import validate_name, validate_tag
 from cellcensus.release.mirrors import ensure_origin_mirror
 
 if TYPE_CHECKING:
@@ -646,6 +646,7 @@ def remove_embedding(
     _check_can_write(r)
     if "/" in ref:
         orphan_tag, orphan_id = ref.split("/", 1)
+        validate_tag(orphan_tag, allow_custom=True)
         validate_name(orphan_id, what="id")
         if orphan_id in read_contributions(r).entries:
             msg = f"{orphan_id!r} is listed in {CONTRIBUTIONS_JSON}; remove it by id"
