@@ -61,7 +61,7 @@ def _platform_config(n_features: int) -> dict[str, Any]:
 #: (row-major tiles spanning every component), and their keys were checked unique and in bounds
 #: before writing: TileDB's own per-cell checks would only repeat that, at most of the cost of a
 #: write (the builder's X writer does the same).
-_WRITE_CONFIG = {
+_WRITE_CONFIG: dict[str, str | float | None] = {
     "sm.check_coord_dups": "false",
     "sm.check_coord_oob": "false",
     "sm.check_global_order": "false",
@@ -88,6 +88,9 @@ def write_embedding_array(
     n, d = km.matrix.shape
     if n > 1 and not bool(np.all(km.joinids[1:] > km.joinids[:-1])):
         msg = "embedding rows must be sorted by unique soma_joinid before writing"
+        raise BadInputError(msg)
+    if n and (int(km.joinids[0]) < 0 or int(km.joinids[-1]) >= km.axis_length):
+        msg = f"soma_joinids must lie in [0, {km.axis_length}) before writing"
         raise BadInputError(msg)
     base = context or soma.SOMATileDBContext()
     ctx = base.replace(tiledb_config=_WRITE_CONFIG)

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellcensus.client._directory import get_census_version_directory, resolve_release
+from cellcensus.client._directory import (
+    get_census_version_description,
+    get_census_version_directory,
+)
 from cellcensus.client._embeddings import (
     EmbeddingNotFoundError,
     contributions,
@@ -215,7 +218,10 @@ def get_embedding(
 
 
 def _resolved_build(census_version: str, release_root: Root, settings: Settings | None) -> str:
-    return resolve_release(census_version, release_root=release_root, settings=settings).tag
+    description = get_census_version_description(
+        census_version, release_root=release_root, settings=settings
+    )
+    return description["release_build"]
 
 
 def get_embedding_metadata_by_name(
