@@ -175,8 +175,10 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     column_names
         Deprecated ``{"obs": [...], "var": [...]}`` (as in the official client).
     obs_embeddings, var_embeddings
-        Embeddings by name (looked up by the official client in the CZ CELLxGENE directory;
-        self-hosted releases have none).
+        Embeddings by name, added as ``obsm`` / ``varm`` (NaN for cells without a vector),
+        looked up in the ``contributions.json`` of the release root the census was opened
+        from (else the configured root, else the official directory); see
+        ``docs/embeddings.md``.
     obs_column_names, var_column_names
         Columns of ``obs`` / ``var`` to return.
     modality
@@ -224,7 +226,29 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         )
         logger.debug("get_anndata estimate: %s", est.describe())
         check_memory(est, memory_check)
-    return cellxgene_census.get_anndata(
+    if not obs_embeddings and not var_embeddings:
+        return cellxgene_census.get_anndata(
+            census,
+            organism,
+            measurement_name=measurement_name,
+            X_name=X_name,
+            X_layers=X_layers,
+            obsm_layers=obsm_layers,
+            obsp_layers=obsp_layers,
+            varm_layers=varm_layers,
+            varp_layers=varp_layers,
+            obs_value_filter=obs_value_filter,
+            obs_coords=obs_coords,
+            var_value_filter=var_value_filter,
+            var_coords=var_coords,
+            column_names=column_names,
+            obs_column_names=obs_column_names,
+            var_column_names=var_column_names,
+            modality=modality,
+        )
+    from cellcensus.client._embedding_query import get_anndata_with_embeddings
+
+    return get_anndata_with_embeddings(
         census,
         organism,
         measurement_name=measurement_name,
@@ -239,8 +263,8 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         var_value_filter=var_value_filter,
         var_coords=var_coords,
         column_names=column_names,
-        obs_embeddings=obs_embeddings,
-        var_embeddings=var_embeddings,
+        obs_embeddings=obs_embeddings or (),
+        var_embeddings=var_embeddings or (),
         obs_column_names=obs_column_names,
         var_column_names=var_column_names,
         modality=modality,
