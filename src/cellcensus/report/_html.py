@@ -7,6 +7,7 @@ comes from the data (titles, labels, ids) is HTML-escaped.
 
 from __future__ import annotations
 
+import datetime as dt
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from cellcensus.report._fmt import count, nbytes, pct, signed
 from cellcensus.report._svg import Bar, bar_chart, histogram_chart
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from cellcensus.report._model import (
         BuildReport,
@@ -47,6 +48,8 @@ HISTOGRAM_TITLES = {
 #: Bars per category chart (the rest is summed into one "other" bar).
 TOP_N = {"cell_type": 20}
 DEFAULT_TOP_N = 15
+#: Terms per category in the "largest changes" tables (report.json lists all).
+CHANGE_ROWS = 8
 
 _CSS = """
 :root{--fg:#1d2430;--muted:#5b6576;--line:#e3e7ee;--bg:#f6f7f9;--card:#fff;--accent:#3467b0;
@@ -76,7 +79,13 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .up{color:var(--up)}.down{color:var(--down)}
 code{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 background:#eef1f6;padding:1px 4px;border-radius:4px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:16px;
+align-items:start}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:4px 20px;
+align-items:start}
+.grid2 table{width:100%}
+.cap{font-weight:600;font-size:14px;margin:10px 0 0}
+.more{font-size:12.5px;color:var(--muted)}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:10px;
 padding:12px 14px 10px}
 figcaption{display:flex;justify-content:space-between;align-items:baseline;gap:8px;
@@ -129,10 +138,24 @@ def _delta(p: Pair) -> str:
 
 
 # ---------------------------------------------------------------------------- sections
+def _when(stamp: str) -> str:
+    """``2026-12-01 23:04 UTC`` for an ISO-8601 time stamp (other text unchanged)."""
+    try:
+        t = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if len(stamp) <= 10:
+        return t.date().isoformat()
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC)
+        return f"{t:%Y-%m-%d %H:%M} UTC"
+    return f"{t:%Y-%m-%d %H:%M}"
+
+
 def _header(s: BuildSummary, generator: str) -> str:
     bits = []
     if s.build_date:
-        bits.append(f"built {s.build_date}")
+        bits.append(f"built {_when(s.build_date)}")
     if s.census_schema_version:
         bits.append(f"census schema {s.census_schema_version}")
     if s.dataset_schema_version:
@@ -209,12 +232,12 @@ def _inputs_line(s: BuildSummary) -> str:
     return ", ".join(parts)
 
 
-def _dataset_rows(ds: Iterable[DatasetInfo]) -> list[tuple[str, ...]]:
+def _dataset_rows(ds: Iterable[DatasetInfo], labels: Mapping[str, str]) -> list[tuple[str, ...]]:
     return [
         (
             f"<code>{_e(d.dataset_id)}</code>",
             _e(d.title or ""),
-            _e(d.organism or ""),
+            _e(labels.get(d.organism, d.organism) if d.organism else ""),
             count(d.cells),
             f"<code>{_e(d.dataset_version_id)}</code>" if d.dataset_version_id else "",
             f'<code title="{_e(d.sha256)}">{_e(d.sha256[:12])}…</code>' if d.sha256 else "",
@@ -284,7 +307,9 @@ def _changes(d: ReleaseDiff | None, s: BuildSummary) -> str:
     for title, items in (("Datasets added", d.added), ("Datasets removed", d.removed)):
         parts.append(f"<h3>{title} ({len(items)})</h3>")
         parts.append(
-            _table(_DATASET_HEAD, _dataset_rows(items), {3, 6})
+            _table(
+                _DATASET_HEAD, _dataset_rows(items, {o.name: o.label for o in d.organisms}), {3, 6}
+            )
             if items
             else '<p class="empty">none</p>'
         )
@@ -308,28 +333,49 @@ def _changes(d: ReleaseDiff | None, s: BuildSummary) -> str:
         )
     else:
         parts.append('<p class="empty">none</p>')
-    parts.append("<h3>Largest changes by category</h3>")
-    any_rows = False
-    for o in d.organisms:
-        rows = []
-        for cat in CHART_CATEGORIES:
-            for c in o.categories.get(cat, ())[:8]:
-                rows.append(
-                    (
-                        _e(CATEGORY_TITLES.get(cat, cat)),
-                        _e(c.label),
-                        count(c.total_cells[0]),
-                        count(c.total_cells[1]),
-                        _delta(c.total_cells),
-                    )
-                )
-        if rows:
-            any_rows = True
-            parts.append(f"<p><strong>{_e(o.label)}</strong></p>")
-            parts.append(_table(("category", "term", "before", "now", "Δ"), rows, {2, 3, 4}))
-    if not any_rows:
-        parts.append('<p class="empty">no category counts changed</p>')
+    parts.append(_category_changes(d))
     parts.append("</section>")
+    return "".join(parts)
+
+
+def _delta0(p: Pair) -> str:
+    """Change of a cell count, a term absent from a build counting as 0 cells."""
+    return _delta((p[0] or 0, p[1] or 0))
+
+
+def _category_changes(d: ReleaseDiff) -> str:
+    parts = ["<h3>Largest changes by category</h3>"]
+    shown = False
+    for o in d.organisms:
+        tables = []
+        for cat in CHART_CATEGORIES:
+            rows = o.categories.get(cat, ())
+            if not rows:
+                continue
+            body = [
+                (
+                    _e(c.label),
+                    count(c.total_cells[0]),
+                    count(c.total_cells[1]),
+                    _delta0(c.total_cells),
+                )
+                for c in rows[:CHANGE_ROWS]
+            ]
+            more = (
+                f'<p class="more">{len(rows) - CHANGE_ROWS} more in report.json</p>'
+                if len(rows) > CHANGE_ROWS
+                else ""
+            )
+            title = _e(CATEGORY_TITLES.get(cat, cat))
+            table = _table(("term", "before", "now", "Δ"), body, {1, 2, 3})
+            tables.append(f'<div><p class="cap">{title}</p>{table}{more}</div>')
+        if tables:
+            shown = True
+            parts.append(f'<p><strong>{_e(o.label)}</strong></p><div class="grid2">')
+            parts.extend(tables)
+            parts.append("</div>")
+    if not shown:
+        parts.append('<p class="empty">no category counts changed</p>')
     return "".join(parts)
 
 
@@ -410,7 +456,7 @@ def _organism(o: OrganismSummary) -> str:
 
 def _datasets(s: BuildSummary) -> str:
     ds = sorted(s.datasets, key=lambda d: (-(d.cells or 0), d.dataset_id))
-    table = _table(_DATASET_HEAD, _dataset_rows(ds), {3, 6})
+    table = _table(_DATASET_HEAD, _dataset_rows(ds, {o.name: o.label for o in s.organisms}), {3, 6})
     inner = (
         table
         if len(ds) <= 50

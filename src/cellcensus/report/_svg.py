@@ -221,10 +221,11 @@ def histogram_chart(
     median = h.quantile(0.5)
     if median and median >= bins[0][0]:
         xm = x(median)
+        label = _e(compact(round(median)))
         out.append(
             f'<line x1="{_n(xm)}" x2="{_n(xm)}" y1="{top}" y2="{_n(y(0))}" stroke="#c2410c" '
             f'stroke-dasharray="4 3"/><text x="{_n(min(xm + 4, left + pw - 90))}" '
-            f'y="{top + 10}" class="axis" fill="#c2410c">median \u2248 {_e(compact(median))}</text>'
+            f'y="{top + 10}" class="axis" fill="#c2410c">median \u2248 {label}</text>'
         )
     out.append(
         f'<text x="{_n(left + pw / 2)}" y="{height - 6}" class="axis" text-anchor="middle" '
