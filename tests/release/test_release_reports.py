@@ -103,6 +103,11 @@ def test_reports_on_s3_publish_verify_sync_list_and_recompute(s3, census_build, 
     assert {"report.html", "report.json"} <= set(manifest)
     assert res.total_objects == len(manifest)
     assert verify(root_uri, "2026-04-08", settings=s3.anon).ok
+    # served with their content types: a browser shows the page straight from the bucket
+    head = s3.reader.boto3_client().head_object(
+        Bucket="public", Key=f"{s3.prefix}/2026-04-08/report.html"
+    )
+    assert head["ContentType"] == "text/html; charset=utf-8"
     dest = tmp_path / "copy"
     sync(root_uri, "latest", dest, settings=s3.anon)
     assert (dest / "report.html").read_bytes() == r.read_bytes("2026-04-08/report.html")
