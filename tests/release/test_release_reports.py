@@ -94,6 +94,7 @@ def test_unreadable_previous_build_stops_publish_with_advice(census_build, tmp_p
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # two publishes, a sync and a recompute over S3, two CLI runs: ~60 s
 def test_reports_on_s3_publish_verify_sync_list_and_recompute(s3, census_build, tmp_path) -> None:
     root_uri = s3.root_uri("public")
     publish(census_build, root_uri, tag="2026-04-01", lts=True, settings=s3.publisher)

@@ -89,6 +89,7 @@ def _summarize(
     histograms: bool,
 ) -> BuildSummary:
     """:func:`summarize_census` with storage errors turned into one clear error."""
+    import pyarrow as pa
     import tiledb
     import tiledbsoma as soma
 
@@ -103,7 +104,7 @@ def _summarize(
         )
     except CellCensusError:
         raise
-    except (soma.SOMAError, tiledb.TileDBError, OSError, KeyError, ValueError) as e:
+    except (soma.SOMAError, tiledb.TileDBError, pa.ArrowException, OSError) as e:
         msg = (
             f"cannot read the census at {uri} to compute its release report ({type(e).__name__}: "
             f"{e}); check the build with `cellcensus verify` (or `validate` before publishing)"
