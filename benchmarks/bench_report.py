@@ -2,18 +2,18 @@
 
 Run by hand (not in CI):
 
-    .venv/bin/python benchmarks/bench_report.py --obs-cells 20000000 --cells 200000 \
+    .venv/bin/python benchmarks/bench_report.py --obs-cells 2000000,20000000 --cells 200000 \
         --workdir /tmp/bench-report
 
 Two parts:
 
-1. **Scale** (``--obs-cells``): writes (once) an obs-only census of that many cells with
-   tiledbsoma — one organism, dictionary columns ``dataset_id`` (2,000 values), ``cell_type``,
-   ``assay``, ``tissue_general``, ``disease`` (+ term ids), ``is_primary_data``, ``nnz``,
-   ``raw_sum``, a ``var`` of 60,000 genes and ``census_info/summary_cell_counts`` — then, in
-   separate processes, computes the report numbers (``summarize_census``, histograms on) and a
-   baseline that reads the same obs columns whole with ``.concat()`` and reduces them with numpy
-   (what a report without streaming would do). Prints seconds, peak RSS of each, and the ratios.
+1. **Scale** (``--obs-cells``, one or more sizes): writes (once) an obs-only census of that many
+   cells with tiledbsoma (one organism; dictionary columns ``dataset_id`` with 2,000 values,
+   ``cell_type``, ``assay``, ``tissue_general``, ``disease`` and term ids; ``is_primary_data``,
+   ``nnz``, ``raw_sum``; a ``var`` of 60,000 genes; ``census_info/summary_cell_counts``), then,
+   in separate processes, computes the report numbers (``summarize_census``, histograms on) and
+   a baseline that reads the same obs columns whole with ``.concat()`` and reduces them with
+   numpy (what a report without streaming would do). Prints seconds, peak RSS, and the ratios.
 2. **Publish share** (``--cells``): builds (once) the demo corpus at that size, publishes it to a
    local directory root and reports how much of the publish the report step took.
 """
@@ -254,15 +254,19 @@ def publish_share(workdir: Path, cells: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--obs-cells", type=int, default=20_000_000)
+    ap.add_argument(
+        "--obs-cells",
+        default="2000000,20000000",
+        help="Comma-separated sizes of the obs-only census (memory should stay flat).",
+    )
     ap.add_argument("--cells", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/cellcensus-bench-report"))
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
-    if args.obs_cells:
-        scale(args.workdir, args.obs_cells, args.rounds)
+    for n in (int(x) for x in args.obs_cells.split(",") if x.strip()):
+        scale(args.workdir, n, args.rounds)
     if args.cells:
         publish_share(args.workdir, args.cells)
 

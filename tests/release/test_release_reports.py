@@ -15,7 +15,17 @@ from cellcensus.release import S3Root, publish, read_manifest, retract, sync, ve
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, build_report, list_releases
 
-from .conftest import N_OBS, cli_env, publisher_env, run_cli, s3_cli_args
+from .conftest import N_OBS, publisher_env, run_cli, s3_cli_args
+
+
+class _SomaFailsRoot(LocalRoot):
+    """A root whose uploads under soma/ fail (an interrupted publish, deterministically)."""
+
+    def upload_file(self, path, key, *, sha256, callback=None) -> None:
+        if "/soma/" in key:
+            msg = f"injected failure uploading {key}"
+            raise OSError(msg)
+        super().upload_file(path, key, sha256=sha256, callback=callback)
 
 
 def _report(root, tag: str) -> BuildReport:
@@ -54,15 +64,10 @@ def test_resumed_publish_reproduces_the_report_and_retraction_moves_the_baseline
 ) -> None:
     root = tmp_path / "root"
     publish(census_build, root, tag="2026-02-01")
-    proc = run_cli(
-        "publish",
-        str(census_build),
-        str(root),
-        "--tag",
-        "2026-02-08",
-        env=cli_env(CELLCENSUS_TEST_FAIL_AFTER_UPLOADS="10"),
-    )
-    assert proc.returncode == -9
+    # an interrupted publish: the report and the H5ADs landed, soma/ did not
+    with pytest.raises(OSError, match="injected"):
+        publish(census_build, _SomaFailsRoot(root), tag="2026-02-08")
+    assert not (root / "2026-02-08" / "soma").exists()
     claimed = (root / "2026-02-08" / "report.json").read_bytes()
     # a build published meanwhile (between the two) does not change the resumed report
     publish(census_build, root, tag="2026-02-05")

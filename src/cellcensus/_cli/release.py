@@ -104,7 +104,8 @@ def publish(
     out.print(
         f"published {res.tag}: {res.total_objects} objects ({_mb(res.total_bytes)}); uploaded "
         f"{res.uploaded} ({_mb(res.bytes_uploaded)}, {rate:.1f} MB/s), {res.skipped} already "
-        f"there, in {res.seconds:.1f} s\nsoma: {res.soma_uri}",
+        f"there, in {res.seconds:.1f} s\nsoma: {res.soma_uri}\n"
+        f"report: {r.object_uri(f'{res.tag}/report.html')}",
         highlight=False,
     )
 

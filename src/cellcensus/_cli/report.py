@@ -104,7 +104,7 @@ def _table(title: str, columns: tuple[str, ...], right: int = 0) -> Table:
 
 
 def _print_totals(d: ReleaseDiff) -> None:
-    from cellcensus.report._fmt import nbytes
+    from cellcensus.report._fmt import nbytes, nbytes_change
 
     t = _table(f"{d.old_tag} → {d.new_tag}", ("", d.old_tag, d.new_tag, "Δ"), right=3)
     for label, p in (
@@ -113,7 +113,8 @@ def _print_totals(d: ReleaseDiff) -> None:
         ("datasets", d.datasets),
     ):
         t.add_row(label, _num(p[0]), _num(p[1]), _delta(p))
-    t.add_row("store size", nbytes(d.store_bytes[0]), nbytes(d.store_bytes[1]), "")
+    b0, b1 = d.store_bytes
+    t.add_row("store size", nbytes(b0), nbytes(b1), nbytes_change(b0, b1))
     out.print(t)
     if d.schema_changes:
         t = _table("schema versions changed", ("schema", d.old_tag, d.new_tag))
@@ -123,10 +124,12 @@ def _print_totals(d: ReleaseDiff) -> None:
 
 
 def _print_datasets(d: ReleaseDiff) -> None:
+    labels = {o.name: o.label for o in d.organisms}
     for title, items in (("datasets added", d.added), ("datasets removed", d.removed)):
         t = _table(f"{title}: {len(items)}", ("dataset", "title", "organism", "cells"), right=1)
         for x in items:
-            t.add_row(x.dataset_id, x.title or "", x.organism or "", _num(x.cells))
+            organism = labels.get(x.organism, x.organism) if x.organism else ""
+            t.add_row(x.dataset_id, x.title or "", organism, _num(x.cells))
         out.print(t)
     t = _table(
         f"datasets changed: {len(d.changed)}",
@@ -162,11 +165,14 @@ def _print_organisms(d: ReleaseDiff) -> None:
             _delta(o.datasets),
         )
     out.print(t)
+    from cellcensus.report._html import CATEGORY_TITLES
+
     for o in d.organisms:
         for cat, rows in sorted(o.categories.items()):
             more = f" (largest {CATEGORY_ROWS} of {len(rows)})" if len(rows) > CATEGORY_ROWS else ""
+            name = CATEGORY_TITLES.get(cat, cat).lower()
             t = _table(
-                f"{o.label}: cells by {cat}{more}", ("term", "id", "before", "now", "Δ"), right=3
+                f"{o.label}: cells by {name}{more}", ("term", "id", "before", "now", "Δ"), right=3
             )
             for c in rows[:CATEGORY_ROWS]:
                 t.add_row(
@@ -174,7 +180,7 @@ def _print_organisms(d: ReleaseDiff) -> None:
                     c.ontology_term_id,
                     _num(c.total_cells[0]),
                     _num(c.total_cells[1]),
-                    _delta(c.total_cells),
+                    _delta((c.total_cells[0] or 0, c.total_cells[1] or 0)),  # absent: 0 cells
                 )
             out.print(t)
 

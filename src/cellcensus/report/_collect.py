@@ -40,7 +40,7 @@ CHART_CATEGORIES = ("tissue_general", "assay", "disease", "cell_type")
 #: Per-cell obs columns drawn as histograms.
 HISTOGRAM_COLUMNS = ("nnz", "raw_sum")
 #: Read buffer per obs batch: bounds the memory of a report, whatever the census size.
-READ_BUFFER_BYTES = 64 * 1024 * 1024
+READ_BUFFER_BYTES = 16 * 1024 * 1024
 #: Histogram range: values 1 .. 10**9 (larger values fall into the last bin).
 _DECADES = 9
 _NBINS = _DECADES * BINS_PER_DECADE
@@ -152,49 +152,54 @@ class _ObsStats:
     categories: dict[str, tuple[Counter[str], Counter[str]]] = field(default_factory=dict)
 
 
+def _primary_mask(batch: pa.Table) -> npt.NDArray[np.bool_]:
+    import numpy as np
+
+    col = batch.column("is_primary_data").combine_chunks().fill_null(False)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _reduce_batch(
+    stats: _ObsStats, batch: pa.Table, columns: list[str], categories: list[tuple[str, str | None]]
+) -> None:
+    """Fold one batch of obs into ``stats``."""
+    import numpy as np
+
+    stats.cells += batch.num_rows
+    primary = _primary_mask(batch) if "is_primary_data" in columns else None
+    if primary is not None:
+        stats.unique = (stats.unique or 0) + int(primary.sum())
+    if "dataset_id" in columns:
+        stats.datasets.update(_value_counts(batch.column("dataset_id")))
+    if "nnz" in columns:
+        nnz = batch.column("nnz").combine_chunks().to_numpy(zero_copy_only=False)
+        stats.nnz_sum = (stats.nnz_sum or 0) + int(np.asarray(nnz, dtype=np.int64).sum())
+    for name, acc in stats.histograms.items():
+        acc.add(batch.column(name).combine_chunks().to_numpy(zero_copy_only=False))
+    for cat, term in categories:
+        keys = _category_keys(batch, cat, term)
+        total, unique = stats.categories[cat]
+        total.update(_value_counts(keys))
+        if primary is not None:
+            unique.update(_value_counts(keys, primary))
+
+
 def _stream_obs(
     obs: soma.DataFrame, *, columns: list[str], categories: list[tuple[str, str | None]]
 ) -> _ObsStats:
     """One pass over ``obs`` reading only ``columns`` (plus the category columns)."""
-    import numpy as np
-
-    stats = _ObsStats()
-    if "is_primary_data" in columns:
-        stats.unique = 0
-    if "nnz" in columns:
-        stats.nnz_sum = 0
-    for name in HISTOGRAM_COLUMNS:
-        if name in columns:
-            stats.histograms[name] = _HistogramAcc()
-    for cat, _term in categories:
-        stats.categories[cat] = (Counter(), Counter())
+    stats = _ObsStats(
+        unique=0 if "is_primary_data" in columns else None,
+        nnz_sum=0 if "nnz" in columns else None,
+        histograms={name: _HistogramAcc() for name in HISTOGRAM_COLUMNS if name in columns},
+        categories={cat: (Counter(), Counter()) for cat, _term in categories},
+    )
     wanted = list(dict.fromkeys(columns + [c for pair in categories for c in pair if c]))
+    if not wanted:  # nothing to reduce: the cell count is in the array's metadata
+        stats.cells = int(obs.count)
+        return stats
     for batch in obs.read(column_names=wanted):
-        n = batch.num_rows
-        stats.cells += n
-        primary: npt.NDArray[np.bool_] | None = None
-        if "is_primary_data" in columns:
-            primary = (
-                batch.column("is_primary_data")
-                .combine_chunks()
-                .fill_null(False)
-                .to_numpy(zero_copy_only=False)
-                .astype(bool)
-            )
-            stats.unique = (stats.unique or 0) + int(primary.sum())
-        if "dataset_id" in columns:
-            stats.datasets.update(_value_counts(batch.column("dataset_id")))
-        if "nnz" in columns:
-            nnz = batch.column("nnz").combine_chunks().to_numpy(zero_copy_only=False)
-            stats.nnz_sum = (stats.nnz_sum or 0) + int(np.asarray(nnz, dtype=np.int64).sum())
-        for name, acc in stats.histograms.items():
-            acc.add(batch.column(name).combine_chunks().to_numpy(zero_copy_only=False))
-        for cat, term in categories:
-            keys = _category_keys(batch, cat, term)
-            total, unique = stats.categories[cat]
-            total.update(_value_counts(keys))
-            if primary is not None:
-                unique.update(_value_counts(keys, primary))
+        _reduce_batch(stats, batch, columns, categories)
     return stats
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["compact", "count", "nbytes", "pct", "signed"]
+__all__ = ["compact", "count", "nbytes", "nbytes_change", "pct", "signed"]
 
 
 def count(n: int | None) -> str:
@@ -49,3 +49,11 @@ def pct(part: int | None, whole: int | None) -> str:
     if part is None or not whole:
         return ""
     return f"{100 * part / whole:.1f} %"
+
+
+def nbytes_change(old: int | None, new: int | None) -> str:
+    """``+1.43 MB`` / typographic minus; ``—`` when either size is unknown."""
+    if old is None or new is None:
+        return "—"
+    d = new - old
+    return ("+" if d > 0 else "\u2212" if d < 0 else "") + nbytes(abs(d))

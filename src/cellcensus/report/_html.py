@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from cellcensus.report._collect import CHART_CATEGORIES
-from cellcensus.report._fmt import count, nbytes, pct, signed
+from cellcensus.report._fmt import count, nbytes, nbytes_change, pct, signed
 from cellcensus.report._svg import Bar, bar_chart, histogram_chart
 
 if TYPE_CHECKING:
@@ -384,10 +384,7 @@ def _diff(p: Pair) -> int | None:
 
 
 def _signed_bytes(p: Pair) -> str:
-    d = _diff(p)
-    if d is None:
-        return "—"
-    return ("+" if d > 0 else "\u2212" if d < 0 else "") + nbytes(abs(d))
+    return nbytes_change(p[0], p[1])
 
 
 def _category_figure(o: OrganismSummary, cat: str) -> str:
