@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import anndata as ad
 import pytest
 
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 from cellcensus.release import publish
 
 if TYPE_CHECKING:
