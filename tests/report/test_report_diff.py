@@ -102,6 +102,7 @@ def test_diff_cli_prints_tables_and_json(diff_case: DiffCase) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # four CLI runs, one recomputing from the census: 20-80 s on 2 busy cores
 def test_report_cli_writes_html_and_json(diff_case: DiffCase, tmp_path) -> None:
     out = tmp_path / "r" / "b.html"
     proc = _cli("report", str(diff_case.root), TAG_B, "--out", str(out))

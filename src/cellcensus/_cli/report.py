@@ -52,7 +52,6 @@ def report(
 ) -> None:
     """Write the report of a build: one static HTML page with charts, plus the numbers as JSON."""
     from cellcensus.errors import BadInputError
-    from cellcensus.report import build_report, write_report
 
     if no_diff and against is not None:
         msg = "--against and --no-diff contradict each other; give one"
@@ -60,6 +59,8 @@ def report(
     if out_path.suffix.lower() not in (".html", ".htm"):
         msg = f"--out {out_path} must name an .html file (report.json is written beside it)"
         raise BadInputError(msg, field="out")
+    from cellcensus.report import build_report, write_report
+
     rep = build_report(
         root,
         tag,
