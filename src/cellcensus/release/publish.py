@@ -4,7 +4,9 @@ Steps (the commit point is the last one):
 
 1. check the build directory (``soma/`` collection, ``h5ads/``, ``build.json``) and the tag; refuse
    a tag that ``release.json`` already lists (published tags are immutable);
-2. hash every file (sha256, and the ETag S3 will compute) and *claim* the tag by creating
+2. write the release report (``report.html``, ``report.json``: the build's numbers and its diff
+   against the previous build, see :mod:`cellcensus.report`) beside the build's files;
+   hash every file (sha256, and the ETag S3 will compute) and *claim* the tag by creating
    ``<tag>/manifest.json`` with a create-only write. If a manifest is already there (an
    interrupted publish), it must list exactly the same objects, otherwise publishing is refused
    (``discard_partial`` deletes the unpublished leftovers first);
@@ -51,6 +53,7 @@ from cellcensus.release.verify import MANIFEST_KEY, check_build
 
 if TYPE_CHECKING:
     from cellcensus._progress import Progress
+    from cellcensus.report import StagedReport
     from cellcensus.settings import Settings
 
 __all__ = ["PublishResult", "publish"]
@@ -250,6 +253,14 @@ def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
     update_directory(r, commit)
 
 
+def _stage_report(r: ReleaseRoot, tag: str, bdir: Path, day: dt.date) -> StagedReport:
+    """The release report of the build (``report.html``, ``report.json``), in a temporary
+    directory; deterministic, so a resumed publish claims the same manifest."""
+    from cellcensus.report import stage_publish_report
+
+    return stage_publish_report(r, tag, bdir, release_date=day)
+
+
 def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
     _check_build_dir(bdir, r.settings)
     if isinstance(r, S3Root) and r.settings.anonymous:
@@ -329,6 +340,8 @@ def publish(
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
     files = _build_files(bdir)
+    staged_report = _stage_report(r, tag, bdir, day)
+    files = sorted([*files, *staged_report.files])
     digests = _hash_files(files, jobs, progress)
     manifest = Manifest(
         tag=tag,
@@ -366,6 +379,7 @@ def publish(
     ensure_origin_mirror(r)
     entry = _entry(r, tag, lts, day)
     _commit(r, entry)
+    staged_report.cleanup()
     seconds = time.monotonic() - t0
     logger.info("published %s: %s (%.1f s)", tag, entry.soma.uri, seconds)
     return PublishResult(
