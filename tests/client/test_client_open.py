@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cellxgene_census
@@ -225,37 +229,82 @@ def test_http_root_with_file_mirror_and_cache(release_root: Path, http_root) -> 
     assert len([h for h in http_root.hits if h.endswith("release.json")]) == 4
 
 
+class _FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one release.json: 503 for the first ``failures`` requests, 404 for other paths,
+    or (``delay`` > 0) answers only after ``delay`` seconds."""
+
+    body = b""
+    failures = 0
+    delay = 0.0
+    calls: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        cls.calls.append(self.path)
+        if cls.delay:
+            time.sleep(cls.delay)
+        if self.path != "/root/release.json":
+            status, body = 404, b"no such key"
+        elif len(cls.calls) <= cls.failures:
+            status, body = 503, b"busy"
+        else:
+            status, body = 200, cls.body
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (timeout) and closed the connection
+            pass
+
+
+@contextlib.contextmanager
+def _flaky_server(body: bytes, *, failures: int = 0, delay: float = 0.0) -> Iterator[tuple[str, list[str]]]:
+    calls: list[str] = []
+    handler = type(
+        "Handler", (_FlakyHandler,), {"body": body, "failures": failures, "delay": delay, "calls": calls}
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}", calls
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
+    """A real server on 127.0.0.1 answers 503 twice, then the directory; 404 is not retried."""
+    monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)  # speed only
     body = (release_root / "release.json").read_bytes()
-    calls: list[int] = []
+    with _flaky_server(body, failures=2) as (url, calls):
+        d = cellcensus.get_census_version_directory(release_root=f"{url}/root/")
+        assert calls == ["/root/release.json"] * 3
+        assert d["stable"]["release_build"] == LTS_TAG
+        calls.clear()
+        with pytest.raises(NotFoundError, match=r"no release directory at http://127\.0\.0\.1"):
+            cellcensus.get_census_version_directory(release_root=f"{url}/other/")
+        assert calls == ["/other/release.json"]
 
-    class Resp:
-        def __init__(self, status: int) -> None:
-            self.status_code = status
-            self.content = body
 
-        def raise_for_status(self) -> None:
-            if self.status_code >= 400:
-                raise requests.HTTPError(response=self)  # type: ignore[arg-type]
-
-    def fake_get(url: str, **kwargs: object) -> Resp:
-        assert kwargs["timeout"] == (
-            client._locations.CONNECT_TIMEOUT,
-            client._locations.READ_TIMEOUT,
-        )
-        calls.append(1)
-        return Resp(503 if len(calls) < 3 else 200)
-
-    monkeypatch.setattr(client._locations.requests, "get", fake_get)
+def test_http_read_timeout_is_applied(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
+    """A server that accepts but answers late: each attempt gives up after READ_TIMEOUT."""
     monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)
-    d = cellcensus.get_census_version_directory(release_root="https://census.example/root/")
-    assert len(calls) == 3
-    assert d["stable"]["release_build"] == LTS_TAG
-
-    calls.clear()
-    monkeypatch.setattr(client._locations.requests, "get", lambda url, **kw: Resp(404))
-    with pytest.raises(NotFoundError, match=r"no release directory at https://census\.example"):
-        cellcensus.get_census_version_directory(release_root="https://census.example/other/")
+    monkeypatch.setattr(client._locations, "READ_TIMEOUT", 0.3)
+    body = (release_root / "release.json").read_bytes()
+    with _flaky_server(body, delay=3.0) as (url, calls):
+        t0 = time.monotonic()
+        with pytest.raises(client.ReleaseRootUnreachableError, match="attempts"):
+            cellcensus.get_census_version_directory(release_root=f"{url}/root/")
+        assert time.monotonic() - t0 < 2.9  # gave up before the first answer could come
+        assert len(calls) >= 2  # and retried
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])
