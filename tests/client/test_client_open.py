@@ -8,8 +8,8 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
@@ -23,6 +23,9 @@ from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
@@ -262,10 +265,14 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _flaky_server(body: bytes, *, failures: int = 0, delay: float = 0.0) -> Iterator[tuple[str, list[str]]]:
+def _flaky_server(
+    body: bytes, *, failures: int = 0, delay: float = 0.0
+) -> Iterator[tuple[str, list[str]]]:
     calls: list[str] = []
     handler = type(
-        "Handler", (_FlakyHandler,), {"body": body, "failures": failures, "delay": delay, "calls": calls}
+        "Handler",
+        (_FlakyHandler,),
+        {"body": body, "failures": failures, "delay": delay, "calls": calls},
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

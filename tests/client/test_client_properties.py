@@ -7,8 +7,7 @@ import http.server
 import json
 import string
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -17,6 +16,10 @@ from hypothesis import strategies as st
 from cellcensus import client
 from cellcensus.client._directory import _directory
 from cellcensus.client._locations import uri_join
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 segment = st.text(string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=8)
 path = st.lists(segment, min_size=1, max_size=4).map("/".join)

@@ -20,7 +20,9 @@ def _print_differences(report: CompareReport) -> None:
     for obj in report.objects:
         if obj.equal:
             continue
-        out.print(f"[bold]{escape(obj.path)}[/] ({obj.soma_type}): {obj.n_differences:,} difference(s)")
+        out.print(
+            f"[bold]{escape(obj.path)}[/] ({obj.soma_type}): {obj.n_differences:,} difference(s)"
+        )
         for d in obj.differences:
             out.print(f"  {d.kind}: {escape(d.detail)}", highlight=False)
         more = obj.n_differences - len(obj.differences)

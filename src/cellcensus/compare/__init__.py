@@ -6,8 +6,10 @@ presence matrix, spatial scenes (point clouds, images) — by SOMA type, metadat
 dictionary categories, shape, and every row, coordinate and value. Large arrays are streamed in
 blocks of matching ``soma_joinid`` rows, so memory does not grow with the size of the builds.
 
+Examples
+--------
 >>> from cellcensus.compare import CompareOptions
->>> CompareOptions().max_differences
+>>> CompareOptions(rtol=1e-6).max_differences
 10
 """
 
@@ -141,7 +143,7 @@ class _Walker:
         if kind in _GROUPS:
             for key in sorted(set(a) | set(b)):
                 child = f"{path}/{key}" if path else key
-                self.walk(child, a[key] if key in a else None, b[key] if key in b else None)
+                self.walk(child, a.get(key), b.get(key))
             return
         self.progress.start(name, None, "")
         if kind in _DATAFRAMES:
@@ -198,10 +200,11 @@ def compare_builds(
     opts = options or CompareOptions()
     context = None
     if _is_remote(str(a)) or _is_remote(str(b)):
+        from cellcensus.client import get_default_soma_context
         from cellcensus.settings import Settings
 
-        cfg = (settings or Settings.resolve()).tiledb_config()
-        context = tiledbsoma.SOMATileDBContext(tiledb_config=cfg)
+        cfg: dict[str, Any] = dict((settings or Settings.resolve()).tiledb_config())
+        context = get_default_soma_context(tiledb_config=cfg)
     uri_a = resolve_soma_uri(a, context=context)
     uri_b = resolve_soma_uri(b, context=context)
     report = CompareReport(a=uri_a, b=uri_b, options=opts)

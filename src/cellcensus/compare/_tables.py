@@ -39,10 +39,14 @@ def _compare_schema(
     lim = opts.max_differences
     for name in names_a:
         if name not in names_b:
-            res.add("schema", f"column {name!r} only in A ({_fmt_type(sa.field(name).type)})", limit=lim)
+            res.add(
+                "schema", f"column {name!r} only in A ({_fmt_type(sa.field(name).type)})", limit=lim
+            )
     for name in names_b:
         if name not in names_a:
-            res.add("schema", f"column {name!r} only in B ({_fmt_type(sb.field(name).type)})", limit=lim)
+            res.add(
+                "schema", f"column {name!r} only in B ({_fmt_type(sb.field(name).type)})", limit=lim
+            )
     common = [n for n in names_a if n in names_b]
     if [n for n in names_b if n in names_a] != common:
         res.add(
@@ -53,8 +57,7 @@ def _compare_schema(
     if tuple(a.index_column_names) != tuple(b.index_column_names):
         res.add(
             "schema",
-            f"index columns differ: A {list(a.index_column_names)}, "
-            f"B {list(b.index_column_names)}",
+            f"index columns differ: A {list(a.index_column_names)}, B {list(b.index_column_names)}",
             limit=lim,
         )
     for name in common:
@@ -118,6 +121,7 @@ def _compare_values(
     ta: pa.Table,
     tb: pa.Table,
     columns: list[str],
+    *,
     row_ids: list[Any],
     res: ObjectResult,
     opts: CompareOptions,
@@ -178,7 +182,9 @@ def _compare_by_joinid(
         jb = tb[JOINID].to_numpy() if tb is not None else np.zeros(0, np.int64)
         if ja.shape == jb.shape and np.array_equal(ja, jb):
             if ta is not None and tb is not None:
-                _compare_values(ta, tb, common, [f"soma_joinid={j}" for j in ja], res, opts)
+                _compare_values(
+                    ta, tb, common, row_ids=[f"soma_joinid={j}" for j in ja], res=res, opts=opts
+                )
             res.compared += len(ja)
         else:
             _report_rows("A", np.setdiff1d(ja, jb).tolist(), res, opts, "soma_joinid")
@@ -189,9 +195,9 @@ def _compare_by_joinid(
                     ta.take(pa.array(ia)),
                     tb.take(pa.array(ib)),
                     common,
-                    [f"soma_joinid={j}" for j in both],
-                    res,
-                    opts,
+                    row_ids=[f"soma_joinid={j}" for j in both],
+                    res=res,
+                    opts=opts,
                 )
             res.compared += len(both)
         start = end + 1
@@ -219,7 +225,9 @@ def _compare_by_index(
     if shared:
         sub_a = ta.take(pa.array([pos_a[k] for k in shared], pa.int64()))
         sub_b = tb.take(pa.array([pos_b[k] for k in shared], pa.int64()))
-        _compare_values(sub_a, sub_b, common, [f"{label}={k}" for k in shared], res, opts)
+        _compare_values(
+            sub_a, sub_b, common, row_ids=[f"{label}={k}" for k in shared], res=res, opts=opts
+        )
     res.compared += len(shared)
 
 

@@ -41,9 +41,9 @@ def unequal_numpy(a: npt.NDArray[Any], b: npt.NDArray[Any], rtol: float) -> npt.
         fb = b.astype(np.float64, copy=False)
         both_nan = np.isnan(fa) & np.isnan(fb)
         if rtol > 0:
-            close: npt.NDArray[np.bool_] = np.isclose(fa, fb, rtol=rtol, atol=0.0, equal_nan=True)
-            return ~close
-        return ~((fa == fb) | both_nan)
+            close = np.isclose(fa, fb, rtol=rtol, atol=0.0, equal_nan=True)
+            return np.asarray(~close, dtype=bool)
+        return np.asarray(~((fa == fb) | both_nan), dtype=bool)
     if a.dtype != b.dtype and (a.dtype.kind in "biu" and b.dtype.kind in "biu"):
         return np.asarray(a.astype(np.int64) != b.astype(np.int64))
     return np.asarray(a != b)
