@@ -56,7 +56,7 @@ def _recreate_with_type(collection_uri: str, key: str, column: str, new_type: pa
         schema = old.schema
         domain = old.domain
         metadata = dict(old.metadata)
-    with soma.Collection.open(collection_uri, "w") as coll:
+    with soma.Collection.open(collection_uri, "d") as coll:
         del coll[key]
     fields = [
         pa.field(f.name, new_type if f.name == column else f.type)

@@ -32,8 +32,11 @@ def _print_differences(report: CompareReport) -> None:
 
 def _summary(report: CompareReport) -> Table:
     table = Table(title=f"A {report.a}\nB {report.b}", title_justify="left")
-    for col in ("object", "type", "compared", "differences", "kinds"):
-        table.add_column(col, justify="right" if col in ("compared", "differences") else "left")
+    table.add_column("object", overflow="fold")  # whole paths, wrapped rather than cut
+    table.add_column("type", no_wrap=True)
+    table.add_column("compared", justify="right", no_wrap=True)
+    table.add_column("differences", justify="right", no_wrap=True)
+    table.add_column("kinds")
     for obj in report.objects:
         compared = f"{obj.compared:,} {obj.unit}".strip() if obj.unit else ""
         kinds = ", ".join(f"{k} {n:,}" for k, n in obj.kinds.items())
