@@ -31,6 +31,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
         cwd=REPO,
+        # mkdocs-material prints an end-of-life banner on every build unless this is set
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         capture_output=True,
         text=True,
         timeout=600,

@@ -29,6 +29,7 @@ from cellcensus.compare._report import (
     ObjectResult,
 )
 from cellcensus.compare._tables import compare_dataframes
+from cellcensus.compare._values import describe_value
 from cellcensus.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class _Walker:
             elif str(ma[key]) != str(mb[key]):
                 res.add(
                     "metadata",
-                    f"key {key!r}: A {_short(ma[key])}, B {_short(mb[key])}",
+                    f"key {key!r}: A {describe_value(ma[key])}, B {describe_value(mb[key])}",
                     limit=self.opts.max_differences,
                 )
 
@@ -156,11 +157,6 @@ class _Walker:
             res.add("type", f"cannot compare objects of type {kind}", limit=lim)
         self.progress.advance(name, res.compared)
         self.progress.finish(name)
-
-
-def _short(v: object) -> str:
-    s = repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."
 
 
 def compare_builds(

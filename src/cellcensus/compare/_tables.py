@@ -10,21 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cellcensus.compare._values import describe_value, plain, same_type, unequal_arrow, value_type
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cellcensus.compare._report import CompareOptions, ObjectResult
 
 __all__ = ["compare_dataframes"]
 
 JOINID = "soma_joinid"
-
-
-def _fmt_type(t: pa.DataType) -> str:
-    return str(t)
 
 
 def _compare_schema(
@@ -39,14 +38,10 @@ def _compare_schema(
     lim = opts.max_differences
     for name in names_a:
         if name not in names_b:
-            res.add(
-                "schema", f"column {name!r} only in A ({_fmt_type(sa.field(name).type)})", limit=lim
-            )
+            res.add("schema", f"column {name!r} only in A ({sa.field(name).type})", limit=lim)
     for name in names_b:
         if name not in names_a:
-            res.add(
-                "schema", f"column {name!r} only in B ({_fmt_type(sb.field(name).type)})", limit=lim
-            )
+            res.add("schema", f"column {name!r} only in B ({sb.field(name).type})", limit=lim)
     common = [n for n in names_a if n in names_b]
     if [n for n in names_b if n in names_a] != common:
         res.add(
@@ -89,8 +84,9 @@ def _compare_dictionaries(
         va, vb = ea[name].to_pylist(), eb[name].to_pylist()
         if va == vb:
             continue
-        only_a = [v for v in va if v not in set(vb)]
-        only_b = [v for v in vb if v not in set(va)]
+        set_a, set_b = set(va), set(vb)
+        only_a = [v for v in va if v not in set_b]
+        only_b = [v for v in vb if v not in set_a]
         if only_a or only_b:
             detail = (
                 f"column {name!r}: categories differ ({len(va)} in A, {len(vb)} in B; "
@@ -122,11 +118,12 @@ def _compare_values(
     tb: pa.Table,
     columns: list[str],
     *,
-    row_ids: list[Any],
+    label: str,
+    row_ids: Sequence[Any] | npt.NDArray[Any],
     res: ObjectResult,
     opts: CompareOptions,
 ) -> None:
-    """Compare aligned tables column by column; ``row_ids`` name the rows in messages."""
+    """Compare aligned tables column by column; rows are named ``label=row_ids[i]`` in messages."""
     for name in columns:
         if name == JOINID:
             continue
@@ -137,8 +134,8 @@ def _compare_values(
             "value",
             len(bad),
             (
-                f"row {row_ids[int(i)]}, column {name!r}: A {describe_value(ca[int(i)].as_py())}, "
-                f"B {describe_value(cb[int(i)].as_py())}"
+                f"row {label}={row_ids[int(i)]}, column {name!r}: "
+                f"A {describe_value(ca[int(i)].as_py())}, B {describe_value(cb[int(i)].as_py())}"
                 for i in bad
             ),
             limit=opts.max_differences,
@@ -182,9 +179,7 @@ def _compare_by_joinid(
         jb = tb[JOINID].to_numpy() if tb is not None else np.zeros(0, np.int64)
         if ja.shape == jb.shape and np.array_equal(ja, jb):
             if ta is not None and tb is not None:
-                _compare_values(
-                    ta, tb, common, row_ids=[f"soma_joinid={j}" for j in ja], res=res, opts=opts
-                )
+                _compare_values(ta, tb, common, label=JOINID, row_ids=ja, res=res, opts=opts)
             res.compared += len(ja)
         else:
             _report_rows("A", np.setdiff1d(ja, jb).tolist(), res, opts, "soma_joinid")
@@ -195,7 +190,8 @@ def _compare_by_joinid(
                     ta.take(pa.array(ia)),
                     tb.take(pa.array(ib)),
                     common,
-                    row_ids=[f"soma_joinid={j}" for j in both],
+                    label=JOINID,
+                    row_ids=both,
                     res=res,
                     opts=opts,
                 )
@@ -225,9 +221,7 @@ def _compare_by_index(
     if shared:
         sub_a = ta.take(pa.array([pos_a[k] for k in shared], pa.int64()))
         sub_b = tb.take(pa.array([pos_b[k] for k in shared], pa.int64()))
-        _compare_values(
-            sub_a, sub_b, common, row_ids=[f"{label}={k}" for k in shared], res=res, opts=opts
-        )
+        _compare_values(sub_a, sub_b, common, label=label, row_ids=shared, res=res, opts=opts)
     res.compared += len(shared)
 
 
