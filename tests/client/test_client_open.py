@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +20,10 @@ from cellcensus.errors import BadInputError, ConfigError, NotFoundError
 from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
-from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
+from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG, serve_http
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import contextlib
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
@@ -264,34 +262,21 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
             pass
 
 
-@contextlib.contextmanager
 def _flaky_server(
     body: bytes, *, failures: int = 0, delay: float = 0.0
-) -> Iterator[tuple[str, list[str]]]:
+) -> tuple[contextlib.AbstractContextManager[str], list[str]]:
+    """A server of ``_FlakyHandler`` (not started yet) and the list of paths it will be asked."""
     calls: list[str] = []
-    handler = type(
-        "Handler",
-        (_FlakyHandler,),
-        {"body": body, "failures": failures, "delay": delay, "calls": calls},
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield f"http://{host}:{port}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
+    attrs = {"body": body, "failures": failures, "delay": delay, "calls": calls}
+    return serve_http(type("Handler", (_FlakyHandler,), attrs)), calls
 
 
 def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
     """A real server on 127.0.0.1 answers 503 twice, then the directory; 404 is not retried."""
     monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)  # speed only
     body = (release_root / "release.json").read_bytes()
-    with _flaky_server(body, failures=2) as (url, calls):
+    server, calls = _flaky_server(body, failures=2)
+    with server as url:
         d = cellcensus.get_census_version_directory(release_root=f"{url}/root/")
         assert calls == ["/root/release.json"] * 3
         assert d["stable"]["release_build"] == LTS_TAG
@@ -307,7 +292,8 @@ def test_http_read_timeout_is_applied(monkeypatch: pytest.MonkeyPatch, release_r
     monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)
     monkeypatch.setattr(client._locations, "READ_TIMEOUT", 0.3)
     body = (release_root / "release.json").read_bytes()
-    with _flaky_server(body, delay=60.0) as (url, calls):
+    server, calls = _flaky_server(body, delay=60.0)
+    with server as url:
         t0 = time.monotonic()
         with pytest.raises(client.ReleaseRootUnreachableError, match="attempts"):
             cellcensus.get_census_version_directory(release_root=f"{url}/root/")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import http.server
 import json
 import string
-import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +14,8 @@ from hypothesis import strategies as st
 from cellcensus import client
 from cellcensus.client._directory import _directory
 from cellcensus.client._locations import uri_join
+
+from .conftest import _QuietHandler, serve_http
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,21 +68,9 @@ names = st.text(string.ascii_lowercase, min_size=1, max_size=4)
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A directory served over HTTP on 127.0.0.1, and its URL."""
     root = tmp_path_factory.mktemp("served")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    server.daemon_threads = True
-    server.block_on_close = False
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    yield root, f"http://{host}:{port}"
-    server.shutdown()
-    server.server_close()
+    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
+    with serve_http(functools.partial(handler, directory=str(root))) as url:
+        yield root, url
 
 
 @given(
