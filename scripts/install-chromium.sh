@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's chromium (headless browser of the HTML report test) unless one is present.
+# Install Debian's chromium (headless browser of the report and docs tests) unless present.
 # Called by .ci/run; needs root (or password-less sudo) and the Debian package archive.
 set -euo pipefail
 for exe in chromium chromium-browser; do

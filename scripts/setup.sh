@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.cellcensus-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q -e ".[test,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e ".[test,dev,docs]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import cellcensus, tiledbsoma, cellxgene_census" 
   touch "$stamp"
 fi

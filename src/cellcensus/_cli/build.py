@@ -200,10 +200,24 @@ def demo(
     cells: Annotated[int, typer.Option(help="Cells in the synthetic corpus.")] = 60_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic corpus.")] = 0,
     workers: Annotated[int, typer.Option(help="Build worker processes.")] = 1,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace DIR/build, DIR/cell-census (and DIR/corpus when --cells or --seed "
+            "changed) left by an earlier demo.",
+        ),
+    ] = False,
 ) -> None:
     """Synthesize a corpus, build it, validate it, publish it to a local release root, and
-    query the ``stable`` release with the official client's functions."""
+    query the 'stable' release with the official client's functions.
+
+    Writes DIR/corpus, DIR/build and DIR/cell-census. An earlier demo's DIR/build and
+    DIR/cell-census are only replaced with --force; DIR/corpus is reused when --cells and --seed
+    are unchanged.
+    """
     from cellcensus.builder import BuildOptions, build_census
+    from cellcensus.errors import BadInputError
     from cellcensus.release import publish, read_directory
     from cellcensus.synth import synth_corpus
 
@@ -211,9 +225,27 @@ def demo(
     corpus_dir = directory / "corpus"
     stamp = corpus_dir / "synth.json"
     wanted = {"cells": cells, "seed": seed}
+    build_dir = directory / "build"
+    root = directory / "cell-census"
+    new_corpus = not stamp.exists() or json.loads(stamp.read_text()) != wanted
+    doomed = [p for p in (build_dir, root) if p.exists()]
+    if new_corpus and corpus_dir.exists():
+        doomed.insert(0, corpus_dir)
+    if doomed and not force:
+        names = ", ".join(str(p) for p in doomed)
+        msg = (
+            f"the demo would delete {names} (left by an earlier run?); move them away, choose "
+            "another directory, or run again with --force to replace them"
+        )
+        raise BadInputError(msg)
+    for p in doomed:
+        console.print(f"removing {p}")
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
     t0 = time.monotonic()
-    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
-        shutil.rmtree(corpus_dir, ignore_errors=True)
+    if new_corpus:
         console.print(f"synthesizing {cells} cells into {corpus_dir}")
         corpus = synth_corpus(corpus_dir, seed=seed, n_cells=cells)
         stamp.write_text(json.dumps(wanted))
@@ -221,10 +253,6 @@ def demo(
     else:
         manifest = corpus_dir / "manifest.csv"
         console.print(f"reusing the corpus in {corpus_dir}")
-    build_dir = directory / "build"
-    root = directory / "cell-census"
-    shutil.rmtree(build_dir, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
     with RichProgress() as progress:
         result = build_census(
             manifest, build_dir, options=BuildOptions(workers=workers), progress=progress
