@@ -61,7 +61,7 @@ DEFAULT_POINT_RADIUS: Final = 2.0
 #: Name of the one level of a scene's multiscale image.
 IMAGE_LEVEL: Final = "hires"
 #: Upper bound of the image bytes read per block (whole rows; at least one row).
-DEFAULT_IMAGE_BLOCK_BYTES: Final = 64 << 20
+DEFAULT_IMAGE_BLOCK_BYTES: Final = 16 << 20
 #: Name of the experiment's obs-to-scene table.
 OBS_SPATIAL_PRESENCE: Final = "obs_spatial_presence"
 #: Its Arrow schema as the official builder writes it (``scene_id`` reads back as large_string).
