@@ -15,26 +15,22 @@ from typing import TYPE_CHECKING, Any
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
+    CensusNotFoundError,
     ConfigError,
+    DatasetNotFoundError,
     IntegrityError,
+    MemoryEstimateWarning,
     NotFoundError,
     PermissionDeniedError,
+    QueryTooLargeError,
 )
 
 if TYPE_CHECKING:
     from cellcensus import experimental
     from cellcensus.client import (
-        AccessDeniedError,
-        CensusNotFoundError,
-        CollectionNotFoundError,
-        DatasetNotFoundError,
         ExportPlan,
         ExportResult,
-        FilterError,
-        MemoryEstimateWarning,
         QueryEstimate,
-        QueryTooLargeError,
-        ReleaseRootUnreachableError,
         configure,
         download_source_h5ad,
         estimate,
@@ -55,25 +51,27 @@ if TYPE_CHECKING:
         plan_export,
         read_export,
     )
+    from cellcensus.errors import (
+        AccessDeniedError,
+        CollectionNotFoundError,
+        FilterError,
+        ReleaseRootUnreachableError,
+    )
 
 try:
     __version__ = version("cellcensus")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+#: Errors whose bases are TileDB-SOMA types: loaded with TileDB, on first use.
+_LAZY_ERRORS = frozenset(
+    {"AccessDeniedError", "CollectionNotFoundError", "FilterError", "ReleaseRootUnreachableError"}
+)
 _CLIENT_NAMES = frozenset(
     {
-        "AccessDeniedError",
-        "CensusNotFoundError",
-        "CollectionNotFoundError",
-        "DatasetNotFoundError",
         "ExportPlan",
         "ExportResult",
-        "FilterError",
-        "MemoryEstimateWarning",
         "QueryEstimate",
-        "QueryTooLargeError",
-        "ReleaseRootUnreachableError",
         "configure",
         "download_source_h5ad",
         "estimate",
@@ -98,8 +96,9 @@ _CLIENT_NAMES = frozenset(
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - any public object
-    if name in _CLIENT_NAMES:
-        value = getattr(importlib.import_module("cellcensus.client"), name)
+    if name in _CLIENT_NAMES or name in _LAZY_ERRORS:
+        module = "cellcensus.client" if name in _CLIENT_NAMES else "cellcensus.errors"
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     if name == "experimental":
@@ -109,7 +108,7 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401 - any public object
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_CLIENT_NAMES, "experimental"})
+    return sorted({*globals(), *_CLIENT_NAMES, *_LAZY_ERRORS, "experimental"})
 
 
 __all__ = [

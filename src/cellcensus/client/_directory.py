@@ -32,7 +32,6 @@ from cellxgene_census._release_directory import (
     CensusVersionDescription,
 )
 
-from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._locations import (
     is_local,
     local_path,
@@ -40,7 +39,7 @@ from cellcensus.client._locations import (
     read_settings,
     uri_join,
 )
-from cellcensus.errors import BadInputError, ConfigError, NotFoundError
+from cellcensus.errors import BadInputError, CensusNotFoundError, ConfigError, NotFoundError
 
 if TYPE_CHECKING:
     from cellcensus.settings import Settings

@@ -26,7 +26,6 @@ from scipy import sparse
 
 from cellcensus._progress import NoProgress
 from cellcensus.client._budget import MemoryPlan, memory_plan
-from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
@@ -43,7 +42,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError, IntegrityError
+from cellcensus.errors import BadInputError, CensusNotFoundError, IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

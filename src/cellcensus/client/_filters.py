@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from tiledbsoma._query_condition import QueryCondition
 
-from cellcensus.client._errors import FilterError
-from cellcensus.errors import BadInputError
+from cellcensus.errors import BadInputError, FilterError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

@@ -11,13 +11,14 @@ import cellxgene_census
 import tiledbsoma as soma
 
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
-from cellcensus.client._errors import (
+from cellcensus.client._locations import is_local, local_path, read_settings
+from cellcensus.errors import (
     AccessDeniedError,
+    BadInputError,
     CollectionNotFoundError,
+    ConfigError,
     ReleaseRootUnreachableError,
 )
-from cellcensus.client._locations import is_local, local_path, read_settings
-from cellcensus.errors import BadInputError, ConfigError
 from cellcensus.settings import DEFAULT_REGION, ENV_PREFIX
 
 if TYPE_CHECKING:

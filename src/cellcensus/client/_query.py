@@ -13,7 +13,6 @@ import cellxgene_census
 import psutil
 import tiledbsoma as soma
 
-from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
 from cellcensus.client._estimate import (
     QueryEstimate,
     estimate_query,
@@ -21,7 +20,12 @@ from cellcensus.client._estimate import (
     layer_peak_bound,
 )
 from cellcensus.client._filters import check_value_filter
-from cellcensus.errors import BadInputError
+from cellcensus.errors import (
+    BadInputError,
+    CensusNotFoundError,
+    MemoryEstimateWarning,
+    QueryTooLargeError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellcensus.client._directory import ResolvedRelease, resolve_release
-from cellcensus.client._errors import DatasetNotFoundError
 from cellcensus.client._locations import iter_bytes, read_bytes, size_of, uri_join
 from cellcensus.client._open import DEFAULT_CENSUS_VERSION, open_resolved
-from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
+from cellcensus.errors import BadInputError, DatasetNotFoundError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
