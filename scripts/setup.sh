@@ -47,11 +47,10 @@ if [ "$DEPS" = locked ]; then
   for e in "${extras[@]}"; do args+=(--extra "$e"); done
   "$VENV/bin/uv" sync --quiet --locked --inexact --python "$VENV/bin/python" "${args[@]}"
 else
-  # the newest releases pyproject.toml allows (plus [tool.uv] override-dependencies)
+  # the newest releases pyproject.toml allows
   spec=".[$key]"
   spec="${spec//-/,}"
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade \
-    --override <(printf 'anndata>=0.11\n') -e "$spec"
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade -e "$spec"
 fi
 "$VENV/bin/python" -c "import cellcensus, tiledbsoma, cellxgene_census"
 touch "$stamp"
