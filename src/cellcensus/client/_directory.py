@@ -26,12 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import cellxgene_census._release_directory as _official
-from cellxgene_census._release_directory import (
-    CensusMirror,
-    CensusVersionDescription,
-)
-
 from cellcensus.client._locations import (
     is_local,
     local_path,
@@ -39,6 +33,7 @@ from cellcensus.client._locations import (
     read_settings,
     uri_join,
 )
+from cellcensus.client._types import CensusMirror, CensusVersionDescription
 from cellcensus.errors import BadInputError, CensusNotFoundError, ConfigError, NotFoundError
 
 if TYPE_CHECKING:
@@ -61,6 +56,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENV_RELEASE_ROOT = "CELLCENSUS_RELEASE_ROOT"
+#: The official CZ CELLxGENE Discover release directory (the URLs ``cellxgene_census`` 1.18 reads).
+OFFICIAL_RELEASE_DIRECTORY_URL = (
+    "https://census.cellxgene.cziscience.com/cellxgene-census/v1/release.json"
+)
+OFFICIAL_MIRRORS_DIRECTORY_URL = (
+    "https://census.cellxgene.cziscience.com/cellxgene-census/v1/mirrors.json"
+)
 #: Seconds a remote ``release.json`` / ``mirrors.json`` is reused before it is fetched again.
 DEFAULT_CACHE_TTL = 60.0
 _PROVIDERS = ("S3", "file", "unknown")
@@ -170,8 +172,8 @@ def release_source(release_root: str | os.PathLike[str] | None = None) -> Releas
         else _config.release_root or os.environ.get(ENV_RELEASE_ROOT) or None
     )
     if given is None:
-        directory = _official.CELL_CENSUS_RELEASE_DIRECTORY_URL
-        mirrors = _official.CELL_CENSUS_MIRRORS_DIRECTORY_URL
+        directory = OFFICIAL_RELEASE_DIRECTORY_URL
+        mirrors = OFFICIAL_MIRRORS_DIRECTORY_URL
         return ReleaseSource(
             root_uri=directory.rsplit("/", 1)[0] + "/",
             directory_uri=directory,

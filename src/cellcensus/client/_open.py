@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import cellxgene_census
 import tiledbsoma as soma
 
+from cellcensus._compat import storage_failure, tiledb_error_types
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
 from cellcensus.client._locations import is_local, local_path, read_settings
 from cellcensus.errors import (
@@ -111,17 +112,17 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
         )
         msg = f"{what}: no SOMA collection at {uri} ({hint})"
         raise CollectionNotFoundError(msg) from e
-    except soma.SOMAError as e:
-        text = str(e)
-        # TileDB reports S3 failures only as text; these two are worth a precise message
-        if "Response Code: 403" in text:
+    except tiledb_error_types() as e:
+        kind = storage_failure(e)
+        if kind == "denied":
             msg = (
                 f"{what}: access to {uri} was denied (HTTP 403): check the storage credentials "
                 "(settings=, CELLCENSUS_S3_* / AWS_* keys or profile)"
             )
             raise AccessDeniedError(msg) from e
-        if "connect" in text.lower() or "curl" in text.lower():
-            msg = f"{what}: cannot reach the storage holding {uri}: {text.splitlines()[0]}"
+        if kind == "unreachable":
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = f"{what}: cannot reach the storage holding {uri}: {first}"
             raise ReleaseRootUnreachableError(msg) from e
         raise
 

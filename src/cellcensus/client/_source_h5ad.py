@@ -23,8 +23,7 @@ from cellcensus.errors import BadInputError, DatasetNotFoundError, IntegrityErro
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cellxgene_census._release_directory import CensusLocator
-
+    from cellcensus.client._types import CensusLocator
     from cellcensus.release import ManifestObject
     from cellcensus.settings import Settings
 
