@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import cellcensus.client._directory as directory
-from cellcensus.release import S3Root, publish
+from cellcensus.release import publish
+from cellcensus.release._s3 import S3Root
 from cellcensus.settings import Settings, reset_configuration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -289,6 +289,8 @@ def get_census_version_directory(
 ) -> dict[str, CensusVersionDescription]:
     """The census versions of a release directory, optionally filtered by flags.
 
+    Lifecycle: maturing.
+
     Same result as ``cellxgene_census.get_census_version_directory`` for the same directory:
     aliases (``stable``, ``latest``, ``V#``) appear as copies of their build's description,
     aliases first, then builds, each ordered by name descending; retracted builds are excluded
@@ -345,6 +347,8 @@ def get_census_version_description(
 ) -> CensusVersionDescription:
     """The description of one census version (a build tag or an alias).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census_version
@@ -381,6 +385,8 @@ def get_census_mirror_directory(
     settings: Settings | None = None,
 ) -> dict[str, CensusMirror]:
     """The mirrors of a release directory (``mirrors.json`` without its ``default`` key).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------

@@ -235,6 +235,8 @@ def ontology_terms(
 ) -> list[str]:
     """Every term id under the given terms (the terms included), sorted.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     terms
@@ -270,6 +272,8 @@ def ontology_terms(
 
 def multi_value_filter(column: str, any_of: Iterable[str], present: Iterable[str]) -> str:
     """A filter matching cells whose multi-valued ``column`` holds any of ``any_of``.
+
+    Lifecycle: experimental.
 
     Multi-valued columns (``disease``, ``disease_ontology_term_id``, ...) join several values
     with ``" || "`` in one string; ``==`` only matches the whole string. This expands to an
@@ -314,6 +318,8 @@ def ontology_filter(
     schema_version: str = ONTOLOGY_SCHEMA_VERSION,
 ) -> str:
     """A ``obs`` value filter selecting cells by ontology terms *and everything under them*.
+
+    Lifecycle: experimental.
 
     "All T cells" is ``cell_type_descendants_of=["CL:0000084"]`` (or ``["T cell"]``): the
     filter lists every cell type term under CL:0000084. Several arguments are combined with

@@ -42,6 +42,8 @@ _REGION_ENV = (ENV_PREFIX + "REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 def get_default_soma_context(tiledb_config: dict[str, Any] | None = None) -> soma.SOMATileDBContext:
     """A :class:`tiledbsoma.SOMATileDBContext` with the official client's defaults.
 
+    Lifecycle: maturing.
+
     Identical to ``cellxgene_census.get_default_soma_context``: 1 GiB initial read buffers,
     unsigned S3 requests, region ``us-west-2``; ``tiledb_config`` entries override those.
 
@@ -138,6 +140,8 @@ def open_soma(
     settings: Settings | None = None,
 ) -> soma.Collection[Any]:
     """Open a census by version (from a release root) or by URI.
+
+    Lifecycle: maturing.
 
     Same behaviour as ``cellxgene_census.open_soma``, over any release root, with these
     differences: ``uri`` together with a non-default ``census_version`` (or a ``mirror``) is an

@@ -161,6 +161,8 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
 ) -> anndata.AnnData:
     """A slice of the census as an :class:`anndata.AnnData` (``cellxgene_census.get_anndata``).
 
+    Lifecycle: maturing.
+
     Same arguments, defaults and result as the official function, which does the reading.
     Before it runs, the organism and both filters are checked (clear errors) and the result's
     size is estimated from ``obs``/``var`` (see :func:`estimate`): a query whose estimated peak
@@ -262,6 +264,8 @@ def get_obs(
 ) -> pd.DataFrame:
     """The ``obs`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_obs``).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census
@@ -305,6 +309,8 @@ def get_var(
 ) -> pd.DataFrame:
     """The ``var`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_var``).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census
@@ -345,6 +351,8 @@ def get_presence_matrix(
     modality: str = "census_data",
 ) -> sparse.csr_matrix:
     """Which dataset measured which gene (``cellxgene_census.get_presence_matrix``).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -393,6 +401,8 @@ def estimate(
     modality: str = "census_data",
 ) -> QueryEstimate:
     """Size of a query before running it: cells, genes, stored values and bytes in memory.
+
+    Lifecycle: experimental.
 
     Reads only ``obs``/``var`` columns (``soma_joinid``, ``nnz``), never X.
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cellcensus.client._types import CensusLocator
-    from cellcensus.release import ManifestObject
+    from cellcensus.release._manifest import ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["download_source_h5ad", "get_source_h5ad_uri"]
@@ -84,6 +84,8 @@ def get_source_h5ad_uri(
     settings: Settings | None = None,
 ) -> CensusLocator:
     """Where the source H5AD of a dataset is, in the same root and mirror as its census.
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -208,6 +210,8 @@ def download_source_h5ad(
     verify: bool = True,
 ) -> None:
     """Download a dataset's source H5AD to ``to_path``: resumable, verified against manifest.json.
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
