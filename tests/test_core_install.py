@@ -76,7 +76,7 @@ def test_core_install_reads_and_names_missing_extras(
         [
             python,
             "-c",
-            "import importlib.util as u; print([m for m in ('dask', 'distributed', 'tiledb', "
+            "import importlib.util as u; print([m for m in ('dask', 'distributed', "
             "'cellxgene_schema', 'zarr', 'skmisc') if u.find_spec(m)])",
         ],
         capture_output=True,

@@ -7,8 +7,7 @@ The core install reads censuses (``open_soma``, ``get_anndata``, ``export`` to `
 =========  ====================================================  =============================
 Extra      For                                                   Modules checked
 =========  ====================================================  =============================
-build      ``cellcensus build`` / ``validate`` / ``demo``        dask, distributed, numba,
-                                                                 tiledb
+build      ``cellcensus build`` / ``validate`` / ``demo``        dask, distributed, numba
 synth      ``cellcensus synth`` / ``demo``                       cellxgene_schema, xxhash
 export     ``export`` to ``.zarr``                               zarr
 pp         ``experimental.pp.highly_variable_genes``             skmisc
@@ -26,7 +25,7 @@ __all__ = ["EXTRAS", "missing_modules", "require_extra"]
 
 #: Extra name → the top-level modules it installs that cellcensus imports.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "build": ("dask", "distributed", "numba", "tiledb"),
+    "build": ("dask", "distributed", "numba"),
     "synth": ("cellxgene_schema", "xxhash"),
     "export": ("zarr",),
     "pp": ("skmisc",),
