@@ -107,5 +107,5 @@ def test_core_install_reads_and_names_missing_extras(
     ):
         res = subprocess.run([cli, *argv], capture_output=True, text=True, timeout=300, check=False)
         assert res.returncode == 1, (argv, res.stdout, res.stderr)
-        assert f"pip install 'cellcensus[{extra}]'" in res.stderr.replace("\n", " ")
+        assert f"pip install 'cellcensus[{extra}]'" in " ".join(res.stderr.split())
         assert "Traceback" not in res.stderr
