@@ -22,20 +22,9 @@ __all__ = ["get_highly_variable_genes", "highly_variable_genes", "mean_variance"
 #: ``cellxgene_census.experimental.pp.mean_variance`` (streams X of an ``ExperimentAxisQuery``).
 mean_variance = _official.mean_variance
 
-
-def highly_variable_genes(*args: Any, **kwargs: Any) -> pd.DataFrame:  # noqa: ANN401
-    """``cellxgene_census.experimental.pp.highly_variable_genes`` (Seurat v3 over a query).
-
-    Lifecycle: experimental.
-
-    Raises
-    ------
-    MissingExtraError
-        Without the ``[pp]`` extra (``scikit-misc``).
-    """
-    require_extra("pp", "highly_variable_genes")
-    result: pd.DataFrame = _official.highly_variable_genes(*args, **kwargs)
-    return result
+#: ``cellxgene_census.experimental.pp.highly_variable_genes`` (Seurat v3 over a query), the same
+#: function (it needs scikit-misc, the ``[pp]`` extra; :func:`get_highly_variable_genes` checks).
+highly_variable_genes = _official.highly_variable_genes
 
 
 def get_highly_variable_genes(  # noqa: PLR0917 - the official positional signature
