@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import cellcensus.client._directory as directory
-from cellcensus.release import S3Root, publish
-from cellcensus.settings import Settings
+from cellcensus.release import publish
+from cellcensus.release._s3 import S3Root
+from cellcensus.settings import Settings, reset_configuration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _s3server import S3Server, WeedNotFoundError
@@ -44,9 +45,10 @@ def _isolated_client(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(directory, "_config", directory._Config())
+    reset_configuration()
     directory.clear_cache()
     yield
+    reset_configuration()
     directory.clear_cache()
 
 

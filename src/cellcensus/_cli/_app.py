@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from cellcensus.errors import CellCensusError
 
@@ -45,5 +46,6 @@ def main() -> None:
     try:
         app()
     except CellCensusError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        # escaped: a message may hold brackets ("cellcensus[build]") that rich reads as markup
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(1)

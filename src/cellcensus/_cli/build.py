@@ -14,6 +14,7 @@ from rich.table import Table
 from cellcensus._cli._app import app, console, out
 from cellcensus._cli._options import EndpointOpt, NoSignOpt, PathStyleOpt, RegionOpt, s3_settings
 from cellcensus._cli._progress import RichProgress
+from cellcensus._extras import require_extra
 
 
 def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
@@ -95,6 +96,7 @@ def build(
     path_style: PathStyleOpt = False,
 ) -> None:
     """Build a Census-schema release tag from H5AD files."""
+    require_extra("build", "cellcensus build")
     from cellcensus.builder import BuildOptions, build_census
     from cellcensus.errors import BadInputError
 
@@ -146,6 +148,7 @@ def validate_cmd(
     ] = 256,
 ) -> None:
     """Check a build against its source H5ADs; exits non-zero listing every problem."""
+    require_extra("build", "cellcensus validate")
     from cellcensus.builder import validate_build
 
     report = validate_build(build_dir, sample_cells=sample_cells)
@@ -216,6 +219,8 @@ def demo(
     DIR/cell-census are only replaced with --force; DIR/corpus is reused when --cells and --seed
     are unchanged.
     """
+    require_extra("synth", "cellcensus demo")
+    require_extra("build", "cellcensus demo")
     from cellcensus.builder import BuildOptions, build_census
     from cellcensus.errors import BadInputError
     from cellcensus.release import publish, read_directory

@@ -92,6 +92,9 @@ def synth(
     ] = True,
 ) -> None:
     """Write a realistic synthetic CELLxGENE (schema 7) corpus with a Census-builder manifest."""
+    from cellcensus._extras import require_extra
+
+    require_extra("synth", "cellcensus synth")
     from cellcensus.synth import DatasetSpec, demo_corpus_specs, synth_corpus
     from cellcensus.synth._random import uuid4
 

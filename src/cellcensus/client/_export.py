@@ -26,7 +26,6 @@ from scipy import sparse
 
 from cellcensus._progress import NoProgress
 from cellcensus.client._budget import MemoryPlan, memory_plan
-from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
@@ -43,7 +42,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError, IntegrityError
+from cellcensus.errors import BadInputError, CensusNotFoundError, IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -62,7 +61,10 @@ DEFAULT_MEMORY_BUDGET = "2GiB"
 
 @dataclass(frozen=True, kw_only=True)
 class ExportResult:
-    """What an export wrote."""
+    """What an export wrote.
+
+    Lifecycle: experimental.
+    """
 
     path: Path
     format: str
@@ -165,6 +167,8 @@ def export_schema(df: soma.DataFrame, columns: list[str] | None) -> pa.Schema:
 
 class ExportPlan:
     """A planned export: the selection and its estimate, ready to :meth:`run`.
+
+    Lifecycle: experimental.
 
     Made by :func:`plan_export`; holds the experiment open with a memory-bounded context.
     Use it as a context manager, or call :meth:`close`.
@@ -428,6 +432,8 @@ def plan_export(
 ) -> ExportPlan:
     """Select a query's rows and estimate its size, without reading X (see :func:`export`).
 
+    Lifecycle: experimental.
+
     Returns
     -------
     ExportPlan
@@ -521,6 +527,8 @@ def export(
     overwrite: bool = False,
 ) -> ExportResult:
     """Stream a query's result to disk without holding it in memory.
+
+    Lifecycle: experimental.
 
     The same query as :func:`get_anndata` (same rows, columns and values, in the same order),
     written chunk by chunk:

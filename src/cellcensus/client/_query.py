@@ -13,7 +13,6 @@ import cellxgene_census
 import psutil
 import tiledbsoma as soma
 
-from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
 from cellcensus.client._estimate import (
     QueryEstimate,
     estimate_query,
@@ -21,7 +20,12 @@ from cellcensus.client._estimate import (
     layer_peak_bound,
 )
 from cellcensus.client._filters import check_value_filter
-from cellcensus.errors import BadInputError
+from cellcensus.errors import (
+    BadInputError,
+    CensusNotFoundError,
+    MemoryEstimateWarning,
+    QueryTooLargeError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -157,6 +161,8 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
 ) -> anndata.AnnData:
     """A slice of the census as an :class:`anndata.AnnData` (``cellxgene_census.get_anndata``).
 
+    Lifecycle: maturing.
+
     Same arguments, defaults and result as the official function, which does the reading.
     Before it runs, the organism and both filters are checked (clear errors) and the result's
     size is estimated from ``obs``/``var`` (see :func:`estimate`): a query whose estimated peak
@@ -282,6 +288,8 @@ def get_obs(
 ) -> pd.DataFrame:
     """The ``obs`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_obs``).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census
@@ -325,6 +333,8 @@ def get_var(
 ) -> pd.DataFrame:
     """The ``var`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_var``).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census
@@ -365,6 +375,8 @@ def get_presence_matrix(
     modality: str = "census_data",
 ) -> sparse.csr_matrix:
     """Which dataset measured which gene (``cellxgene_census.get_presence_matrix``).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -413,6 +425,8 @@ def estimate(
     modality: str = "census_data",
 ) -> QueryEstimate:
     """Size of a query before running it: cells, genes, stored values and bytes in memory.
+
+    Lifecycle: experimental.
 
     Reads only ``obs``/``var`` columns (``soma_joinid``, ``nnz``), never X.
 
