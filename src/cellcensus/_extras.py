@@ -11,6 +11,7 @@ build      ``cellcensus build`` / ``validate`` / ``demo``        dask, distribut
 synth      ``cellcensus synth`` / ``demo``                       cellxgene_schema, xxhash
 export     ``export`` to ``.zarr``                               zarr
 pp         ``experimental.pp.highly_variable_genes``             skmisc
+embeddings ``embeddings add --index``, ``find_nearest_obs``          tiledb.vector_search
 all        all of the above
 =========  ====================================================  =============================
 """
@@ -29,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "synth": ("cellxgene_schema", "xxhash"),
     "export": ("zarr",),
     "pp": ("skmisc",),
+    "embeddings": ("tiledb.vector_search",),
 }
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "CollectionNotFoundError",
     "ConfigError",
     "DatasetNotFoundError",
+    "EmbeddingNotFoundError",
     "FilterError",
     "IntegrityError",
     "MemoryEstimateWarning",
@@ -123,6 +124,10 @@ class CensusNotFoundError(NotFoundError, ValueError):
 
     Also a ``ValueError``, as ``cellxgene_census`` raises for these.
     """
+
+
+class EmbeddingNotFoundError(CensusNotFoundError):
+    """No embedding matches (a ``ValueError``, as in the official client)."""
 
 
 class DatasetNotFoundError(NotFoundError, KeyError):

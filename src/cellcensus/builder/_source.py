@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h5py
 import numpy as np
@@ -26,6 +26,7 @@ from scipy import sparse
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
 logger = logging.getLogger(__name__)
@@ -269,7 +270,9 @@ class H5ADSource:
                 if codes.size and (int(codes.max()) >= len(cats) or int(codes.min()) < -1):
                     msg = "categorical codes point outside the categories"
                     raise self._err(msg, field=column)
-                return pd.Series(pd.Categorical.from_codes(codes, categories=cats))
+                return pd.Series(
+                    pd.Categorical.from_codes(cast("Sequence[int]", codes), categories=cats)
+                )
             if col.kind in ("nullable-boolean", "nullable-integer"):
                 assert col.mask is not None  # noqa: S101 - set for nullable columns
                 series = pd.Series(col.data[where])

@@ -13,7 +13,7 @@ import logging
 import warnings
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from cellcensus.builder import _schema as S
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ def _map_terms(ids: pd.Series, fn: Callable[[str], str]) -> pd.Series:
     codes = ids.cat.codes.to_numpy()
     new_codes = np.where(codes >= 0, np.asarray(inverse, dtype=np.int64)[codes], -1)
     return pd.Series(
-        pd.Categorical.from_codes(new_codes, categories=pd.Index(uniques)), index=ids.index
+        pd.Categorical.from_codes(cast("Sequence[int]", new_codes), categories=pd.Index(uniques)),
+        index=ids.index,
     )
 
 

@@ -21,9 +21,13 @@ from cellcensus.client._directory import (
     _select_mirror,
     release_source,
 )
-from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._locations import is_local, local_path, uri_join
-from cellcensus.errors import BadInputError, NotFoundError
+from cellcensus.errors import (
+    BadInputError,
+    CensusNotFoundError,
+    EmbeddingNotFoundError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     import os
@@ -47,10 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CONTRIBUTIONS_JSON = "contributions.json"
-
-
-class EmbeddingNotFoundError(CensusNotFoundError):
-    """No embedding matches (a ``ValueError``, as in the official client)."""
 
 
 @dataclass(frozen=True)

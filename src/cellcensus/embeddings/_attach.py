@@ -49,8 +49,9 @@ from cellcensus.embeddings._write import (
     write_embedding_array,
 )
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError, PermissionDeniedError
-from cellcensus.release import Manifest, ManifestObject, open_root, read_directory
+from cellcensus.release import Manifest, open_root, read_directory
 from cellcensus.release._cas import cas_update
+from cellcensus.release._manifest import ManifestObject
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import (

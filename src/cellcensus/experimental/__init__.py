@@ -83,7 +83,28 @@ _HOMES = {
 }
 _MODULES = ("pp", "util")
 
-__all__ = sorted([*_HOMES, *_MODULES])
+__all__ = [
+    "ExportPlan",
+    "ExportResult",
+    "NeighborObs",
+    "QueryEstimate",
+    "estimate",
+    "export",
+    "find_nearest_obs",
+    "get_all_available_embeddings",
+    "get_all_census_versions_with_embedding",
+    "get_embedding",
+    "get_embedding_metadata",
+    "get_embedding_metadata_by_name",
+    "multi_value_filter",
+    "ontology_filter",
+    "ontology_terms",
+    "plan_export",
+    "pp",
+    "predict_obs_metadata",
+    "read_export",
+    "util",
+]
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - any public object
