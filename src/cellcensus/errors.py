@@ -13,6 +13,7 @@ __all__ = [
     "IntegrityError",
     "NotFoundError",
     "PermissionDeniedError",
+    "StorageError",
 ]
 
 
@@ -69,3 +70,10 @@ class PermissionDeniedError(CellCensusError, PermissionError):
 
 class ConfigError(CellCensusError, ValueError):
     """Settings are inconsistent or invalid."""
+
+
+class StorageError(CellCensusError, OSError):
+    """The storage failed under an operation: no space left, I/O error, timeout, lost server.
+
+    Also an ``OSError``. Read-only and permission problems are :class:`PermissionDeniedError`.
+    """

@@ -135,7 +135,7 @@ def test_promote_retract_alias_pin(census_build, tmp_path) -> None:
         set_alias(root, "2026-01-08", "2026-01-01")
     with pytest.raises(NotFoundError):
         set_alias(root, "V2", "2099-01-01")
-    with pytest.raises(NotFoundError, match="alias loop"):
+    with pytest.raises(BadInputError, match="alias loop"):
         set_alias(root, "V1", "V-current")
     d = remove_alias(root, "V-current")
     assert "V-current" not in d.aliases

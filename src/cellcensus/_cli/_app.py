@@ -40,10 +40,33 @@ def _root(
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+#: Longest error message printed; longer ones (a library's message embedded) are cut.
+MAX_ERROR_CHARS = 2000
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` as one line (whitespace runs collapsed), at most about ``limit`` characters."""
+    text = " ".join(message.split())
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit} more characters)"
+    return text
+
+
 def main() -> None:
-    """Entry point: run the app and turn a CellCensusError into a clear message and exit code 1."""
+    """Entry point: run the app and turn a CellCensusError into a clear message and exit code 1.
+
+    A file-system error that reached here unmapped (an ``OSError``) is reported the same way,
+    by :func:`cellcensus._fs.fs_error`, never as a traceback.
+    """
     try:
         app()
     except CellCensusError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {one_line(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except OSError as e:
+        from cellcensus._fs import fs_error
+
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "cellcensus")
+        err = fs_error(e, action=f"cellcensus {command}")
+        console.print(f"[bold red]error:[/] {one_line(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from cellcensus.builder._stage import StagedSource, remove_tree, source_size, st
 from cellcensus.builder._state import BuildState
 from cellcensus.builder._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
 from cellcensus.builder._xwrite import XWriteTask, write_layers
-from cellcensus.builder.manifest import ManifestEntry, load_manifest
+from cellcensus.builder.manifest import ManifestEntry, apply_blocklist, load_manifest
 
 if TYPE_CHECKING:
     from cellcensus.settings import Settings
@@ -48,7 +47,6 @@ __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"
 logger = logging.getLogger(__name__)
 
 BUILD_FORMAT_VERSION = 1
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +81,9 @@ class BuildOptions:
     resume
         Continue an interrupted build of the same manifest and settings from its staging
         directory, reusing finished work; without it, leftovers of an earlier run are removed.
+    blocklist
+        Dataset ids left out of the build (the official builder's blocklist, see
+        :func:`cellcensus.build.manifest.load_blocklist`); recorded in build.json as "blocked".
     """
 
     tag: str | None = None
@@ -96,6 +97,7 @@ class BuildOptions:
     validation_sample_cells: int = 256
     resume: bool = False
     compression: Literal["fast", "official"] = "fast"
+    blocklist: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -115,14 +117,11 @@ def _today() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%d")
 
 
-def _check_tag(tag: str) -> str:
-    if not _TAG_RE.fullmatch(tag) or ".." in tag:
-        msg = "build tag must be 1-64 letters, digits, '.', '_' or '-' (no '..', no separators)"
-        raise BadInputError(
-            msg,
-            field="tag",
-        )
-    return tag
+def _check_tag(tag: str | None) -> str:
+    """The build tag (today when ``None``), by the one tag rule ``publish`` also applies."""
+    from cellcensus.release._validate import validate_tag
+
+    return validate_tag(_today() if tag is None else tag, allow_custom=True)
 
 
 def _scan_task(
@@ -151,6 +150,7 @@ class _Run:
     settings: Settings | None
     skipped: dict[str, str] = field(default_factory=dict)
     staged: dict[str, StagedSource] = field(default_factory=dict)
+    blocked: list[ManifestEntry] = field(default_factory=list)
 
     @property
     def state(self) -> BuildState:
@@ -332,6 +332,21 @@ def _write_build_json(
                 "soma_joinid": joinids.get(e.dataset_id),
             }
         )
+    for e in run.blocked:
+        inputs.append(
+            {
+                "dataset_id": e.dataset_id,
+                "uri": e.uri,
+                "sha256": None,
+                "size": None,
+                "status": "blocked",
+                "reason": "in the blocklist",
+                "organism_ontology_term_id": None,
+                "n_obs_source": None,
+                "n_obs_census": 0,
+                "soma_joinid": None,
+            }
+        )
     versions: dict[str, str | None] = {}
     for pkg in ("tiledbsoma", "tiledb", "anndata", "numpy", "pyarrow", "pandas", "h5py", "dask"):
         try:
@@ -346,7 +361,11 @@ def _write_build_json(
         "dataset_schema_version": S.CXG_SCHEMA_VERSION,
         "cellcensus_version": __version__,
         "versions": versions,
-        "settings": {k: v for k, v in asdict(run.options).items() if k != "tag"},
+        "settings": {
+            k: sorted(v) if isinstance(v, frozenset) else v
+            for k, v in asdict(run.options).items()
+            if k != "tag"
+        },
         "inputs": inputs,
         "summary": {
             "total_cell_count": sum(p.n_obs for p in plans),
@@ -406,14 +425,18 @@ def build_census(
     if out.exists() and any(out.iterdir()):
         msg = f"output directory {out} exists and is not empty; choose a new one"
         raise BadInputError(msg)
-    entries = load_manifest(manifest)
+    entries, blocked = apply_blocklist(load_manifest(manifest), opts.blocklist)
+    if not entries:
+        msg = f"every dataset of {manifest} is in the blocklist; nothing to build"
+        raise BadInputError(msg, field="blocklist")
     run = _Run(
         out_dir=out,
         staging=out.parent / f".{out.name}.staging",
         options=opts,
-        tag=_check_tag(opts.tag or _today()),
+        tag=_check_tag(opts.tag),
         progress=progress or NoProgress(),
         settings=settings,
+        blocked=blocked,
     )
     if not opts.resume:
         remove_tree(run.staging)

@@ -21,6 +21,7 @@ uploads only what is missing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cellcensus._fs import mapped_fs_errors
 from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
@@ -80,6 +82,25 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
+#: Secrets shorter than this are not searched for in build.json: a short (test) secret such as
+#: ``"1"`` or ``"2026"`` would match ordinary content and refuse every publish.
+MIN_SECRET_CHARS = 8
+
+
+def _contains_secret(data: bytes, secrets: tuple[str, ...]) -> bool:
+    """Whether ``build.json`` holds one of ``secrets`` (raw, or inside a JSON string)."""
+    needles = [s for s in secrets if len(s) >= MIN_SECRET_CHARS]
+    if not needles:
+        return False
+    if any(s.encode() in data for s in needles):
+        return True
+    try:
+        text = json.dumps(json.loads(data), ensure_ascii=False)  # JSON escapes undone
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return any(s in text for s in needles)
+
+
 def _check_build_dir(build_dir: Path, settings: Settings) -> BuildInfo:
     if not build_dir.is_dir():
         msg = f"build directory {build_dir} does not exist or is not a directory"
@@ -99,13 +120,12 @@ def _check_build_dir(build_dir: Path, settings: Settings) -> BuildInfo:
         msg = f"{bj} is missing; the build is incomplete"
         raise BadInputError(msg)
     data = bj.read_bytes()
-    for secret in (settings.secret_access_key, settings.session_token):
-        if secret and secret.encode() in data:
-            msg = (
-                f"{bj} contains the S3 secret key or session token; refusing to publish it. "
-                "Rebuild without credentials in the build configuration"
-            )
-            raise BadInputError(msg)
+    if _contains_secret(data, settings.secrets()):
+        msg = (
+            f"{bj} contains the S3 secret key or session token; refusing to publish it. "
+            "Rebuild without credentials in the build configuration"
+        )
+        raise BadInputError(msg)
     return BuildInfo.from_json(data, where=str(bj))
 
 
@@ -324,7 +344,35 @@ def publish(
     r = open_root(root, settings)
     bdir = Path(build_dir)
     day = today or _today()
-    tag = validate_tag(tag or day.isoformat(), allow_custom=allow_custom_tag)
+    tag = validate_tag(day.isoformat() if tag is None else tag, allow_custom=allow_custom_tag)
+    resume = "release.json was not changed; fix this and re-run the same publish: it resumes"
+    with mapped_fs_errors(f"publishing {bdir} to {r.uri}", bdir, hint=resume):
+        return _publish(
+            r,
+            bdir,
+            tag,
+            day=day,
+            lts=lts,
+            discard_partial=discard_partial,
+            jobs=jobs,
+            progress=progress,
+            t0=t0,
+        )
+
+
+def _publish(
+    r: ReleaseRoot,
+    bdir: Path,
+    tag: str,
+    *,
+    day: dt.date,
+    lts: bool,
+    discard_partial: bool,
+    jobs: int,
+    progress: Progress | None,
+    t0: float,
+) -> PublishResult:
+    """The steps of :func:`publish` after the arguments are checked."""
     _preflight(r, bdir, tag)
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
