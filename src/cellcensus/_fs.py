@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cellcensus.errors import (
@@ -23,7 +25,6 @@ from cellcensus.errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 __all__ = ["NO_SPACE", "fs_error", "mapped_fs_errors"]
 
@@ -32,6 +33,19 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _READ_ONLY = frozenset({errno.EROFS})
 _DENIED = frozenset({errno.EACCES, errno.EPERM})
 _NOT_A_DIR = frozenset({errno.ENOTDIR, errno.EEXIST, errno.EISDIR})
+#: Free bytes below which a file system counts as full when an error does not say why.
+_FULL_BYTES = 1024 * 1024
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing parent) is full."""
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free < _FULL_BYTES
+            except OSError:
+                return False
+    return False
 
 
 def fs_error(  # noqa: PLR0911 - one return per kind of failure is the clearest form
@@ -63,6 +77,8 @@ def fs_error(  # noqa: PLR0911 - one return per kind of failure is the clearest 
     where = str(e.filename) if e.filename else (str(path) if path is not None else "?")
     then = f"; {hint}" if hint else ""
     code = e.errno
+    if code is None and path is not None and _nearly_full(Path(path)):
+        code = errno.ENOSPC  # a library (h5py) that reports the failure without its errno
     if code in _READ_ONLY:
         return PermissionDeniedError(
             f"{action}: {where} is on a read-only file system; choose a writable location"

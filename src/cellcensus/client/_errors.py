@@ -20,6 +20,8 @@ __all__ = [
     "DatasetNotFoundError",
     "FilterError",
     "MemoryEstimateWarning",
+    "QueryArgumentError",
+    "QueryArgumentTypeError",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
 ]
@@ -53,6 +55,19 @@ class FilterError(BadInputError, SOMAError):
 
     Also a :class:`tiledbsoma.SOMAError`, which is what the official client lets through.
     """
+
+
+class QueryArgumentError(BadInputError, SOMAError):
+    """A query argument that names nothing in the census or has the wrong shape: an unknown
+    column, a misspelled ``column_names`` key, negative or malformed coordinates.
+
+    Also a :class:`tiledbsoma.SOMAError`, which is what the official client lets through.
+    """
+
+
+class QueryArgumentTypeError(QueryArgumentError, TypeError):
+    """A query argument of the wrong type (``organism=None``). Also a ``TypeError``, as the
+    official client raises."""
 
 
 class QueryTooLargeError(CellCensusError, MemoryError):

@@ -24,7 +24,9 @@ import pyarrow as pa
 import tiledbsoma as soma
 from scipy import sparse
 
+from cellcensus._fs import mapped_fs_errors
 from cellcensus._progress import NoProgress
+from cellcensus.client._args import check_axis_column_names, check_coords
 from cellcensus.client._budget import MemoryPlan, memory_plan
 from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
@@ -357,6 +359,15 @@ class ExportPlan:
         t0 = time.monotonic()
         est = self.estimate
         logger.info("exporting %s to %s: %s", self.organism, path, est.describe())
+        hint = "the partial output was removed; fix this and re-run the export"
+        with mapped_fs_errors(f"exporting to {path}", path, hint=hint):
+            return self._run(path, fmt, outputs, p, t0)
+
+    def _run(
+        self, path: Path, fmt: str, outputs: tuple[Path, ...], p: Progress, t0: float
+    ) -> ExportResult:
+        """Write the export (:meth:`run` after its checks)."""
+        est = self.estimate
         writer = make_writer(path, fmt)
         nnz = 0
         try:
@@ -390,7 +401,10 @@ class ExportPlan:
             }
             writer.commit(meta)
         except BaseException:
-            writer.abort()
+            try:
+                writer.abort()
+            except OSError as e:  # the first failure is the one to report
+                logger.warning("could not remove the partial export of %s: %s", path, e)
             raise
         logger.info(
             "exported %d cells x %d genes, %d values in %.1f s",
@@ -441,6 +455,9 @@ def plan_export(
     ms0 = exp0.ms[measurement_name]
     check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
     check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
+    check_axis_column_names(column_names)
+    check_coords(obs_coords, where="obs_coords", count=exp0.obs.count)
+    check_coords(var_coords, where="var_coords", count=ms0.var.count)
     has_x = "X" in ms0 and X_name in ms0.X
     obs_cols = _columns(column_names, "obs")
     var_cols = _columns(column_names, "var")
