@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
     estimate_from,
+    format_bytes,
     parse_bytes,
     select_axis,
 )
@@ -45,7 +47,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError, IntegrityError
+from cellcensus.errors import BadInputError, IntegrityError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -306,6 +308,27 @@ class ExportPlan:
                 data=csr.data,
             )
 
+    def _check_h5ad_space(self, path: Path) -> None:
+        """Refuse an ``.h5ad`` export that cannot fit on its disk, before writing anything.
+
+        HDF5 cannot recover from a full disk (h5py then crashes the process instead of raising),
+        so the space is checked first: the AnnData size plus one pre-allocated chunk per dataset
+        (at most 1 MiB each), with a margin.
+        """
+        n_obs_cols = len(self.obs_columns) if self.obs_columns else len(self.exp.obs.schema)
+        ms = self.exp.ms[self.measurement_name]
+        n_var_cols = len(self.var_columns) if self.var_columns else len(ms.var.schema)
+        n_datasets = 2 * (n_obs_cols + n_var_cols) + 5
+        need = int(self.estimate.anndata_bytes * 1.5) + n_datasets * 1024 * 1024 + 16 * 1024**2
+        free = shutil.disk_usage(path.parent).free
+        if free < need:
+            msg = (
+                f"exporting to {path}: about {format_bytes(need)} of disk space is needed and "
+                f"{format_bytes(free)} is free on that file system; free space, choose another "
+                "location, or export to .zarr or .parquet (compressed, written in small pieces)"
+            )
+            raise StorageError(msg)
+
     # ------------------------------------------------------------------ run
     def run(
         self,
@@ -368,6 +391,8 @@ class ExportPlan:
     ) -> ExportResult:
         """Write the export (:meth:`run` after its checks)."""
         est = self.estimate
+        if fmt == "h5ad":
+            self._check_h5ad_space(path)
         writer = make_writer(path, fmt)
         nnz = 0
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -141,6 +142,15 @@ class _Sink(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def flush(self) -> None:  # noqa: B027 - optional: most sinks write through
+        """Write what is buffered, so that a write error is raised here and not later from a
+        destructor, where it is lost and leaves the writer broken (h5py)."""
+
+    def discard(self) -> None:
+        """Close a partial output that is about to be deleted (errors do not matter)."""
+        with contextlib.suppress(Exception):
+            self.close()
+
 
 class _H5Array(_Array):
     def __init__(self, ds: Any) -> None:  # noqa: ANN401 - h5py.Dataset
@@ -189,6 +199,27 @@ class _H5Sink(_Sink):
 
     def close(self) -> None:
         self.f.close()
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def discard(self) -> None:
+        """Close a partial file that is about to be deleted, without writing to it.
+
+        After a write failed on a full disk, HDF5's close (which flushes its caches) fails too,
+        and h5py then crashes the process (segmentation fault) while it frees the objects. So
+        the file descriptor HDF5 writes to is first pointed at ``/dev/null``: the flush
+        succeeds, nothing reaches the disk, and the file is deleted right after.
+        """
+        with contextlib.suppress(Exception):
+            fd = int(self.f.id.get_vfd_handle())
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        with contextlib.suppress(Exception):
+            self.f.close()
 
 
 class _ZarrArray(_Array):
@@ -305,8 +336,12 @@ class AnnDataWriter(ExportWriter):
         self.tmp = path.with_name(f".{path.name}.partial")
         self.fmt = fmt
         _remove(self.tmp)
-        self.sink: _Sink = _H5Sink(self.tmp) if fmt == "h5ad" else _ZarrSink(self.tmp)
-        self.sink.attrs("", _enc("anndata", "0.1.0"))
+        try:
+            self.sink: _Sink = _H5Sink(self.tmp) if fmt == "h5ad" else _ZarrSink(self.tmp)
+            self.sink.attrs("", _enc("anndata", "0.1.0"))
+        except BaseException:
+            _remove(self.tmp)  # a full or read-only disk: leave nothing behind
+            raise
         self._cols: list[_Column] = []
         self._index: _Array | None = None
         self._pos = 0
@@ -322,6 +357,7 @@ class AnnDataWriter(ExportWriter):
         self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]
     ) -> None:
         """Create the axis' dataframe group and its columns."""
+        self.sink.flush()  # before the previous axis' columns are let go
         self._cols = []
         names = list(schema.names)
         self.sink.group(axis, {**_enc("dataframe"), "_index": "_index", "column-order": names})
@@ -342,6 +378,7 @@ class AnnDataWriter(ExportWriter):
 
     def begin_x(self, n_obs: int, n_vars: int, nnz_hint: int) -> None:
         """Create the CSR group."""
+        self.sink.flush()  # a full disk fails here, not in the datasets' destructors
         self._cols = []  # let the column datasets (and their chunk caches) go
         self._index = None
         self.sink.group("X", {**_enc("csr_matrix", "0.1.0"), "shape": [n_obs, n_vars]})
@@ -373,6 +410,8 @@ class AnnDataWriter(ExportWriter):
             raise AssertionError(msg)
         for name in _EMPTY_DICTS:
             self.sink.group(name, _enc("dict", "0.1.0"))
+        self.sink.flush()
+        self._data = self._indices = self._indptr = None
         self.sink.close()
         _remove(self.path)
         self.tmp.rename(self.path)
@@ -380,7 +419,7 @@ class AnnDataWriter(ExportWriter):
     def abort(self) -> None:
         """Close and delete the partial output."""
         try:
-            self.sink.close()
+            self.sink.discard()
         finally:
             _remove(self.tmp)
 
