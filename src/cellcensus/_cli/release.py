@@ -335,10 +335,7 @@ def verify(
     for p in report.problems:
         out.print(f"MISMATCH {p}", highlight=False)
     if not report.ok:
-        msg = (
-            f"{len(report.problems)} of {report.checked} objects of {report.uri} do not match "
-            "manifest.json (listed above); republish the build or restore those objects"
-        )
+        msg = f"{report.summary()} (listed above); republish the build or restore those objects"
         raise IntegrityError(msg)
     out.print(
         f"ok: {report.checked} objects ({_mb(report.total_bytes)}) of {report.uri} match "

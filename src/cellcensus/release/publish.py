@@ -20,6 +20,7 @@ uploads only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -30,7 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cellcensus._fs import mapped_fs_errors
-from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    IntegrityError,
+    PermissionDeniedError,
+)
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
 from cellcensus.release._models import Locator, ReleaseDirectory, ReleaseEntry
@@ -47,7 +53,12 @@ from cellcensus.release._transfer import (
     run_parallel,
 )
 from cellcensus.release._validate import validate_tag
-from cellcensus.release.directory import RELEASE_JSON, read_directory, update_directory
+from cellcensus.release.directory import (
+    RELEASE_JSON,
+    finish_pending_cleanups,
+    read_directory,
+    update_directory,
+)
 from cellcensus.release.mirrors import ensure_origin_mirror
 from cellcensus.release.verify import MANIFEST_KEY, check_build
 
@@ -185,14 +196,61 @@ def _claim(root: ReleaseRoot, tag: str, manifest: Manifest, discard_partial: boo
                 "--discard-partial to delete it, or publish under another tag"
             )
             raise BadInputError(msg, field="tag")
-        if tag in read_directory(root).builds:
-            msg = f"{tag!r} was published meanwhile; it is immutable"
-            raise BadInputError(msg, field="tag")
-        n = root.delete_prefix(f"{tag}/")
-        logger.warning("deleted %d objects of an unpublished build under %s/", n, tag)
+        _discard(root, tag, got[0])
         discard_partial = False
     msg = f"could not claim {root.object_uri(key)}; retry"
     raise BadInputError(msg, field="tag")
+
+
+def _discard(root: ReleaseRoot, tag: str, claim: bytes) -> None:
+    """Delete an unpublished build under ``tag/`` whose claim (manifest bytes) is ``claim``.
+
+    The claim goes first, then ``release.json`` is read again: a publish of that build that
+    committed meanwhile gets its claim back and nothing else is touched. A publisher whose
+    claim disappears notices it before (or right after) it commits and does not keep the entry
+    (see :func:`_commit`), so a discarded build is never left in ``release.json``.
+    """
+    key = f"{tag}/{MANIFEST_KEY}"
+    if tag in read_directory(root).builds:
+        msg = f"{tag!r} was published meanwhile; it is immutable"
+        raise BadInputError(msg, field="tag")
+    root.delete_keys([key])
+    if tag in read_directory(root).builds:
+        with contextlib.suppress(PreconditionFailedError):
+            root.write_bytes(key, claim, if_none_match=True)
+        msg = f"{tag!r} was published meanwhile; it is immutable"
+        raise BadInputError(msg, field="tag")
+    try:
+        n = root.delete_prefix(f"{tag}/")
+    except CellCensusError as e:
+        msg = (
+            f"could not discard the unpublished build under {root.object_uri(f'{tag}/')}: "
+            f"another publish is writing there right now ({e}). Wait for it to finish, or "
+            "publish under another tag"
+        )
+        raise BadInputError(msg, field="tag") from e
+    logger.warning("deleted %d objects of an unpublished build under %s/", n, tag)
+
+
+def _claim_is_ours(root: ReleaseRoot, tag: str, manifest: Manifest) -> bool:
+    """Whether ``tag/manifest.json`` still lists exactly our objects."""
+    key = f"{tag}/{MANIFEST_KEY}"
+    got = root.read_versioned(key)
+    if got is None:
+        return False
+    try:
+        return Manifest.from_json(got[0], where=root.object_uri(key)).same_objects(manifest)
+    except (BadInputError, IntegrityError):
+        return False
+
+
+def _lost_claim(root: ReleaseRoot, tag: str) -> IntegrityError:
+    return IntegrityError(
+        f"the unpublished build under {root.object_uri(f'{tag}/')} was discarded or replaced "
+        "by a concurrent `publish --discard-partial` of another build; release.json does not "
+        "list this one. Re-run this publish (with --discard-partial to take the tag back), or "
+        "publish under another tag"
+    )
 
 
 def _hash_files(
@@ -252,10 +310,13 @@ def _upload(
         run_parallel(upload, todo, jobs=jobs, on_done=lambda _i, _r: kill.tick())
 
 
-def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
+def _commit(r: ReleaseRoot, entry: ReleaseEntry, manifest: Manifest) -> None:
+    """Add ``entry`` to release.json, if our claim on the tag still holds before and after."""
     tag = entry.tag
 
     def commit(d: ReleaseDirectory) -> ReleaseDirectory:
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag)
         if tag in d.aliases:
             msg = f"{tag!r} became an alias meanwhile; not publishing"
             raise BadInputError(msg, field="tag")
@@ -268,6 +329,17 @@ def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
         return d.with_build(entry)
 
     update_directory(r, commit)
+    if not _claim_is_ours(r, tag, manifest):
+        # discarded between our check and our write: take the entry back out
+
+        def rollback(d: ReleaseDirectory) -> ReleaseDirectory:
+            mine = d.builds.get(tag)
+            if mine is not None and (mine.soma, mine.h5ads) == (entry.soma, entry.h5ads):
+                return d.without_builds({tag})
+            return d
+
+        update_directory(r, rollback)
+        raise _lost_claim(r, tag)
 
 
 def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
@@ -286,6 +358,8 @@ def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
             "publish under a new tag (or retract the old build)"
         )
         raise BadInputError(msg, field="tag")
+    # a clean-up that deleted an earlier build of this tag and was killed: finish it first
+    finish_pending_cleanups(r, directory, only=tag)
 
 
 def publish(
@@ -399,21 +473,26 @@ def _publish(
         upload_bytes,
         len(files) - len(todo),
     )
-    _upload(r, tag, todo, digests=digests, jobs=jobs, progress=progress)
-
-    etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
-    report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=progress)
+    try:
+        _upload(r, tag, todo, digests=digests, jobs=jobs, progress=progress)
+        etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
+        report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=progress)
+    except CellCensusError as e:
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag) from e
+        raise
     if not report.ok:
-        shown = "; ".join(str(p) for p in report.problems[:10])
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag)
         msg = (
-            f"after upload, {len(report.problems)} objects under {report.uri} do not match the "
-            f"manifest ({shown}); release.json was not changed. Re-run publish to repair"
+            f"after upload, {report.summary()} ({report.shown()}); release.json was not "
+            "changed. Re-run publish to repair"
         )
         raise IntegrityError(msg)
 
     ensure_origin_mirror(r)
     entry = _entry(r, tag, lts, day)
-    _commit(r, entry)
+    _commit(r, entry, manifest)
     seconds = time.monotonic() - t0
     logger.info("published %s: %s (%.1f s)", tag, entry.soma.uri, seconds)
     return PublishResult(
