@@ -85,6 +85,12 @@ def check_columns(df: soma.DataFrame, names: object, *, where: str) -> None:
     if bad_type:
         msg = f"must hold column names (strings), got {_echo(bad_type[0])}"
         raise QueryArgumentError(msg, field=where)
+    dupes = sorted({n for n in items if items.count(n) > 1})
+    if dupes:
+        msg = (
+            f"names {', '.join(_echo(n) for n in dupes[:5])} more than once; list each column once"
+        )
+        raise QueryArgumentError(msg, field=where)
     known = list(df.schema.names)
     unknown = [n for n in items if n not in known]
     if unknown:
@@ -129,28 +135,41 @@ def _bad_coord(where: str, what: str) -> QueryArgumentError:
     )
 
 
-def _check_int(v: object, where: str) -> None:
+def _check_int(v: object, where: str, last: int | None = None) -> None:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise _bad_coord(where, f"{_echo(v)} is not an integer")
     if int(v) < 0:
         raise _bad_coord(where, f"{int(v)} is negative")
+    if last is not None and int(v) > last:
+        raise _bad_coord(where, f"{int(v)} is after the last soma_joinid ({last})")
 
 
-def _check_slice(coords: slice, where: str, count: int | None) -> None:
+def _check_slice(coords: slice, where: str, last: int | None) -> None:
     if coords.step not in (None, 1):
         raise _bad_coord(where, f"slice {coords} has a step")
     for v in (coords.start, coords.stop):
         if v is not None:
             _check_int(v, where)
-    if count is not None and coords.start is not None and int(coords.start) >= max(count, 1):
-        raise _bad_coord(where, f"slice {coords} starts after the last soma_joinid ({count - 1})")
+    if last is not None and coords.start is not None and int(coords.start) > last:
+        raise _bad_coord(where, f"slice {coords} starts after the last soma_joinid ({last})")
 
 
-def check_coords(coords: object, *, where: str, count: int | None = None) -> None:
+def last_joinid(df: soma.DataFrame) -> int | None:
+    """The largest ``soma_joinid`` a DataFrame's domain allows (``None`` if unknown)."""
+    try:
+        names = list(df.index_column_names)
+        hi = df.domain[names.index("soma_joinid")][1]
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return None
+    return int(hi) if isinstance(hi, numbers.Integral) else None
+
+
+def check_coords(coords: object, *, where: str, last: int | None = None) -> None:
     """Check ``soma_joinid`` coordinates (``None``, int, slice, sequence or array of ints >= 0).
 
-    Other types that TileDB-SOMA accepts (pyarrow arrays) pass unchecked. ``count``, the
-    number of rows, lets a slice that starts after the last row be refused.
+    Other types that TileDB-SOMA accepts (pyarrow arrays) pass unchecked. ``last``, the
+    largest ``soma_joinid`` of the domain (:func:`last_joinid`), lets coordinates after it be
+    refused (TileDB-SOMA fails on them).
 
     Raises
     ------
@@ -162,20 +181,21 @@ def check_coords(coords: object, *, where: str, count: int | None = None) -> Non
     if isinstance(coords, str | bytes):
         raise _bad_coord(where, f"{_echo(coords)} is a string")
     if isinstance(coords, slice):
-        _check_slice(coords, where, count)
+        _check_slice(coords, where, last)
         return
     if isinstance(coords, numbers.Integral | bool):
-        _check_int(coords, where)
+        _check_int(coords, where, last)
         return
     if isinstance(coords, np.ndarray):
-        if coords.dtype.kind not in "iu":
-            raise _bad_coord(where, f"an array of {coords.dtype}")
-        if coords.size and int(coords.min()) < 0:
-            raise _bad_coord(where, f"{int(coords.min())} is negative")
+        if coords.dtype.kind not in "iu" or coords.ndim != 1:
+            raise _bad_coord(where, f"a {coords.ndim}-d array of {coords.dtype}")
+        if coords.size:
+            _check_int(int(coords.min()), where, last)
+            _check_int(int(coords.max()), where, last)
         return
     if isinstance(coords, Sequence):
         for v in coords:
-            _check_int(v, where)
+            _check_int(v, where, last)
         return
     if isinstance(coords, float | Mapping | set):
         raise _bad_coord(where, f"{_echo(coords)} is not a coordinate")

@@ -27,7 +27,7 @@ from scipy import sparse
 
 from cellcensus._fs import mapped_fs_errors
 from cellcensus._progress import NoProgress
-from cellcensus.client._args import check_axis_column_names, check_coords
+from cellcensus.client._args import check_axis_column_names, check_coords, last_joinid
 from cellcensus.client._budget import MemoryPlan, memory_plan
 from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
@@ -481,8 +481,8 @@ def plan_export(
     check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
     check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
     check_axis_column_names(column_names)
-    check_coords(obs_coords, where="obs_coords", count=exp0.obs.count)
-    check_coords(var_coords, where="var_coords", count=ms0.var.count)
+    check_coords(obs_coords, where="obs_coords", last=last_joinid(exp0.obs))
+    check_coords(var_coords, where="var_coords", last=last_joinid(ms0.var))
     has_x = "X" in ms0 and X_name in ms0.X
     obs_cols = _columns(column_names, "obs")
     var_cols = _columns(column_names, "var")

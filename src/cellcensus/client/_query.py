@@ -19,8 +19,14 @@ from cellcensus.client._args import (
     check_coords,
     check_layers,
     check_organism,
+    last_joinid,
 )
-from cellcensus.client._errors import CensusNotFoundError, MemoryEstimateWarning, QueryTooLargeError
+from cellcensus.client._errors import (
+    CensusNotFoundError,
+    MemoryEstimateWarning,
+    QueryArgumentError,
+    QueryTooLargeError,
+)
 from cellcensus.client._estimate import (
     QueryEstimate,
     estimate_query,
@@ -114,9 +120,15 @@ def _check_query_args(
     layers: Sequence[str],
 ) -> None:
     """Coordinates, column lists and X layers of a query, before anything is read."""
-    check_coords(obs_coords, where="obs_coords", count=exp.obs.count)
-    check_coords(var_coords, where="var_coords", count=ms.var.count)
+    check_coords(obs_coords, where="obs_coords", last=last_joinid(exp.obs))
+    check_coords(var_coords, where="var_coords", last=last_joinid(ms.var))
     axis = check_axis_column_names(column_names) or {}
+    if column_names is not None and (obs_column_names is not None or var_column_names is not None):
+        msg = (
+            "column_names (deprecated) and obs_column_names / var_column_names were both given; "
+            "use obs_column_names and var_column_names only"
+        )
+        raise QueryArgumentError(msg, field="column_names")
     check_columns(exp.obs, obs_column_names, where="obs_column_names")
     check_columns(ms.var, var_column_names, where="var_column_names")
     check_columns(exp.obs, axis.get("obs"), where="column_names['obs']")
@@ -322,7 +334,7 @@ def get_obs(
     """
     exp = experiment(census, organism, modality)
     check_value_filter(exp.obs, value_filter, where=f"obs value_filter ({exp.uri})")
-    check_coords(coords, where="coords", count=exp.obs.count)
+    check_coords(coords, where="coords", last=last_joinid(exp.obs))
     check_columns(exp.obs, column_names, where="column_names")
     return cellxgene_census.get_obs(
         census,
@@ -368,7 +380,7 @@ def get_var(
     exp = experiment(census, organism, modality)
     var = _measurement(exp, "RNA", organism).var
     check_value_filter(var, value_filter, where=f"var value_filter ({exp.uri})")
-    check_coords(coords, where="coords", count=var.count)
+    check_coords(coords, where="coords", last=last_joinid(var))
     check_columns(var, column_names, where="column_names")
     return cellxgene_census.get_var(
         census,
