@@ -239,12 +239,13 @@ def test_interrupted_publish_leaves_release_json_and_resumes(s3, census_build) -
     assert verify(root_uri, TAG, settings=s3.publisher).ok
 
 
-def test_published_tags_are_immutable(s3, census_build):
+def test_published_tags_are_immutable(s3, census_build, build_copy):
     root_uri = f"s3://public/{s3.prefix}/"
     publish(census_build, root_uri, tag=TAG, settings=s3.publisher)
+    (build_copy / "build.json").write_text((build_copy / "build.json").read_text() + " ")
     proc = run_cli(
         "publish",
-        str(census_build),
+        str(build_copy),
         root_uri,
         "--tag",
         TAG,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import hashlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -139,7 +141,17 @@ class LocalRoot(ReleaseRoot):
         return data, hashlib.sha256(data).hexdigest()
 
     def _tmp_for(self, dest: Path) -> Path:
-        return dest.with_name(f"{dest.name}{TMP_MARK}{uuid.uuid4().hex}")
+        # host and pid in the name: a later writer can tell a dead writer's leftover
+        return dest.with_name(f"{dest.name}{TMP_MARK}{_HOST}.{os.getpid()}.{uuid.uuid4().hex}")
+
+    @staticmethod
+    def _sweep(dest: Path) -> None:
+        """Delete temporary copies of ``dest`` left by writers of this host that were killed."""
+        for tmp in dest.parent.glob(f"{glob.escape(dest.name)}{TMP_MARK}*"):
+            host, _, rest = tmp.name.split(TMP_MARK, 1)[1].partition(".")
+            pid = rest.partition(".")[0]
+            if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _write_tmp(self, dest: Path, data: bytes) -> Path:
         tmp = self._tmp_for(dest)
@@ -187,6 +199,9 @@ class LocalRoot(ReleaseRoot):
     ) -> None:
         """Atomic write (temporary file + link/rename), optionally conditional."""
         dest = self._p(key)
+        with mapped_fs_errors(f"writing {dest}"):
+            if dest.parent.is_dir():
+                self._sweep(dest)
         tmp = self._write_tmp(dest, data)
         try:
             with mapped_fs_errors(f"writing {dest}"):
@@ -306,6 +321,19 @@ class LocalRoot(ReleaseRoot):
     def relative_uri(self, key: str) -> str:
         """``<root directory name>/<key>``."""
         return f"{self.path.name}/{key}"
+
+
+_HOST = socket.gethostname().replace(".", "-").replace("/", "-") or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _raise(e: OSError) -> None:

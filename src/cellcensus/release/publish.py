@@ -57,6 +57,7 @@ from cellcensus.release.directory import (
     RELEASE_JSON,
     finish_pending_cleanups,
     read_directory,
+    read_manifest,
     update_directory,
 )
 from cellcensus.release.mirrors import ensure_origin_mirror
@@ -342,7 +343,32 @@ def _commit(r: ReleaseRoot, entry: ReleaseEntry, manifest: Manifest) -> None:
         raise _lost_claim(r, tag)
 
 
-def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
+def _immutable(r: ReleaseRoot, tag: str) -> BadInputError:
+    msg = (
+        f"{tag!r} is already in {r.object_uri(RELEASE_JSON)} with other content; published tags "
+        "are immutable: publish under a new tag (or retract the old build)"
+    )
+    return BadInputError(msg, field="tag")
+
+
+def _published_same(
+    r: ReleaseRoot, tag: str, entry: ReleaseEntry, files: list[tuple[str, Path]], lts: bool
+) -> Manifest:
+    """The published manifest of ``tag``, if it can be this very build (same paths and sizes,
+    same LTS flag, not retracted); the caller compares the sha256 digests."""
+    try:
+        published = read_manifest(r, tag)
+    except CellCensusError as e:
+        raise _immutable(r, tag) from e
+    sizes = {o.path: o.size for o in published.objects}
+    local = {rel: path.stat().st_size for rel, path in files}
+    if sizes != local or entry.lts != lts or entry.retracted:
+        raise _immutable(r, tag)
+    return published
+
+
+def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> ReleaseEntry | None:
+    """Check the build and the tag; the entry when this tag is published already."""
     _check_build_dir(bdir, r.settings)
     if isinstance(r, S3Root) and r.settings.anonymous:
         msg = (
@@ -352,14 +378,14 @@ def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
         )
         raise PermissionDeniedError(msg)
     directory = read_directory(r)
-    if tag in directory.builds or tag in directory.aliases:
-        msg = (
-            f"{tag!r} is already in {r.object_uri(RELEASE_JSON)}; published tags are immutable: "
-            "publish under a new tag (or retract the old build)"
-        )
+    if tag in directory.aliases:
+        msg = f"{tag!r} is an alias in {r.object_uri(RELEASE_JSON)}; publish under another tag"
         raise BadInputError(msg, field="tag")
+    if tag in directory.builds:
+        return directory.builds[tag]  # maybe this very build (a re-run): checked by the caller
     # a clean-up that deleted an earlier build of this tag and was killed: finish it first
     finish_pending_cleanups(r, directory, only=tag)
+    return None
 
 
 def publish(
@@ -447,10 +473,11 @@ def _publish(
     t0: float,
 ) -> PublishResult:
     """The steps of :func:`publish` after the arguments are checked."""
-    _preflight(r, bdir, tag)
+    published = _preflight(r, bdir, tag)
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
     files = _build_files(bdir)
+    remote = None if published is None else _published_same(r, tag, published, files, lts)
     digests = _hash_files(files, jobs, progress)
     manifest = Manifest(
         tag=tag,
@@ -459,6 +486,23 @@ def _publish(
             ManifestObject(path=rel, size=d.size, sha256=d.sha256) for rel, d in digests.items()
         ),
     )
+    if published is not None and remote is not None:
+        if not remote.same_objects(manifest):
+            raise _immutable(r, tag)
+        # a re-run of a publish that committed (its process was killed after the commit)
+        logger.info("%s is already published with this very content; nothing to do", tag)
+        return PublishResult(
+            tag=tag,
+            soma_uri=published.soma.uri,
+            entry=published,
+            total_objects=len(files),
+            total_bytes=manifest.total_size,
+            uploaded=0,
+            skipped=len(files),
+            bytes_uploaded=0,
+            stale_deleted=0,
+            seconds=time.monotonic() - t0,
+        )
     _claim(r, tag, manifest, discard_partial)
 
     todo, stale = _plan_uploads(r, tag, files, digests)
