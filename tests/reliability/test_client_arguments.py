@@ -33,9 +33,7 @@ def test_unknown_columns_are_clear_and_compatible(census) -> None:
         lambda: cellcensus.get_var(census, "Homo sapiens", column_names=["gene"]),
         lambda: cellcensus.get_anndata(census, "Homo sapiens", obs_column_names=["cell_typ"]),
         lambda: cellcensus.get_anndata(census, "Homo sapiens", var_column_names=["gene"]),
-        lambda: cellcensus.get_anndata(
-            census, "Homo sapiens", column_names={"obs": ["cell_typ"]}
-        ),
+        lambda: cellcensus.get_anndata(census, "Homo sapiens", column_names={"obs": ["cell_typ"]}),
     ):
         with pytest.raises(QueryArgumentError, match="no column named") as e:
             call()

@@ -101,7 +101,9 @@ def temporaries(path: Path) -> list[str]:
     if not path.exists():
         return []
     return sorted(
-        str(p.relative_to(path)) for p in path.rglob("*") if any(m in p.name for m in TEMPORARY_MARKS)
+        str(p.relative_to(path))
+        for p in path.rglob("*")
+        if any(m in p.name for m in TEMPORARY_MARKS)
     )
 
 

@@ -88,7 +88,9 @@ _cell = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     header=st.lists(
         st.sampled_from(["dataset_id", "dataset_asset_h5ad_uri", "h5ad_uri", "dataset_title",

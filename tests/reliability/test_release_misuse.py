@@ -185,9 +185,23 @@ def test_concurrent_discard_partial_publishes_never_crash(census_build, other_bu
         root = tmp_path / f"root{trial}"
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "cellcensus._cli", "publish", str(b), str(root),
-                 "--tag", "2026-11-01", "--discard-partial", "--jobs", "2"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "cellcensus._cli",
+                    "publish",
+                    str(b),
+                    str(root),
+                    "--tag",
+                    "2026-11-01",
+                    "--discard-partial",
+                    "--jobs",
+                    "2",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
             )  # fmt: skip
             for b in (census_build, other_build)
         ]

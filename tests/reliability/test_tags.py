@@ -48,7 +48,9 @@ def test_empty_tag_on_the_command_line_moves_nothing(census_build, tiny_corpus, 
     bld = run_cli("build", str(tiny_corpus), str(tmp_path / "out"), "--tag", "", env=env)
     for proc in (pub, bld):
         assert proc.returncode == 1, proc.stderr
-        assert proc.stderr.strip().splitlines()[-1].startswith("error: field 'tag': tag '' is empty")
+        assert (
+            proc.stderr.strip().splitlines()[-1].startswith("error: field 'tag': tag '' is empty")
+        )
     assert read_directory(root) == before  # latest did not move
 
 

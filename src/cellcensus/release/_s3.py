@@ -79,7 +79,8 @@ def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest 
         )
         return StorageError(
             f"{action} {uri}: the S3 endpoint {settings.endpoint_url or 'AWS'} did not answer "
-            f"within the {which} timeout of {seconds:g} s ({settings.attempts} attempts); retry "
+            f"within the {which} timeout of {seconds:g} s ({settings.attempts} "
+            f"attempt{'s' if settings.attempts != 1 else ''}); retry "
             f"when it is responsive, or raise CELLCENSUS_S3_{var} (seconds); re-running "
             "resumes"
         )
