@@ -47,6 +47,7 @@ import botocore
 import botocore.exceptions
 from botocore.config import Config
 
+from cellcensus._redact import register_secret
 from cellcensus.errors import ConfigError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -210,6 +211,8 @@ class Settings:
         if not self.region:
             msg = "the S3 region must not be empty; set e.g. --region us-east-1"
             raise ConfigError(msg)
+        register_secret(self.secret_access_key)  # kept out of logs and errors
+        register_secret(self.session_token)
         for name in ("connect_timeout", "read_timeout"):
             value = getattr(self, name)
             if value is not None and not (0 < value <= 3600):
@@ -351,6 +354,8 @@ session_token, profile, connect_timeout, read_timeout, max_attempts
             raise PermissionDeniedError(msg) from e
         if not frozen.access_key or not frozen.secret_key:
             return None
+        register_secret(frozen.secret_key)
+        register_secret(frozen.token)
         return (frozen.access_key, frozen.secret_key, frozen.token)
 
     def replace(self, **changes: Any) -> Settings:  # noqa: ANN401 - any field

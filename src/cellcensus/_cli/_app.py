@@ -28,13 +28,12 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
+    from cellcensus._redact import SecretFilter
+
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    handler.addFilter(SecretFilter())  # botocore logs session tokens at DEBUG
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     # third-party chatter stays at WARNING unless --verbose
     for name in ("distributed", "tiledbsoma", "botocore", "urllib3", "numba"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -61,12 +60,20 @@ def main() -> None:
     try:
         app()
     except CellCensusError as e:
-        console.print(f"[bold red]error:[/] {one_line(str(e))}", highlight=False, soft_wrap=True)
+        _print_error(str(e))
         sys.exit(1)
     except OSError as e:
         from cellcensus._fs import fs_error
 
         command = next((a for a in sys.argv[1:] if not a.startswith("-")), "cellcensus")
-        err = fs_error(e, action=f"cellcensus {command}")
-        console.print(f"[bold red]error:[/] {one_line(str(err))}", highlight=False, soft_wrap=True)
+        _print_error(str(fs_error(e, action=f"cellcensus {command}")))
         sys.exit(1)
+
+
+def _print_error(message: str) -> None:
+    from rich.markup import escape
+
+    from cellcensus._redact import redact
+
+    text = escape(one_line(redact(message)))
+    console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
