@@ -265,6 +265,7 @@ def build_content(out: Path) -> dict[str, object]:
 
     doc = json.loads((out / "build.json").read_text())
     doc.pop("created_on", None)
+    doc.get("settings", {}).pop("resume", None)  # how it was run, not what it built
     content: dict[str, object] = {"build.json": doc}
     for p in sorted((out / "h5ads").iterdir()):
         content[f"h5ads/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()

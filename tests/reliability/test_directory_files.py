@@ -35,8 +35,9 @@ _locator = st.one_of(
         {},
         optional={
             "uri": st.one_of(st.text(max_size=10), st.integers(), st.none()),
-            "relative_uri": st.one_of(st.sampled_from(["root/2026-11-01/soma/", "/", ""]),
-                                      st.integers(), st.none()),  # fmt: skip
+            "relative_uri": st.one_of(
+                st.sampled_from(["root/2026-11-01/soma/", "/", ""]), st.integers(), st.none()
+            ),  # fmt: skip
             "s3_region": _scalars,
         },
     ),
