@@ -16,7 +16,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["PRELUDE", "mount_namespaces_work", "run_in_namespace"]
 

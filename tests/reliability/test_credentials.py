@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +20,9 @@ from cellcensus.release import LocalRoot, publish, read_directory, verify
 from cellcensus.settings import Settings
 
 from .conftest import publisher_env, run_cli, s3_cli_args
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.s3
 

@@ -12,8 +12,6 @@ file is left) and the re-run resumes with the objects already verified.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from cellcensus.release import LocalRoot, publish

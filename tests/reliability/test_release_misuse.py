@@ -128,7 +128,7 @@ def test_secret_check_does_not_misfire_on_short_secrets(build_copy, tmp_path) ->
     # a short secret (a test server's "2026") appears in any build.json: it must not refuse
     doc = json.loads((build_copy / "build.json").read_text())
     assert "2026" in json.dumps(doc)
-    short = Settings(access_key_id="AK", secret_access_key="2026")
+    short = Settings(access_key_id="AK", secret_access_key="2026")  # noqa: S106 - a test key
     publish(build_copy, LocalRoot(tmp_path / "r1", short), tag="2026-11-01")
     # a real secret is found raw, and inside JSON string escapes
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - the AWS docs' example
@@ -202,7 +202,7 @@ def test_concurrent_discard_partial_publishes_never_crash(census_build, other_bu
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
-            )  # fmt: skip
+            )
             for b in (census_build, other_build)
         ]
         outs = [p.communicate(timeout=300) for p in procs]

@@ -8,7 +8,7 @@ until every object is in place and every file of the other build is gone).
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +17,9 @@ from cellcensus.release import LocalRoot, publish, read_manifest, sync
 from cellcensus.release.sync import PART_SUFFIX, SYNC_MARKER, read_sync_state
 
 from .conftest import cli_env, run_cli, tree_digest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _release_files(root: LocalRoot, tag: str, parts: tuple[str, ...] = ("soma", "h5ads")) -> dict:
@@ -42,14 +45,18 @@ def test_sync_of_another_tag_replaces_the_destination_exactly(two_releases, tmp_
     (dest / "notes.txt").write_text("mine")  # not sync's: left alone
     sync(two_releases, "2026-11-01", dest)
     first = read_sync_state(dest)
-    assert first is not None and first.complete and first.tag == "2026-11-01"
+    assert first is not None
+    assert first.complete
+    assert first.tag == "2026-11-01"
 
     res = sync(two_releases, "2026-11-08", dest)
     assert res.removed > 0
     got = tree_digest(dest, skip=(SYNC_MARKER, "manifest.json", "notes.txt"))
     assert got == _release_files(two_releases, "2026-11-08")
     state = read_sync_state(dest)
-    assert state is not None and state.complete and state.tag == "2026-11-08"
+    assert state is not None
+    assert state.complete
+    assert state.tag == "2026-11-08"
     assert json.loads((dest / "manifest.json").read_text())["tag"] == "2026-11-08"
     assert (dest / "notes.txt").read_text() == "mine"
     # and back: the weekly `sync ROOT latest ./census` case
@@ -70,7 +77,8 @@ def test_a_destination_with_foreign_files_is_refused_unless_delete(two_releases,
     env = cli_env()
     proc = run_cli("sync", str(two_releases.path), "2026-11-01", str(dest), env=env)
     assert proc.returncode == 1
-    assert "--delete" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--delete" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = run_cli("sync", str(two_releases.path), "2026-11-01", str(dest), "--delete", env=env)
     assert proc.returncode == 0, proc.stderr
     got = tree_digest(dest, skip=(SYNC_MARKER, "manifest.json"))
@@ -89,7 +97,8 @@ def test_only_keeps_the_other_part_only_if_it_is_this_builds(two_releases, tmp_p
         two_releases, "2026-11-08", ("soma",)
     )
     state = read_sync_state(dest)
-    assert state is not None and state.parts == frozenset({"soma"})
+    assert state is not None
+    assert state.parts == frozenset({"soma"})
 
 
 def test_a_half_replaced_destination_never_looks_complete(two_releases, tmp_path) -> None:
@@ -106,7 +115,9 @@ def test_a_half_replaced_destination_never_looks_complete(two_releases, tmp_path
     )
     assert proc.returncode == -9  # killed mid-way
     state = read_sync_state(dest)
-    assert state is not None and not state.complete and state.tag == "2026-11-08"
+    assert state is not None
+    assert not state.complete
+    assert state.tag == "2026-11-08"
     assert not (dest / "manifest.json").exists()
     # a re-run completes it, exactly, with no partial file left
     sync(two_releases, "2026-11-08", dest)
@@ -124,5 +135,6 @@ def test_dest_that_is_a_file_is_one_clear_error(two_releases, tmp_path) -> None:
     nested = dest / "sub"
     proc = run_cli("sync", str(two_releases.path), "2026-11-01", str(nested), env=cli_env())
     assert proc.returncode == 1
-    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
