@@ -19,6 +19,7 @@ from cellcensus.errors import (
     IntegrityError,
     NotFoundError,
     PermissionDeniedError,
+    StorageError,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
         ExportResult,
         FilterError,
         MemoryEstimateWarning,
+        QueryArgumentError,
+        QueryArgumentTypeError,
         QueryEstimate,
         QueryTooLargeError,
         ReleaseRootUnreachableError,
@@ -71,6 +74,8 @@ _CLIENT_NAMES = frozenset(
         "ExportResult",
         "FilterError",
         "MemoryEstimateWarning",
+        "QueryArgumentError",
+        "QueryArgumentTypeError",
         "QueryEstimate",
         "QueryTooLargeError",
         "ReleaseRootUnreachableError",
@@ -127,9 +132,12 @@ __all__ = [
     "MemoryEstimateWarning",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueryArgumentError",
+    "QueryArgumentTypeError",
     "QueryEstimate",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
+    "StorageError",
     "__version__",
     "configure",
     "download_source_h5ad",
