@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from cellcensus.build import BuildOptions, build_census
-from cellcensus.build.manifest import load_manifest
+from cellcensus.builder import BuildOptions, build_census
+from cellcensus.builder.manifest import load_manifest
 from cellcensus.errors import CellCensusError
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cellcensus.build import BuildOptions, build_census
-from cellcensus.build.manifest import (
+from cellcensus.builder import BuildOptions, build_census
+from cellcensus.builder.manifest import (
     apply_blocklist,
     load_blocklist,
     load_manifest,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cellcensus.build import BuildOptions, build_census
+from cellcensus.builder import BuildOptions, build_census
 from cellcensus.errors import BadInputError
 from cellcensus.release import LocalRoot, publish, read_directory
 

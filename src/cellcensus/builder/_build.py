@@ -83,7 +83,7 @@ class BuildOptions:
         directory, reusing finished work; without it, leftovers of an earlier run are removed.
     blocklist
         Dataset ids left out of the build (the official builder's blocklist, see
-        :func:`cellcensus.build.manifest.load_blocklist`); recorded in build.json as "blocked".
+        :func:`cellcensus.builder.manifest.load_blocklist`); recorded in build.json as "blocked".
     """
 
     tag: str | None = None
