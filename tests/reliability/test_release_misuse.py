@@ -152,7 +152,8 @@ def test_verify_counts_missing_and_unexpected_objects_apart(root) -> None:
     assert proc.returncode == 1
     err = proc.stderr.strip().splitlines()[-1]
     total = report.checked
-    assert f"1 of the {total} objects in manifest.json are missing or changed" in err
+    assert f"1 of the {total} objects under" in err
+    assert "do not match manifest.json (missing or changed)" in err
     assert "3 objects under" in err
     assert "not in manifest.json" in err
 

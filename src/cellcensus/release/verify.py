@@ -79,8 +79,8 @@ class VerifyReport:
         parts = []
         if self.mismatched:
             parts.append(
-                f"{self.mismatched} of the {self.checked} objects in manifest.json are missing "
-                f"or changed under {self.uri}"
+                f"{self.mismatched} of the {self.checked} objects under {self.uri} do not match "
+                "manifest.json (missing or changed)"
             )
         if self.unexpected:
             parts.append(f"{self.unexpected} objects under {self.uri} are not in manifest.json")
