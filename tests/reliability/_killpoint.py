@@ -68,8 +68,9 @@ def _install(spec: str) -> None:
     if kind == "count":
 
         def report() -> None:
-            with open(value, "w") as f:  # noqa: PTH123 - the hook counts this one too, harmless
-                f.write(str(count))
+            total = count  # before this very write is counted
+            with open(value, "w") as f:  # noqa: PTH123 - plain open: no cellcensus import
+                f.write(str(total))
 
         atexit.register(report)
     elif kind == "time":
