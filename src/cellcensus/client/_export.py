@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,6 +392,8 @@ class ExportPlan:
     ) -> ExportResult:
         """Write the export (:meth:`run` after its checks)."""
         est = self.estimate
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass  # a read-only or forbidden directory fails here, before any work
         if fmt == "h5ad":
             self._check_h5ad_space(path)
         writer = make_writer(path, fmt)
