@@ -44,8 +44,12 @@ MAX_ERROR_CHARS = 2000
 
 
 def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """``message`` as one line (whitespace runs collapsed), at most about ``limit`` characters."""
-    text = " ".join(message.split())
+    """``message`` as one line, at most about ``limit`` characters: its lines joined by "; "
+    (after a colon by a space), whitespace runs collapsed."""
+    text = ""
+    for line in (" ".join(ln.split()) for ln in message.splitlines()):
+        if line:
+            text += (" " if text.endswith(":") else "; ") + line if text else line
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit} more characters)"
     return text
