@@ -343,9 +343,12 @@ def test_killed_commands_recover_at_many_points(
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="builder-internal, found by this harness and left to the builder rewrite: a build "
-    "killed at some points (the 88th mutating event of this corpus) and --resume'd writes an "
-    "empty homo_sapiens obs and var (validate then fails on the summary counts)",
+    reason="builder-internal, found by this harness and left to the builder rewrite: killed "
+    "while the finished build deletes its work directory (remove_tree(run.work) removes the "
+    "resume markers in directory order), a --resume finds 'structure' gone but "
+    "'experiment.<organism>' and 'consolidated' still marked done: it recreates empty arrays and "
+    "skips writing them, so obs and var come out empty (validate then fails on the counts). "
+    "Renaming the work directory aside before deleting it fixes it",
 )
 def test_killed_builds_resume_to_the_same_census(tiny_corpus, tmp_path) -> None:
     """``build`` killed at 20 file-system events and 4 random times, then ``--resume``d: the
