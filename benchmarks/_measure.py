@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 @dataclass
@@ -24,15 +22,47 @@ class Measurement:
     returncode: int
     stdout: str
     stderr: str
+    process_peaks: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid: (name, peak)
+    peak_disk_bytes: int = 0  # max over time of the bytes under ``watch`` (if given)
+
+    @property
+    def max_process_rss(self) -> int:
+        """The largest peak RSS of any one process of the tree."""
+        return max((peak for _, peak in self.process_peaks.values()), default=0)
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        with contextlib.suppress(OSError), os.scandir(d) as it:
+            for e in it:
+                with contextlib.suppress(OSError):
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(Path(e.path))
+                    else:
+                        total += e.stat(follow_symlinks=False).st_blocks * 512
+    return total
 
 
 def run_measured(
-    cmd: list[str], *, interval: float = 0.1, timeout: float | None = None
+    cmd: list[str],
+    *,
+    interval: float = 0.1,
+    timeout: float | None = None,
+    watch: list[Path] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Measurement:
-    """Run ``cmd``; sample the RSS of its whole process tree every ``interval`` seconds."""
+    """Run ``cmd``; sample the RSS of its whole process tree every ``interval`` seconds.
+
+    Each process's own peak is kept too; ``watch`` directories are sized every ~2 s.
+    """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
+    peaks: dict[int, tuple[str, int]] = {}
+    disk = 0
     stop = threading.Event()
 
     def sample() -> None:
@@ -49,17 +79,33 @@ def run_measured(
                 break
             for p in procs:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
+                    name, before = peaks.get(p.pid, ("", 0))
+                    if rss > before:
+                        label = name or " ".join(p.cmdline()[:3])[-60:]
+                        peaks[p.pid] = (label, rss)
             peak = max(peak, total)
             stop.wait(interval)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
+    def sample_disk() -> None:
+        nonlocal disk
+        while watch and not stop.is_set():
+            disk = max(disk, sum(_tree_bytes(w) for w in watch))
+            stop.wait(2.0)
+
+    threads = [
+        threading.Thread(target=sample, daemon=True),
+        threading.Thread(target=sample_disk, daemon=True),
+    ]
+    for t in threads:
+        t.start()
     out, err = proc.communicate(timeout=timeout)
     seconds = time.perf_counter() - t0
     stop.set()
-    thread.join()
-    return Measurement(seconds, peak, proc.returncode, out, err)
+    for t in threads:
+        t.join()
+    return Measurement(seconds, peak, proc.returncode, out, err, peaks, disk)
 
 
 def machine() -> str:

@@ -1,15 +1,56 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install cellcensus with its test tools. Idempotent and quiet on re-runs.
+# Create a virtual environment and install cellcensus (editable) into it. Idempotent; quick on
+# re-runs (it only installs again when pyproject.toml or uv.lock changed).
+#
+#   bash scripts/setup.sh                 # every extra + test and dev tools, from uv.lock
+#   bash scripts/setup.sh build synth     # only these extras (what `scripts/demo.sh` needs)
+#
+# Environment:
+#   CELLCENSUS_VENV=DIR       the environment to create (default .venv)
+#   CELLCENSUS_DEPS=newest    ignore uv.lock: the newest releases pyproject.toml allows
+#                             (use another CELLCENSUS_VENV, e.g. .venv-newest)
+#   PYTHON=python3.12         the interpreter to create it with
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+VENV="${CELLCENSUS_VENV:-.venv}"
+DEPS="${CELLCENSUS_DEPS:-locked}"
+UV_VERSION="0.13.9"
+extras=("$@")
+if [ ${#extras[@]} -eq 0 ]; then
+  extras=(all test dev docs)
 fi
-stamp=.venv/.cellcensus-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q -e ".[test,dev]" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import cellcensus, tiledbsoma, cellxgene_census" 
-  touch "$stamp"
+case "$DEPS" in
+  locked | newest) ;;
+  *) echo "CELLCENSUS_DEPS must be 'locked' or 'newest', not '$DEPS'" >&2; exit 2 ;;
+esac
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
 fi
+if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q " $UV_VERSION"; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+fi
+
+key="$(IFS=-; echo "${extras[*]}")"
+stamp="$VENV/.cellcensus-$DEPS-$key"
+if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ ! uv.lock -nt "$stamp" ]; then
+  exit 0
+fi
+
+export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$VENV"
+if [ "$DEPS" = locked ]; then
+  # exactly the versions of uv.lock (fails if the lock is out of date with pyproject.toml:
+  # run `uv lock` then); --inexact keeps uv and pip in the environment
+  args=()
+  for e in "${extras[@]}"; do args+=(--extra "$e"); done
+  "$VENV/bin/uv" sync --quiet --locked --inexact --python "$VENV/bin/python" "${args[@]}"
+else
+  # the newest releases pyproject.toml allows
+  spec=".[$key]"
+  spec="${spec//-/,}"
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade -e "$spec"
+fi
+"$VENV/bin/python" -c "import cellcensus, tiledbsoma, cellxgene_census"
+touch "$stamp"

@@ -1,9 +1,14 @@
 """cellcensus: self-hosted CELLxGENE-Census-compatible releases.
 
-The read API mirrors ``cellxgene_census`` (``open_soma``, ``get_anndata``, ...) over any release
-root, and adds bounded-memory :func:`export`, query :func:`estimate` and ontology-aware
-:func:`ontology_filter`. Client names are imported on first use, so ``import cellcensus`` stays
-cheap for the builder and the command line.
+The read API mirrors ``cellxgene_census`` 1.18 (``open_soma``, ``get_anndata``, ...) over any
+release root; what goes beyond it lives in :mod:`cellcensus.experimental` (bounded-memory
+export, query estimates, ontology filters), release management in :mod:`cellcensus.release`,
+every error in :mod:`cellcensus.errors`, settings in :mod:`cellcensus.settings`.
+
+Names are imported on first use, so ``import cellcensus`` stays cheap for the builder and the
+command line.
+
+Lifecycle: maturing (each function's docstring says its own stage).
 """
 
 from __future__ import annotations
@@ -15,33 +20,22 @@ from typing import TYPE_CHECKING, Any
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
+    CensusNotFoundError,
     ConfigError,
+    DatasetNotFoundError,
     IntegrityError,
+    MemoryEstimateWarning,
     NotFoundError,
     PermissionDeniedError,
+    QueryTooLargeError,
     StorageError,
 )
 
 if TYPE_CHECKING:
     from cellcensus import experimental
     from cellcensus.client import (
-        AccessDeniedError,
-        CensusNotFoundError,
-        CollectionNotFoundError,
-        DatasetNotFoundError,
-        ExportPlan,
-        ExportResult,
-        FilterError,
-        MemoryEstimateWarning,
-        QueryArgumentError,
-        QueryArgumentTypeError,
-        QueryEstimate,
-        QueryTooLargeError,
-        ReleaseRootUnreachableError,
         configure,
         download_source_h5ad,
-        estimate,
-        export,
         get_anndata,
         get_census_mirror_directory,
         get_census_version_description,
@@ -51,12 +45,14 @@ if TYPE_CHECKING:
         get_presence_matrix,
         get_source_h5ad_uri,
         get_var,
-        multi_value_filter,
-        ontology_filter,
-        ontology_terms,
         open_soma,
-        plan_export,
-        read_export,
+    )
+    from cellcensus.errors import (
+        AccessDeniedError,
+        CollectionNotFoundError,
+        FilterError,
+        QueryArgumentError,
+        ReleaseRootUnreachableError,
     )
 
 try:
@@ -64,25 +60,21 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-_CLIENT_NAMES = frozenset(
+#: Errors whose bases are TileDB-SOMA types: loaded with TileDB, on first use.
+_LAZY_ERRORS = frozenset(
     {
         "AccessDeniedError",
-        "CensusNotFoundError",
         "CollectionNotFoundError",
-        "DatasetNotFoundError",
-        "ExportPlan",
-        "ExportResult",
         "FilterError",
-        "MemoryEstimateWarning",
         "QueryArgumentError",
-        "QueryArgumentTypeError",
-        "QueryEstimate",
-        "QueryTooLargeError",
         "ReleaseRootUnreachableError",
+    }
+)
+#: The official client's functions (and ``configure``), from :mod:`cellcensus.client`.
+_CLIENT_NAMES = frozenset(
+    {
         "configure",
         "download_source_h5ad",
-        "estimate",
-        "export",
         "get_anndata",
         "get_census_mirror_directory",
         "get_census_version_description",
@@ -92,10 +84,21 @@ _CLIENT_NAMES = frozenset(
         "get_presence_matrix",
         "get_source_h5ad_uri",
         "get_var",
+        "open_soma",
+    }
+)
+#: Earlier top-level names of what now lives in :mod:`cellcensus.experimental`; still
+#: reachable here for existing code, but not part of the top-level API (not in ``__all__``).
+_MOVED_TO_EXPERIMENTAL = frozenset(
+    {
+        "ExportPlan",
+        "ExportResult",
+        "QueryEstimate",
+        "estimate",
+        "export",
         "multi_value_filter",
         "ontology_filter",
         "ontology_terms",
-        "open_soma",
         "plan_export",
         "read_export",
     }
@@ -103,18 +106,24 @@ _CLIENT_NAMES = frozenset(
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - any public object
-    if name in _CLIENT_NAMES:
-        value = getattr(importlib.import_module("cellcensus.client"), name)
-        globals()[name] = value
-        return value
     if name == "experimental":
         return importlib.import_module("cellcensus.experimental")
-    msg = f"module 'cellcensus' has no attribute {name!r}"
-    raise AttributeError(msg)
+    if name in _CLIENT_NAMES:
+        module = "cellcensus.client"
+    elif name in _LAZY_ERRORS:
+        module = "cellcensus.errors"
+    elif name in _MOVED_TO_EXPERIMENTAL:
+        module = "cellcensus.experimental"
+    else:
+        msg = f"module 'cellcensus' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_CLIENT_NAMES, "experimental"})
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
@@ -125,25 +134,19 @@ __all__ = [
     "CollectionNotFoundError",
     "ConfigError",
     "DatasetNotFoundError",
-    "ExportPlan",
-    "ExportResult",
     "FilterError",
     "IntegrityError",
     "MemoryEstimateWarning",
     "NotFoundError",
     "PermissionDeniedError",
     "QueryArgumentError",
-    "QueryArgumentTypeError",
-    "QueryEstimate",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
     "StorageError",
     "__version__",
     "configure",
     "download_source_h5ad",
-    "estimate",
     "experimental",
-    "export",
     "get_anndata",
     "get_census_mirror_directory",
     "get_census_version_description",
@@ -153,10 +156,5 @@ __all__ = [
     "get_presence_matrix",
     "get_source_h5ad_uri",
     "get_var",
-    "multi_value_filter",
-    "ontology_filter",
-    "ontology_terms",
     "open_soma",
-    "plan_export",
-    "read_export",
 ]

@@ -1,4 +1,9 @@
-"""Storage-access settings: one typed, immutable object for every S3 operation of the project.
+"""Settings: :class:`Settings` for every S3 operation, :class:`ClientConfig` for the client.
+
+Both are typed and immutable. :class:`Settings` says how to reach S3-compatible storage and is
+passed explicitly to what needs it; :class:`ClientConfig` holds the client's process-wide
+defaults (release root, default :class:`Settings`, cache time), set with :func:`configure`,
+read with :func:`client_config`, forgotten with :func:`reset_configuration`.
 
 Resolution order, field by field: explicit arguments, then ``CELLCENSUS_S3_*`` environment
 variables, then the AWS conventions (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
@@ -55,7 +60,18 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["DEFAULT_REGION", "ENV_PREFIX", "Settings"]
+__all__ = [
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_REGION",
+    "ENV_CACHE_TTL",
+    "ENV_PREFIX",
+    "ENV_RELEASE_ROOT",
+    "ClientConfig",
+    "Settings",
+    "client_config",
+    "configure",
+    "reset_configuration",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -502,3 +518,142 @@ session_token, profile, connect_timeout, read_timeout, max_attempts
             "read_timeout": str(self.read_seconds),
             "max_attempts": str(self.attempts),
         }
+
+
+# ---------------------------------------------------------------------------- client defaults
+#: Environment variable naming the default release root of the client.
+ENV_RELEASE_ROOT = "CELLCENSUS_RELEASE_ROOT"
+#: Environment variable with the seconds a remote directory file is reused.
+ENV_CACHE_TTL = "CELLCENSUS_CACHE_TTL"
+#: Seconds a remote ``release.json`` / ``mirrors.json`` is reused before it is fetched again.
+DEFAULT_CACHE_TTL = 60.0
+
+
+def _check_ttl(value: float, name: str) -> float:
+    if not value >= 0:  # also refuses NaN
+        msg = f"{name} must be >= 0 seconds, got {value}"
+        raise ConfigError(msg)
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """The client's defaults: where releases are, how to reach S3, how long to cache.
+
+    Immutable. :func:`configure` replaces the process-wide one; :func:`client_config` returns it
+    with the environment filled in. Per field, a call's own argument wins, then
+    :func:`configure`, then the ``CELLCENSUS_`` environment variable, then the default.
+
+    Lifecycle: maturing.
+
+    Parameters
+    ----------
+    release_root
+        Default release root (path, ``file://``, ``s3://``, ``http(s)://``, or a
+        ``release.json`` URL); ``CELLCENSUS_RELEASE_ROOT``; ``None``: the official directory.
+    settings
+        Default storage settings for ``s3://`` locations; ``None``: resolved from the
+        environment for each read (anonymous when no credentials are configured).
+    cache_ttl
+        Seconds to reuse a fetched remote directory file (``0`` disables the cache);
+        ``CELLCENSUS_CACHE_TTL``.
+    """
+
+    release_root: str | None = None
+    settings: Settings | None = None
+    cache_ttl: float = DEFAULT_CACHE_TTL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_ttl", _check_ttl(self.cache_ttl, "cache_ttl"))
+        if self.release_root == "":
+            object.__setattr__(self, "release_root", None)
+
+
+_configured: ClientConfig | None = None
+_configured_fields: frozenset[str] = frozenset()
+
+
+def configure(
+    *,
+    release_root: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    cache_ttl: float | None = None,
+) -> ClientConfig:
+    """Set process-wide defaults for the client (arguments of a call still win).
+
+    Lifecycle: maturing.
+
+    Parameters
+    ----------
+    release_root
+        Default release root. ``None`` leaves the current value; ``""`` unsets it (the
+        environment applies again).
+    settings
+        Default storage settings for S3 locations (endpoint, region, credentials).
+    cache_ttl
+        Seconds to reuse a fetched remote directory file; ``0`` disables the cache.
+
+    Returns
+    -------
+    ClientConfig
+        The configuration now in effect (environment included).
+
+    Raises
+    ------
+    ConfigError
+        For a negative ``cache_ttl``.
+    """
+    global _configured, _configured_fields  # noqa: PLW0603 - the one process-wide default
+    current = _configured or ClientConfig()
+    fields = set(_configured_fields)
+    changes: dict[str, Any] = {}
+    if release_root is not None:
+        changes["release_root"] = str(release_root) or None
+        (fields.add if changes["release_root"] else fields.discard)("release_root")
+    if settings is not None:
+        changes["settings"] = settings
+        fields.add("settings")
+    if cache_ttl is not None:
+        changes["cache_ttl"] = _check_ttl(cache_ttl, "cache_ttl")
+        fields.add("cache_ttl")
+    _configured = dataclasses.replace(current, **changes)
+    _configured_fields = frozenset(fields)
+    return client_config()
+
+
+def reset_configuration() -> None:
+    """Forget everything :func:`configure` set (tests call this between cases)."""
+    global _configured, _configured_fields  # noqa: PLW0603 - the one process-wide default
+    _configured = None
+    _configured_fields = frozenset()
+
+
+def client_config(env: Mapping[str, str] | None = None) -> ClientConfig:
+    """The client configuration in effect: :func:`configure`, then environment, then defaults.
+
+    Parameters
+    ----------
+    env
+        The environment to read (defaults to ``os.environ``).
+
+    Raises
+    ------
+    ConfigError
+        For a ``CELLCENSUS_CACHE_TTL`` that is not a number >= 0.
+    """
+    e: Mapping[str, str] = os.environ if env is None else env
+    given = _configured or ClientConfig()
+    fields = _configured_fields
+    release_root = given.release_root if "release_root" in fields else e.get(ENV_RELEASE_ROOT)
+    cache_ttl = given.cache_ttl
+    if "cache_ttl" not in fields and e.get(ENV_CACHE_TTL):
+        raw = e[ENV_CACHE_TTL]
+        try:
+            cache_ttl = float(raw)
+        except ValueError as err:
+            msg = f"environment variable {ENV_CACHE_TTL}={raw!r} is not a number of seconds"
+            raise ConfigError(msg) from err
+        cache_ttl = _check_ttl(cache_ttl, ENV_CACHE_TTL)
+    return ClientConfig(
+        release_root=release_root or None, settings=given.settings, cache_ttl=cache_ttl
+    )

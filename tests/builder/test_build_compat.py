@@ -108,7 +108,7 @@ def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expec
 
 
 def _lung_descendants(obs: pd.DataFrame) -> list[str]:
-    from cellcensus.builder._scan import tissue_general
+    from cellcensus.builder._terms import tissue_general
 
     return [
         t

@@ -83,7 +83,23 @@ def _schema_version(f: h5py.File) -> None:
     f["uns"].create_dataset("schema_version", data="5.0.0", dtype=h5py.string_dtype())
 
 
+def _var_index(f: h5py.File) -> h5py.Group:
+    return f["raw/var"] if "raw" in f else f["var"]
+
+
+def _unknown_gene(f: h5py.File) -> None:
+    var = _var_index(f)
+    _replace_strings(var, var.attrs.get("_index", "_index"), lambda v: ["ENSG99999999999", *v[1:]])
+
+
+def _duplicate_cell_name(f: h5py.File) -> None:
+    obs = f["obs"]
+    _replace_strings(obs, obs.attrs.get("_index", "_index"), lambda v: [*v[:-1], v[3]])
+
+
 MUTATIONS: dict[str, tuple[Callable[[h5py.File], None], str]] = {
+    "unknown gene id": (_unknown_gene, "ENSG99999999999"),
+    "duplicate cell name": (_duplicate_cell_name, "appears twice"),
     "missing obs column": (lambda f: _drop_obs_column(f, "cell_type"), "cell_type"),
     "unknown ontology id": (_unknown_cell_type, "CL:9999999"),
     "non-integer counts": (_set_count(0.5), "whole numbers"),
@@ -212,6 +228,8 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
             "2026-01-01",
             "--chunk-nnz",
             "100",
+            "--band-nnz",
+            "3000",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -219,9 +237,9 @@ def test_killed_build_leaves_nothing_that_looks_finished(good_h5ad: Path, tmp_pa
     )
     try:
         deadline = time.monotonic() + 120
-        # wait until X chunks are being processed, then kill without warning
+        # wait until bands are being written, then kill without warning
         while time.monotonic() < deadline:
-            if list(staging.glob("_work/done/x.*")):
+            if list(staging.glob("_work/done/band.*")):
                 break
             if proc.poll() is not None:
                 pytest.fail("build finished before it could be interrupted")
@@ -293,3 +311,77 @@ def test_manifest_forms_official_alias_directory_and_file_uris(
     assert list(ds["dataset_title"]) == ["Title X", "Title Y"]
     assert list(ds["collection_doi_label"]) == ["Doe 2024", ""]
     assert list(ds["dataset_h5ad_path"]) == ["x.h5ad", "y.h5ad"]
+
+
+def test_unknown_genes_can_be_dropped_with_a_recorded_warning(
+    good_h5ad: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.h5ad"
+    shutil.copy(good_h5ad, bad)
+    with h5py.File(bad, "r+") as f:
+        _unknown_gene(f)
+    manifest = _write_manifest(tmp_path / "m.csv", [("bad-ds", str(bad))])
+    out = tmp_path / "out"
+    build_census(manifest, out, options=BuildOptions(tag="2026-01-01", unknown_genes="drop"))
+    doc = json.loads((out / "build.json").read_text())
+    (entry,) = doc["inputs"]
+    assert entry["status"] == "included"
+    assert any("ENSG99999999999" in w for w in entry["warnings"])
+    import tiledbsoma as soma
+
+    with soma.open(str(out / "soma")) as census:
+        var = census["census_data"]["homo_sapiens"].ms["RNA"].var.read().concat().to_pandas()
+    assert "ENSG99999999999" not in set(var["feature_id"])
+    assert len(var) > 0
+
+
+def test_blocklisted_datasets_are_left_out_and_recorded(good_h5ad: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.h5ad"
+    shutil.copy(good_h5ad, other)
+    manifest = _write_manifest(
+        tmp_path / "m.csv", [(GOOD, str(good_h5ad)), ("blocked-ds", str(other))]
+    )
+    out = tmp_path / "out"
+    build_census(
+        manifest,
+        out,
+        options=BuildOptions(tag="2026-01-01", blocklist=frozenset({"blocked-ds"})),
+    )
+    doc = json.loads((out / "build.json").read_text())
+    status = {i["dataset_id"]: i["status"] for i in doc["inputs"]}
+    assert status == {GOOD: "included", "blocked-ds": "blocked"}
+    assert not (out / "h5ads" / "blocked-ds.h5ad").exists()
+
+
+def _largest_file(root: Path) -> Path:
+    return max((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+@pytest.mark.parametrize("damage", ["flipped X byte", "deleted obs fragment", "corrupt source"])
+def test_validate_reports_a_damaged_build_instead_of_crashing(
+    damage: str, good_h5ad: Path, tmp_path: Path
+) -> None:
+    from cellcensus.builder import validate_build
+    from cellcensus.errors import IntegrityError
+
+    manifest = _write_manifest(tmp_path / "m.csv", [(GOOD, str(good_h5ad))])
+    out = tmp_path / "out"
+    build_census(manifest, out, options=BuildOptions(tag="2026-01-01"))
+    exp = out / "soma" / "census_data" / "homo_sapiens"
+    if damage == "flipped X byte":
+        target = _largest_file(exp / "ms" / "RNA" / "X" / "raw" / "__fragments")
+        data = bytearray(target.read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 64):
+            data[i] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "deleted obs fragment":
+        shutil.rmtree(next((exp / "obs" / "__fragments").iterdir()))
+    else:
+        source = out / "h5ads" / f"{GOOD}.h5ad"
+        source.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    with pytest.raises(IntegrityError) as err:
+        validate_build(out)
+    text = str(err.value)
+    assert "validation of" in text
+    assert "problems" in text
+    assert "Traceback" not in text

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from cellcensus.builder._xkernel import global_order
 from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
-from cellcensus.builder._xtask import global_order
 
 
 @pytest.mark.parametrize("n_cols", [100, 2048, 5000])
@@ -84,27 +84,20 @@ def _random_cells(rng: np.random.Generator, n_rows: int, n_cols: int) -> tuple[n
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_path) -> None:
-    """Chunks that split row bands (2048 rows) anywhere are merged into one global-order write."""
+    """Chunks that split tile rows (2048 rows) anywhere are merged into one global-order write."""
     import pyarrow as pa
     import tiledb
     import tiledbsoma as soma
 
+    from cellcensus.builder._band import XLayersWriter
+    from cellcensus.builder._compat import ArrayBatchWriter
     from cellcensus.builder._schema import x_platform_config
-    from cellcensus.builder._xwrite import XWriteTask, save_chunk, write_layers
 
     rng = np.random.default_rng(seed)
-    n_rows, n_cols = 9000, 5000  # 5 row bands, 3 column tiles
+    n_rows, n_cols = 9000, 5000  # 5 tile rows, 3 column tiles
     rows, cols, values = _random_cells(rng, n_rows, n_cols)
-    # chunk edges: inside bands, exactly on a band edge, tiny chunks, an empty chunk
+    # chunk edges: inside tile rows, exactly on a tile-row edge, tiny chunks, an empty chunk
     edges = [0, 1, 700, 2048, 2050, 2051, 2051, 5000, 6143, 6144, 8999, n_rows]
-    stems = []
-    for i, (a, b) in enumerate(itertools.pairwise(edges)):
-        sel = (rows >= a) & (rows < b)
-        r, c, v = rows[sel], cols[sel], values[sel]
-        order = global_order(r, c, columns_sorted_within_rows=True)
-        stem = str(tmp_path / "cells" / f"c{i}")
-        save_chunk(stem, r[order], c[order], {"raw": v[order], "normalized": 2 * v[order]})
-        stems.append(stem)
     x_uri = str(tmp_path / "X")
     for layer in ("raw", "normalized"):
         soma.SparseNDArray.create(
@@ -113,11 +106,22 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
             shape=(n_rows, n_cols),
             platform_config=x_platform_config(layer),
         )
-    task = XWriteTask(x_uri, ("raw", "normalized"), tuple(stems), len(rows), (n_rows, n_cols))
-    for _ in range(2):  # a re-run (as after a kill) replaces the earlier fragments
-        write_layers(task)
-        for layer, expected in (("raw", values), ("normalized", 2 * values)):
-            uri = f"{x_uri}/{layer}"
+    uris = [f"{x_uri}/raw", f"{x_uri}/normalized"]
+    for attempt in range(2):  # a re-run (as after a kill) replaces what the first committed
+        for uri in uris:
+            tiledb.Array.delete_fragments(uri, 1000, 1000)
+        writers = [ArrayBatchWriter(uri, 1000) for uri in uris]
+        xw = XLayersWriter(writers, (n_rows, n_cols))
+        for a, b in itertools.pairwise(edges):
+            sel = (rows >= a) & (rows < b)
+            r, c, v = rows[sel], cols[sel], values[sel]
+            order = global_order(r, c, columns_sorted_within_rows=True)
+            xw.push((r[order], c[order], (v[order], 2 * v[order])))
+        xw.flush()
+        for w in writers:
+            w.close(commit=True)
+        assert xw.submitted == len(rows), attempt
+        for uri, expected in zip(uris, (values, 2 * values), strict=True):
             assert len(tiledb.array_fragments(uri)) == 1
             with soma.SparseNDArray.open(uri) as arr:
                 got = (
@@ -131,12 +135,13 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
             np.testing.assert_array_equal(got["soma_data"].to_numpy(), expected)
 
 
-def test_layer_writer_order_check_refuses_bad_cells() -> None:
+def test_layer_writer_order_check_refuses_bad_cells(tmp_path) -> None:
     """The writer's own check (TileDB's per-cell checks are off) catches every kind of bad cell."""
-    from cellcensus.builder._xwrite import _OrderCheck
+    from cellcensus.builder._band import XLayersWriter
 
     def check(rows: list[int], cols: list[int]) -> None:
-        _OrderCheck((5000, 3000))(np.array(rows, np.int64), np.array(cols, np.int64))
+        xw = XLayersWriter([], (5000, 3000))
+        xw._submit((np.array(rows, np.int64), np.array(cols, np.int64), ()))
 
     check([0, 0, 1, 0, 2047, 2048], [1, 5, 0, 2100, 2100, 0])  # global order: fine
     check([0, 1, 0], [1, 0, 2100])  # tile (0, 0) row by row, then tile (0, 1)
@@ -150,6 +155,18 @@ def test_layer_writer_order_check_refuses_bad_cells() -> None:
     ):
         with pytest.raises(AssertionError, match="global order"):
             check(rows, cols)
+
+
+def test_compat_guard_refuses_unchecked_library_versions() -> None:
+    from cellcensus.builder._compat import UnsupportedLibraryError, check_versions
+
+    check_versions({"tiledb": "0.36.1", "tiledbsoma": "2.3.0"})
+    check_versions()  # the installed versions are supported ones
+    for bad in ({"tiledb": "0.37.0", "tiledbsoma": "2.3.0"}, {"tiledb": "0.36.1"}):
+        with pytest.raises(UnsupportedLibraryError, match=r"tiledb(soma)? .*supported: "):
+            check_versions(bad)
+    with pytest.raises(UnsupportedLibraryError, match=r"tiledbsoma 2\.4\.0 \(supported: 2\.3\.x\)"):
+        check_versions({"tiledb": "0.36.0", "tiledbsoma": "2.4.0"})
 
 
 def test_raw_count_check_refuses_every_non_count() -> None:

@@ -32,9 +32,16 @@ def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
     assert "get_anndata(Mus musculus" in res.stdout
     root = tmp_path / "demo" / "cell-census"
     assert (root / "release.json").exists()
-    # a second run reuses the corpus and works again
-    again = _cellcensus("demo", str(tmp_path / "demo"), "--cells", "3000")
+    # a second run refuses to delete the first run's build and release root, and says what
+    refused = _cellcensus("demo", str(tmp_path / "demo"), "--cells", "3000")
+    assert refused.returncode != 0
+    assert "--force" in refused.stderr
+    assert str(tmp_path / "demo" / "build") in refused.stderr.replace("\n", "")
+    assert (root / "release.json").exists()
+    # ... unless asked: then it names what it removes, reuses the corpus and works again
+    again = _cellcensus("demo", str(tmp_path / "demo"), "--cells", "3000", "--force")
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "removing" in again.stderr
     assert "reusing the corpus" in again.stderr
 
 

@@ -4,6 +4,7 @@ server with the same release published to a bucket."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -12,15 +13,16 @@ import shutil
 import socket
 import sys
 import threading
-from collections.abc import Iterator  # noqa: TC003 - pytest resolves fixture annotations
+from collections.abc import Callable, Iterator  # noqa: TC003 - pytest resolves fixture annotations
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import cellcensus.client._directory as directory
-from cellcensus.release import S3Root, publish
-from cellcensus.settings import Settings
+from cellcensus.release import publish
+from cellcensus.release._s3 import S3Root
+from cellcensus.settings import Settings, reset_configuration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _s3server import S3Server, WeedNotFoundError
@@ -43,9 +45,10 @@ def _isolated_client(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(directory, "_config", directory._Config())
+    reset_configuration()
     directory.clear_cache()
     yield
+    reset_configuration()
     directory.clear_cache()
 
 
@@ -100,23 +103,28 @@ class HttpServer:
     handler: type[_QuietHandler]
 
 
-@pytest.fixture
-def http_root(release_root: Path) -> Iterator[HttpServer]:
-    """``release_root``'s parent served over HTTP (``url`` is the release root's URL)."""
-    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(release_root.parent))
-    )
+@contextlib.contextmanager
+def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` from a thread on a free 127.0.0.1 port; yields ``http://host:port``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     server.block_on_close = False  # keep-alive connections must not delay teardown
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    yield HttpServer(
-        url=f"http://{host}:{port}/{release_root.name}/", hits=handler.hits, handler=handler
-    )
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_root(release_root: Path) -> Iterator[HttpServer]:
+    """``release_root``'s parent served over HTTP (``url`` is the release root's URL)."""
+    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
+    with serve_http(functools.partial(handler, directory=str(release_root.parent))) as url:
+        yield HttpServer(url=f"{url}/{release_root.name}/", hits=handler.hits, handler=handler)
 
 
 @pytest.fixture

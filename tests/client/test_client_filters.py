@@ -44,7 +44,7 @@ def obs_all(census):
             "Column sexx does not exist.*the columns are: soma_joinid, dataset_id",
         ),
         ("sex == 3", "does not match its column's type"),
-        ("raw_sum > 'lots'", "Cannot cast"),
+        ("raw_sum > 'lots'", "does not match its column's type"),
         ("", "must be a non-empty string"),
     ],
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
@@ -18,7 +20,10 @@ from cellcensus.errors import BadInputError, ConfigError, NotFoundError
 from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
-from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG
+from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG, serve_http
+
+if TYPE_CHECKING:
+    import contextlib
 
 
 def _tag_of(census: tiledbsoma.Collection) -> str:
@@ -225,37 +230,76 @@ def test_http_root_with_file_mirror_and_cache(release_root: Path, http_root) -> 
     assert len([h for h in http_root.hits if h.endswith("release.json")]) == 4
 
 
+class _FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one release.json: 503 for the first ``failures`` requests, 404 for other paths,
+    or (``delay`` > 0) answers only after ``delay`` seconds."""
+
+    body = b""
+    failures = 0
+    delay = 0.0
+    calls: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        cls.calls.append(self.path)
+        if cls.delay:
+            time.sleep(cls.delay)
+        if self.path != "/root/release.json":
+            status, body = 404, b"no such key"
+        elif len(cls.calls) <= cls.failures:
+            status, body = 503, b"busy"
+        else:
+            status, body = 200, cls.body
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (timeout) and closed the connection
+            pass
+
+
+def _flaky_server(
+    body: bytes, *, failures: int = 0, delay: float = 0.0
+) -> tuple[contextlib.AbstractContextManager[str], list[str]]:
+    """A server of ``_FlakyHandler`` (not started yet) and the list of paths it will be asked."""
+    calls: list[str] = []
+    attrs = {"body": body, "failures": failures, "delay": delay, "calls": calls}
+    return serve_http(type("Handler", (_FlakyHandler,), attrs)), calls
+
+
 def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
+    """A real server on 127.0.0.1 answers 503 twice, then the directory; 404 is not retried."""
+    monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)  # speed only
     body = (release_root / "release.json").read_bytes()
-    calls: list[int] = []
+    server, calls = _flaky_server(body, failures=2)
+    with server as url:
+        d = cellcensus.get_census_version_directory(release_root=f"{url}/root/")
+        assert calls == ["/root/release.json"] * 3
+        assert d["stable"]["release_build"] == LTS_TAG
+        calls.clear()
+        with pytest.raises(NotFoundError, match=r"no release directory at http://127\.0\.0\.1"):
+            cellcensus.get_census_version_directory(release_root=f"{url}/other/")
+        assert calls == ["/other/release.json"]
 
-    class Resp:
-        def __init__(self, status: int) -> None:
-            self.status_code = status
-            self.content = body
 
-        def raise_for_status(self) -> None:
-            if self.status_code >= 400:
-                raise requests.HTTPError(response=self)  # type: ignore[arg-type]
-
-    def fake_get(url: str, **kwargs: object) -> Resp:
-        assert kwargs["timeout"] == (
-            client._locations.CONNECT_TIMEOUT,
-            client._locations.READ_TIMEOUT,
-        )
-        calls.append(1)
-        return Resp(503 if len(calls) < 3 else 200)
-
-    monkeypatch.setattr(client._locations.requests, "get", fake_get)
+def test_http_read_timeout_is_applied(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
+    """A server that accepts but answers only after a minute: each attempt gives up after
+    READ_TIMEOUT."""
     monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)
-    d = cellcensus.get_census_version_directory(release_root="https://census.example/root/")
-    assert len(calls) == 3
-    assert d["stable"]["release_build"] == LTS_TAG
-
-    calls.clear()
-    monkeypatch.setattr(client._locations.requests, "get", lambda url, **kw: Resp(404))
-    with pytest.raises(NotFoundError, match=r"no release directory at https://census\.example"):
-        cellcensus.get_census_version_directory(release_root="https://census.example/other/")
+    monkeypatch.setattr(client._locations, "READ_TIMEOUT", 0.3)
+    body = (release_root / "release.json").read_bytes()
+    server, calls = _flaky_server(body, delay=60.0)
+    with server as url:
+        t0 = time.monotonic()
+        with pytest.raises(client.ReleaseRootUnreachableError, match="attempts"):
+            cellcensus.get_census_version_directory(release_root=f"{url}/root/")
+        # gave up long before an answer (60 s) or the default read timeout (30 s) could come
+        assert time.monotonic() - t0 < 20
+        assert len(calls) >= 2  # and retried
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])

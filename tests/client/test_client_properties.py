@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import string
+from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cellcensus import client
 from cellcensus.client._directory import _directory
 from cellcensus.client._locations import uri_join
+
+from .conftest import _QuietHandler, serve_http
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 segment = st.text(string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=8)
 path = st.lists(segment, min_size=1, max_size=4).map("/".join)
@@ -54,13 +64,24 @@ def test_parse_bytes_units(n: int, unit: str) -> None:
 names = st.text(string.ascii_lowercase, min_size=1, max_size=4)
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP on 127.0.0.1, and its URL."""
+    root = tmp_path_factory.mktemp("served")
+    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
+    with serve_http(functools.partial(handler, directory=str(root))) as url:
+        yield root, url
+
+
 @given(
     builds=st.dictionaries(names, st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=5),
     aliases=st.dictionaries(names, names, max_size=5),
     lts=st.sampled_from([None, True, False]),
     retracted=st.sampled_from([None, True, False]),
 )
-def test_directory_view_matches_the_official_algorithm(builds, aliases, lts, retracted) -> None:
+def test_directory_view_matches_the_official_algorithm(
+    served: tuple[Path, str], builds, aliases, lts, retracted
+) -> None:
     """Our reading of release.json equals the official client's on arbitrary directories
     (aliases may dangle; loops are excluded here because the official client would hang)."""
     import cellxgene_census._release_directory as rd
@@ -92,19 +113,15 @@ def test_directory_view_matches_the_official_algorithm(builds, aliases, lts, ret
 
     raw = {k: v for k, v in raw.items() if resolves(k)}
 
-    class Resp:
-        def raise_for_status(self) -> None:
-            pass
-
-        def json(self) -> dict[str, object]:
-            import copy
-
-            return copy.deepcopy(raw)
-
-    import unittest.mock
-
-    with unittest.mock.patch.object(rd.requests, "get", return_value=Resp()):
+    # the official client fetches its directory from a module constant (it has no other
+    # setting): point it at a real HTTP server on 127.0.0.1 serving this release.json
+    (served[0] / "release.json").write_text(json.dumps(raw))
+    saved = rd.CELL_CENSUS_RELEASE_DIRECTORY_URL
+    rd.CELL_CENSUS_RELEASE_DIRECTORY_URL = f"{served[1]}/release.json"
+    try:
         official = rd.get_census_version_directory(lts=lts, retracted=retracted)
+    finally:
+        rd.CELL_CENSUS_RELEASE_DIRECTORY_URL = saved
     ours = _directory(raw, lts=lts, retracted=retracted)
     assert list(ours) == list(official)
     assert ours == official

@@ -13,7 +13,8 @@ import tiledbsoma
 
 import cellcensus
 from cellcensus.errors import PermissionDeniedError
-from cellcensus.release import S3Root, publish
+from cellcensus.release import publish
+from cellcensus.release._s3 import S3Root
 from cellcensus.settings import Settings
 
 from ._parity import CASES, assert_same, run_case

@@ -13,7 +13,6 @@ import pytest
 
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 from cellcensus.release import (
-    LocalRoot,
     add_mirror,
     cleanup,
     pin,
@@ -29,6 +28,7 @@ from cellcensus.release import (
     unpin,
     verify,
 )
+from cellcensus.release._local import LocalRoot
 
 from .conftest import N_OBS, cli_env, run_cli
 

@@ -9,20 +9,21 @@ import pytest
 
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 from cellcensus.release import (
-    BuildInfo,
-    Locator,
     Manifest,
-    ManifestObject,
     MirrorDirectory,
     ReleaseDirectory,
     ReleaseEntry,
     open_root,
     plan_cleanup,
+)
+from cellcensus.release._manifest import BuildInfo, ManifestObject
+from cellcensus.release._models import Locator
+from cellcensus.release._validate import (
     tag_date,
     validate_name,
+    validate_relative_path,
     validate_tag,
 )
-from cellcensus.release._validate import validate_relative_path
 
 from .conftest import run_cli
 

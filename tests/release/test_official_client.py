@@ -17,8 +17,6 @@ import cellxgene_census._release_directory as rd
 import pytest
 
 from cellcensus.release import (
-    LocalRoot,
-    S3Root,
     add_mirror,
     publish,
     read_mirrors,
@@ -27,6 +25,8 @@ from cellcensus.release import (
     set_default_mirror,
     sync,
 )
+from cellcensus.release._local import LocalRoot
+from cellcensus.release._s3 import S3Root
 
 from .conftest import N_OBS
 

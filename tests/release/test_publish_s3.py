@@ -16,8 +16,9 @@ import pytest
 import tiledbsoma
 
 from cellcensus.errors import IntegrityError, PermissionDeniedError
-from cellcensus.release import S3Root, publish, read_directory, read_manifest, sync, verify
+from cellcensus.release import publish, read_directory, read_manifest, sync, verify
 from cellcensus.release._root import MULTIPART_CHUNKSIZE
+from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import hash_file, hash_stream
 from cellcensus.release.publish import _plan_uploads
 

@@ -9,9 +9,11 @@ from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by py
 import pytest
 
 from cellcensus.errors import NotFoundError, PermissionDeniedError
-from cellcensus.release import LocalRoot, ReleaseRoot, S3Root
+from cellcensus.release import ReleaseRoot  # noqa: TC001 - fixtures annotate with it
 from cellcensus.release._cas import cas_update
+from cellcensus.release._local import LocalRoot
 from cellcensus.release._root import PreconditionFailedError
+from cellcensus.release._s3 import S3Root
 from cellcensus.release.directory import read_directory, update_directory
 
 from .conftest import make_settings

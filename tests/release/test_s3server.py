@@ -10,7 +10,7 @@ import pytest
 
 from _s3server import S3Server, WeedNotFoundError, find_weed
 from cellcensus.errors import PermissionDeniedError
-from cellcensus.release import S3Root
+from cellcensus.release._s3 import S3Root
 
 from .conftest import make_settings
 

@@ -81,7 +81,15 @@ def test_demo_composition(small_demo: SynthCorpus) -> None:
     assert organisms.count(HUMAN) >= 3
     assert organisms.count(MOUSE) >= 2
     assert organisms.count(RAT) == 1
-    assert sum(a.n_obs for a in data.values()) == pytest.approx(3_000, rel=0.05)
+    spatial = {
+        i: str(a.obs["assay_ontology_term_id"].iloc[0])
+        for i, a in data.items()
+        if "spatial" in a.uns
+    }
+    assert sorted(spatial.values()) == ["EFO:0022857", "EFO:0030062"]  # Visium, Slide-seqV2
+    assert sum(a.n_obs for i, a in data.items() if spatial.get(i) != "EFO:0022857") == (
+        pytest.approx(3_000, rel=0.05)
+    )
 
     kinds: dict[str, list[str]] = {}
 
@@ -89,6 +97,8 @@ def test_demo_composition(small_demo: SynthCorpus) -> None:
         kinds.setdefault(kind, []).append(dataset_id)
 
     for dataset_id, a in data.items():
+        if dataset_id in spatial:
+            continue  # census_spatial_sequencing datasets: see test_synth_spatial.py
         spec = specs[dataset_id]
         obs, var = a.obs, (a.raw.var if a.raw is not None else a.var)
         if a.raw is not None:
@@ -150,10 +160,14 @@ def test_same_seed_same_corpus(small_demo: SynthCorpus, tmp_path: Path) -> None:
 def test_demo_specs_scale() -> None:
     for n in (100, 60_000, 1_000_000):
         specs = demo_corpus_specs(n)
-        assert len(specs) == 8
+        assert len(specs) == 10
+        assert len(demo_corpus_specs(n, spatial=False)) == 8
+        assert demo_corpus_specs(n, spatial=False) == specs[:8]
         assert all(s.n_cells >= 20 for s in specs)
+        visium = [s for s in specs if s.assays == ("EFO:0022857",)]
+        assert [s.n_cells for s in visium] == [4992]  # one capture area, whatever the size
         if n >= 10_000:
-            assert sum(s.n_cells for s in specs) == pytest.approx(n, rel=0.01)
+            assert sum(s.n_cells for s in specs[:8]) == pytest.approx(n, rel=0.01)
         by_id = {s.dataset_id: s for s in specs}
         for s in specs:
             if s.duplicate_of is not None:
@@ -222,7 +236,7 @@ def test_cli_demo(tmp_path: Path) -> None:
     manifest = tmp_path / "c" / "manifest.csv"
     assert f"manifest: {manifest}" in result.stdout.replace("\n", "")
     frame = pd.read_csv(manifest)
-    assert len(frame) == 8
+    assert len(frame) == 10
     assert [s.dataset_id for s in demo_corpus_specs(600, seed=1)] == list(frame["dataset_id"])
     assert "synthetic datasets" in result.stdout
     assert all(Path(p).is_file() for p in frame["dataset_asset_h5ad_uri"])

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from cellcensus.errors import CellCensusError
 
@@ -64,6 +65,8 @@ def main() -> None:
     try:
         app()
     except CellCensusError as e:
+        # escaped (a message may hold brackets, "cellcensus[build]", that rich reads as markup),
+        # redacted and joined into one line by _print_error
         _print_error(str(e))
         sys.exit(1)
     except OSError as e:
@@ -75,8 +78,6 @@ def main() -> None:
 
 
 def _print_error(message: str) -> None:
-    from rich.markup import escape
-
     from cellcensus._redact import redact
 
     text = escape(one_line(redact(message)))

@@ -14,6 +14,7 @@ from rich.table import Table
 from cellcensus._cli._app import app, console, out
 from cellcensus._cli._options import EndpointOpt, NoSignOpt, PathStyleOpt, RegionOpt, s3_settings
 from cellcensus._cli._progress import RichProgress
+from cellcensus._extras import require_extra
 
 
 def _summary_table(result_datasets: list[dict[str, object]]) -> Table:
@@ -50,8 +51,23 @@ def build(
         ),
     ] = "stop",
     chunk_nnz: Annotated[
-        int, typer.Option(help="Stored values per X task (bounds memory, ~40 B each).")
+        int, typer.Option(help="Stored values a task holds at once (bounds memory, ~40 B each).")
     ] = 8_000_000,
+    band_nnz: Annotated[
+        int | None,
+        typer.Option(
+            help="Work per band task (stored values + 16 per cell); each band is one fragment "
+            "of X and obs. Default: about 1/64 of the census, at least --chunk-nnz."
+        ),
+    ] = None,
+    unknown_genes: Annotated[
+        str,
+        typer.Option(
+            "--unknown-genes",
+            help="Gene ids missing from the organism's gene reference: 'error' (refuse the "
+            "dataset) or 'drop' (leave those features out, with a warning in build.json).",
+        ),
+    ] = "error",
     workers: Annotated[
         int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")
     ] = 1,
@@ -87,6 +103,7 @@ def build(
     path_style: PathStyleOpt = False,
 ) -> None:
     """Build a Census-schema release tag from H5AD files."""
+    require_extra("build", "cellcensus build")
     from cellcensus.builder import BuildOptions, build_census
     from cellcensus.builder.manifest import load_blocklist
     from cellcensus.errors import BadInputError
@@ -98,10 +115,15 @@ def build(
         msg = "--on-error must be 'stop' or 'skip'"
         raise BadInputError(msg, field="on_error")
     mode: Literal["stop", "skip"] = "skip" if on_error == "skip" else "stop"
+    if unknown_genes not in ("error", "drop"):
+        msg = "--unknown-genes must be 'error' or 'drop'"
+        raise BadInputError(msg, field="unknown_genes")
     options = BuildOptions(
         tag=tag,
         on_error=mode,
+        unknown_genes="drop" if unknown_genes == "drop" else "error",
         chunk_nnz=chunk_nnz,
+        band_nnz=band_nnz,
         workers=workers,
         scheduler=scheduler,
         memory_per_worker=memory_per_worker,
@@ -135,6 +157,7 @@ def validate_cmd(
     ] = 256,
 ) -> None:
     """Check a build against its source H5ADs; exits non-zero listing every problem."""
+    require_extra("build", "cellcensus validate")
     from cellcensus.builder import validate_build
 
     report = validate_build(build_dir, sample_cells=sample_cells)
@@ -189,10 +212,26 @@ def demo(
     cells: Annotated[int, typer.Option(help="Cells in the synthetic corpus.")] = 60_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic corpus.")] = 0,
     workers: Annotated[int, typer.Option(help="Build worker processes.")] = 1,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace DIR/build, DIR/cell-census (and DIR/corpus when --cells or --seed "
+            "changed) left by an earlier demo.",
+        ),
+    ] = False,
 ) -> None:
     """Synthesize a corpus, build it, validate it, publish it to a local release root, and
-    query the ``stable`` release with the official client's functions."""
+    query the 'stable' release with the official client's functions.
+
+    Writes DIR/corpus, DIR/build and DIR/cell-census. An earlier demo's DIR/build and
+    DIR/cell-census are only replaced with --force; DIR/corpus is reused when --cells and --seed
+    are unchanged.
+    """
+    require_extra("synth", "cellcensus demo")
+    require_extra("build", "cellcensus demo")
     from cellcensus.builder import BuildOptions, build_census
+    from cellcensus.errors import BadInputError
     from cellcensus.release import publish, read_directory
     from cellcensus.synth import synth_corpus
 
@@ -200,9 +239,27 @@ def demo(
     corpus_dir = directory / "corpus"
     stamp = corpus_dir / "synth.json"
     wanted = {"cells": cells, "seed": seed}
+    build_dir = directory / "build"
+    root = directory / "cell-census"
+    new_corpus = not stamp.exists() or json.loads(stamp.read_text()) != wanted
+    doomed = [p for p in (build_dir, root) if p.exists()]
+    if new_corpus and corpus_dir.exists():
+        doomed.insert(0, corpus_dir)
+    if doomed and not force:
+        names = ", ".join(str(p) for p in doomed)
+        msg = (
+            f"the demo would delete {names} (left by an earlier run?); move them away, choose "
+            "another directory, or run again with --force to replace them"
+        )
+        raise BadInputError(msg)
+    for p in doomed:
+        console.print(f"removing {p}")
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
     t0 = time.monotonic()
-    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
-        shutil.rmtree(corpus_dir, ignore_errors=True)
+    if new_corpus:
         console.print(f"synthesizing {cells} cells into {corpus_dir}")
         corpus = synth_corpus(corpus_dir, seed=seed, n_cells=cells)
         stamp.write_text(json.dumps(wanted))
@@ -210,10 +267,6 @@ def demo(
     else:
         manifest = corpus_dir / "manifest.csv"
         console.print(f"reusing the corpus in {corpus_dir}")
-    build_dir = directory / "build"
-    root = directory / "cell-census"
-    shutil.rmtree(build_dir, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
     with RichProgress() as progress:
         result = build_census(
             manifest, build_dir, options=BuildOptions(workers=workers), progress=progress

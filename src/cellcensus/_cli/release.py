@@ -104,7 +104,8 @@ def publish(
     out.print(
         f"published {res.tag}: {res.total_objects} objects ({_mb(res.total_bytes)}); uploaded "
         f"{res.uploaded} ({_mb(res.bytes_uploaded)}, {rate:.1f} MB/s), {res.skipped} already "
-        f"there, in {res.seconds:.1f} s\nsoma: {res.soma_uri}",
+        f"there, in {res.seconds:.1f} s\nsoma: {res.soma_uri}\n"
+        f"report: {r.object_uri(f'{res.tag}/report.html')}",
         highlight=False,
     )
 
@@ -119,32 +120,34 @@ def releases_list(
     *,
     root: RootOpt,
     as_json: JsonOpt = False,
+    jobs: JobsOpt = 8,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     no_sign_request: NoSignOpt = False,
     path_style: PathStyleOpt = False,
 ) -> None:
-    """List builds (newest first) with flags and aliases."""
-    from cellcensus.release import read_directory
+    """List builds (newest first): date, LTS/weekly, aliases, retracted, cells and size."""
+    from cellcensus.report import list_releases
+    from cellcensus.report._fmt import count, nbytes
 
     r = _open(root, endpoint_url, region, no_sign_request, path_style)
-    d = read_directory(r)
+    rows = list_releases(r, jobs=jobs)
     if as_json:
-        out.print_json(json.dumps(d.to_dict()))
+        out.print_json(json.dumps({"root": r.uri, "releases": [x.to_dict() for x in rows]}))
         return
     table = Table(title=f"releases in {r.uri}")
-    for col in ("tag", "flags", "aliases", "published", "soma"):
-        table.add_column(col)
-    for e in d.ordered_builds():
-        flags = [f for f, on in (("lts", e.lts), ("retracted", e.retracted)) if on]
-        if e.do_not_delete:
-            flags.append("pinned")
+    for col in ("tag", "date", "kind", "aliases", "retracted", "cells", "size"):
+        table.add_column(col, justify="right" if col in ("cells", "size") else "left")
+    for x in rows:
+        kind = x.kind + (", pinned" if x.pinned else "")
         table.add_row(
-            e.tag,
-            ",".join(flags),
-            ",".join(d.aliases_of(e.tag)),
-            e.release_date or "",
-            e.soma.uri,
+            x.tag,
+            x.release_date or "",
+            kind,
+            ",".join(x.aliases),
+            "[red]retracted[/]" if x.retracted else "",
+            count(x.cells),
+            nbytes(x.store_bytes),
         )
     out.print(table)
 

@@ -39,6 +39,10 @@ def _notes(spec: DatasetSpec) -> str:
         notes.append(f"{spec.n_spike_ins} ERCC")
     if spec.multi_disease_fraction:
         notes.append(f"{spec.multi_disease_fraction:.0%} two diseases")
+    if "EFO:0022857" in spec.assays:
+        notes.append("spatial: Visium" + (" + fullres image" if spec.spatial_fullres else ""))
+    elif "EFO:0030062" in spec.assays:
+        notes.append("spatial: Slide-seqV2")
     return "; ".join(notes)
 
 
@@ -74,17 +78,28 @@ def synth(
         bool,
         typer.Option(
             "--demo/--no-demo",
-            help="The demo corpus (8 datasets: human, mouse, rat, duplicates, excluded parts), or "
-            "one human 10x dataset of --cells cells.",
+            help="The demo corpus (8 datasets: human, mouse, rat, duplicates, excluded parts, and "
+            "the spatial ones), or one human 10x dataset of --cells cells.",
+        ),
+    ] = True,
+    spatial: Annotated[
+        bool,
+        typer.Option(
+            "--spatial/--no-spatial",
+            help="With --demo: add a human Visium V1 capture area (4,992 spots, on top of --cells) "
+            "and a mouse Slide-seqV2 puck (census_spatial_sequencing datasets).",
         ),
     ] = True,
 ) -> None:
     """Write a realistic synthetic CELLxGENE (schema 7) corpus with a Census-builder manifest."""
+    from cellcensus._extras import require_extra
+
+    require_extra("synth", "cellcensus synth")
     from cellcensus.synth import DatasetSpec, demo_corpus_specs, synth_corpus
     from cellcensus.synth._random import uuid4
 
     if demo:
-        specs = demo_corpus_specs(cells, seed=seed)
+        specs = demo_corpus_specs(cells, seed=seed, spatial=spatial)
     else:
         specs = [
             DatasetSpec(

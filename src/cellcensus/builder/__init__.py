@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from cellcensus.builder._build import BuildOptions, BuildResult, build_census
-from cellcensus.builder.manifest import ManifestEntry, load_manifest
-from cellcensus.builder.validate import ValidationReport, validate_build
+from cellcensus._extras import require_extra
+
+require_extra("build", "the census builder (cellcensus.builder)")
+
+from cellcensus.builder._build import BuildOptions, BuildResult, build_census  # noqa: E402
+from cellcensus.builder.manifest import ManifestEntry, load_manifest  # noqa: E402
+from cellcensus.builder.validate import ValidationReport, validate_build  # noqa: E402
 
 __all__ = [
     "BuildOptions",

@@ -1,17 +1,24 @@
 """Build a Census-schema release tag (``soma/`` + ``h5ads/`` + ``build.json``) from a manifest.
 
-Steps: stage sources → scan each dataset (checks, masks, vocabularies) → plan (order, joinids,
-var) → create SOMA objects → X row-chunk tasks (raw, normalized, stats) → obs, var, presence,
-census_info → consolidate → validate → build.json → rename the staging directory into place.
-Nothing is visible at ``OUT_DIR`` until the very end.
+Steps: stage sources → scan each dataset (one task each: checks, vocabularies, counts per block
+of rows) → plan (order, joinids, var, vocabularies, bands) → create the SOMA objects → band tasks
+(each writes the X layers and obs rows of a range of cells as one fragment per array) → var,
+presence, census_info → consolidate → build.json → validate → rename the staging directory into
+place. Nothing is visible at ``OUT_DIR`` until the very end.
+
+Memory: the driver holds per dataset a small summary, per organism its features and vocabularies
+(and one record per 32,768 source rows); tasks hold one chunk of ``chunk_nnz`` stored values.
+Nothing scales with the number of cells of the census or of a dataset (see ``_scan`` for the one
+8-byte-per-cell exception while a dataset is scanned).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -19,28 +26,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus._progress import NoProgress, Progress
 from cellcensus.builder import _schema as S
 from cellcensus.builder import _write as W
+from cellcensus.builder._band import BandResult, BandTask, run_band, soma_context
+from cellcensus.builder._compat import check_versions, remove_uncommitted_fragments
 from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import Executor, open_executor
 from cellcensus.builder._info import info_tables
-from cellcensus.builder._plan import OrganismPlan, make_plans
-from cellcensus.builder._scan import ScanResult, scan_dataset
+from cellcensus.builder._plan import OrganismPlan, band_cost, make_bands, make_plans, n_bands
+from cellcensus.builder._scan import ScanSummary, load_summary, scan_dataset
 from cellcensus.builder._stage import StagedSource, remove_tree, source_size, stage_source
-from cellcensus.builder._state import BuildState
-from cellcensus.builder._xtask import XChunkResult, XChunkTask, process_x_chunk, soma_context
-from cellcensus.builder._xwrite import XWriteTask, write_layers
+from cellcensus.builder._state import BuildState, digest
 from cellcensus.builder.manifest import ManifestEntry, apply_blocklist, load_manifest
+from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
 
 if TYPE_CHECKING:
-    from cellcensus.settings import Settings
+    from collections.abc import Iterator
 
-from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
+    from cellcensus.settings import Settings
 
 __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"]
 
@@ -58,10 +65,20 @@ class BuildOptions:
     tag
         The build's name (``census_build_date``); default today's UTC date, ``YYYY-MM-DD``.
     chunk_nnz
-        Stored values per X task; bounds each task's memory (about 40 bytes per value).
+        Stored values a task holds at once; bounds each process's memory (about 40 bytes per
+        value).
+    band_nnz
+        Work per band task (stored values, plus 16 per cell). Each band is one fragment of
+        each X layer and of obs. Default: about 1/64 of the census, at least ``chunk_nnz``.
     on_error
         ``"stop"``: the first bad dataset fails the build. ``"skip"``: bad datasets are left out
         and recorded in build.json (raw counts are then checked before anything is written).
+    unknown_genes
+        Gene ids that are not in the organism's gene reference: ``"error"`` refuses the dataset,
+        ``"drop"`` leaves those features out and records a warning in build.json.
+    blocklist
+        Dataset ids to leave out (as the official builder's blocklist, see
+        :func:`cellcensus.builder.manifest.load_blocklist`); recorded as "blocked".
     workers
         1 runs in this process; more starts a Dask LocalCluster of that many processes.
     scheduler
@@ -71,24 +88,26 @@ class BuildOptions:
     validate
         Re-read the output and check it against the sources before finishing.
     consolidate
-        Consolidate and vacuum every array (one fragment each), as releases should be.
+        Consolidate and vacuum the small arrays (one fragment each) and the fragment metadata
+        of X and obs, as releases should be.
     validation_sample_cells
         Cells per dataset whose X rows and statistics the validation compares with the source.
     compression
         zstd levels: ``"fast"`` (X level 3; obs and var 9 and 3 instead of 19 and 9: faster
-        writes and consolidation at about the same size) or ``"official"`` (the official
-        builder's levels: X 9 and 13, obs and var 19 and 9; slightly smaller files).
+        writes at about the same size) or ``"official"`` (the official builder's levels: X 9 and
+        13, obs and var 19 and 9; slightly smaller files).
     resume
         Continue an interrupted build of the same manifest and settings from its staging
-        directory, reusing finished work; without it, leftovers of an earlier run are removed.
-    blocklist
-        Dataset ids left out of the build (the official builder's blocklist, see
-        :func:`cellcensus.builder.manifest.load_blocklist`); recorded in build.json as "blocked".
+        directory, reusing finished work (sources replaced since are staged and scanned again);
+        without it, leftovers of an earlier run are removed.
     """
 
     tag: str | None = None
     chunk_nnz: int = 8_000_000
+    band_nnz: int | None = None
     on_error: Literal["stop", "skip"] = "stop"
+    unknown_genes: Literal["error", "drop"] = "error"
+    blocklist: frozenset[str] = frozenset()
     workers: int = 1
     scheduler: str | None = None
     memory_per_worker: str | None = None
@@ -97,7 +116,6 @@ class BuildOptions:
     validation_sample_cells: int = 256
     resume: bool = False
     compression: Literal["fast", "official"] = "fast"
-    blocklist: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -124,13 +142,30 @@ def _check_tag(tag: str | None) -> str:
     return validate_tag(_today() if tag is None else tag, allow_custom=True)
 
 
+def _check_options(opts: BuildOptions) -> None:
+    if opts.chunk_nnz < 1:
+        msg = "chunk_nnz must be a positive number of stored values"
+        raise BadInputError(msg, field="chunk_nnz")
+    if opts.band_nnz is not None and opts.band_nnz < 1:
+        msg = "band_nnz must be a positive number of stored values"
+        raise BadInputError(msg, field="band_nnz")
+    if opts.workers < 1:
+        msg = "workers must be at least 1"
+        raise BadInputError(msg, field="workers")
+
+
 def _scan_task(
-    args: tuple[str, str, str, int, bool, bool],
-) -> tuple[str, ScanResult | BadInputError]:
-    dataset_id, path, work, chunk_nnz, check_values, skip = args
+    args: tuple[str, str, str, str, bool, str, bool],
+) -> tuple[str, ScanSummary | BadInputError]:
+    dataset_id, path, key, work, check_values, unknown, skip = args
     try:
         return dataset_id, scan_dataset(
-            dataset_id, path, work_dir=work, chunk_nnz=chunk_nnz, check_values=check_values
+            dataset_id,
+            path,
+            key=key,
+            work_dir=work,
+            check_values=check_values,
+            unknown_genes_policy="drop" if unknown == "drop" else "error",
         )
     except BadInputError as e:
         if skip:
@@ -150,7 +185,31 @@ class _Run:
     settings: Settings | None
     skipped: dict[str, str] = field(default_factory=dict)
     staged: dict[str, StagedSource] = field(default_factory=dict)
-    blocked: list[ManifestEntry] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
+    tasks: dict[str, list[float]] = field(default_factory=dict)  # wall time of each task
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Record the wall time of a stage of this run."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+    def timing(self) -> dict[str, Any]:
+        """Stage times and task statistics, for build.json."""
+        return {
+            "stages_seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "tasks": {
+                name: {
+                    "count": len(times),
+                    "seconds_total": round(sum(times), 3),
+                    "seconds_max": round(max(times), 3) if times else 0.0,
+                }
+                for name, times in self.tasks.items()
+            },
+        }
 
     @property
     def state(self) -> BuildState:
@@ -164,124 +223,81 @@ class _Run:
     def work(self) -> Path:
         return self.staging / "_work"
 
+    def key(self, dataset_id: str) -> str:
+        """The dataset's work-directory key: its id and its staged copy's checksum."""
+        return f"{dataset_id}.{self.staged[dataset_id].sha256[:16]}"
 
-def _stage_all(run: _Run, entries: list[ManifestEntry]) -> list[ManifestEntry]:
+
+def _stage_task(
+    args: tuple[ManifestEntry, Path, Settings | None, bool],
+) -> tuple[str, StagedSource | CellCensusError]:
+    entry, h5ads, settings, skip = args
+    try:
+        return entry.dataset_id, stage_source(entry, h5ads, settings=settings)
+    except (BadInputError, IntegrityError) as e:
+        if skip:
+            return entry.dataset_id, e
+        raise
+
+
+def _stage_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> list[ManifestEntry]:
+    """Copy (or download) every source into ``h5ads/``, in parallel tasks; the ones staged."""
     h5ads = run.staging / "h5ads"
     h5ads.mkdir(parents=True, exist_ok=True)
-    sizes = [source_size(e) for e in entries]
-    total = sum(s for s in sizes if s is not None) or None
+    sizes = {e.dataset_id: source_size(e) for e in entries}
+    total = sum(s for s in sizes.values() if s is not None) or None
     run.progress.start("stage", total, "B")
-    kept = []
-    for entry in entries:
-        try:
-            run.staged[entry.dataset_id] = stage_source(
-                entry,
-                h5ads,
-                settings=run.settings,
-                progress=lambda n: run.progress.advance("stage", n),
-            )
-            kept.append(entry)
-        except (BadInputError, IntegrityError) as e:
-            if run.options.on_error != "skip":
-                raise
-            logger.warning("skipping dataset %s: %s", entry.dataset_id, e)
-            run.skipped[entry.dataset_id] = str(e)
-    run.progress.finish("stage")
-    return kept
-
-
-def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> list[ScanResult]:
     skip = run.options.on_error == "skip"
-    args = [
-        (
-            e.dataset_id,
-            str(run.staged[e.dataset_id].path),
-            str(run.work),
-            run.options.chunk_nnz,
-            skip,
-            skip,
-        )
-        for e in entries
-    ]
-    run.progress.start("scan", len(args), "datasets")
-    by_id: dict[str, ScanResult | BadInputError] = {}
-    todo = []
-    for a in args:
-        if run.state.done(f"scan.{a[0]}"):
-            by_id[a[0]] = run.state.payload(f"scan.{a[0]}")
-            run.progress.advance("scan")
+    # local sources are copied by tasks; s3:// ones are downloaded here, so that storage
+    # credentials never travel to (or through) Dask workers
+    local = [(e, h5ads, None, skip) for e in entries if not e.is_s3]
+    remote = [(e, h5ads, run.settings, skip) for e in entries if e.is_s3]
+    staged = itertools.chain(executor.imap_unordered(_stage_task, local), map(_stage_task, remote))
+    for dataset_id, res in staged:
+        if isinstance(res, StagedSource):
+            run.staged[dataset_id] = res
+            run.progress.advance("stage", res.size)
         else:
-            todo.append(a)
-    for key, res in executor.imap_unordered(_scan_task, todo):
-        run.state.mark(f"scan.{key}", res)
-        by_id[key] = res
+            logger.warning("skipping dataset %s: %s", dataset_id, res)
+            run.skipped[dataset_id] = str(res)
+    run.progress.finish("stage")
+    return [e for e in entries if e.dataset_id in run.staged]
+
+
+def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> list[ScanSummary]:
+    """Scan every staged dataset (reusing finished scans); summaries in build order."""
+    skip = run.options.on_error == "skip"
+    run.progress.start("scan", len(entries), "datasets")
+    by_id: dict[str, ScanSummary | BadInputError] = {}
+    todo = []
+    for e in entries:
+        key = run.key(e.dataset_id)
+        done = load_summary(run.work, key)
+        if done is not None:
+            by_id[e.dataset_id] = done
+            run.progress.advance("scan")
+            continue
+        path = str(run.staged[e.dataset_id].path)
+        todo.append((e.dataset_id, path, key, str(run.work), skip, run.options.unknown_genes, skip))
+    for dataset_id, res in executor.imap_unordered(_scan_task, todo):
+        by_id[dataset_id] = res
+        if isinstance(res, ScanSummary):
+            run.tasks.setdefault("scan", []).append(res.seconds)
         run.progress.advance("scan")
-    for key, res in list(by_id.items()):
+    for dataset_id, res in list(by_id.items()):
         if isinstance(res, BadInputError):
-            logger.warning("skipping dataset %s: %s", key, res)
-            run.skipped[key] = str(res)
-            del by_id[key]
+            logger.warning("skipping dataset %s: %s", dataset_id, res)
+            run.skipped[dataset_id] = str(res)
+            del by_id[dataset_id]
     run.progress.finish("scan")
-    return [r for e in entries if isinstance(r := by_id.get(e.dataset_id), ScanResult)]
+    return [r for e in entries if isinstance(r := by_id.get(e.dataset_id), ScanSummary)]
 
 
-def _x_tasks(run: _Run, plan: OrganismPlan) -> list[XChunkTask]:
-    tasks = []
-    for d in plan.datasets:
-        s = d.scan
-        if (
-            s.var_keep is None or s.features is None
-        ):  # pragma: no cover - planned datasets have both
-            msg = f"internal error: dataset {s.dataset_id} was planned without features"
-            raise AssertionError(msg)
-        for (start, stop), first in zip(s.chunks, d.chunk_starts, strict=True):
-            tasks.append(
-                XChunkTask(
-                    dataset_id=s.dataset_id,
-                    path=s.path,
-                    start=start,
-                    stop=stop,
-                    mask_path=s.mask_path,
-                    var_keep=s.var_keep,
-                    var_joinids=d.var_joinids,
-                    feature_length=s.features["feature_length"].to_numpy(dtype=np.int64),
-                    obs_joinid_start=first,
-                    stats_path=str(run.work / "stats" / W.stats_name(s.dataset_id, start)),
-                    cells_stem=str(run.work / "cells" / f"{s.dataset_id}.{start}"),
-                    check_values=run.options.on_error != "skip",
-                )
-            )
-    return tasks
-
-
-def _x_marker(task: XChunkTask) -> str:
-    return f"x.{task.dataset_id}.{task.start}"
-
-
-def _write_experiment(
-    run: _Run, plan: OrganismPlan, exp_uri: str, results: list[XChunkResult], n_datasets: int
-) -> None:
-    nnz = np.zeros(plan.n_var, dtype=np.int64)
-    measured = np.zeros(plan.n_var, dtype=np.int64)
-    by_dataset = {d.scan.dataset_id: d for d in plan.datasets}
-    for r in results:
-        np.add.at(nnz, by_dataset[r.dataset_id].var_joinids, r.var_nnz)
-    for d in plan.datasets:
-        measured[d.var_joinids] += d.scan.n_included
-    obs_uri = f"{exp_uri}/obs"
-    for d in plan.datasets:
-        for table in W.obs_chunks(plan, d, run.work / "stats"):
-            W.write_table(obs_uri, table)
-            run.progress.advance("obs", table.num_rows)
-    rna_uri = f"{exp_uri}/ms/{S.MEASUREMENT}"
-    W.write_table(f"{rna_uri}/var", W.var_table(plan, nnz, measured))
-    W.write_presence(rna_uri, plan, n_datasets)
-
-
-def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
+def _create_structure(run: _Run, plans: list[OrganismPlan], n_bands: int) -> dict[str, Any]:
+    """The SOMA objects of the census; returns the experiments' URIs and the bands' timestamps."""
     if run.state.done("structure"):
-        uris: dict[str, str] = run.state.payload("structure")
-        return uris
+        payload: dict[str, Any] = run.state.payload("structure")
+        return payload
     remove_tree(Path(run.soma_uri))
     exp_uris: dict[str, str] = {}
     with W.create_root(run.soma_uri, run.tag) as root:
@@ -293,31 +309,111 @@ def _create_structure(run: _Run, plans: list[OrganismPlan]) -> dict[str, str]:
         spatial = root[S.CENSUS_SPATIAL]
         for organism in S.SPATIAL_ORGANISMS:
             W.create_experiment(
-                spatial, OrganismPlan(organism, [], _empty_var(), {}, 0, 0), spatial=True
+                spatial, OrganismPlan(organism, [], W.empty_var(), {}, 0, 0), spatial=True
             )
-    run.state.mark("structure", exp_uris)
-    return exp_uris
+    # Each band writes its fragments at its own timestamp, so that a band run again deletes
+    # exactly what an earlier attempt committed. The timestamps are in the past (readers open
+    # arrays "now") and no other write touches X or obs.
+    first_timestamp = int(time.time() * 1000) - n_bands - 1
+    payload = {"experiments": exp_uris, "first_timestamp": first_timestamp}
+    run.state.mark("structure", payload)
+    return payload
 
 
-def _empty_var() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"feature_id": [], "feature_name": [], "feature_length": [], "feature_type": []}
-    )
+def _band_marker(task: BandTask) -> str:
+    return f"band.{task.organism}.{task.index}"
+
+
+def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[BandResult]:
+    """Run every band not already done (by a resumed build); return all their results."""
+    run.progress.start("x", sum(t.n_cells for t in tasks), "cells")
+    results: list[BandResult] = []
+    todo = []
+    for t in tasks:
+        if run.state.done(_band_marker(t)):
+            results.append(BandResult(**run.state.payload(_band_marker(t))))
+            run.progress.advance("x", t.n_cells)
+        else:
+            todo.append(t)
+    # the largest first: better packing on workers
+    todo.sort(key=lambda t: -t.n_values)
+    for res in executor.imap_unordered(run_band, todo):
+        run.state.mark(f"band.{res.organism}.{res.index}", asdict(res))
+        run.tasks.setdefault("band", []).append(res.seconds)
+        results.append(res)
+        run.progress.advance("x", res.n_cells)
+    run.progress.finish("x")
+    return results
+
+
+def _write_tables(
+    run: _Run,
+    entries: list[ManifestEntry],
+    plans: list[OrganismPlan],
+    exp_uris: dict[str, str],
+    results: list[BandResult],
+) -> None:
+    """var and presence of every experiment, then the census_info tables."""
+    n_datasets = sum(len(p.datasets) for p in plans)
+    run.progress.start("tables", len(plans) + 1, "tables")
+    for plan in plans:
+        step = f"tables.{plan.organism.name}"
+        if plan.n_obs and not run.state.done(step):
+            nnz = np.zeros(plan.n_var, dtype=np.int64)
+            for r in results:
+                if r.organism == plan.organism.name:
+                    nnz += np.load(r.var_nnz_path)
+            measured = np.zeros(plan.n_var, dtype=np.int64)
+            for d in plan.datasets:
+                with np.load(d.features) as f:
+                    measured[f["joinids"]] += d.scan.n_included
+            rna_uri = f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}"
+            W.write_table(f"{rna_uri}/var", W.var_table(plan, nnz, measured))
+            W.write_presence(rna_uri, plan, n_datasets)
+            run.state.mark(step)
+        run.progress.advance("tables")
+    by_id = {e.dataset_id: e for e in entries}
+    info_uri = f"{run.soma_uri}/{S.CENSUS_INFO}"
+    info: soma.Collection[Any]
+    with soma.Collection.open(info_uri, "w", context=soma_context()) as info:
+        tables = info_tables(run.tag, by_id, plans)
+        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
+            W.write_info_table(info, key, tables[key])
+    run.progress.finish("tables")
+
+
+def _consolidate_all(run: _Run, band_arrays: set[str], executor: Executor) -> None:
+    """One fragment per small array; X and obs keep their band fragments (metadata merged)."""
+    if run.state.done("consolidated"):
+        return
+    targets = gather(run.soma_uri, data_arrays=band_arrays)
+    run.progress.start("consolidate", len(targets), "objects")
+    for _ in executor.imap_unordered(consolidate, targets):
+        run.progress.advance("consolidate")
+    run.progress.finish("consolidate")
+    run.state.mark("consolidated")
 
 
 def _write_build_json(
-    run: _Run, entries: list[ManifestEntry], scans: dict[str, ScanResult], plans: list[OrganismPlan]
+    run: _Run,
+    entries: list[ManifestEntry],
+    scans: dict[str, ScanSummary],
+    plans: list[OrganismPlan],
+    bands: dict[str, int],
 ) -> dict[str, Any]:
-    joinids = {d.scan.dataset_id: d.soma_joinid for p in plans for d in p.datasets}
+    joinids = {d.dataset_id: d.soma_joinid for p in plans for d in p.datasets}
     inputs = []
     for e in entries:
         staged = run.staged.get(e.dataset_id)
         scan = scans.get(e.dataset_id)
-        status = (
-            "included"
-            if e.dataset_id in joinids
-            else ("skipped" if e.dataset_id in run.skipped else "excluded")
-        )
+        if e.dataset_id in run.options.blocklist:
+            status, reason = "blocked", "in the blocklist"
+        elif e.dataset_id in joinids:
+            status, reason = "included", None
+        elif e.dataset_id in run.skipped:
+            status, reason = "skipped", run.skipped[e.dataset_id]
+        else:
+            status, reason = "excluded", scan.excluded_reason if scan else None
         inputs.append(
             {
                 "dataset_id": e.dataset_id,
@@ -325,26 +421,12 @@ def _write_build_json(
                 "sha256": staged.sha256 if staged else None,
                 "size": staged.size if staged else None,
                 "status": status,
-                "reason": run.skipped.get(e.dataset_id) or (scan.excluded_reason if scan else None),
+                "reason": reason,
+                "warnings": list(scan.warnings) if scan else [],
                 "organism_ontology_term_id": scan.organism_term if scan else None,
                 "n_obs_source": scan.n_obs if scan else None,
                 "n_obs_census": scan.n_included if scan else 0,
                 "soma_joinid": joinids.get(e.dataset_id),
-            }
-        )
-    for e in run.blocked:
-        inputs.append(
-            {
-                "dataset_id": e.dataset_id,
-                "uri": e.uri,
-                "sha256": None,
-                "size": None,
-                "status": "blocked",
-                "reason": "in the blocklist",
-                "organism_ontology_term_id": None,
-                "n_obs_source": None,
-                "n_obs_census": 0,
-                "soma_joinid": None,
             }
         )
     versions: dict[str, str | None] = {}
@@ -353,6 +435,8 @@ def _write_build_json(
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
+    settings = {k: v for k, v in asdict(run.options).items() if k != "tag"}
+    settings["blocklist"] = sorted(run.options.blocklist)
     doc = {
         "format_version": BUILD_FORMAT_VERSION,
         "build_tag": run.tag,
@@ -361,22 +445,26 @@ def _write_build_json(
         "dataset_schema_version": S.CXG_SCHEMA_VERSION,
         "cellcensus_version": __version__,
         "versions": versions,
-        "settings": {
-            k: sorted(v) if isinstance(v, frozenset) else v
-            for k, v in asdict(run.options).items()
-            if k != "tag"
-        },
+        "settings": settings,
         "inputs": inputs,
         "summary": {
             "total_cell_count": sum(p.n_obs for p in plans),
             "unique_cell_count": sum(p.n_primary for p in plans),
             "organisms": {
-                p.organism.name: {"cells": p.n_obs, "genes": p.n_var, "datasets": len(p.datasets)}
+                p.organism.name: {
+                    "cells": p.n_obs,
+                    "genes": p.n_var,
+                    "datasets": len(p.datasets),
+                    "x_fragments": bands.get(p.organism.name, 0),
+                }
                 for p in plans
                 if p.n_obs
             },
             "datasets_included": len(joinids),
             "datasets_skipped": sorted(run.skipped),
+            "datasets_blocked": sorted(
+                e.dataset_id for e in entries if e.dataset_id in run.options.blocklist
+            ),
         },
     }
     (run.staging / "build.json").write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
@@ -403,8 +491,8 @@ def build_census(
     options
         Build settings (see :class:`BuildOptions`).
     progress
-        Receives progress of the stages (``stage``, ``scan``, ``x``, ``obs``, ``consolidate``,
-        ``validate``).
+        Receives progress of the stages (``stage``, ``scan``, ``x``, ``tables``,
+        ``consolidate``, ``validate``).
     settings
         Storage settings for ``s3://`` sources (an object with ``boto3_client()``); default the
         AWS environment.
@@ -421,12 +509,14 @@ def build_census(
     """
     t0 = time.monotonic()
     opts = options or BuildOptions()
+    _check_options(opts)
+    check_versions()
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         msg = f"output directory {out} exists and is not empty; choose a new one"
         raise BadInputError(msg)
-    entries, blocked = apply_blocklist(load_manifest(manifest), opts.blocklist)
-    if not entries:
+    entries = load_manifest(manifest)
+    if not apply_blocklist(entries, opts.blocklist)[0]:
         msg = f"every dataset of {manifest} is in the blocklist; nothing to build"
         raise BadInputError(msg, field="blocklist")
     run = _Run(
@@ -436,26 +526,17 @@ def build_census(
         tag=_check_tag(opts.tag),
         progress=progress or NoProgress(),
         settings=settings,
-        blocked=blocked,
     )
     if not opts.resume:
         remove_tree(run.staging)
     run.staging.mkdir(parents=True, exist_ok=True)
-    fingerprint = BuildState.fingerprint(
-        entries,
-        {
-            "tag": run.tag,
-            "chunk_nnz": opts.chunk_nnz,
-            "on_error": opts.on_error,
-            "compression": opts.compression,
-        },
-    )
+    fingerprint = BuildState.fingerprint(entries, _output_settings(run))
     if run.state.begin(fingerprint, resume=opts.resume):
         logger.info("resuming the interrupted build in %s", run.staging)
     try:
         result = _build(run, entries)
     except CellCensusError:
-        logger.warning("build failed; removing staging directory %s", run.staging)
+        logger.warning("build failed; removing its staging directory")
         remove_tree(run.staging)
         raise
     except BaseException:
@@ -472,149 +553,117 @@ def build_census(
     return result
 
 
-def _run_x_stage(
-    run: _Run, plans: list[OrganismPlan], x_tasks: dict[str, list[XChunkTask]], executor: Executor
-) -> list[XChunkResult]:
-    """Run every X task not already done (by a resumed build); return all their results."""
-    all_tasks = [t for p in plans for t in x_tasks[p.organism.name]]
-    run.progress.start("x", sum(p.n_obs for p in plans), "cells")
-    results: list[XChunkResult] = []
-    todo = []
-    for t in all_tasks:
-        if run.state.done(_x_marker(t)):
-            res = run.state.payload(_x_marker(t))
-            results.append(res)
-            run.progress.advance("x", res.n_cells)
-        else:
-            todo.append(t)
-    markers = {(t.dataset_id, t.start): _x_marker(t) for t in todo}
-    for res in executor.imap_unordered(process_x_chunk, todo):
-        run.state.mark(markers[(res.dataset_id, res.start)], res)
-        results.append(res)
-        run.progress.advance("x", res.n_cells)
-    run.progress.finish("x")
-    return results
+def _output_settings(run: _Run) -> dict[str, Any]:
+    """The settings that shape the output (a resumed build must use the same)."""
+    o = run.options
+    return {
+        "tag": run.tag,
+        "chunk_nnz": o.chunk_nnz,
+        "band_nnz": o.band_nnz,
+        "on_error": o.on_error,
+        "unknown_genes": o.unknown_genes,
+        "blocklist": sorted(o.blocklist),
+        "compression": o.compression,
+    }
 
 
-def _run_layer_writers(
-    run: _Run,
-    plans: list[OrganismPlan],
-    *,
-    exp_uris: dict[str, str],
-    x_tasks: dict[str, list[XChunkTask]],
-    results: list[XChunkResult],
-    executor: Executor,
-) -> None:
-    """Write the X layers of each experiment, one fragment each, from the X tasks' chunk files."""
-    values = {(r.dataset_id, r.start): r.n_values for r in results}
-    pending: dict[str, tuple[XWriteTask, str]] = {}  # by X uri: the task and its state marker
+def _add_to_build_json(run: _Run, keys: dict[str, Any]) -> None:
+    path = run.staging / "build.json"
+    doc = json.loads(path.read_text())
+    doc["summary"].update(keys)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _plan_bands(run: _Run, plans: list[OrganismPlan]) -> tuple[list[BandTask], dict[str, str]]:
+    """Create the census structure (once) and cut every experiment into band tasks."""
+    opts = run.options
+    cost = band_cost(plans, opts.chunk_nnz, opts.band_nnz)
+    structure = _create_structure(run, plans, sum(n_bands(p, cost) for p in plans))
+    exp_uris: dict[str, str] = structure["experiments"]
+    tasks: list[BandTask] = []
+    timestamp = int(structure["first_timestamp"])
     for plan in plans:
-        chunks = x_tasks[plan.organism.name]
-        n_values = sum(values[(t.dataset_id, t.start)] for t in chunks)
-        marker = f"xwrite.{plan.organism.name}"
-        if n_values and not run.state.done(marker):
-            task = XWriteTask(
-                x_uri=f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}/X",
-                layers=S.X_LAYERS,
-                chunk_stems=tuple(t.cells_stem for t in chunks),
-                n_values=n_values,
-                shape=(plan.n_obs, plan.n_var),
-            )
-            pending[task.x_uri] = (task, marker)
-    # the largest first: better packing on workers
-    tasks = sorted((t for t, _ in pending.values()), key=lambda t: -t.n_values)
-    run.progress.start("write", sum(t.n_values for t in tasks), "values")
-    for uri in executor.imap_unordered(write_layers, tasks):
-        task, marker = pending[uri]
-        run.state.mark(marker)
-        run.progress.advance("write", task.n_values)
-    run.progress.finish("write")
+        if not plan.n_obs:
+            continue
+        tasks += make_bands(
+            plan,
+            exp_uri=exp_uris[plan.organism.name],
+            cost=cost,
+            chunk_nnz=opts.chunk_nnz,
+            check_values=opts.on_error != "skip",
+            first_timestamp=timestamp,
+            work_dir=run.work,
+        )
+        timestamp = tasks[-1].timestamp + 1
+    return tasks, exp_uris
 
 
-def _write_tables(
-    run: _Run,
-    entries: list[ManifestEntry],
-    plans: list[OrganismPlan],
-    exp_uris: dict[str, str],
-    results: list[XChunkResult],
-) -> None:
-    """obs, var and presence of every experiment, then the census_info tables."""
-    n_datasets = sum(len(p.datasets) for p in plans)
-    run.progress.start("obs", sum(p.n_obs for p in plans), "cells")
+def _band_arrays(plans: list[OrganismPlan], exp_uris: dict[str, str]) -> set[str]:
+    """The arrays written by bands (obs, X layers), cleared of uncommitted fragments."""
+    out: set[str] = set()
     for plan in plans:
-        step = f"experiment.{plan.organism.name}"
-        if plan.n_obs and not run.state.done(step):
-            ids = {d.scan.dataset_id for d in plan.datasets}
-            mine = [r for r in results if r.dataset_id in ids]
-            _write_experiment(run, plan, exp_uris[plan.organism.name], mine, n_datasets)
-            run.state.mark(step)
-    run.progress.finish("obs")
-    by_id = {e.dataset_id: e for e in entries}
-    info_uri = f"{run.soma_uri}/{S.CENSUS_INFO}"
-    info: soma.Collection[Any]
-    with soma.Collection.open(info_uri, "w", context=soma_context()) as info:
-        tables = info_tables(run.tag, by_id, plans)
-        for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
-            W.write_info_table(info, key, tables[key])
-
-
-def _consolidate_all(run: _Run, executor: Executor) -> None:
-    if run.state.done("consolidated"):
-        return
-    targets = gather(run.soma_uri)
-    run.progress.start("consolidate", len(targets), "objects")
-    for _ in executor.imap_unordered(consolidate, targets):
-        run.progress.advance("consolidate")
-    run.progress.finish("consolidate")
-    run.state.mark("consolidated")
+        if plan.n_obs:
+            exp = exp_uris[plan.organism.name]
+            uris = [f"{exp}/obs", *(f"{exp}/ms/{S.MEASUREMENT}/X/{x}" for x in S.X_LAYERS)]
+            for uri in uris:
+                remove_uncommitted_fragments(uri)
+            out.update(uris)
+    return out
 
 
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
     opts = run.options
-    entries = _stage_all(run, all_entries)
+    blocked = [e for e in all_entries if e.dataset_id in opts.blocklist]
+    for e in blocked:
+        logger.info("dataset %s is in the blocklist: left out", e.dataset_id)
     with open_executor(
         workers=opts.workers, scheduler=opts.scheduler, memory_per_worker=opts.memory_per_worker
     ) as executor:
-        scans = _scan_all(run, entries, executor)
-        plans = make_plans(scans)
+        with run.timed("stage"):
+            wanted = [e for e in all_entries if e.dataset_id not in opts.blocklist]
+            entries = _stage_all(run, wanted, executor)
+        with run.timed("scan"):
+            scans = _scan_all(run, entries, executor)
+        with run.timed("plan"):
+            plans = make_plans(scans, run.work / "plan")
         if not any(p.n_obs for p in plans):
             msg = (
                 "no dataset contributes any cell to the census (check organisms, assays, "
                 "tissue_type and the skipped datasets)"
             )
             raise BadInputError(msg)
-        exp_uris = _create_structure(run, plans)
-        x_tasks = {p.organism.name: _x_tasks(run, p) for p in plans}
-        results = _run_x_stage(run, plans, x_tasks, executor)
-        # the X writers (on the executor; TileDB and the compiled checks release the GIL) and
-        # the obs/var/presence/census_info tables (here) need only the X tasks' results: overlap
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="x-writers") as pool:
-            writers = pool.submit(
-                _run_layer_writers,
-                run,
-                plans,
-                exp_uris=exp_uris,
-                x_tasks=x_tasks,
-                results=results,
-                executor=executor,
-            )
+        contributing = [d.scan.key for p in plans for d in p.datasets]
+        if run.state.begin_plan(digest({"datasets": contributing, **_output_settings(run)})):
+            logger.info("the plan is unchanged: reusing finished bands")
+        with run.timed("plan"):
+            tasks, exp_uris = _plan_bands(run, plans)
+        with run.timed("bands"):
+            results = _run_bands(run, tasks, executor)
+        with run.timed("tables"):
             _write_tables(run, entries, plans, exp_uris, results)
-            writers.result()
-        included = {d.scan.dataset_id for p in plans for d in p.datasets}
-        for e in entries:
+            band_arrays = _band_arrays(plans, exp_uris)
+        included = {d.dataset_id for p in plans for d in p.datasets}
+        for e in all_entries:
             if e.dataset_id not in included:  # only contributing datasets are released
                 (run.staging / "h5ads" / f"{e.dataset_id}.h5ad").unlink(missing_ok=True)
         if opts.consolidate:
-            _consolidate_all(run, executor)
+            with run.timed("consolidate"):
+                _consolidate_all(run, band_arrays, executor)
     remove_tree(run.work)
+    bands_per_organism: dict[str, int] = {}
+    for t in tasks:
+        bands_per_organism[t.organism] = bands_per_organism.get(t.organism, 0) + 1
     scans_by_id = {s.dataset_id: s for s in scans}
-    doc = _write_build_json(run, all_entries, scans_by_id, plans)
+    doc = _write_build_json(run, all_entries, scans_by_id, plans, bands_per_organism)
+    _add_to_build_json(run, {"timing": run.timing()})
     if opts.validate:
         from cellcensus.builder.validate import validate_build
 
         run.progress.start("validate", None)
-        validate_build(run.staging, sample_cells=opts.validation_sample_cells)
+        with run.timed("validate"):
+            validate_build(run.staging, sample_cells=opts.validation_sample_cells)
         run.progress.finish("validate")
+        _add_to_build_json(run, {"timing": run.timing()})
     return BuildResult(
         out_dir=run.out_dir,
         tag=run.tag,

@@ -17,23 +17,33 @@ _MODES = ("fragment_meta", "array_meta", "commits", "fragments")
 CONSOLIDATION_MEMORY_BUDGET = 256 * 1024**2
 
 
+#: Modes for arrays written as one fragment per band (X layers, obs): their data stays as is.
+_METADATA_MODES = ("fragment_meta", "array_meta", "commits")
+
+
 @dataclass(frozen=True)
 class Target:
-    """One TileDB object to consolidate."""
+    """One TileDB object to consolidate, and the consolidation modes for it."""
 
     uri: str
     is_array: bool
+    modes: tuple[str, ...] = _MODES
 
 
-def gather(root_uri: str) -> list[Target]:
-    """Every array and group below (and including) the root collection."""
+def gather(root_uri: str, *, data_arrays: set[str] | frozenset[str] = frozenset()) -> list[Target]:
+    """Every array and group below (and including) the root collection.
+
+    Arrays in ``data_arrays`` keep their fragments: only their metadata is consolidated.
+    """
     targets: list[Target] = [Target(root_uri, False)]
+    keep = {u.rstrip("/") for u in data_arrays}
 
     def walk(coll: soma.Collection[Any]) -> None:
         for key in sorted(coll.keys()):
             obj = coll[key]
             if obj.soma_type in _ARRAY_TYPES:
-                targets.append(Target(obj.uri, True))
+                modes = _METADATA_MODES if _same(obj.uri, keep) else _MODES
+                targets.append(Target(obj.uri, True, modes))
             else:
                 targets.append(Target(obj.uri, False))
                 walk(obj)
@@ -44,12 +54,16 @@ def gather(root_uri: str) -> list[Target]:
     return targets
 
 
+def _same(uri: str, uris: set[str]) -> bool:
+    return uri.rstrip("/").removeprefix("file://") in {u.removeprefix("file://") for u in uris}
+
+
 def consolidate(target: Target) -> str:
     """Consolidate and vacuum one object (arrays: all modes; groups: metadata)."""
     import tiledb
 
     if target.is_array:
-        for mode in _MODES:
+        for mode in target.modes:
             config = tiledb.Config(
                 {
                     "sm.consolidation.mode": mode,

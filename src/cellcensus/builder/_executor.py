@@ -83,7 +83,7 @@ def open_executor(
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_per_worker or "auto",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # no fixed port: never collides
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,  # type: ignore[no-untyped-call]

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from cellcensus.builder import _schema as S
-from cellcensus.builder import _write as W
+from cellcensus.builder._band import dict_array
 from cellcensus.builder._plan import OrganismPlan, summary_cell_counts
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def datasets_table(entries: dict[str, ManifestEntry], plans: list[OrganismPlan]) -> pa.Table:
     """census_info/datasets: one row per contributing dataset, by dataset soma_joinid."""
-    rows = sorted((d.soma_joinid, d.scan) for p in plans for d in p.datasets)
+    rows = sorted(((d.soma_joinid, d.scan) for p in plans for d in p.datasets), key=lambda r: r[0])
     cols: dict[str, list[Any]] = {f.name: [] for f in S.DATASETS_FIELDS}
     for joinid, scan in rows:
         e = entries[scan.dataset_id]
@@ -59,7 +59,7 @@ def info_tables(
             {
                 "soma_joinid": counts["soma_joinid"].to_numpy(),
                 **{
-                    c: W.dict_array(counts[c], sorted(set(counts[c])), c, pa.string())
+                    c: dict_array(counts[c], sorted(set(counts[c])), c, pa.string())
                     for c in ("organism", "category")
                 },
                 "label": pa.array(counts["label"], type=pa.string()),

@@ -1,37 +1,94 @@
-"""The global plan of a build, made from the per-dataset scans: order, joinids, var, vocabularies.
+"""The global plan of a build, made from the per-dataset scans: order, joinids, var, bands.
 
-Everything here is a pure function of the scans in manifest order, which is what makes the build
-deterministic whatever order parallel work finishes in.
+Everything here is a pure function of the scans in build order (and the settings), which is what
+makes the build deterministic whatever order parallel work finishes in. The plan reads each
+dataset's scan files once, in build order, and keeps per organism only what is as large as the
+census's vocabularies and features, plus one small record per block of 32,768 source rows (the
+planner's only census-size state: about 40 bytes per 32,768 cells).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from cellcensus.builder import _schema as S
-from cellcensus.builder._scan import _DICT_COLUMNS, ScanResult, tissue_general
+from cellcensus.builder._band import BandDataset, BandTask, Segment
+from cellcensus.builder._scan import ScanDetail, ScanSummary, features_path, load_detail
+from cellcensus.builder._terms import DICT_COLUMNS, tissue_general
 from cellcensus.errors import BadInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+#: Work of one cell (writing its obs row, reading its obs) in units of one stored X value, for
+#: sizing bands: a band's cost is its stored values plus this many per cell.
+CELL_COST = 16
+#: With automatic band sizing, a census is cut into about this many bands (at least one chunk of
+#: work each): enough for a 64-worker cluster, few enough fragments per array.
+TARGET_BANDS = 64
 
 
 @dataclass
 class DatasetPlan:
     """One contributing dataset within its organism's experiment."""
 
-    scan: ScanResult
+    scan: ScanSummary
     soma_joinid: int  # row of census_info/datasets and of the presence matrix
     obs_joinid_start: int
-    var_joinids: npt.NDArray[np.int64]  # census var joinid of each kept feature
-    chunk_starts: list[int] = field(default_factory=list)  # obs joinid of each chunk's first cell
+    features: str = ""  # .npz of positions, census var joinids and lengths
+
+    @property
+    def dataset_id(self) -> str:
+        """The dataset's id."""
+        return self.scan.dataset_id
+
+
+@dataclass
+class _Summary:
+    """summary_cell_counts accumulators of one organism (sizes of its vocabularies)."""
+
+    totals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    uniques: Counter[tuple[str, str]] = field(default_factory=Counter)
+    labels: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def add(self, dataset_id: str, rows: list[tuple[str, str, str, bool, int]]) -> None:
+        """Add a dataset's counts; a (category, term)'s label comes from the first dataset by id."""
+        for category, term, label, primary, n in rows:
+            keys = [((category, term), label)]
+            if category == "cell_type":  # every cell has one cell type: also the "all" row
+                keys.append((("all", "na"), "na"))
+            for key, lab in keys:
+                known = self.labels.get(key)
+                if known is None or dataset_id < known[0]:
+                    self.labels[key] = (dataset_id, lab)
+                self.totals[key] += n
+                if primary:
+                    self.uniques[key] += n
+
+
+_BLOCK_DTYPE = np.dtype(
+    [
+        ("dataset", np.int32),
+        ("start", np.int64),
+        ("stop", np.int64),
+        ("n", np.int64),
+        ("n_values", np.int64),
+    ]
+)
 
 
 @dataclass
 class OrganismPlan:
-    """One experiment: its datasets, var table and obs vocabularies."""
+    """One experiment: its datasets, var table, obs vocabularies and bands."""
 
     organism: S.Organism
     datasets: list[DatasetPlan]
@@ -39,150 +96,326 @@ class OrganismPlan:
     dictionaries: dict[str, list[str]]
     n_obs: int
     n_primary: int
+    summary: _Summary = field(default_factory=_Summary)
+    blocks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_BLOCK_DTYPE))
+    dictionaries_path: str = ""
 
     @property
     def n_var(self) -> int:
         """Number of census features of this organism."""
         return len(self.var)
 
-
-def _chunk_starts(scan: ScanResult, first: int, mask: npt.NDArray[np.bool_] | None) -> list[int]:
-    starts = []
-    pos = first
-    for start, stop in scan.chunks:
-        starts.append(pos)
-        pos += (stop - start) if mask is None else int(mask[start:stop].sum())
-    return starts
+    @property
+    def n_values(self) -> int:
+        """Estimated stored values of the experiment's X."""
+        return int(self.blocks["n_values"].sum())
 
 
-def _union_var(organism: S.Organism, scans: list[ScanResult]) -> pd.DataFrame:
-    frames = [s.features for s in scans if s.features is not None]
-    var = pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
-    dup = var["feature_id"].duplicated(keep=False)
-    if dup.any():
-        fid = var.loc[dup, "feature_id"].iloc[0]
-        owners = [
-            s.dataset_id
-            for s in scans
-            if s.features is not None and (s.features["feature_id"] == fid).any()
-        ]
-        msg = (
-            f"feature {fid!r} of {organism.label} has different name, length or type in datasets "
-            f"{', '.join(owners)}; all datasets must use the same gene reference"
-        )
-        raise BadInputError(
-            msg,
-            field="var",
-        )
-    return var
+class _VarUnion:
+    """Census features of one organism in first-seen order; conflicting definitions refused."""
+
+    def __init__(self, organism: S.Organism) -> None:
+        self.organism = organism
+        self.index: dict[str, int] = {}
+        self.rows: list[tuple[str, str, int, str]] = []
+        self.owner: list[str] = []
+
+    def add(self, dataset_id: str, features: pd.DataFrame) -> np.ndarray:
+        joinids = np.empty(len(features), dtype=np.int64)
+        for i, row in enumerate(
+            zip(
+                features["feature_id"].tolist(),
+                features["feature_name"].tolist(),
+                features["feature_length"].tolist(),
+                features["feature_type"].tolist(),
+                strict=True,
+            )
+        ):
+            j = self.index.get(row[0])
+            if j is None:
+                j = self.index[row[0]] = len(self.rows)
+                self.rows.append(row)
+                self.owner.append(dataset_id)
+            elif self.rows[j] != row:
+                msg = (
+                    f"feature {row[0]!r} of {self.organism.label} has different name, length or "
+                    f"type in datasets {self.owner[j]}, {dataset_id}; all datasets must use the "
+                    "same gene reference"
+                )
+                raise BadInputError(msg, field="var")
+            joinids[i] = j
+        return joinids
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.rows, columns=["feature_id", "feature_name", "feature_length", "feature_type"]
+        ).astype({"feature_length": np.int64})
 
 
-def _dictionaries(scans: list[ScanResult]) -> dict[str, list[str]]:
+class _Vocabularies:
     """Dictionary values per obs column, as the official builder's pandas would make them.
 
-    A column whose categories are identical in every contributing dataset keeps those categories in
-    file order (unused ones included); otherwise the values present, sorted.
+    A column whose categories are identical in every contributing dataset keeps those categories
+    in file order (unused ones included); otherwise the values present, sorted.
     """
-    out: dict[str, list[str]] = {"dataset_id": sorted(s.dataset_id for s in scans)}
-    kept_categorical: set[str] = set()
-    for c in _DICT_COLUMNS:
-        infos = [s.column_info[c] for s in scans]
-        if all(i.categorical for i in infos) and len({i.categories for i in infos}) == 1:
-            out[c] = list(infos[0].categories or ())
-            kept_categorical.add(c)
+
+    def __init__(self) -> None:
+        self.dataset_ids: list[str] = []
+        self.values: dict[str, set[str]] = {c: set() for c in DICT_COLUMNS}
+        self.categories: dict[str, tuple[str, ...] | None] = {}
+        self.same: dict[str, bool] = dict.fromkeys(DICT_COLUMNS, True)
+
+    def add(self, dataset_id: str, detail: ScanDetail) -> None:
+        self.dataset_ids.append(dataset_id)
+        for c in DICT_COLUMNS:
+            self.values[c].update(detail.values[c])
+            info = detail.column_info[c]
+            cats = info.categories if info.categorical else None
+            if cats is None or (c in self.categories and self.categories[c] != cats):
+                self.same[c] = False
+            self.categories.setdefault(c, cats)
+
+    def result(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {"dataset_id": sorted(self.dataset_ids)}
+        kept_categorical = set()
+        for c in DICT_COLUMNS:
+            cats = self.categories.get(c)
+            if self.same[c] and cats is not None:
+                out[c] = list(cats)
+                kept_categorical.add(c)
+            else:
+                out[c] = sorted(self.values[c])
+        tissues = out["tissue_ontology_term_id"]
+        present = self.values["tissue_ontology_term_id"]
+        general_ids = [tissue_general(t)[0] for t in tissues]
+        if (
+            "tissue_ontology_term_id" in kept_categorical
+            and present.issuperset(tissues)
+            and len(set(general_ids)) == len(general_ids)
+        ):
+            out["tissue_general_ontology_term_id"] = general_ids
+            labels = [tissue_general(t)[1] for t in tissues]
+            out["tissue_general"] = (
+                labels if len(set(labels)) == len(labels) else sorted(set(labels))
+            )
         else:
-            out[c] = sorted(set().union(*(s.values[c] for s in scans)))
-    tissues = out["tissue_ontology_term_id"]
-    present = set().union(*(s.values["tissue_ontology_term_id"] for s in scans))
-    general_ids = [tissue_general(t)[0] for t in tissues]
-    if (
-        "tissue_ontology_term_id" in kept_categorical
-        and present.issuperset(tissues)
-        and len(set(general_ids)) == len(general_ids)
-    ):
-        out["tissue_general_ontology_term_id"] = general_ids
-        labels = [tissue_general(t)[1] for t in tissues]
-        out["tissue_general"] = labels if len(set(labels)) == len(labels) else sorted(set(labels))
-    else:
-        pairs = {tissue_general(t) for t in present}
-        out["tissue_general_ontology_term_id"] = sorted({p[0] for p in pairs})
-        out["tissue_general"] = sorted({p[1] for p in pairs})
-    return out
+            pairs = {tissue_general(t) for t in present}
+            out["tissue_general_ontology_term_id"] = sorted({p[0] for p in pairs})
+            out["tissue_general"] = sorted({p[1] for p in pairs})
+        return out
 
 
-def make_plans(scans: list[ScanResult]) -> list[OrganismPlan]:
-    """Plan every census experiment from the scans (in manifest order)."""
-    contributing = [s for s in scans if s.n_included > 0]
-    joinid = {s.dataset_id: i for i, s in enumerate(contributing)}
+def _plan_organism(
+    organism: S.Organism, scans: list[ScanSummary], joinid_of: dict[str, int], plan_dir: Path
+) -> OrganismPlan:
+    var = _VarUnion(organism)
+    vocab = _Vocabularies()
+    summary = _Summary()
+    datasets: list[DatasetPlan] = []
+    blocks: list[tuple[int, int, int, int, int]] = []
+    start = n_primary = 0
+    out_dir = plan_dir / organism.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = plan_dir.parent
+    for i, s in enumerate(scans):
+        detail = load_detail(work_dir, s.key)
+        features = pd.read_parquet(features_path(work_dir, s.key))
+        joinids = var.add(s.dataset_id, features)
+        vocab.add(s.dataset_id, detail)
+        summary.add(s.dataset_id, detail.summary)
+        path = out_dir / f"{s.key}.npz"
+        np.savez(
+            path,
+            positions=features["position"].to_numpy(dtype=np.int64),
+            joinids=joinids,
+            lengths=features["feature_length"].to_numpy(dtype=np.int64),
+        )
+        datasets.append(
+            DatasetPlan(
+                scan=s,
+                soma_joinid=joinid_of[s.dataset_id],
+                obs_joinid_start=start,
+                features=str(path),
+            )
+        )
+        blocks.extend(
+            (i, b.start, b.stop, b.n_included, b.n_values) for b in detail.blocks if b.n_included
+        )
+        start += s.n_included
+        n_primary += s.n_primary
+    dictionaries = vocab.result()
+    dict_path = out_dir / "dictionaries.json"
+    dict_path.write_text(json.dumps(dictionaries))
+    return OrganismPlan(
+        organism=organism,
+        datasets=datasets,
+        var=var.frame(),
+        dictionaries=dictionaries,
+        n_obs=start,
+        n_primary=n_primary,
+        summary=summary,
+        blocks=np.array(blocks, dtype=_BLOCK_DTYPE),
+        dictionaries_path=str(dict_path),
+    )
+
+
+def make_plans(scans: Sequence[ScanSummary], plan_dir: Path) -> list[OrganismPlan]:
+    """Plan every census experiment from the scans (in build order)."""
+    contributing = [s for s in scans if s.contributes]
+    # dataset soma_joinids count contributing datasets in build order, across organisms
+    joinid_of = {s.dataset_id: k for k, s in enumerate(contributing)}
     plans = []
     for organism in S.ORGANISMS:
         mine = [s for s in contributing if s.organism_term == organism.ontology_term_id]
-        if not mine:
+        if mine:
+            plans.append(_plan_organism(organism, mine, joinid_of, plan_dir))
+        else:
             plans.append(OrganismPlan(organism, [], pd.DataFrame(), {}, 0, 0))
-            continue
-        var = _union_var(organism, mine)
-        index = pd.Index(var["feature_id"])
-        datasets = []
-        start = 0
-        for s in mine:
-            if s.features is None:  # pragma: no cover - contributing scans have features
-                msg = f"internal error: dataset {s.dataset_id} contributes cells but no features"
-                raise AssertionError(msg)
-            var_joinids = index.get_indexer(s.features["feature_id"]).astype(np.int64)
-            mask = np.load(s.mask_path) if s.mask_path else None
-            datasets.append(
-                DatasetPlan(
-                    scan=s,
-                    soma_joinid=joinid[s.dataset_id],
-                    obs_joinid_start=start,
-                    var_joinids=var_joinids,
-                    chunk_starts=_chunk_starts(s, start, mask),
+    return plans
+
+
+def band_cost(plans: list[OrganismPlan], chunk_nnz: int, band_nnz: int | None) -> int:
+    """The work per band: ``band_nnz``, or about 1/TARGET_BANDS of the census (>= one chunk)."""
+    if band_nnz:
+        return band_nnz
+    total = sum(p.n_values + CELL_COST * p.n_obs for p in plans)
+    return max(chunk_nnz, math.ceil(total / TARGET_BANDS))
+
+
+def _boundaries(plan: OrganismPlan, cost: int) -> list[int]:
+    """Joinids where bands start (multiples of X_TILE), and the end (n_obs)."""
+    bounds = [0]
+    acc = 0.0
+    cum = 0
+    for b in plan.blocks:
+        n = int(b["n"])
+        block_cost = float(b["n_values"]) + CELL_COST * n
+        acc += block_cost
+        cum += n
+        if acc >= cost:
+            boundary = cum // S.X_TILE * S.X_TILE
+            if boundary > bounds[-1] and boundary < plan.n_obs:
+                bounds.append(boundary)
+                acc = block_cost * (cum - boundary) / n
+    bounds.append(plan.n_obs)
+    return bounds
+
+
+def n_bands(plan: OrganismPlan, cost: int) -> int:
+    """How many bands :func:`make_bands` cuts an experiment into."""
+    return len(_boundaries(plan, cost)) - 1 if plan.n_obs else 0
+
+
+def make_bands(
+    plan: OrganismPlan,
+    *,
+    exp_uri: str,
+    cost: int,
+    chunk_nnz: int,
+    check_values: bool,
+    first_timestamp: int,
+    work_dir: Path,
+) -> list[BandTask]:
+    """Cut an experiment into band tasks (see ``_band``); timestamps count up from the first."""
+    if plan.n_obs == 0:
+        return []
+    datasets = tuple(
+        BandDataset(
+            dataset_id=d.dataset_id,
+            path=d.scan.path,
+            features=d.features,
+            n_measured_vars=d.scan.n_features,
+        )
+        for d in plan.datasets
+    )
+    bounds = _boundaries(plan, cost)
+    ends = np.cumsum(plan.blocks["n"])
+    starts = ends - plan.blocks["n"]
+    tasks = []
+    for index, (b0, b1) in enumerate(itertools.pairwise(bounds)):
+        k0 = int(np.searchsorted(ends, b0, side="right"))
+        k1 = int(np.searchsorted(starts, b1, side="left"))
+        segments: list[Segment] = []
+        n_values = 0.0
+        for k in range(k0, k1):
+            block = plan.blocks[k]
+            skip = max(b0 - int(starts[k]), 0)
+            take = min(b1, int(ends[k])) - max(b0, int(starts[k]))
+            n_values += float(block["n_values"]) * take / int(block["n"])
+            prev = segments[-1] if segments else None
+            if (
+                prev is not None
+                and prev.dataset == int(block["dataset"])
+                and prev.row_stop == int(block["start"])
+            ):
+                segments[-1] = Segment(
+                    dataset=prev.dataset,
+                    row_start=prev.row_start,
+                    row_stop=int(block["stop"]),
+                    skip=prev.skip,
+                    take=prev.take + take,
                 )
-            )
-            start += s.n_included
-        plans.append(
-            OrganismPlan(
-                organism=organism,
-                datasets=datasets,
-                var=var,
-                dictionaries=_dictionaries(mine),
-                n_obs=start,
-                n_primary=sum(s.n_primary for s in mine),
+            else:
+                segments.append(
+                    Segment(
+                        dataset=int(block["dataset"]),
+                        row_start=int(block["start"]),
+                        row_stop=int(block["stop"]),
+                        skip=skip,
+                        take=take,
+                    )
+                )
+        used = sorted({s.dataset for s in segments})
+        remap = {old: new for new, old in enumerate(used)}
+        tasks.append(
+            BandTask(
+                organism=plan.organism.name,
+                index=index,
+                exp_uri=exp_uri,
+                joinid_start=b0,
+                joinid_stop=b1,
+                shape=(plan.n_obs, plan.n_var),
+                datasets=tuple(datasets[i] for i in used),
+                segments=tuple(
+                    Segment(
+                        dataset=remap[s.dataset],
+                        row_start=s.row_start,
+                        row_stop=s.row_stop,
+                        skip=s.skip,
+                        take=s.take,
+                    )
+                    for s in segments
+                ),
+                dictionaries=plan.dictionaries_path,
+                timestamp=first_timestamp + index,
+                chunk_nnz=chunk_nnz,
+                check_values=check_values,
+                var_nnz_path=str(work_dir / "bands" / plan.organism.name / f"{index}.npy"),
+                n_values=round(n_values),
             )
         )
-    return plans
+    return tasks
 
 
 def summary_cell_counts(plans: list[OrganismPlan]) -> pd.DataFrame:
     """census_info/summary_cell_counts rows, in census order (organism, category, term id)."""
-    totals: Counter[tuple[str, str, str]] = Counter()
-    uniques: Counter[tuple[str, str, str]] = Counter()
-    labels: dict[tuple[str, str, str], str] = {}
+    keys: list[tuple[str, str, str]] = []
     for plan in plans:
-        org = plan.organism.name
-        for d in sorted(plan.datasets, key=lambda d: d.scan.dataset_id):
-            counts = d.scan.summary
-            all_key = (org, "all", "na")
-            labels.setdefault(all_key, "na")
-            for (cat, term, label, primary), n in sorted(counts.items()):
-                key = (org, cat, term)
-                labels.setdefault(key, label)
-                totals[key] += n
-                if primary:
-                    uniques[key] += n
-                if cat == "cell_type":
-                    totals[all_key] += n
-                    if primary:
-                        uniques[all_key] += n
-    keys = sorted(labels)
+        keys.extend((plan.organism.name, c, t) for c, t in plan.summary.labels)
+    keys.sort()
+    by_org = {p.organism.name: p.summary for p in plans}
     return pd.DataFrame(
         {
             "soma_joinid": np.arange(len(keys), dtype=np.int64),
             "organism": [k[0] for k in keys],
             "category": [k[1] for k in keys],
-            "label": [labels[k] for k in keys],
+            "label": [by_org[k[0]].labels[(k[1], k[2])][1] for k in keys],
             "ontology_term_id": [k[2] for k in keys],
-            "total_cell_count": np.array([totals[k] for k in keys], dtype=np.int64),
-            "unique_cell_count": np.array([uniques[k] for k in keys], dtype=np.int64),
+            "total_cell_count": np.array(
+                [by_org[k[0]].totals[(k[1], k[2])] for k in keys], dtype=np.int64
+            ),
+            "unique_cell_count": np.array(
+                [by_org[k[0]].uniques[(k[1], k[2])] for k in keys], dtype=np.int64
+            ),
         }
     )

@@ -1,153 +1,154 @@
-"""First pass over one dataset: checks, inclusion masks, vocabularies and summary counts.
+"""First pass over one dataset: checks, inclusion counts, vocabularies, summary counts, blocks.
 
-Runs per dataset (in parallel on Dask when configured) and reads obs in row chunks; X is only read
-here when values must be checked up front (``--on-error skip``).
+Runs per dataset (in parallel on Dask when configured) and reads obs in blocks of
+``OBS_CHUNK_ROWS`` rows. What it learns goes to the work directory (``scan.json`` and
+``features.parquet`` under ``scan/<key>/``), never into a dataset-length array: per block of rows
+it records how many cells the census includes and how many values they store, which is all the
+planner needs to cut the census into bands of work. X is only read here when values must be
+checked up front (``--on-error skip``).
+
+One per-cell array is held while a dataset is scanned: a 64-bit hash of each cell's obs index
+(8 bytes per cell of the dataset), to refuse duplicate cell names without a second pass.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import warnings
+import time
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from cellcensus.builder import _schema as S
-from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource, row_chunks
+from cellcensus.builder._compat import release_free_memory
+from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource
+from cellcensus.builder._state import atomic_write_bytes
+from cellcensus.builder._terms import (
+    DICT_COLUMNS,
+    TERM_COLUMNS,
+    check_terms,
+    gene_reference_version,
+    tissue_general_columns,
+    unknown_genes,
+)
 from cellcensus.builder._xmath import is_nonnegative_integral
 from cellcensus.errors import BadInputError
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 logger = logging.getLogger(__name__)
 
-#: obs columns whose values are ontology term ids, checked against the ontologies.
-_TERM_COLUMNS = (
-    "assay_ontology_term_id",
-    "cell_type_ontology_term_id",
-    "development_stage_ontology_term_id",
-    "disease_ontology_term_id",
-    "self_reported_ethnicity_ontology_term_id",
-    "sex_ontology_term_id",
-    "tissue_ontology_term_id",
-)
-_SPECIAL_TERMS = frozenset({"unknown", "na"})
-_DICT_COLUMNS = tuple(f.name for f in S.OBS_TERM_FIELDS if f.dictionary)
+SCAN_FORMAT_VERSION = 1
+_WARNINGS_SHOWN = 5
 
 
-@cache
-def _ontology() -> object:
-    from cellxgene_ontology_guide.ontology_parser import OntologyParser
+@dataclass(frozen=True, kw_only=True)
+class Block:
+    """A run of source rows: how many of its cells the census takes, and their stored values."""
 
-    with warnings.catch_warnings():
-        # the guide marks the 7.0.0 ontology release deprecated; it is still the census's
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return OntologyParser(f"v{S.CXG_SCHEMA_VERSION}")
-
-
-@cache
-def _tissue_general_terms() -> list[str]:
-    from cellxgene_ontology_guide import curated_ontology_term_lists
-    from cellxgene_ontology_guide.entities import CuratedOntologyTermList
-
-    return list(
-        curated_ontology_term_lists.get_curated_ontology_term_list(
-            CuratedOntologyTermList.TISSUE_GENERAL
-        )
-    )
+    start: int
+    stop: int
+    n_included: int
+    n_values: int  # stored values of the included cells (CSR: exact; else the average)
 
 
-@cache
-def tissue_general(tissue_id: str) -> tuple[str, str]:
-    """(tissue_general_ontology_term_id, tissue_general) for a tissue term.
-
-    The first curated high-level tissue above the term; the term itself when there is none or the
-    term is unknown to the ontology.
-    """
-    parser = _ontology()
-    try:
-        general = parser.get_high_level_terms(tissue_id, _tissue_general_terms())[0]  # type: ignore[attr-defined]
-    except (IndexError, KeyError, ValueError):
-        general = tissue_id
-    try:
-        label = str(parser.get_term_label(general))  # type: ignore[attr-defined]
-    except (KeyError, ValueError):
-        label = general
-    return str(general), label
-
-
-def _map_terms(ids: pd.Series, fn: Callable[[str], str]) -> pd.Series:
-    """Map each distinct value through ``fn``; a categorical result, without per-cell strings."""
-    if not isinstance(ids.dtype, pd.CategoricalDtype):
-        ids = ids.astype(str).astype("category")
-    mapped = np.array([fn(str(t)) for t in ids.cat.categories], dtype=object)
-    uniques, inverse = np.unique(mapped, return_inverse=True) if len(mapped) else (mapped, mapped)
-    codes = ids.cat.codes.to_numpy()
-    new_codes = np.where(codes >= 0, np.asarray(inverse, dtype=np.int64)[codes], -1)
-    return pd.Series(
-        pd.Categorical.from_codes(new_codes, categories=pd.Index(uniques)), index=ids.index
-    )
-
-
-def tissue_general_columns(tissue_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """``tissue_general_ontology_term_id`` and ``tissue_general`` of each cell (mapped per term)."""
-    general_id = _map_terms(tissue_ids, lambda t: tissue_general(t)[0])
-    general_label = _map_terms(tissue_ids, lambda t: tissue_general(t)[1])
-    return general_id, general_label
-
-
-def _valid_term(term: str) -> bool:
-    if term in _SPECIAL_TERMS:
-        return True
-    try:
-        return bool(_ontology().is_valid_term_id(term))  # type: ignore[attr-defined]
-    except (KeyError, ValueError):
-        return False
-
-
-def check_terms(dataset_id: str, column: str, values: set[str]) -> None:
-    """Raise BadInputError naming the first value of ``column`` that is not a known term id."""
-    for value in sorted(values):
-        parts = [p.strip() for chunk in value.split(" || ") for p in chunk.split(",")]
-        bad = [p for p in parts if not _valid_term(p)]
-        if bad:
-            msg = (
-                f"unknown ontology term id {bad[0]!r} (value {value!r}); use a term of the "
-                f"ontology releases of dataset schema {S.CXG_SCHEMA_VERSION}"
-            )
-            raise BadInputError(
-                msg,
-                dataset_id=dataset_id,
-                field=column,
-            )
-
-
-@dataclass
-class ScanResult:
-    """What the first pass learned about one dataset (small; X is summarized, never kept)."""
+@dataclass(frozen=True, kw_only=True)
+class ScanSummary:
+    """What the driver keeps of one dataset's scan (small; the rest is in the work directory)."""
 
     dataset_id: str
+    key: str  # names the dataset's files in the work directory (id + source checksum)
     path: str
     organism_term: str
     n_obs: int
     n_included: int = 0
-    excluded_reason: str | None = None
-    mask_path: str | None = None  # .npy of the cell mask when not all rows are included
-    features: pd.DataFrame | None = None  # kept features: feature_id, name, length, type
-    var_keep: npt.NDArray[np.int64] | None = None  # local var positions of kept features
     n_primary: int = 0
+    n_values: int = 0
+    n_features: int = 0
+    excluded_reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0  # wall time of the scan task
+
+    @property
+    def contributes(self) -> bool:
+        """Whether the dataset adds cells to a census experiment."""
+        return self.n_included > 0 and self.excluded_reason is None
+
+
+@dataclass(kw_only=True)
+class ScanDetail:
+    """The per-dataset facts the planner and band tasks read back from the work directory."""
+
     column_info: dict[str, ColumnInfo] = field(default_factory=dict)
-    values: dict[str, set[str]] = field(default_factory=dict)  # included values per dict column
-    summary: Counter[tuple[str, str, str, bool]] = field(default_factory=Counter)
-    chunks: list[tuple[int, int]] = field(default_factory=list)
+    values: dict[str, list[str]] = field(default_factory=dict)  # included values per column
+    summary: list[tuple[str, str, str, bool, int]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     has_full_gene_cells: bool = False
+
+
+def scan_dir(work_dir: str | Path, key: str) -> Path:
+    """The directory of one dataset's scan files."""
+    return Path(work_dir) / "scan" / key
+
+
+def features_path(work_dir: str | Path, key: str) -> Path:
+    """Kept features of a dataset: feature_id, name, length, type and local position."""
+    return scan_dir(work_dir, key) / "features.parquet"
+
+
+def _scan_json(work_dir: str | Path, key: str) -> Path:
+    return scan_dir(work_dir, key) / "scan.json"
+
+
+def load_summary(work_dir: str | Path, key: str) -> ScanSummary | None:
+    """The summary of a finished scan, or None when the dataset was not scanned (completely)."""
+    path = _scan_json(work_dir, key)
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("format_version") != SCAN_FORMAT_VERSION:
+        return None
+    s = doc["summary"]
+    return ScanSummary(**{**s, "warnings": tuple(s.get("warnings", ()))})
+
+
+def load_detail(work_dir: str | Path, key: str) -> ScanDetail:
+    """The planner's facts of a finished scan."""
+    doc = json.loads(_scan_json(work_dir, key).read_text())
+    d = doc["detail"]
+    return ScanDetail(
+        column_info={
+            c: ColumnInfo(i["categorical"], tuple(i["categories"]) if i["categories"] else None)
+            for c, i in d["column_info"].items()
+        },
+        values={c: list(v) for c, v in d["values"].items()},
+        summary=[(c, t, lab, bool(p), int(n)) for c, t, lab, p, n in d["summary"]],
+        blocks=[Block(**b) for b in d["blocks"]],
+        has_full_gene_cells=bool(d["has_full_gene_cells"]),
+    )
+
+
+def _save(work_dir: str | Path, summary: ScanSummary, detail: ScanDetail) -> None:
+    doc = {
+        "format_version": SCAN_FORMAT_VERSION,
+        "summary": asdict(summary),
+        "detail": {
+            "column_info": {
+                c: {"categorical": i.categorical, "categories": list(i.categories or ())}
+                for c, i in detail.column_info.items()
+            },
+            "values": detail.values,
+            "summary": [list(r) for r in detail.summary],
+            "blocks": [asdict(b) for b in detail.blocks],
+            "has_full_gene_cells": detail.has_full_gene_cells,
+        },
+    }
+    # written last: its presence marks the scan finished
+    atomic_write_bytes(_scan_json(work_dir, summary.key), json.dumps(doc).encode())
 
 
 def _check_uns(src: H5ADSource) -> str:
@@ -157,23 +158,18 @@ def _check_uns(src: H5ADSource) -> str:
             f"dataset schema version {version!r} is not accepted (accepted: "
             f"{', '.join(S.ACCEPTED_CXG_SCHEMA_VERSIONS)})"
         )
-        raise BadInputError(
-            msg,
-            dataset_id=src.dataset_id,
-            field="uns.schema_version",
-        )
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="uns.schema_version")
     organism = src.uns_str("organism_ontology_term_id")
     if not organism:
         msg = "missing uns['organism_ontology_term_id'] (required by dataset schema 7)"
-        raise BadInputError(
-            msg,
-            dataset_id=src.dataset_id,
-            field="uns.organism_ontology_term_id",
-        )
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="uns.organism_ontology_term_id")
     return organism
 
 
-def _features(src: H5ADSource, organism: str) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+def _features(
+    src: H5ADSource, organism: S.Organism, unknown: Literal["error", "drop"]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The dataset's census features (with local positions) and warnings about dropped ones."""
     missing = [c for c in S.REQUIRED_VAR_COLUMNS if c not in src.var_columns()]
     if missing:
         where = "raw.var" if src.has_raw else "var"
@@ -181,23 +177,37 @@ def _features(src: H5ADSource, organism: str) -> tuple[pd.DataFrame, npt.NDArray
             f"required {where} column is missing (published H5ADs carry "
             f"{', '.join(S.REQUIRED_VAR_COLUMNS)})"
         )
-        raise BadInputError(
-            msg,
-            dataset_id=src.dataset_id,
-            field=missing[0],
-        )
+        raise BadInputError(msg, dataset_id=src.dataset_id, field=missing[0])
     var = src.read_var(list(S.REQUIRED_VAR_COLUMNS))
     if not var.index.is_unique:
         dup = var.index[var.index.duplicated()][0]
         msg = f"feature id {dup!r} appears twice"
         raise BadInputError(msg, dataset_id=src.dataset_id, field="var.index")
     keep = (var["feature_biotype"].astype(str) == "gene") & (
-        var["feature_reference"].astype(str) == organism
+        var["feature_reference"].astype(str) == organism.ontology_term_id
     )
-    kept = var[keep.to_numpy()]
+    keep_arr = keep.to_numpy()
+    warnings: list[str] = []
+    bad = unknown_genes(organism, var.index[keep_arr])
+    if bad:
+        shown = ", ".join(bad[:_WARNINGS_SHOWN]) + (" ..." if len(bad) > _WARNINGS_SHOWN else "")
+        reference = gene_reference_version(organism.name)
+        if unknown == "error":
+            msg = (
+                f"{len(bad)} feature id(s) are not genes of {organism.label}'s reference "
+                f"({reference}): {shown}; fix the dataset, or build with --unknown-genes drop "
+                "to leave such features out"
+            )
+            raise BadInputError(msg, dataset_id=src.dataset_id, field="var.index")
+        keep_arr &= ~var.index.isin(bad)
+        warnings.append(
+            f"{len(bad)} feature id(s) not in {organism.label}'s gene reference ({reference}) "
+            f"were left out: {shown}"
+        )
+    kept = var[keep_arr]
     lengths = pd.to_numeric(kept["feature_length"], errors="coerce")
-    if lengths.isna().any():
-        msg = "feature_length must be an integer"
+    if lengths.isna().any() or (lengths < 0).any():
+        msg = "feature_length must be a non-negative integer"
         raise BadInputError(msg, dataset_id=src.dataset_id, field="feature_length")
     features = pd.DataFrame(
         {
@@ -205,9 +215,10 @@ def _features(src: H5ADSource, organism: str) -> tuple[pd.DataFrame, npt.NDArray
             "feature_name": kept["feature_name"].astype(str).to_numpy(),
             "feature_length": lengths.astype(np.int64).to_numpy(),
             "feature_type": kept["feature_type"].astype(str).to_numpy(),
+            "position": np.flatnonzero(keep_arr).astype(np.int64),
         }
     )
-    return features, np.flatnonzero(keep.to_numpy()).astype(np.int64)
+    return features, warnings
 
 
 def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) -> None:
@@ -223,66 +234,152 @@ def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) 
                 acc[(category, str(t), str(lab), bool(p))] += int(n)
 
 
-def _scan_obs(src: H5ADSource, result: ScanResult) -> npt.NDArray[np.bool_]:
-    """Read obs in row chunks: the inclusion mask, vocabularies, summary counts, primary cells."""
-    dataset_id = src.dataset_id
-    values: dict[str, set[str]] = {c: set() for c in _DICT_COLUMNS}
+def include_mask(obs: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which cells the census takes: accepted tissue type and accepted RNA-seq assay."""
     accepted = sorted(S.accepted_assays())
-    full_gene = sorted(S.full_gene_assays())
-    masks: list[npt.NDArray[np.bool_]] = []
-    for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
-        stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
-        obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
-        mask = (
+    return cast(
+        "npt.NDArray[np.bool_]",
+        (
             obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES)
             & obs["assay_ontology_term_id"].isin(accepted)
-        ).to_numpy()
-        masks.append(mask)
+        ).to_numpy(dtype=bool),
+    )
+
+
+def _check_primary(src: H5ADSource, obs: pd.DataFrame) -> None:
+    col = obs["is_primary_data"]
+    if col.dtype != bool:
+        msg = f"is_primary_data must be boolean, not {col.dtype}"
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="is_primary_data")
+
+
+class _IndexHashes:
+    """64-bit hashes of the obs index, to find duplicate cell names (8 bytes per cell)."""
+
+    def __init__(self, n_obs: int) -> None:
+        self.hashes = np.empty(n_obs, dtype=np.uint64)
+
+    @staticmethod
+    def _hash(names: pd.Series) -> npt.NDArray[np.uint64]:
+        return pd.util.hash_array(names.astype(str).to_numpy(dtype=object), categorize=False)
+
+    def add(self, start: int, names: pd.Series) -> None:
+        self.hashes[start : start + len(names)] = self._hash(names)
+
+    def check(self, src: H5ADSource) -> None:
+        hashes, self.hashes = self.hashes, np.empty(0, dtype=np.uint64)
+        hashes.sort()
+        colliding = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+        del hashes
+        if not colliding:
+            return
+        # equal hashes: compare the names behind them (a 64-bit collision is not a duplicate)
+        seen: dict[str, int] = {}
+        wanted = np.array(sorted(colliding), dtype=np.uint64)
+        for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
+            names = src.obs_index(start, min(start + OBS_CHUNK_ROWS, src.n_obs)).astype(str)
+            for offset in np.flatnonzero(np.isin(self._hash(names), wanted)).tolist():
+                name, row = str(names.iloc[offset]), start + offset
+                if name in seen:
+                    msg = (
+                        f"obs index (cell name) {name!r} appears twice (rows {seen[name]} and "
+                        f"{row}); cell names must be unique"
+                    )
+                    raise BadInputError(msg, dataset_id=src.dataset_id, field="obs.index")
+                seen[name] = row
+
+
+def _scan_obs(
+    src: H5ADSource,
+) -> tuple[ScanDetail, int, int, int]:
+    """Read obs in blocks; returns (detail, included cells, primary cells, stored values)."""
+    values: dict[str, set[str]] = {c: set() for c in DICT_COLUMNS}
+    summary: Counter[tuple[str, str, str, bool]] = Counter()
+    blocks: list[Block] = []
+    full_gene = sorted(S.full_gene_assays())
+    n_included = n_primary = n_values = 0
+    has_full_gene = False
+    hashes = _IndexHashes(src.n_obs)
+    for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
+        stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
+        hashes.add(start, src.obs_index(start, stop))
+        obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
+        mask = include_mask(obs)
         inc = obs[mask]
+        ptr = src.indptr(start, stop)
+        if ptr is not None:
+            block_values = int(np.diff(ptr)[mask].sum())
+        else:
+            block_values = src.row_nnz(start, stop) * int(mask.sum()) // max(stop - start, 1)
+        blocks.append(Block(start=start, stop=stop, n_included=len(inc), n_values=block_values))
         if len(inc) == 0:
             continue
+        _check_primary(src, inc)
         if inc["observation_joinid"].isna().any():
             msg = "observation_joinid has missing values"
-            raise BadInputError(
-                msg,
-                dataset_id=dataset_id,
-                field="observation_joinid",
-            )
-        for c in _DICT_COLUMNS:
+            raise BadInputError(msg, dataset_id=src.dataset_id, field="observation_joinid")
+        for c in DICT_COLUMNS:
             col = inc[c]
             if col.isna().any():
                 msg = "column has missing values"
-                raise BadInputError(msg, dataset_id=dataset_id, field=c)
+                raise BadInputError(msg, dataset_id=src.dataset_id, field=c)
             values[c].update(str(v) for v in pd.unique(col))
         general_id, general_label = tissue_general_columns(inc["tissue_ontology_term_id"])
         inc = inc.assign(tissue_general_ontology_term_id=general_id, tissue_general=general_label)
-        _count_summary(result.summary, inc)
-        result.n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
-        result.has_full_gene_cells |= bool(inc["assay_ontology_term_id"].isin(full_gene).any())
-    result.values = values
-    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+        _count_summary(summary, inc)
+        n_included += len(inc)
+        n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
+        n_values += block_values
+        has_full_gene |= bool(inc["assay_ontology_term_id"].isin(full_gene).any())
+    hashes.check(src)
+    detail = ScanDetail(
+        values={c: sorted(v) for c, v in values.items()},
+        summary=[(c, t, lab, p, n) for (c, t, lab, p), n in sorted(summary.items())],
+        blocks=blocks,
+        has_full_gene_cells=has_full_gene,
+    )
+    return detail, n_included, n_primary, n_values
+
+
+def _check_values(src: H5ADSource, detail: ScanDetail, positions: npt.NDArray[np.int64]) -> None:
+    """Refuse raw counts that are negative or not whole numbers (included cells and features)."""
+    for b in detail.blocks:
+        if not b.n_included:
+            continue
+        obs = src.read_obs(["tissue_type", "assay_ontology_term_id"], b.start, b.stop)
+        x = src.read_x_rows(b.start, b.stop)[include_mask(obs)][:, positions]
+        if not is_nonnegative_integral(x.data):
+            msg = "raw counts must be non-negative whole numbers"
+            raise BadInputError(msg, dataset_id=src.dataset_id, field=src.x_name)
 
 
 def scan_dataset(
     dataset_id: str,
     path: str,
     *,
+    key: str,
     work_dir: str,
-    chunk_nnz: int,
     check_values: bool,
-) -> ScanResult:
-    """Check one staged H5AD and summarize what the census takes from it.
+    unknown_genes_policy: Literal["error", "drop"] = "error",
+) -> ScanSummary:
+    """Check one staged H5AD, summarize what the census takes from it, save it under ``key``.
 
     Raises
     ------
     BadInputError
-        Not an H5AD, wrong schema version, missing columns, unknown ontology ids, or (when
-        ``check_values``) raw counts that are negative or not whole numbers.
+        Not an H5AD, wrong schema version, missing columns, unknown ontology ids or gene ids,
+        duplicate cell names, or (when ``check_values``) raw counts that are negative or not
+        whole numbers.
     """
+    t0 = time.perf_counter()
     with H5ADSource(path, dataset_id) as src:
-        organism = _check_uns(src)
-        result = ScanResult(
-            dataset_id=dataset_id, path=str(path), organism_term=organism, n_obs=src.n_obs
+        organism_term = _check_uns(src)
+        base = ScanSummary(
+            dataset_id=dataset_id,
+            key=key,
+            path=str(path),
+            organism_term=organism_term,
+            n_obs=src.n_obs,
         )
         missing = [c for c in S.REQUIRED_OBS_COLUMNS if c not in src.obs_columns()]
         if missing:
@@ -290,46 +387,45 @@ def scan_dataset(
                 "required obs column is missing (the census needs every dataset-schema term "
                 "column, its label and observation_joinid)"
             )
-            raise BadInputError(
-                msg,
-                dataset_id=dataset_id,
-                field=missing[0],
-            )
-        if organism not in S.ORGANISM_BY_TERM:
-            result.excluded_reason = f"organism {organism} has no census experiment"
-            return result
-        features, var_keep = _features(src, organism)
+            raise BadInputError(msg, dataset_id=dataset_id, field=missing[0])
+        organism = S.ORGANISM_BY_TERM.get(organism_term)
+        if organism is None:
+            summary = _excluded(base, f"organism {organism_term} has no census experiment")
+            _save(work_dir, summary, ScanDetail())
+            return summary
+        features, warnings = _features(src, organism, unknown_genes_policy)
+        for w in warnings:
+            logger.warning("dataset %s: %s", dataset_id, w)
+        base = _replace(base, warnings=tuple(warnings), n_features=len(features))
         if len(features) == 0:
-            result.excluded_reason = f"no gene features of {organism}"
-            return result
-        result.features, result.var_keep = features, var_keep
-        result.column_info = {c: src.column_info(c) for c in _DICT_COLUMNS}
-        mask_all = _scan_obs(src, result)
-        result.n_included = int(mask_all.sum())
-        if result.n_included == 0:
-            result.excluded_reason = "no cells pass the census filters (assay, tissue_type)"
-            return result
-        for c in _TERM_COLUMNS:
-            check_terms(dataset_id, c, result.values[c])
-        if not mask_all.all():
-            mask_path = Path(work_dir) / "masks" / f"{dataset_id}.npy"
-            mask_path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(mask_path, mask_all)
-            result.mask_path = str(mask_path)
-        result.chunks = row_chunks(
-            src.n_obs,
-            chunk_nnz=chunk_nnz,
-            indptr=src.indptr(),
-            nnz_per_row=src.estimated_nnz_per_row(),
-        )
+            summary = _excluded(base, f"no gene features of {organism_term}")
+            _save(work_dir, summary, ScanDetail())
+            return summary
+        detail, n_included, n_primary, n_values = _scan_obs(src)
+        detail.column_info = {c: src.column_info(c) for c in DICT_COLUMNS}
+        summary = _replace(base, n_included=n_included, n_primary=n_primary, n_values=n_values)
+        if n_included == 0:
+            summary = _excluded(summary, "no cells pass the census filters (assay, tissue_type)")
+            _save(work_dir, summary, ScanDetail())
+            return summary
+        for c in TERM_COLUMNS:
+            check_terms(dataset_id, c, set(detail.values[c]))
         if check_values:
-            for start, stop in result.chunks:
-                x = src.read_x_rows(start, stop)[mask_all[start:stop]][:, var_keep]
-                if not is_nonnegative_integral(x.data):
-                    msg = "raw counts must be non-negative whole numbers"
-                    raise BadInputError(
-                        msg,
-                        dataset_id=dataset_id,
-                        field=src.x_name,
-                    )
-    return result
+            _check_values(src, detail, features["position"].to_numpy())
+    out = features_path(work_dir, key)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    features.to_parquet(out, index=False)
+    summary = _replace(summary, seconds=time.perf_counter() - t0)
+    _save(work_dir, summary, detail)
+    release_free_memory()
+    return summary
+
+
+def _replace(s: ScanSummary, **changes: Any) -> ScanSummary:  # noqa: ANN401 - field values
+    from dataclasses import replace
+
+    return replace(s, **changes)
+
+
+def _excluded(s: ScanSummary, reason: str) -> ScanSummary:
+    return _replace(s, n_included=0, n_primary=0, n_values=0, excluded_reason=reason)

@@ -1,8 +1,13 @@
 """Streaming reader of CELLxGENE-schema H5AD files: obs columns and X rows in chunks, never whole.
 
-Reads the AnnData on-disk format (encoding 0.1.0) directly with h5py, so that only the requested
-rows of obs columns and X are ever in memory. X may be stored as CSR, CSC or dense; raw counts are
-taken from ``raw/X`` (with ``raw/var``) when a ``raw`` group exists, else from ``X`` (with ``var``).
+X is read through anndata's public I/O: ``anndata.io.sparse_dataset`` row slices for CSR
+matrices (as fast as direct h5py reads, measured in ``benchmarks/RESULTS.md``), ``read_elem`` for
+``uns``, ``var`` and categories. Two things have no bounded-memory public path in anndata 0.11 and
+are read with h5py following anndata's documented on-disk format: row ranges of obs columns
+(``read_elem`` reads whole columns; the lazy readers of anndata 0.11 accept neither categorical nor
+string columns), and row ranges of CSC matrices (``sparse_dataset`` row slices of a CSC matrix
+read whole columns), which are scanned in bounded blocks of stored values. Raw counts are taken
+from ``raw/X`` (with ``raw/var``) when a ``raw`` group exists, else from ``X`` (with ``var``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h5py
 import numpy as np
@@ -21,14 +26,19 @@ from scipy import sparse
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
 logger = logging.getLogger(__name__)
 
-#: Rows of obs read at once when scanning columns.
+#: Rows of obs read at once when scanning columns (also the scan's block of rows).
 OBS_CHUNK_ROWS = 32_768
 #: Stored values read at once when scanning a CSC matrix for a row range.
 CSC_SCAN_NNZ = 16_777_216
+#: Rows read as one range when reading a set of rows (e.g. a validation sample).
+_SAMPLE_SPAN = 4096
+#: Rows of the CSR row pointer read at once; also the most rows of one chunk (bounds obs memory).
+_INDPTR_ROWS = 262_144
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,16 @@ class ColumnInfo:
 
     categorical: bool
     categories: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A dataframe column's encoding and its HDF5 datasets."""
+
+    kind: str  # categorical, nullable-boolean, nullable-integer, string, plain
+    data: Any  # h5py.Dataset: codes, values, or the column itself
+    categories: pd.Index | None = None
+    mask: Any = None  # h5py.Dataset of a nullable column's mask
 
 
 def _decode(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -64,20 +84,14 @@ class H5ADSource:
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError as e:
-            msg = f"file {self.path} does not exist"
+            msg = f"file {self.path.name} does not exist"
             raise BadInputError(msg, dataset_id=dataset_id) from e
         except PermissionError as e:
-            msg = f"file {self.path} is not readable"
+            msg = f"file {self.path.name} is not readable"
             raise BadInputError(msg, dataset_id=dataset_id) from e
         except OSError as e:
-            msg = (
-                f"file {self.path} is not a readable HDF5/H5AD file (truncated or another format): "
-                f"{e}"
-            )
-            raise BadInputError(
-                msg,
-                dataset_id=dataset_id,
-            ) from e
+            msg = f"not a readable HDF5/H5AD file (truncated or another format): {e}"
+            raise BadInputError(msg, dataset_id=dataset_id) from e
         try:
             self._check_layout()
         except BaseException:
@@ -138,16 +152,17 @@ class H5ADSource:
                     if part not in x:
                         msg = f"sparse matrix lacks '{part}'"
                         raise self._err(msg, field=self.x_name)
+                expected_ptr = (shape[0] if self.x_format == "csr" else shape[1]) + 1
+                if x["indptr"].shape != (expected_ptr,) or x["data"].shape != x["indices"].shape:
+                    msg = "sparse matrix parts have inconsistent lengths"
+                    raise self._err(msg, field=self.x_name)
             else:
                 self.x_format = "dense"
                 shape = tuple(int(s) for s in x.shape)
             if shape != (self.n_obs, self.n_vars):
                 msg = f"X shape {shape} does not match obs x var ({self.n_obs}, {self.n_vars})"
-                raise self._err(
-                    msg,
-                    field=self.x_name,
-                )
-        except (OSError, KeyError, RuntimeError) as e:
+                raise self._err(msg, field=self.x_name)
+        except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
             if isinstance(e, BadInputError):
                 raise
             msg = f"H5AD is damaged or truncated: {e}"
@@ -164,14 +179,22 @@ class H5ADSource:
 
     # -- uns ---------------------------------------------------------------------------------
     def uns_str(self, key: str) -> str | None:
-        """A scalar string from uns, or None when absent."""
+        """A scalar string from uns, or None when absent or not a scalar."""
+        from anndata.io import read_elem
+
         node = self._file["uns"].get(key)
         if node is None or not isinstance(node, h5py.Dataset):
             return None
-        value = node[()]
+        try:
+            value = read_elem(node) if "encoding-type" in node.attrs else node[()]
+        except Exception as e:  # anndata raises several types for elements it cannot decode
+            msg = f"cannot read uns[{key!r}]: {e}"
+            raise self._err(msg, field=f"uns.{key}") from e
         if isinstance(value, bytes):
             return value.decode()
-        if isinstance(value, np.ndarray) and value.size == 1:
+        if isinstance(value, np.ndarray):
+            if value.size != 1:
+                return None
             item = value.reshape(-1)[0]
             return item.decode() if isinstance(item, bytes) else str(item)
         return str(value)
@@ -187,77 +210,157 @@ class H5ADSource:
 
     def column_info(self, column: str) -> ColumnInfo:
         """Whether an obs column is categorical, and its categories in file order."""
+        from anndata.io import read_elem
+
         node = self._obs[column]
         if isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "categorical":
-            cats = _decode(node["categories"][()])
+            cats = _decode(np.asarray(read_elem(node["categories"])))
             return ColumnInfo(True, tuple(str(c) for c in cats))
         return ColumnInfo(False, None)
 
-    def _read_column(self, group: h5py.Group, column: str, start: int, stop: int) -> pd.Series:
+    def _column(self, group: h5py.Group, column: str) -> _Column:
+        """How to read a dataframe column (looked up once per file and column)."""
+        from anndata.io import read_elem
+
+        cache: dict[tuple[str, str], _Column] = self.__dict__.setdefault("_columns", {})
+        key = (str(group.name), column)
+        if key in cache:
+            return cache[key]
         node = group.get(column)
         if node is None:
             msg = f"column missing from {group.name}"
             raise self._err(msg, field=column)
-        try:
-            if isinstance(node, h5py.Group):
-                kind = node.attrs.get("encoding-type", "")
-                if kind == "categorical":
-                    codes = node["codes"][start:stop]
-                    cats = _decode(node["categories"][()])
-                    return pd.Series(
-                        pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(cats))
-                    )
-                if kind in ("nullable-boolean", "nullable-integer"):
-                    values = node["values"][start:stop]
-                    mask = node["mask"][start:stop]
-                    series = pd.Series(values)
-                    return series.mask(mask.astype(bool))
+        if isinstance(node, h5py.Group):
+            kind = str(node.attrs.get("encoding-type", ""))
+            if kind == "categorical":
+                cats = pd.Index(_decode(np.asarray(read_elem(node["categories"]))))
+                col = _Column(kind, node["codes"], categories=cats)
+            elif kind in ("nullable-boolean", "nullable-integer"):
+                col = _Column(kind, node["values"], mask=node["mask"])
+            else:
                 msg = f"unsupported column encoding {kind!r}"
                 raise self._err(msg, field=column)
-            return pd.Series(_decode(node[start:stop]))
-        except (OSError, ValueError) as e:
+        else:
+            kind = "string" if h5py.check_string_dtype(node.dtype) is not None else "plain"
+            col = _Column(kind, node)
+        cache[key] = col
+        return col
+
+    def _read_column(
+        self,
+        group: h5py.Group,
+        column: str,
+        start: int,
+        stop: int | None = None,
+        *,
+        rows: npt.NDArray[np.int64] | None = None,
+    ) -> pd.Series:
+        """Rows ``[start, stop)`` (or the sorted ``rows``) of a dataframe column.
+
+        Follows anndata's on-disk dataframe encoding (0.2.0) with h5py: anndata 0.11 has no
+        public reader of row ranges of categorical or string columns.
+        """
+        col = self._column(group, column)
+        where: Any = slice(start, stop) if rows is None else rows
+        try:
+            if col.kind == "categorical":
+                codes = np.asarray(col.data[where])
+                cats = col.categories
+                assert cats is not None  # noqa: S101 - set for categorical columns
+                if codes.size and (int(codes.max()) >= len(cats) or int(codes.min()) < -1):
+                    msg = "categorical codes point outside the categories"
+                    raise self._err(msg, field=column)
+                return pd.Series(
+                    pd.Categorical.from_codes(cast("Sequence[int]", codes), categories=cats)
+                )
+            if col.kind in ("nullable-boolean", "nullable-integer"):
+                assert col.mask is not None  # noqa: S101 - set for nullable columns
+                series = pd.Series(col.data[where])
+                return series.mask(np.asarray(col.mask[where]).astype(bool))
+            if col.kind == "string":
+                return pd.Series(col.data.asstr()[where])  # decoded in C, not per value
+            return pd.Series(_decode(np.asarray(col.data[where])))
+        except (OSError, ValueError, TypeError) as e:
+            if isinstance(e, BadInputError):
+                raise
             msg = f"cannot read column: {e}"
             raise self._err(msg, field=column) from e
 
     def read_obs(self, columns: list[str], start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Rows ``[start, stop)`` of the named obs columns."""
         stop = self.n_obs if stop is None else stop
-        return pd.DataFrame({c: self._read_column(self._obs, c, start, stop) for c in columns})
+        frame = pd.DataFrame({c: self._read_column(self._obs, c, start, stop) for c in columns})
+        if len(frame) != stop - start:
+            msg = (
+                f"obs columns are shorter than the obs index ({len(frame)} of {stop - start} rows)"
+            )
+            raise self._err(msg, field="obs")
+        return frame
+
+    def read_obs_rows(self, columns: list[str], rows: npt.NDArray[np.int64]) -> pd.DataFrame:
+        """Some rows (sorted, unique) of the named obs columns (one read per column)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return pd.DataFrame({c: [] for c in columns})
+        return pd.DataFrame({c: self._read_column(self._obs, c, 0, rows=rows) for c in columns})
+
+    def obs_index(self, start: int, stop: int) -> pd.Series:
+        """Rows ``[start, stop)`` of the obs index (cell names)."""
+        index_name = self._obs.attrs.get("_index", "_index")
+        return self._read_column(self._obs, index_name, start, stop)
 
     def read_var(self, columns: list[str]) -> pd.DataFrame:
         """The named var columns (of raw/var when raw exists), indexed by feature id."""
         index_name = self._var.attrs.get("_index", "_index")
         index = self._read_column(self._var, index_name, 0, self.n_vars)
         frame = pd.DataFrame({c: self._read_column(self._var, c, 0, self.n_vars) for c in columns})
+        if len(frame) != self.n_vars:
+            msg = "var columns are shorter than the var index"
+            raise self._err(msg, field="var")
         frame.index = pd.Index(index.astype(str).to_numpy(), name="feature_id")
         return frame
 
     # -- X -------------------------------------------------------------------------------
-    def indptr(self) -> npt.NDArray[np.int64] | None:
-        """The CSR row pointer (exact nnz per row range), or None for CSC/dense."""
+    @property
+    def nnz(self) -> int:
+        """Stored values of the counts matrix (all cells for a dense one)."""
+        if self.x_format == "dense":
+            return self.n_obs * self.n_vars
+        return int(self._x["data"].shape[0])
+
+    def indptr(self, start: int, stop: int) -> npt.NDArray[np.int64] | None:
+        """The CSR row pointer of rows ``[start, stop)`` (``stop - start + 1`` entries).
+
+        None for CSC and dense matrices, whose stored values per row are not recorded.
+        """
         if self.x_format != "csr":
             return None
-        return np.asarray(self._x["indptr"][()], dtype=np.int64)
+        try:
+            ptr = np.asarray(self._x["indptr"][start : stop + 1], dtype=np.int64)
+        except OSError as e:
+            msg = f"cannot read the row pointer: {e}"
+            raise self._err(msg, field=self.x_name) from e
+        if len(ptr) and (np.any(np.diff(ptr) < 0) or int(ptr[-1]) > self.nnz or int(ptr[0]) < 0):
+            msg = "the CSR row pointer is not monotonic or points past the stored values"
+            raise self._err(msg, field=self.x_name)
+        return ptr
 
-    def estimated_nnz_per_row(self) -> float:
-        """Average stored values per row (exact for sparse, the full size for dense)."""
+    def row_nnz(self, start: int, stop: int) -> int:
+        """Stored values of rows ``[start, stop)``: exact for CSR, an average otherwise."""
+        ptr = self.indptr(start, stop)
+        if ptr is not None:
+            return int(ptr[-1] - ptr[0])
         if self.n_obs == 0:
-            return 0.0
-        if self.x_format == "dense":
-            return float(self.n_vars)
-        return float(self._x["data"].shape[0]) / self.n_obs
+            return 0
+        return round(self.nnz * (stop - start) / self.n_obs)
 
     def read_x_rows(self, start: int, stop: int) -> sparse.csr_matrix:
         """Rows ``[start, stop)`` of the counts matrix as canonical CSR (duplicates summed)."""
         try:
             if self.x_format == "csr":
-                indptr = np.asarray(self._x["indptr"][start : stop + 1], dtype=np.int64)
-                lo, hi = int(indptr[0]), int(indptr[-1])
-                data = self._x["data"][lo:hi]
-                indices = self._x["indices"][lo:hi]
-                m = sparse.csr_matrix(
-                    (data, indices, indptr - lo), shape=(stop - start, self.n_vars)
-                )
+                from anndata.io import sparse_dataset
+
+                m = sparse.csr_matrix(sparse_dataset(self._x)[start:stop])
             elif self.x_format == "csc":
                 m = self._csc_rows(start, stop)
             else:
@@ -269,50 +372,42 @@ class H5ADSource:
         return m
 
     def read_x_row_set(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
-        """Some rows (sorted, unique) of the counts matrix, in one pass for CSC and dense X."""
+        """Some rows (sorted, unique) of the counts matrix."""
         rows = np.asarray(rows, dtype=np.int64)
         try:
             if self.x_format == "csr":
-                m = self._csr_select(rows)
-                m.sum_duplicates()
-                return m
-            if self.x_format == "dense":
+                # nearby rows in one row-range read; never a read spanning far-apart rows
+                parts = []
+                for group in np.split(rows, np.flatnonzero(np.diff(rows) > _SAMPLE_SPAN) + 1):
+                    if len(group):
+                        block = self.read_x_rows(int(group[0]), int(group[-1]) + 1)
+                        parts.append(block[group - group[0]])
+                m = (
+                    sparse.vstack(parts, format="csr")
+                    if parts
+                    else sparse.csr_matrix((0, self.n_vars))
+                )
+            elif self.x_format == "dense":
                 m = sparse.csr_matrix(self._x[rows, :])
             else:
-                m = self._csc_select(rows)
+                m = self._csc_scan(lambda idx: np.isin(idx, rows), len(rows), rows)
         except (OSError, ValueError, IndexError) as e:
             msg = f"cannot read rows: {e}"
             raise self._err(msg, field=self.x_name) from e
         m.sum_duplicates()
         return m
 
-    def _csr_select(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
-        """Rows of a CSR matrix, reading nearby rows' values in one bounded span."""
-        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)
-        lo, hi = indptr[rows], indptr[rows + 1]
-        data_parts: list[npt.NDArray[Any]] = []
-        index_parts: list[npt.NDArray[Any]] = []
-        i = 0
-        while i < len(rows):
-            j = i
-            # merge following rows while the span they share stays bounded
-            while j + 1 < len(rows) and hi[j + 1] - lo[i] <= CSC_SCAN_NNZ:
-                j += 1
-            span_data = self._x["data"][lo[i] : hi[j]]
-            span_idx = self._x["indices"][lo[i] : hi[j]]
-            for k in range(i, j + 1):
-                a, b = lo[k] - lo[i], hi[k] - lo[i]
-                data_parts.append(span_data[a:b])
-                index_parts.append(span_idx[a:b])
-            i = j + 1
-        counts = hi - lo
-        new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        data = np.concatenate(data_parts) if data_parts else np.zeros(0, self._x["data"].dtype)
-        indices = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int64)
-        return sparse.csr_matrix((data, indices, new_indptr), shape=(len(rows), self.n_vars))
+    def _csc_rows(self, start: int, stop: int) -> sparse.csr_matrix:
+        """Rows of a CSC matrix, by scanning its stored values in bounded blocks."""
+        return self._csc_scan(lambda idx: (idx >= start) & (idx < stop), stop - start, start)
 
-    def _csc_select(self, rows: npt.NDArray[np.int64]) -> sparse.csr_matrix:
-        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)
+    def _csc_scan(
+        self,
+        keep_rows: Any,  # noqa: ANN401 - a vectorized predicate over row indices
+        n_rows: int,
+        where: int | npt.NDArray[np.int64],
+    ) -> sparse.csr_matrix:
+        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)  # one entry per gene
         nnz = int(indptr[-1])
         out_r: list[npt.NDArray[Any]] = []
         out_c: list[npt.NDArray[Any]] = []
@@ -320,69 +415,53 @@ class H5ADSource:
         for lo in range(0, nnz, CSC_SCAN_NNZ):
             hi = min(lo + CSC_SCAN_NNZ, nnz)
             idx = self._x["indices"][lo:hi]
-            keep = np.isin(idx, rows)
+            keep = keep_rows(idx)
             if not keep.any():
                 continue
             pos = np.flatnonzero(keep) + lo
-            out_r.append(np.searchsorted(rows, idx[keep]))
+            if isinstance(where, int):
+                out_r.append(idx[keep] - where)
+            else:
+                out_r.append(np.searchsorted(where, idx[keep]))
             out_c.append(np.searchsorted(indptr, pos, side="right") - 1)
             out_v.append(self._x["data"][lo:hi][keep])
-        shape = (len(rows), self.n_vars)
+        shape = (n_rows, self.n_vars)
         if not out_r:
             return sparse.csr_matrix(shape, dtype=self._x["data"].dtype)
         return sparse.csr_matrix(
             (np.concatenate(out_v), (np.concatenate(out_r), np.concatenate(out_c))), shape=shape
         )
 
-    def _csc_rows(self, start: int, stop: int) -> sparse.csr_matrix:
-        """Rows of a CSC matrix, by scanning its stored values in bounded blocks."""
-        indptr = np.asarray(self._x["indptr"][()], dtype=np.int64)
-        nnz = int(indptr[-1])
-        rows: list[npt.NDArray[Any]] = []
-        cols: list[npt.NDArray[Any]] = []
-        vals: list[npt.NDArray[Any]] = []
-        for lo in range(0, nnz, CSC_SCAN_NNZ):
-            hi = min(lo + CSC_SCAN_NNZ, nnz)
-            idx = self._x["indices"][lo:hi]
-            keep = (idx >= start) & (idx < stop)
-            if not keep.any():
-                continue
-            pos = np.flatnonzero(keep) + lo
-            rows.append(idx[keep] - start)
-            cols.append(np.searchsorted(indptr, pos, side="right") - 1)
-            vals.append(self._x["data"][lo:hi][keep])
-        if not rows:
-            return sparse.csr_matrix((stop - start, self.n_vars), dtype=self._x["data"].dtype)
-        return sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(stop - start, self.n_vars),
-        )
+    def row_chunks(self, start: int, stop: int, chunk_nnz: int) -> list[tuple[int, int]]:
+        """Split rows ``[start, stop)`` into ranges of at most ``chunk_nnz`` stored values.
 
-
-def row_chunks(
-    n_rows: int,
-    *,
-    chunk_nnz: int,
-    indptr: npt.NDArray[np.int64] | None,
-    nnz_per_row: float,
-    max_rows: int = 1_000_000,
-) -> list[tuple[int, int]]:
-    """Split ``[0, n_rows)`` into row ranges of at most ``chunk_nnz`` stored values each.
-
-    With a CSR row pointer the bound is exact (a single row larger than the budget is its own
-    chunk); otherwise it uses the average density.
-    """
-    if n_rows == 0:
-        return []
-    if indptr is None:
-        step = max(1, min(max_rows, int(chunk_nnz // max(nnz_per_row, 1.0))))
-        return [(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    while start < n_rows:
-        limit = indptr[start] + chunk_nnz
-        stop = int(np.searchsorted(indptr, limit, side="right")) - 1
-        stop = max(start + 1, min(stop, n_rows, start + max_rows))
-        bounds.append((start, stop))
-        start = stop
-    return bounds
+        Exact for CSR (a single row larger than the budget is its own chunk), by the average
+        density otherwise. The row pointer is read in bounded pieces.
+        """
+        if self.x_format != "csr":
+            per_row = self.nnz / self.n_obs if self.n_obs else 0.0
+            step = max(1, min(_INDPTR_ROWS, int(chunk_nnz // max(per_row, 1.0))))
+            return [(s, min(s + step, stop)) for s in range(start, stop, step)]
+        bounds: list[tuple[int, int]] = []
+        chunk_start = start
+        while chunk_start < stop:
+            piece_stop = min(chunk_start + _INDPTR_ROWS, stop)
+            ptr = self.indptr(chunk_start, piece_stop)
+            assert ptr is not None  # noqa: S101 - CSR has a row pointer
+            first = 0  # position in ptr of the open chunk's first row
+            while True:
+                k = int(np.searchsorted(ptr, ptr[first] + chunk_nnz, side="right")) - 1
+                end = max(first + 1, k)
+                if end < len(ptr) - 1:
+                    bounds.append((chunk_start + first, chunk_start + end))
+                    first = end
+                    continue
+                if piece_stop == stop or first == 0:
+                    # the piece's end closes the chunk (the data's end, or at most
+                    # _INDPTR_ROWS rows in one chunk)
+                    bounds.append((chunk_start + first, piece_stop))
+                    chunk_start = piece_stop
+                else:
+                    chunk_start += first  # measure this chunk again in the next piece
+                break
+        return bounds

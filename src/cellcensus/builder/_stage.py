@@ -8,12 +8,14 @@ ranged GETs) and verified against the object's size (and MD5 where the ETag is o
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from cellcensus.builder._state import atomic_write_bytes
 from cellcensus.errors import BadInputError, IntegrityError
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ def _download_s3(
     dest: Path,
     progress: Callable[[int], None] | None,
     settings: Settings | None,
+    identity: dict[str, Any],
 ) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -90,6 +93,16 @@ def _download_s3(
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     client = _s3_client(settings)
     part = dest.with_suffix(".part")
+    part_identity = dest.with_suffix(".part.json")
+    etag = str(identity.get("etag") or "").strip('"')
+    md5_checkable = bool(etag) and "-" not in etag and len(etag) == 32
+    if part.exists():
+        recorded = json.loads(part_identity.read_text()) if part_identity.exists() else None
+        # a partial download of an earlier version of the object is dropped; one without a
+        # record is kept only when the object's ETag is its MD5, which verifies the result
+        if recorded != identity and (recorded is not None or not md5_checkable):
+            part.unlink()
+    atomic_write_bytes(part_identity, json.dumps(identity).encode())
     try:
         head = client.head_object(Bucket=bucket, Key=key)
         size = int(head["ContentLength"])
@@ -100,7 +113,8 @@ def _download_s3(
         if progress and have:
             progress(have)
         if have < size:
-            resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={have}-")
+            extra = {"IfMatch": head["ETag"]} if head.get("ETag") else {}
+            resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={have}-", **extra)
             with part.open("ab") as fh:
                 for block in resp["Body"].iter_chunks(_BLOCK):
                     fh.write(block)
@@ -131,6 +145,38 @@ def _download_s3(
             )
             raise IntegrityError(msg)
     part.replace(dest)
+    part_identity.unlink(missing_ok=True)
+
+
+def source_identity(entry: ManifestEntry, settings: Settings | None = None) -> dict[str, Any]:
+    """What identifies the current content of a source: size and mtime, or size and ETag (S3).
+
+    A resumed build compares it with the identity recorded when the source was staged, and stages
+    (and scans) the dataset again when the source was replaced since.
+    """
+    if entry.is_s3:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(entry.uri)
+        try:
+            head = _s3_client(settings).head_object(
+                Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
+            )
+        except (ClientError, BotoCoreError) as e:
+            msg = f"cannot read {entry.uri}: {e}"
+            raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
+        return {"uri": entry.uri, "size": int(head["ContentLength"]), "etag": head.get("ETag")}
+    src = entry.local_path()
+    try:
+        st = src.stat()
+    except OSError as e:
+        msg = f"source {src} does not exist or is not readable"
+        raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
+    return {"uri": entry.uri, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _record_path(h5ads_dir: Path, dataset_id: str) -> Path:
+    return h5ads_dir.parent / "_work" / "staged" / f"{dataset_id}.json"
 
 
 def stage_source(
@@ -142,19 +188,32 @@ def stage_source(
 ) -> StagedSource:
     """Copy or download one source into ``h5ads_dir/<dataset_id>.h5ad`` and hash it.
 
-    An already staged file (from an interrupted run) is kept as it is and only re-hashed.
+    A copy staged by an interrupted run is reused only when the source still has the identity
+    (size and mtime, or ETag) recorded when it was staged; otherwise it is staged again.
     """
     dest = h5ads_dir / f"{entry.dataset_id}.h5ad"
     if dest.resolve().parent != h5ads_dir.resolve():
         msg = "dataset id escapes the h5ads directory"
         raise BadInputError(msg, dataset_id=entry.dataset_id)
-    if not dest.exists():
-        if entry.is_s3:
-            _download_s3(entry, dest, progress, settings)
-        else:
-            _copy_local(entry, dest, progress)
-    elif progress:
-        progress(dest.stat().st_size)
+    identity = source_identity(entry, settings)
+    record = _record_path(h5ads_dir, entry.dataset_id)
+    if dest.exists() and record.exists():
+        doc = json.loads(record.read_text())
+        if doc.get("identity") == identity and doc.get("size") == dest.stat().st_size:
+            if progress:
+                progress(dest.stat().st_size)
+            return StagedSource(entry.dataset_id, dest, int(doc["size"]), str(doc["sha256"]))
+        logger.info("source of %s changed since it was staged: staging it again", entry.dataset_id)
+    dest.unlink(missing_ok=True)
+    record.unlink(missing_ok=True)
+    if entry.is_s3:
+        _download_s3(entry, dest, progress, settings, identity)
+    else:
+        _copy_local(entry, dest, progress)
+    if source_identity(entry, settings) != identity:
+        dest.unlink()
+        msg = f"source {entry.uri} changed while it was being copied; run the build again"
+        raise IntegrityError(msg)
     size = dest.stat().st_size
     if entry.asset_h5ad_filesize >= 0 and size != entry.asset_h5ad_filesize:
         dest.unlink()
@@ -163,7 +222,10 @@ def stage_source(
             f"manifest's asset_h5ad_filesize says {entry.asset_h5ad_filesize}"
         )
         raise IntegrityError(msg)
-    return StagedSource(entry.dataset_id, dest, size, sha256_file(dest))
+    staged = StagedSource(entry.dataset_id, dest, size, sha256_file(dest))
+    doc = {"identity": identity, "size": size, "sha256": staged.sha256}
+    atomic_write_bytes(record, json.dumps(doc).encode())
+    return staged
 
 
 def source_size(entry: ManifestEntry) -> int | None:

@@ -1,17 +1,19 @@
-"""The build state file and per-step markers that let an interrupted build resume (``--resume``).
+"""The build state and per-step markers that let an interrupted build resume (``--resume``).
 
 Everything lives in the staging directory's ``_work/``: ``state.json`` (a fingerprint of the
-inputs and the settings that shape the output), pickled scans, and one marker file per finished X
-task or finished step. Markers are written atomically (temporary file + rename) *after* the work
-they record, so a marker never claims work that is not on disk. Writes of the census arrays are
-idempotent (arrays do not allow duplicate coordinates), so redoing an unfinished step is safe.
+manifest and the settings that shape the output), one JSON marker per finished step, the staged
+sources' records (``staged/``) and the datasets' scans (``scan/<key>/``, keyed by dataset id and
+source checksum, so a replaced source is scanned again). Markers are written atomically
+(temporary file + rename) *after* the work they record, so a marker never claims work that is not
+on disk. Steps after the scans belong to one plan: when a resumed build's plan differs (a source
+was replaced), they are all started again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from cellcensus.errors import BadInputError
 if TYPE_CHECKING:
     from pathlib import Path
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -29,6 +31,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def digest(doc: Any) -> str:  # noqa: ANN401 - any JSON-serializable document
+    """sha256 of a JSON document in canonical form."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,7 @@ class BuildState:
     @staticmethod
     def fingerprint(entries: list[Any], settings: dict[str, Any]) -> str:
         """A digest of the manifest entries and the output-shaping settings."""
-        doc = {"entries": [vars(e) for e in entries], "settings": settings}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        return digest({"entries": [vars(e) for e in entries], "settings": settings})
 
     def begin(self, fingerprint: str, *, resume: bool) -> bool:
         """Record a new build, or check that a resumed one has the same inputs.
@@ -53,8 +59,9 @@ class BuildState:
             state = json.loads(path.read_text())
             if state.get("format_version") != STATE_FORMAT_VERSION:
                 msg = (
-                    f"cannot resume: build state {path} has format "
-                    f"{state.get('format_version')!r}; start the build again without --resume"
+                    f"cannot resume: the interrupted build's state has format "
+                    f"{state.get('format_version')!r}, this version writes "
+                    f"{STATE_FORMAT_VERSION}; start the build again without --resume"
                 )
                 raise BadInputError(msg)
             if state.get("fingerprint") != fingerprint:
@@ -68,14 +75,23 @@ class BuildState:
         atomic_write_bytes(path, json.dumps(doc).encode())
         return False
 
+    def begin_plan(self, plan_fingerprint: str) -> bool:
+        """Enter the steps of one plan; forget every step of another plan. True when resumed."""
+        path = self.work / "plan.json"
+        if path.exists() and json.loads(path.read_text()).get("plan") == plan_fingerprint:
+            return True
+        shutil.rmtree(self.work / "done", ignore_errors=True)
+        atomic_write_bytes(path, json.dumps({"plan": plan_fingerprint}).encode())
+        return False
+
     def done(self, step: str) -> bool:
         """Whether ``step`` was marked finished."""
-        return (self.work / "done" / step).exists()
+        return (self.work / "done" / f"{step}.json").exists()
 
-    def mark(self, step: str, payload: object = None) -> None:
-        """Mark ``step`` finished, with an optional picklable payload."""
-        atomic_write_bytes(self.work / "done" / step, pickle.dumps(payload))
+    def mark(self, step: str, payload: Any = None) -> None:  # noqa: ANN401 - JSON payload
+        """Mark ``step`` finished, with an optional JSON-serializable payload."""
+        atomic_write_bytes(self.work / "done" / f"{step}.json", json.dumps(payload).encode())
 
     def payload(self, step: str) -> Any:  # noqa: ANN401 - whatever was stored with the step
         """The payload stored with a finished step."""
-        return pickle.loads((self.work / "done" / step).read_bytes())  # noqa: S301 - our own file
+        return json.loads((self.work / "done" / f"{step}.json").read_text())

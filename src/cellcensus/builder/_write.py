@@ -14,15 +14,10 @@ import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus.builder import _schema as S
-from cellcensus.builder._scan import tissue_general_columns
-from cellcensus.builder._source import H5ADSource
-from cellcensus.builder._xtask import soma_context
+from cellcensus.builder._band import soma_context
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
-
-    from cellcensus.builder._plan import DatasetPlan, OrganismPlan
+    from cellcensus.builder._plan import OrganismPlan
 
 logger = logging.getLogger(__name__)
 
@@ -101,13 +96,25 @@ def create_experiment(
     exp = parent.add_new_collection(plan.organism.name, soma.Experiment)
     uri = exp.uri
     domain = (0, plan.n_obs - 1) if plan.n_obs else None
-    create_dataframe(
+    schema = obs_schema(plan, spatial=spatial)
+    obs_uri = create_dataframe(
         exp,
         "obs",
-        obs_schema(plan, spatial=spatial),
+        schema,
         domain=domain,
         platform_config=S.obs_platform_config(spatial=spatial, compression=compression),
     )
+    if plan.n_obs:
+        # every dictionary value is known from the plan: the enumerations get them all now, in
+        # dictionary order, so that band tasks writing obs in parallel never change the schema
+        with soma.DataFrame.open(obs_uri, "w", context=soma_context()) as df:
+            df.extend_enumeration_values(
+                {
+                    name: pa.array(plan.dictionaries[name], type=schema.field(name).type.value_type)
+                    for name in schema.names
+                    if pa.types.is_dictionary(schema.field(name).type)
+                }
+            )
     ms = exp.add_new_collection("ms")
     rna = ms.add_new_collection(S.MEASUREMENT, soma.Measurement)
     var_domain = (0, plan.n_var - 1) if plan.n_var else None
@@ -134,80 +141,11 @@ def create_experiment(
     return str(uri)
 
 
-def dict_array(
-    values: npt.ArrayLike,
-    dictionary: list[str],
-    column: str,
-    value_type: pa.DataType | None = None,
-) -> pa.DictionaryArray:
-    """Encode string values against a fixed dictionary (narrowest index type for its size).
-
-    A categorical Series is encoded through its categories (no per-cell string handling).
-    """
-    codes: npt.NDArray[np.integer[Any]]
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        positions = pd.Index(dictionary).get_indexer(values.cat.categories.astype(str))
-        cat_codes = values.cat.codes.to_numpy()
-        codes = np.where(cat_codes >= 0, positions[cat_codes], -1)
-    else:
-        codes = pd.Categorical(np.asarray(values, dtype=object), categories=dictionary).codes
-    if (codes < 0).any():
-        msg = f"internal error: value outside the planned vocabulary of obs column {column!r}"
-        raise AssertionError(msg)
-    index_type = S.dictionary_index_type(len(dictionary))
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes, type=index_type),
-        pa.array(dictionary, type=value_type or pa.large_string()),
+def empty_var() -> pd.DataFrame:
+    """The var frame of an experiment without cells."""
+    return pd.DataFrame(
+        {"feature_id": [], "feature_name": [], "feature_length": [], "feature_type": []}
     )
-
-
-def obs_chunks(plan: OrganismPlan, d: DatasetPlan, stats_dir: Path) -> Iterator[pa.Table]:
-    """The obs rows of one dataset, chunk by chunk, as Arrow tables in the census schema."""
-    scan = d.scan
-    schema = obs_schema(plan)
-    mask = np.load(scan.mask_path, mmap_mode="r") if scan.mask_path else None
-    n_measured = len(d.var_joinids)
-    with H5ADSource(scan.path, scan.dataset_id) as src:
-        for (start, stop), first in zip(scan.chunks, d.chunk_starts, strict=True):
-            obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
-            if mask is not None:
-                obs = obs[np.asarray(mask[start:stop])]
-            n = len(obs)
-            if n == 0:
-                continue
-            stats = np.load(stats_dir / stats_name(scan.dataset_id, start))
-            general_id, general_label = tissue_general_columns(obs["tissue_ontology_term_id"])
-            columns: dict[str, pa.Array] = {
-                "soma_joinid": pa.array(np.arange(first, first + n, dtype=np.int64)),
-                "dataset_id": dict_array(
-                    [scan.dataset_id] * n, plan.dictionaries["dataset_id"], "dataset_id"
-                ),
-            }
-            for f in S.OBS_TERM_FIELDS:
-                col = obs[f.name]
-                if f.dictionary:
-                    columns[f.name] = dict_array(col, plan.dictionaries[f.name], f.name)
-                elif f.name == "is_primary_data":
-                    columns[f.name] = pa.array(col.to_numpy(dtype=bool))
-                else:
-                    columns[f.name] = pa.array(col.astype(str).to_numpy(), type=pa.large_string())
-            columns["tissue_general"] = dict_array(
-                general_label, plan.dictionaries["tissue_general"], "tissue_general"
-            )
-            columns["tissue_general_ontology_term_id"] = dict_array(
-                general_id,
-                plan.dictionaries["tissue_general_ontology_term_id"],
-                "tissue_general_ontology_term_id",
-            )
-            for name in ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz"):
-                columns[name] = pa.array(stats[name])
-            columns["n_measured_vars"] = pa.array(np.full(n, n_measured, dtype=np.int64))
-            yield pa.Table.from_pydict(columns, schema=schema)
-
-
-def stats_name(dataset_id: str, start: int) -> str:
-    """File name of a chunk's per-cell statistics in the work directory."""
-    return f"{dataset_id}.{start}.npz"
 
 
 def var_table(
@@ -233,13 +171,12 @@ def var_table(
     )
 
 
+#: Presence-matrix cells written at once (one fragment each, consolidated with the rest).
+_PRESENCE_BATCH = 8_000_000
+
+
 def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
-    """The datasets x features presence matrix (only True values stored)."""
-    rows = np.concatenate(
-        [np.full(len(d.var_joinids), d.soma_joinid, dtype=np.int64) for d in plan.datasets]
-    )
-    cols = np.concatenate([d.var_joinids for d in plan.datasets])
-    order = np.lexsort((cols, rows))
+    """The datasets x features presence matrix (only True values stored), in bounded batches."""
     uri = f"{rna_uri}/{S.PRESENCE_MATRIX}"
     with soma.Measurement.open(rna_uri, "w", context=soma_context()) as rna:
         if S.PRESENCE_MATRIX not in rna:  # absent unless a resumed build already made it
@@ -247,16 +184,38 @@ def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
                 S.PRESENCE_MATRIX, type=pa.bool_(), shape=(n_datasets, plan.n_var)
             )
             arr.close()
-    with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
-        arr.write(
-            pa.Table.from_pydict(
-                {
-                    "soma_dim_0": pa.array(rows[order]),
-                    "soma_dim_1": pa.array(cols[order]),
-                    "soma_data": pa.array(np.ones(len(rows), dtype=bool)),
-                }
+    rows: list[npt.NDArray[np.int64]] = []
+    cols: list[npt.NDArray[np.int64]] = []
+
+    def flush() -> None:
+        if not rows:
+            return
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        order = np.lexsort((c, r))
+        with soma.SparseNDArray.open(uri, "w", context=soma_context()) as arr:
+            arr.write(
+                pa.Table.from_pydict(
+                    {
+                        "soma_dim_0": pa.array(r[order]),
+                        "soma_dim_1": pa.array(c[order]),
+                        "soma_data": pa.array(np.ones(len(r), dtype=bool)),
+                    }
+                )
             )
-        )
+        rows.clear()
+        cols.clear()
+
+    pending = 0
+    for d in plan.datasets:
+        with np.load(d.features) as f:
+            joinids = f["joinids"]
+        rows.append(np.full(len(joinids), d.soma_joinid, dtype=np.int64))
+        cols.append(joinids)
+        pending += len(joinids)
+        if pending >= _PRESENCE_BATCH:
+            flush()
+            pending = 0
+    flush()
 
 
 def write_info_table(info: soma.Collection[Any], key: str, table: pa.Table) -> None:

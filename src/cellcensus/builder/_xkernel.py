@@ -144,3 +144,28 @@ def in_strict_global_order(
         (int(previous[0]), int(previous[1])) if previous is not None else (-1, -1),
     )
     return ok
+
+
+def global_order(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    *,
+    columns_sorted_within_rows: bool = False,
+    tile: int = 2048,
+) -> npt.NDArray[np.int64]:
+    """Permutation putting cells given in row order into the global order of X (COO input).
+
+    Cells sort by (row tile, column tile, row, column); coordinates are unique; columns may or
+    may not ascend within each row.
+    """
+    if len(rows) == 0:
+        return np.arange(0, dtype=np.int64)
+    if np.any(rows[1:] < rows[:-1]):
+        msg = "global_order expects cells in row order"
+        raise ValueError(msg)
+    row0 = int(rows[0])
+    indptr = np.searchsorted(rows, np.arange(row0, int(rows[-1]) + 2))
+    order, _ = global_order_csr(
+        indptr, cols, row0, tile, columns_sorted_within_rows=columns_sorted_within_rows
+    )
+    return order

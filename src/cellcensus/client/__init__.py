@@ -17,18 +17,6 @@ from cellcensus.client._directory import (
     release_source,
     resolve_release,
 )
-from cellcensus.client._errors import (
-    AccessDeniedError,
-    CensusNotFoundError,
-    CollectionNotFoundError,
-    DatasetNotFoundError,
-    FilterError,
-    MemoryEstimateWarning,
-    QueryArgumentError,
-    QueryArgumentTypeError,
-    QueryTooLargeError,
-    ReleaseRootUnreachableError,
-)
 from cellcensus.client._estimate import QueryEstimate, format_bytes, parse_bytes
 from cellcensus.client._export import ExportPlan, ExportResult, export, plan_export
 from cellcensus.client._filters import (
@@ -47,6 +35,18 @@ from cellcensus.client._query import (
 )
 from cellcensus.client._readback import read_export
 from cellcensus.client._source_h5ad import download_source_h5ad, get_source_h5ad_uri
+from cellcensus.errors import (
+    AccessDeniedError,
+    CensusNotFoundError,
+    CollectionNotFoundError,
+    DatasetNotFoundError,
+    FilterError,
+    MemoryEstimateWarning,
+    QueryArgumentError,
+    QueryArgumentTypeError,
+    QueryTooLargeError,
+    ReleaseRootUnreachableError,
+)
 
 __all__ = [
     "ENV_RELEASE_ROOT",

@@ -3,8 +3,8 @@
 The official client passes these straight to TileDB-SOMA, whose failures are hard to act on
 ("internal coding error: No column named x", "bad any_cast") or silent (a misspelled
 ``column_names`` key is ignored). Each check here raises a
-:class:`~cellcensus.client._errors.QueryArgumentError` (also a ``tiledbsoma.SOMAError``) or a
-:class:`~cellcensus.client._errors.CensusNotFoundError` (a ``ValueError``, like the official
+:class:`~cellcensus.errors.QueryArgumentError` (also a ``tiledbsoma.SOMAError``) or a
+:class:`~cellcensus.errors.CensusNotFoundError` (a ``ValueError``, like the official
 client's unknown layer) that names the argument and lists what exists.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellcensus.client._errors import (
+from cellcensus.errors import (
     CensusNotFoundError,
     QueryArgumentError,
     QueryArgumentTypeError,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import urllib.parse
@@ -26,13 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import cellxgene_census._release_directory as _official
-from cellxgene_census._release_directory import (
-    CensusMirror,
-    CensusVersionDescription,
-)
-
-from cellcensus.client._errors import CensusNotFoundError
+from cellcensus import settings as _settings
 from cellcensus.client._locations import (
     is_local,
     local_path,
@@ -40,10 +33,18 @@ from cellcensus.client._locations import (
     read_settings,
     uri_join,
 )
-from cellcensus.errors import BadInputError, ConfigError, NotFoundError
+from cellcensus.client._types import CensusMirror, CensusVersionDescription
+from cellcensus.errors import BadInputError, CensusNotFoundError, ConfigError, NotFoundError
+from cellcensus.settings import (
+    DEFAULT_CACHE_TTL,
+    ENV_RELEASE_ROOT,
+    client_config,
+)
 
 if TYPE_CHECKING:
-    from cellcensus.settings import Settings
+    import os
+
+    from cellcensus.settings import ClientConfig, Settings
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -61,21 +62,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENV_RELEASE_ROOT = "CELLCENSUS_RELEASE_ROOT"
-#: Seconds a remote ``release.json`` / ``mirrors.json`` is reused before it is fetched again.
-DEFAULT_CACHE_TTL = 60.0
+#: The official CZ CELLxGENE Discover release directory (the URLs ``cellxgene_census`` 1.18 reads).
+OFFICIAL_RELEASE_DIRECTORY_URL = (
+    "https://census.cellxgene.cziscience.com/cellxgene-census/v1/release.json"
+)
+OFFICIAL_MIRRORS_DIRECTORY_URL = (
+    "https://census.cellxgene.cziscience.com/cellxgene-census/v1/mirrors.json"
+)
 _PROVIDERS = ("S3", "file", "unknown")
 _DESCRIPTION_KEYS = tuple(CensusVersionDescription.__annotations__)
 
 
-@dataclass
-class _Config:
-    release_root: str | None = None
-    settings: Settings | None = None
-    cache_ttl: float = DEFAULT_CACHE_TTL
-
-
-_config = _Config()
 _lock = threading.Lock()
 _cache: dict[tuple[str, Settings | None], tuple[float, bytes]] = {}
 
@@ -85,8 +82,10 @@ def configure(
     release_root: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     cache_ttl: float | None = None,
-) -> None:
+) -> ClientConfig:
     """Set process-wide defaults for the client (arguments of a call still win).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -97,23 +96,23 @@ def configure(
         Default storage settings for S3 locations (endpoint, region, credentials).
     cache_ttl
         Seconds to reuse a fetched remote directory file; ``0`` disables the cache.
+
+    Returns
+    -------
+    ClientConfig
+        The configuration now in effect.
     """
     with _lock:
-        if release_root is not None:
-            _config.release_root = str(release_root) or None
-        if settings is not None:
-            _config.settings = settings
-        if cache_ttl is not None:
-            if cache_ttl < 0:
-                msg = f"cache_ttl must be >= 0 seconds, got {cache_ttl}"
-                raise ConfigError(msg)
-            _config.cache_ttl = float(cache_ttl)
+        config = _settings.configure(
+            release_root=release_root, settings=settings, cache_ttl=cache_ttl
+        )
         _cache.clear()
+    return config
 
 
 def default_settings(settings: Settings | None) -> Settings | None:
     """``settings`` if given, else the configured default (may be ``None``)."""
-    return settings if settings is not None else _config.settings
+    return settings if settings is not None else client_config().settings
 
 
 def clear_cache() -> None:
@@ -168,11 +167,11 @@ def release_source(release_root: str | os.PathLike[str] | None = None) -> Releas
     given = (
         str(release_root)
         if release_root is not None and str(release_root)
-        else _config.release_root or os.environ.get(ENV_RELEASE_ROOT) or None
+        else client_config().release_root
     )
     if given is None:
-        directory = _official.CELL_CENSUS_RELEASE_DIRECTORY_URL
-        mirrors = _official.CELL_CENSUS_MIRRORS_DIRECTORY_URL
+        directory = OFFICIAL_RELEASE_DIRECTORY_URL
+        mirrors = OFFICIAL_MIRRORS_DIRECTORY_URL
         return ReleaseSource(
             root_uri=directory.rsplit("/", 1)[0] + "/",
             directory_uri=directory,
@@ -197,7 +196,7 @@ def _fetch(uri: str, settings: Settings | None) -> bytes:
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
-        ttl = _config.cache_ttl
+        ttl = client_config().cache_ttl
     if hit is not None and now - hit[0] < ttl:
         return hit[1]
     data = read_bytes(uri, settings)
@@ -300,6 +299,8 @@ def get_census_version_directory(
 ) -> dict[str, CensusVersionDescription]:
     """The census versions of a release directory, optionally filtered by flags.
 
+    Lifecycle: maturing.
+
     Same result as ``cellxgene_census.get_census_version_directory`` for the same directory:
     aliases (``stable``, ``latest``, ``V#``) appear as copies of their build's description,
     aliases first, then builds, each ordered by name descending; retracted builds are excluded
@@ -356,6 +357,8 @@ def get_census_version_description(
 ) -> CensusVersionDescription:
     """The description of one census version (a build tag or an alias).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census_version
@@ -392,6 +395,8 @@ def get_census_mirror_directory(
     settings: Settings | None = None,
 ) -> dict[str, CensusMirror]:
     """The mirrors of a release directory (``mirrors.json`` without its ``default`` key).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------

@@ -216,7 +216,10 @@ def _row_bytes(schema: pa.Schema, columns: Sequence[str] | None) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class QueryEstimate:
-    """What a query returns, and how much memory it takes, known before reading X."""
+    """What a query returns, and how much memory it takes, known before reading X.
+
+    Lifecycle: experimental.
+    """
 
     organism: str
     n_obs: int

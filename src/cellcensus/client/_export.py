@@ -30,7 +30,6 @@ from cellcensus._fs import mapped_fs_errors
 from cellcensus._progress import NoProgress
 from cellcensus.client._args import check_axis_column_names, check_coords, last_joinid
 from cellcensus.client._budget import MemoryPlan, memory_plan
-from cellcensus.client._errors import CensusNotFoundError
 from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
@@ -48,7 +47,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError, IntegrityError, StorageError
+from cellcensus.errors import BadInputError, CensusNotFoundError, IntegrityError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -67,7 +66,10 @@ DEFAULT_MEMORY_BUDGET = "2GiB"
 
 @dataclass(frozen=True, kw_only=True)
 class ExportResult:
-    """What an export wrote."""
+    """What an export wrote.
+
+    Lifecycle: experimental.
+    """
 
     path: Path
     format: str
@@ -170,6 +172,8 @@ def export_schema(df: soma.DataFrame, columns: list[str] | None) -> pa.Schema:
 
 class ExportPlan:
     """A planned export: the selection and its estimate, ready to :meth:`run`.
+
+    Lifecycle: experimental.
 
     Made by :func:`plan_export`; holds the experiment open with a memory-bounded context.
     Use it as a context manager, or call :meth:`close`.
@@ -470,6 +474,8 @@ def plan_export(
 ) -> ExportPlan:
     """Select a query's rows and estimate its size, without reading X (see :func:`export`).
 
+    Lifecycle: experimental.
+
     Returns
     -------
     ExportPlan
@@ -566,6 +572,8 @@ def export(
     overwrite: bool = False,
 ) -> ExportResult:
     """Stream a query's result to disk without holding it in memory.
+
+    Lifecycle: experimental.
 
     The same query as :func:`get_anndata` (same rows, columns and values, in the same order),
     written chunk by chunk:

@@ -1,9 +1,11 @@
 """Value filters: checking them before a query runs, and writing them from ontology terms.
 
 A ``value_filter`` is a Python-like expression over the columns of ``obs`` or ``var`` (the
-TileDB-SOMA query-condition grammar; see ``docs/client.md``). :func:`check_value_filter` parses
-it against the DataFrame's schema exactly as TileDB-SOMA will, and turns a failure into a
-:class:`FilterError` that says what is wrong and, for an unknown column, which columns exist.
+TileDB-SOMA query-condition grammar; see ``docs/client.md``). :func:`check_value_filter` checks
+it before a query runs — its syntax and column names here, then the rest by TileDB-SOMA itself,
+with a read of at most one row through the filter (its public ``DataFrame.read``) — and turns a
+failure into a :class:`FilterError` that says what is wrong and, for an unknown column, which
+columns exist.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ import warnings
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from tiledbsoma._query_condition import QueryCondition
+import tiledbsoma
 
-from cellcensus.client._errors import FilterError
-from cellcensus.errors import BadInputError
+from cellcensus.errors import BadInputError, FilterError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     import tiledbsoma as soma
     from cellxgene_ontology_guide.ontology_parser import OntologyParser
@@ -48,25 +49,54 @@ def _quote(values: Iterable[str]) -> str:
     return "[" + ", ".join(repr(v) for v in values) + "]"
 
 
-def _explain(exc: BaseException, expr: str, names: Sequence[str]) -> str:
-    cause = exc.__cause__ or exc
-    if isinstance(cause, SyntaxError):
-        col = max((cause.offset or 1) - 1, 0)
-        return (
-            f"it does not parse ({cause.msg}):\n    {expr}\n    {' ' * col}^\n"
-            "write comparisons as column == 'text' or column > 3, combine them with and / or, "
-            "and use column in ['a', 'b'] for lists"
-        )
-    if isinstance(cause, KeyError):
-        shown = ", ".join(names[:_MAX_SHOWN]) + (", ..." if len(names) > _MAX_SHOWN else "")
-        return f"{str(cause).strip(chr(39))}; the columns are: {shown}"
-    if isinstance(cause, TypeError):
-        first = str(cause).splitlines()[0]
-        return (
-            "a value does not match its column's type (text needs quotes, numbers and "
-            f"True/False must not be quoted) [{first}]"
-        )
-    return str(cause)
+def _syntax(exc: SyntaxError, expr: str) -> str:
+    col = max((exc.offset or 1) - 1, 0)
+    return (
+        f"it does not parse ({exc.msg}):\n    {expr}\n    {' ' * col}^\n"
+        "write comparisons as column == 'text' or column > 3, combine them with and / or, "
+        "and use column in ['a', 'b'] for lists"
+    )
+
+
+def _column_names(tree: ast.AST) -> set[str]:
+    """The bare names of a parsed filter (columns; ``attr("x")`` / ``val(...)`` calls aside)."""
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _type_problem(tree: ast.AST, schema: pa.Schema) -> str | None:
+    """A comparison of a column with a value of the wrong kind (text with a number or the
+    reverse), described; ``None`` when every compared constant fits its column."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare) or not isinstance(node.left, ast.Name):
+            continue
+        if node.left.id not in schema.names:
+            continue
+        text = _is_text(schema.field(node.left.id).type)
+        for right in node.comparators:
+            items = right.elts if isinstance(right, ast.List | ast.Tuple) else [right]
+            for item in items:
+                if not isinstance(item, ast.Constant):
+                    continue
+                if text != isinstance(item.value, str):
+                    kind = "text" if text else "numbers or True/False"
+                    return (
+                        f"{item.value!r} does not match its column's type ({node.left.id!r} "
+                        f"holds {kind}; text needs quotes, numbers and True/False must not be "
+                        "quoted)"
+                    )
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0].removeprefix("SOMAError: ") if lines else type(exc).__name__
 
 
 def _compared_values(tree: ast.AST) -> dict[str, set[str]]:
@@ -145,9 +175,30 @@ def check_value_filter(df: soma.DataFrame, value_filter: str | None, *, where: s
         raise FilterError(msg)
     names = list(df.schema.names)
     try:
-        QueryCondition(value_filter).init_query_condition(df.schema, names)
-    except Exception as e:
-        msg = f"{where} {value_filter!r} is not valid: {_explain(e, value_filter, names)}"
+        tree = ast.parse(value_filter.strip(), mode="eval")
+    except SyntaxError as e:
+        msg = f"{where} {value_filter!r} is not valid: {_syntax(e, value_filter.strip())}"
+        raise FilterError(msg) from e
+    unknown = sorted(_column_names(tree) - set(names))
+    if unknown:
+        shown = ", ".join(names[:_MAX_SHOWN]) + (", ..." if len(names) > _MAX_SHOWN else "")
+        msg = (
+            f"{where} {value_filter!r} is not valid: Column {', '.join(unknown)} does not exist "
+            f"in the schema; the columns are: {shown}"
+        )
+        raise FilterError(msg)
+    problem = _type_problem(tree, df.schema)
+    if problem is not None:
+        msg = f"{where} {value_filter!r} is not valid: {problem}"
+        raise FilterError(msg)
+    try:  # the rest (operators, value types) as TileDB-SOMA applies it: read <= 1 row through it
+        df.read(coords=([0],), value_filter=value_filter, column_names=["soma_joinid"]).concat()
+    except tiledbsoma.SOMAError as e:
+        try:  # a read that fails without the filter too is not the filter's fault
+            df.read(coords=([0],), column_names=["soma_joinid"]).concat()
+        except tiledbsoma.SOMAError:
+            raise e from None
+        msg = f"{where} {value_filter!r} is not valid: {_first_line(e)}"
         raise FilterError(msg) from e
     _warn_unknown_values(df, value_filter, where)
 
@@ -184,6 +235,8 @@ def ontology_terms(
 ) -> list[str]:
     """Every term id under the given terms (the terms included), sorted.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     terms
@@ -219,6 +272,8 @@ def ontology_terms(
 
 def multi_value_filter(column: str, any_of: Iterable[str], present: Iterable[str]) -> str:
     """A filter matching cells whose multi-valued ``column`` holds any of ``any_of``.
+
+    Lifecycle: experimental.
 
     Multi-valued columns (``disease``, ``disease_ontology_term_id``, ...) join several values
     with ``" || "`` in one string; ``==`` only matches the whole string. This expands to an
@@ -263,6 +318,8 @@ def ontology_filter(
     schema_version: str = ONTOLOGY_SCHEMA_VERSION,
 ) -> str:
     """A ``obs`` value filter selecting cells by ontology terms *and everything under them*.
+
+    Lifecycle: experimental.
 
     "All T cells" is ``cell_type_descendants_of=["CL:0000084"]`` (or ``["T cell"]``): the
     filter lists every cell type term under CL:0000084. Several arguments are combined with

@@ -20,8 +20,13 @@ import botocore.exceptions
 import requests
 from botocore.config import Config
 
-from cellcensus.client._errors import ReleaseRootUnreachableError
-from cellcensus.errors import BadInputError, CellCensusError, NotFoundError, PermissionDeniedError
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReleaseRootUnreachableError,
+)
 from cellcensus.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Any
 import cellxgene_census
 import tiledbsoma as soma
 
+from cellcensus._compat import storage_failure, tiledb_error_types
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
-from cellcensus.client._errors import (
+from cellcensus.client._locations import is_local, local_path, read_settings
+from cellcensus.errors import (
     AccessDeniedError,
+    BadInputError,
     CollectionNotFoundError,
+    ConfigError,
     ReleaseRootUnreachableError,
 )
-from cellcensus.client._locations import is_local, local_path, read_settings
-from cellcensus.errors import BadInputError, ConfigError
 from cellcensus.settings import DEFAULT_REGION, ENV_PREFIX
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ _REGION_ENV = (ENV_PREFIX + "REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 def get_default_soma_context(tiledb_config: dict[str, Any] | None = None) -> soma.SOMATileDBContext:
     """A :class:`tiledbsoma.SOMATileDBContext` with the official client's defaults.
+
+    Lifecycle: maturing.
 
     Identical to ``cellxgene_census.get_default_soma_context``: 1 GiB initial read buffers,
     unsigned S3 requests, region ``us-west-2``; ``tiledb_config`` entries override those.
@@ -110,17 +114,17 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
         )
         msg = f"{what}: no SOMA collection at {uri} ({hint})"
         raise CollectionNotFoundError(msg) from e
-    except soma.SOMAError as e:
-        text = str(e)
-        # TileDB reports S3 failures only as text; these two are worth a precise message
-        if "Response Code: 403" in text:
+    except tiledb_error_types() as e:
+        kind = storage_failure(e)
+        if kind == "denied":
             msg = (
                 f"{what}: access to {uri} was denied (HTTP 403): check the storage credentials "
                 "(settings=, CELLCENSUS_S3_* / AWS_* keys or profile)"
             )
             raise AccessDeniedError(msg) from e
-        if "connect" in text.lower() or "curl" in text.lower():
-            msg = f"{what}: cannot reach the storage holding {uri}: {text.splitlines()[0]}"
+        if kind == "unreachable":
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = f"{what}: cannot reach the storage holding {uri}: {first}"
             raise ReleaseRootUnreachableError(msg) from e
         raise
 
@@ -136,6 +140,8 @@ def open_soma(
     settings: Settings | None = None,
 ) -> soma.Collection[Any]:
     """Open a census by version (from a release root) or by URI.
+
+    Lifecycle: maturing.
 
     Same behaviour as ``cellxgene_census.open_soma``, over any release root, with these
     differences: ``uri`` together with a non-default ``census_version`` (or a ``mirror``) is an

@@ -21,12 +21,6 @@ from cellcensus.client._args import (
     check_organism,
     last_joinid,
 )
-from cellcensus.client._errors import (
-    CensusNotFoundError,
-    MemoryEstimateWarning,
-    QueryArgumentError,
-    QueryTooLargeError,
-)
 from cellcensus.client._estimate import (
     QueryEstimate,
     estimate_query,
@@ -34,7 +28,13 @@ from cellcensus.client._estimate import (
     layer_peak_bound,
 )
 from cellcensus.client._filters import check_value_filter
-from cellcensus.errors import BadInputError
+from cellcensus.errors import (
+    BadInputError,
+    CensusNotFoundError,
+    MemoryEstimateWarning,
+    QueryArgumentError,
+    QueryTooLargeError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -201,6 +201,8 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
 ) -> anndata.AnnData:
     """A slice of the census as an :class:`anndata.AnnData` (``cellxgene_census.get_anndata``).
 
+    Lifecycle: maturing.
+
     Same arguments, defaults and result as the official function, which does the reading.
     Before it runs, the organism and both filters are checked (clear errors) and the result's
     size is estimated from ``obs``/``var`` (see :func:`estimate`): a query whose estimated peak
@@ -219,8 +221,10 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     column_names
         Deprecated ``{"obs": [...], "var": [...]}`` (as in the official client).
     obs_embeddings, var_embeddings
-        Embeddings by name (looked up by the official client in the CZ CELLxGENE directory;
-        self-hosted releases have none).
+        Embeddings by name, added as ``obsm`` / ``varm`` (NaN for cells without a vector),
+        looked up in the ``contributions.json`` of the release root the census was opened
+        from (else the configured root, else the official directory); see
+        ``docs/embeddings.md``.
     obs_column_names, var_column_names
         Columns of ``obs`` / ``var`` to return.
     modality
@@ -278,7 +282,29 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         )
         logger.debug("get_anndata estimate: %s", est.describe())
         check_memory(est, memory_check)
-    return cellxgene_census.get_anndata(
+    if not obs_embeddings and not var_embeddings:
+        return cellxgene_census.get_anndata(
+            census,
+            organism,
+            measurement_name=measurement_name,
+            X_name=X_name,
+            X_layers=X_layers,
+            obsm_layers=obsm_layers,
+            obsp_layers=obsp_layers,
+            varm_layers=varm_layers,
+            varp_layers=varp_layers,
+            obs_value_filter=obs_value_filter,
+            obs_coords=obs_coords,
+            var_value_filter=var_value_filter,
+            var_coords=var_coords,
+            column_names=column_names,
+            obs_column_names=obs_column_names,
+            var_column_names=var_column_names,
+            modality=modality,
+        )
+    from cellcensus.client._embedding_query import get_anndata_with_embeddings
+
+    return get_anndata_with_embeddings(
         census,
         organism,
         measurement_name=measurement_name,
@@ -293,8 +319,8 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         var_value_filter=var_value_filter,
         var_coords=var_coords,
         column_names=column_names,
-        obs_embeddings=obs_embeddings,
-        var_embeddings=var_embeddings,
+        obs_embeddings=obs_embeddings or (),
+        var_embeddings=var_embeddings or (),
         obs_column_names=obs_column_names,
         var_column_names=var_column_names,
         modality=modality,
@@ -311,6 +337,8 @@ def get_obs(
     modality: str = "census_data",
 ) -> pd.DataFrame:
     """The ``obs`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_obs``).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -357,6 +385,8 @@ def get_var(
 ) -> pd.DataFrame:
     """The ``var`` rows of a query as a :class:`pandas.DataFrame` (``cellxgene_census.get_var``).
 
+    Lifecycle: maturing.
+
     Parameters
     ----------
     census
@@ -399,6 +429,8 @@ def get_presence_matrix(
     modality: str = "census_data",
 ) -> sparse.csr_matrix:
     """Which dataset measured which gene (``cellxgene_census.get_presence_matrix``).
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -447,6 +479,8 @@ def estimate(
     modality: str = "census_data",
 ) -> QueryEstimate:
     """Size of a query before running it: cells, genes, stored values and bytes in memory.
+
+    Lifecycle: experimental.
 
     Reads only ``obs``/``var`` columns (``soma_joinid``, ``nnz``), never X.
 

@@ -51,6 +51,8 @@ def _read_parquet(path: Path) -> anndata.AnnData:
 def read_export(path: str | Path) -> anndata.AnnData:
     """Read an export written by :func:`export` into memory.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     path

@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellcensus.client._directory import ResolvedRelease, resolve_release
-from cellcensus.client._errors import DatasetNotFoundError
 from cellcensus.client._locations import iter_bytes, read_bytes, size_of, uri_join
 from cellcensus.client._open import DEFAULT_CENSUS_VERSION, open_resolved
-from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
+from cellcensus.errors import BadInputError, DatasetNotFoundError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cellxgene_census._release_directory import CensusLocator
-
-    from cellcensus.release import ManifestObject
+    from cellcensus.client._types import CensusLocator
+    from cellcensus.release._manifest import ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["download_source_h5ad", "get_source_h5ad_uri"]
@@ -86,6 +84,8 @@ def get_source_h5ad_uri(
     settings: Settings | None = None,
 ) -> CensusLocator:
     """Where the source H5AD of a dataset is, in the same root and mirror as its census.
+
+    Lifecycle: maturing.
 
     Parameters
     ----------
@@ -210,6 +210,8 @@ def download_source_h5ad(
     verify: bool = True,
 ) -> None:
     """Download a dataset's source H5AD to ``to_path``: resumable, verified against manifest.json.
+
+    Lifecycle: maturing.
 
     Parameters
     ----------

@@ -1,16 +1,14 @@
-"""Streaming writers of an export: ``.h5ad`` and ``.zarr`` (AnnData on-disk encoding), ``.parquet``.
+"""Streaming writers of an export: ``.h5ad`` and ``.zarr`` (through anndata), ``.parquet``.
 
 Each writer receives, in order: the ``obs`` rows (Arrow tables, in ``soma_joinid`` order), the
-``var`` rows, then the X values in row-major order as COO batches (global ``soma_joinid`` of
-both axes and the value) together with the batch's row positions. Nothing is held beyond one
-batch: h5ad/zarr append to growable arrays, parquet appends row groups.
+``var`` rows, then X as consecutive CSR chunks of cells. Nothing is held beyond one chunk:
+h5ad/zarr are written by ``anndata.io.write_elem`` and grown chunk by chunk (X by
+``anndata.io.sparse_dataset(...).append``), parquet appends row groups.
 
-AnnData encoding written (the one ``anndata`` 0.11 writes and reads): root ``anndata`` 0.1.0;
-``obs``/``var`` ``dataframe`` 0.2.0 with ``_index`` (``"0"``, ``"1"``, ... as ``get_anndata``
-gives), ``column-order``; dictionary columns as ``categorical`` 0.2.0 (``categories`` +
-``codes``), text as ``string-array`` 0.2.0, numbers and booleans as ``array`` 0.2.0; ``X`` as
-``csr_matrix`` 0.1.0 (float32 ``data``, int32/int64 ``indices``, int64 ``indptr``); empty
-``obsm``, ``varm``, ``obsp``, ``varp``, ``layers``, ``uns`` (``dict`` 0.1.0).
+The AnnData files hold what ``get_anndata`` returns: ``obs``/``var`` indexed ``"0"``, ``"1"``, ...,
+dictionary columns as categoricals (with every value of the column's enumeration), X as CSR
+float32; ``.zarr`` needs the ``[export]`` extra (zarr 2 with anndata 0.11, zarr 2 or 3 with
+anndata 0.12).
 """
 
 from __future__ import annotations
@@ -21,18 +19,21 @@ import os
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cellcensus._extras import require_extra
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     import numpy.typing as npt
+    from scipy import sparse
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -49,7 +50,6 @@ EXPORT_FORMATS = ("h5ad", "zarr", "parquet")
 #: Version of the parquet export layout (in ``<stem>.export.json``).
 PARQUET_FORMAT_VERSION = 1
 _CHUNK = 1 << 16
-_EMPTY_DICTS = ("obsm", "varm", "obsp", "varp", "layers", "uns")
 
 
 @dataclass(frozen=True)
@@ -123,195 +123,88 @@ class ExportWriter(ABC):
         """Remove everything written."""
 
 
-# ---------------------------------------------------------------------------- AnnData sinks
-class _Array(ABC):
-    @abstractmethod
-    def append(self, values: npt.NDArray[Any]) -> None: ...
+# ---------------------------------------------------------------------------- AnnData
+#: Chunking of every array written (zarr arrays always grow; anndata makes X's HDF5 datasets
+#: growable itself, dataframe columns need ``maxshape``).
+_X_KWARGS: dict[str, Any] = {"chunks": (_CHUNK,)}
+_H5_FRAME_KWARGS: dict[str, Any] = {"maxshape": (None,), "chunks": (_CHUNK,)}
 
 
-class _Sink(ABC):
-    @abstractmethod
-    def attrs(self, path: str, attrs: dict[str, Any]) -> None: ...
-
-    @abstractmethod
-    def group(self, path: str, attrs: dict[str, Any]) -> None: ...
-
-    @abstractmethod
-    def array(self, path: str, dtype: Any, attrs: dict[str, Any]) -> _Array: ...  # noqa: ANN401
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def flush(self) -> None:  # noqa: B027 - optional: most sinks write through
-        """Write what is buffered, so that a write error is raised here and not later from a
-        destructor, where it is lost and leaves the writer broken (h5py)."""
-
-    def discard(self) -> None:
-        """Close a partial output that is about to be deleted (errors do not matter)."""
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-class _H5Array(_Array):
-    def __init__(self, ds: Any) -> None:  # noqa: ANN401 - h5py.Dataset
-        self.ds = ds
-
-    def append(self, values: npt.NDArray[Any]) -> None:
-        n = int(self.ds.shape[0])
-        self.ds.resize((n + len(values),))
-        self.ds[n:] = values
-
-
-class _H5Sink(_Sink):
-    def __init__(self, path: Path) -> None:
+def _open_store(path: Path, fmt: str) -> Any:  # noqa: ANN401 - h5py.File or zarr.Group
+    """A new, empty ``h5py.File`` or zarr group at ``path``."""
+    if fmt == "h5ad":
         import h5py
 
-        self._h5py = h5py
-        self.f = h5py.File(path, "w")
+        return h5py.File(path, "w")
+    require_extra("export", "exporting to .zarr")
+    import zarr
 
-    def _conv(self, v: Any) -> Any:  # noqa: ANN401
-        if isinstance(v, list):
-            if all(isinstance(x, str) for x in v):
-                return np.array(v, dtype=self._h5py.string_dtype())
-            return np.array(v)
-        return v
+    kwargs: dict[str, Any] = {}
+    if int(zarr.__version__.split(".")[0]) >= 3:
+        import anndata
 
-    def attrs(self, path: str, attrs: dict[str, Any]) -> None:
-        node = self.f[path] if path else self.f
-        for k, v in attrs.items():
-            node.attrs[k] = self._conv(v)
-
-    def group(self, path: str, attrs: dict[str, Any]) -> None:
-        self.f.require_group(path)
-        self.attrs(path, attrs)
-
-    def array(self, path: str, dtype: Any, attrs: dict[str, Any]) -> _Array:  # noqa: ANN401
-        is_str = dtype is str
-        ds = self.f.create_dataset(
-            path,
-            shape=(0,),
-            maxshape=(None,),
-            chunks=(_CHUNK,),
-            dtype=self._h5py.string_dtype() if is_str else dtype,
-        )
-        self.attrs(path, attrs)
-        return _H5Array(ds)
-
-    def close(self) -> None:
-        self.f.close()
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def discard(self) -> None:
-        """Close a partial file that is about to be deleted, without writing to it.
-
-        After a write failed on a full disk, HDF5's close (which flushes its caches) fails too,
-        and h5py then crashes the process (segmentation fault) while it frees the objects. So
-        the file descriptor HDF5 writes to is first pointed at ``/dev/null``: the flush
-        succeeds, nothing reaches the disk, and the file is deleted right after.
-        """
-        with contextlib.suppress(Exception):
-            fd = int(self.f.id.get_vfd_handle())
-            null = os.open(os.devnull, os.O_RDWR)
-            try:
-                os.dup2(null, fd)
-            finally:
-                os.close(null)
-        with contextlib.suppress(Exception):
-            self.f.close()
+        # the zarr format anndata writes by default (2, readable by every anndata release)
+        kwargs["zarr_format"] = getattr(anndata.settings, "zarr_write_format", 2)
+    return zarr.open_group(str(path), mode="w", **kwargs)
 
 
-class _ZarrArray(_Array):
-    def __init__(self, arr: Any) -> None:  # noqa: ANN401 - zarr.Array
-        self.arr = arr
-
-    def append(self, values: npt.NDArray[Any]) -> None:
-        if len(values):
-            self.arr.append(values)
-
-
-class _ZarrSink(_Sink):
-    def __init__(self, path: Path) -> None:
-        try:
-            import zarr
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            msg = "exporting to .zarr needs the 'zarr' package (version 2): pip install 'zarr<3'"
-            raise BadInputError(msg) from e
-        self.root = zarr.open_group(str(path), mode="w")
-
-    def attrs(self, path: str, attrs: dict[str, Any]) -> None:
-        node = self.root[path] if path else self.root
-        node.attrs.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()})
-
-    def group(self, path: str, attrs: dict[str, Any]) -> None:
-        self.root.require_group(path)
-        self.attrs(path, attrs)
-
-    def array(self, path: str, dtype: Any, attrs: dict[str, Any]) -> _Array:  # noqa: ANN401
-        if dtype is str:
-            import numcodecs
-
-            arr = self.root.create_dataset(
-                path, shape=(0,), chunks=(_CHUNK,), dtype=object, object_codec=numcodecs.VLenUTF8()
-            )
-        else:
-            arr = self.root.create_dataset(path, shape=(0,), chunks=(_CHUNK,), dtype=dtype)
-        self.attrs(path, attrs)
-        return _ZarrArray(arr)
-
-    def close(self) -> None:
-        store = getattr(self.root, "store", None)
-        if store is not None and hasattr(store, "close"):
-            store.close()
-
-
-def _enc(kind: str, version: str = "0.2.0") -> dict[str, Any]:
-    return {"encoding-type": kind, "encoding-version": version}
+def _append(array: Any, values: npt.NDArray[Any]) -> None:  # noqa: ANN401
+    """Append to a 1-D array anndata wrote (an ``h5py.Dataset`` or a ``zarr.Array``)."""
+    if not len(values):
+        return
+    if hasattr(array, "resize") and hasattr(array, "id"):  # h5py.Dataset
+        n = int(array.shape[0])
+        array.resize((n + len(values),))
+        array[n:] = values
+    else:
+        array.append(values)
 
 
 class _Column:
-    """One obs/var column being written: converts Arrow chunks to the AnnData encoding."""
+    """One obs/var column: Arrow chunks to the numpy / pandas values anndata encodes."""
 
-    def __init__(
-        self, sink: _Sink, path: str, field: pa.Field, categories: list[str] | None
-    ) -> None:
+    def __init__(self, field: pa.Field, categories: list[str] | None) -> None:
         self.field = field
         t = field.type
+        self.categories = categories
+        self.ordered = bool(getattr(t, "ordered", False))
         if categories is not None:
-            self.categories = categories
-            self.lookup = {c: i for i, c in enumerate(categories)}
-            ordered = bool(getattr(t, "ordered", False))
-            sink.group(path, {**_enc("categorical"), "ordered": ordered})
-            sink.array(f"{path}/categories", str, _enc("string-array")).append(
-                np.array(categories, dtype=object)
-            )
             n = len(categories)
-            self.code_dtype: Any = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
-            self.out = sink.array(f"{path}/codes", self.code_dtype, _enc("array"))
-            self.kind = "cat"
+            self.lookup = {c: i for i, c in enumerate(categories)}
+            self.dtype: Any = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            self.out = sink.array(path, str, _enc("string-array"))
-            self.kind = "str"
+            self.dtype = object
         elif pa.types.is_boolean(t):
-            self.out = sink.array(path, np.bool_, _enc("array"))
-            self.kind = "num"
+            self.dtype = np.bool_
         elif pa.types.is_integer(t) or pa.types.is_floating(t):
-            self.out = sink.array(path, t.to_pandas_dtype(), _enc("array"))
-            self.kind = "num"
+            self.dtype = t.to_pandas_dtype()
         else:
             msg = f"column {field.name!r} has type {t}, which export does not support"
             raise BadInputError(msg)
 
-    def append(self, arr: pa.ChunkedArray | pa.Array) -> None:
+    def values(self, arr: pa.ChunkedArray | pa.Array) -> npt.NDArray[Any]:
+        """The chunk as one numpy array: category codes, or the values."""
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        if self.kind == "cat":
-            self.out.append(self._codes(arr))
-        elif self.kind == "str":
-            self.out.append(np.array(arr.to_pylist(), dtype=object))
-        else:
-            self.out.append(arr.to_numpy(zero_copy_only=False))
+        if self.categories is not None:
+            return self._codes(arr)
+        if self.dtype is object:
+            return np.array(arr.to_pylist(), dtype=object)
+        out: npt.NDArray[Any] = arr.to_numpy(zero_copy_only=False).astype(self.dtype, copy=False)
+        return out
+
+    def series(self, values: npt.NDArray[Any]) -> Any:  # noqa: ANN401 - pd.Categorical | ndarray
+        """What anndata writes for the first chunk (it picks the encoding from the type)."""
+        if self.categories is None:
+            return values
+        import pandas as pd
+
+        # pandas-stubs 2.x types codes as Sequence[int]; pandas takes the integer array as is
+        return pd.Categorical.from_codes(
+            cast("Sequence[int]", values),
+            categories=pd.Index(self.categories, dtype=object),
+            ordered=self.ordered,
+        )
 
     def _codes(self, arr: pa.Array) -> npt.NDArray[Any]:
         """Category codes without a Python object per row: map the (small) dictionary once."""
@@ -322,104 +215,187 @@ class _Column:
         if unknown:
             msg = f"column {self.field.name!r}: values {unknown[:5]} are not in its enumeration"
             raise BadInputError(msg)
-        mapping = np.array([self.lookup[v] for v in dictionary] + [-1], dtype=self.code_dtype)
+        mapping = np.array([self.lookup[v] for v in dictionary] + [-1], dtype=self.dtype)
         idx = arr.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
         codes: npt.NDArray[Any] = mapping[idx]
         return codes
 
 
 class AnnDataWriter(ExportWriter):
-    """Writes ``.h5ad`` (h5py) or ``.zarr`` (zarr v2) in AnnData's on-disk encoding."""
+    """Writes ``.h5ad`` (h5py) or ``.zarr`` through anndata's element I/O.
+
+    ``anndata.io.write_elem`` writes the AnnData skeleton and every element (``obs`` and ``var``
+    from their first chunk of rows, X from its first chunk of cells); later chunks are appended:
+    X by ``anndata.io.sparse_dataset(...).append``, dataframe columns (category codes, values,
+    index) by growing the 1-D arrays anndata created. So the file is in whatever encoding the
+    installed anndata writes (0.11 and 0.12 are supported), and memory stays at one chunk.
+    """
 
     def __init__(self, path: Path, fmt: str) -> None:
+        import anndata
+        from anndata.io import write_elem
+
         self.path = path
         self.tmp = path.with_name(f".{path.name}.partial")
         self.fmt = fmt
         _remove(self.tmp)
+        self._kwargs = _H5_FRAME_KWARGS if fmt == "h5ad" else _X_KWARGS
         try:
-            self.sink: _Sink = _H5Sink(self.tmp) if fmt == "h5ad" else _ZarrSink(self.tmp)
-            self.sink.attrs("", _enc("anndata", "0.1.0"))
+            self.store = _open_store(self.tmp, fmt)
+            # the skeleton: root encoding, empty obs/var, obsm, varm, obsp, varp, layers, uns
+            write_elem(self.store, "/", anndata.AnnData())
         except BaseException:
             _remove(self.tmp)  # a full or read-only disk: leave nothing behind
             raise
+        self._axis = ""
         self._cols: list[_Column] = []
-        self._index: _Array | None = None
         self._pos = 0
-        self._indptr: _Array | None = None
-        self._data: _Array | None = None
-        self._indices: _Array | None = None
-        self._index_dtype: Any = np.int32
         self._n_obs = 0
+        self._n_vars = 0
         self._rows = 0
-        self._written = 0
+        self._index_dtype: Any = np.int32
+        self._x_started = False
 
+    # ------------------------------------------------------------------ obs / var
     def begin_axis(
         self, axis: str, n: int, schema: pa.Schema, categories: dict[str, list[str]]
     ) -> None:
-        """Create the axis' dataframe group and its columns."""
-        self.sink.flush()  # before the previous axis' columns are let go
-        self._cols = []
-        names = list(schema.names)
-        self.sink.group(axis, {**_enc("dataframe"), "_index": "_index", "column-order": names})
-        self._index = self.sink.array(f"{axis}/_index", str, _enc("string-array"))
-        self._cols = [
-            _Column(self.sink, f"{axis}/{f.name}", f, categories.get(f.name)) for f in schema
-        ]
+        """Start ``axis``: its columns are written with the first rows (or empty at the end)."""
+        self._finish_axis()
+        self._flush()  # before the previous axis' datasets are let go
+        self._axis = axis
+        self._cols = [_Column(f, categories.get(f.name)) for f in schema]
         self._pos = 0
+
+    def _index(self, n: int) -> npt.NDArray[Any]:
+        # "0", "1", ... as get_anndata gives
+        return np.arange(self._pos, self._pos + n).astype(str).astype(object)
+
+    def _write_frame(self, columns: list[npt.NDArray[Any]], n: int) -> None:
+        import pandas as pd
+        from anndata.io import write_elem
+
+        frame = pd.DataFrame(
+            {c.field.name: c.series(v) for c, v in zip(self._cols, columns, strict=True)},
+            index=pd.Index(self._index(n), dtype=object),
+        )
+        if not self._cols:
+            frame = pd.DataFrame(index=pd.Index(self._index(n), dtype=object))
+        write_elem(self.store, self._axis, frame, dataset_kwargs=self._kwargs)
 
     def write_rows(self, axis: str, table: pa.Table) -> None:
         """Append rows: index ``"<position>"`` and each column."""
         n = table.num_rows
-        assert self._index is not None  # noqa: S101 - begin_axis was called
-        self._index.append(np.arange(self._pos, self._pos + n).astype(str).astype(object))
-        for col in self._cols:
-            col.append(table.column(col.field.name))
+        values = [c.values(table.column(c.field.name)) for c in self._cols]
+        if self._pos == 0:
+            self._write_frame(values, n)
+        else:
+            group = self.store[axis]
+            _append(group[group.attrs["_index"]], self._index(n))
+            for col, v in zip(self._cols, values, strict=True):
+                name = col.field.name
+                _append(group[f"{name}/codes"] if col.categories is not None else group[name], v)
         self._pos += n
 
+    def _finish_axis(self) -> None:
+        """An axis without rows is still written (its columns, empty)."""
+        if self._axis and self._pos == 0:
+            self._write_frame([np.zeros(0, dtype=c.dtype) for c in self._cols], 0)
+        self._axis = ""
+        self._cols = []
+
+    # ------------------------------------------------------------------ X
     def begin_x(self, n_obs: int, n_vars: int, nnz_hint: int) -> None:
-        """Create the CSR group."""
-        self.sink.flush()  # a full disk fails here, not in the datasets' destructors
-        self._cols = []  # let the column datasets (and their chunk caches) go
-        self._index = None
-        self.sink.group("X", {**_enc("csr_matrix", "0.1.0"), "shape": [n_obs, n_vars]})
-        self._index_dtype = np.int32 if n_vars < 2**31 else np.int64
-        self._data = self.sink.array("X/data", np.float32, {})
-        self._indices = self.sink.array("X/indices", self._index_dtype, {})
-        self._indptr = self.sink.array("X/indptr", np.int64, {})
-        self._indptr.append(np.zeros(1, np.int64))
+        """Prepare X (written with its first chunk)."""
+        self._finish_axis()
+        self._flush()  # a full disk fails here, not in the datasets' destructors
         self._n_obs = n_obs
+        self._n_vars = n_vars
         self._rows = 0
-        self._written = 0
+        # anndata cannot widen a 32-bit indptr later: decide from the (upper-bound) estimate
+        big = max(nnz_hint, n_vars) >= np.iinfo(np.int32).max
+        self._index_dtype = np.int64 if big else np.int32
+
+    def _csr(self, chunk: CsrChunk) -> sparse.csr_matrix:
+        from scipy import sparse
+
+        shape = (len(chunk.obs_joinids), self._n_vars)
+        m = sparse.csr_matrix((chunk.data, chunk.indices, chunk.indptr), shape=shape)
+        # scipy narrows index arrays that fit 32 bits; keep the width chosen for the file
+        m.indices = chunk.indices.astype(self._index_dtype, copy=False)
+        m.indptr = chunk.indptr.astype(self._index_dtype, copy=False)
+        return m
 
     def write_x(self, chunk: CsrChunk) -> None:
-        """Append a chunk's values, column indices and row ends."""
-        assert self._data is not None  # noqa: S101
-        assert self._indices is not None  # noqa: S101
-        assert self._indptr is not None  # noqa: S101
-        self._data.append(chunk.data)
-        self._indices.append(chunk.indices.astype(self._index_dtype, copy=False))
-        self._indptr.append(self._written + chunk.indptr[1:].astype(np.int64, copy=False))
-        self._written += int(chunk.indptr[-1])
-        self._rows += len(chunk.obs_joinids)
+        """Append a chunk of rows of X."""
+        from anndata.io import sparse_dataset, write_elem
+
+        m = self._csr(chunk)
+        if not self._x_started:
+            write_elem(self.store, "X", m, dataset_kwargs=_X_KWARGS)
+            self._x_started = True
+        else:
+            sparse_dataset(self.store["X"]).append(m)
+        self._rows += m.shape[0]
 
     def commit(self, meta: dict[str, Any]) -> None:
-        """Close the remaining rows, add the empty mappings, rename into place."""
-        assert self._indptr is not None  # noqa: S101
+        """Check the row count, close, rename into place."""
+        self._finish_axis()
+        if not self._x_started:
+            self.write_x(
+                CsrChunk(
+                    obs_joinids=np.zeros(0, np.int64),
+                    var_joinids=np.zeros(0, np.int64),
+                    indptr=np.zeros(1, np.int64),
+                    indices=np.zeros(0, np.int32),
+                    data=np.zeros(0, np.float32),
+                )
+            )
         if self._rows != self._n_obs:
             msg = f"internal error: X has {self._rows} rows written, expected {self._n_obs}"
             raise AssertionError(msg)
-        for name in _EMPTY_DICTS:
-            self.sink.group(name, _enc("dict", "0.1.0"))
-        self.sink.flush()
-        self._data = self._indices = self._indptr = None
-        self.sink.close()
+        self._close()
         _remove(self.path)
         self.tmp.rename(self.path)
+
+    def _flush(self) -> None:
+        """Write what h5py buffers, so that a write error (a full disk) is raised here and not
+        later from a destructor, where it is lost and leaves the file broken."""
+        flush = getattr(self.store, "flush", None)
+        if flush is not None and hasattr(self.store, "id"):  # h5py.File
+            flush()
+
+    def _close(self) -> None:
+        self._flush()
+        close = getattr(self.store, "close", None)
+        if close is not None:  # h5py.File (zarr groups need no closing)
+            close()
+
+    def _discard(self) -> None:
+        """Close a partial output that is about to be deleted, without writing to it.
+
+        After a write failed on a full disk, HDF5's close (which flushes its caches) fails too,
+        and h5py then crashes the process (segmentation fault) while it frees the objects. So
+        the file descriptor HDF5 writes to is first pointed at ``/dev/null``: the flush
+        succeeds, nothing reaches the disk, and the file is deleted right after.
+        """
+        if hasattr(self.store, "id"):  # h5py.File
+            with contextlib.suppress(Exception):
+                fd = int(self.store.id.get_vfd_handle())
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+        with contextlib.suppress(Exception):
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
 
     def abort(self) -> None:
         """Close and delete the partial output."""
         try:
-            self.sink.discard()
+            self._discard()
         finally:
             _remove(self.tmp)
 

@@ -3,24 +3,21 @@
 A *release root* is a local directory or ``s3://bucket/prefix/`` holding ``release.json``,
 ``mirrors.json`` and one ``<tag>/`` per published build (``soma/``, ``h5ads/``,
 ``manifest.json``, ``build.json``). See ``docs/releases.md``.
+
+This package exports what users call: the operations (``publish``, ``sync``, ``verify``, the
+directory and mirror edits), their results, and the models they return. Storage back-ends
+(``open_root`` gives the right one for a path or URI), validators and the other records live in
+the private modules.
+
+Lifecycle: maturing.
 """
 
 from __future__ import annotations
 
-from cellcensus.release._local import LocalRoot
-from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
-from cellcensus.release._models import (
-    Locator,
-    Mirror,
-    MirrorDirectory,
-    ReleaseDirectory,
-    ReleaseEntry,
-    Retraction,
-)
+from cellcensus.release._manifest import Manifest
+from cellcensus.release._models import Mirror, MirrorDirectory, ReleaseDirectory, ReleaseEntry
 from cellcensus.release._open import open_root
-from cellcensus.release._root import ObjectInfo, ReleaseRoot
-from cellcensus.release._s3 import S3Root
-from cellcensus.release._validate import tag_date, validate_name, validate_tag
+from cellcensus.release._root import ReleaseRoot
 from cellcensus.release.directory import (
     CleanupPlan,
     ReleaseDetails,
@@ -47,23 +44,16 @@ from cellcensus.release.sync import SyncResult, sync
 from cellcensus.release.verify import Problem, VerifyReport, verify
 
 __all__ = [
-    "BuildInfo",
     "CleanupPlan",
-    "LocalRoot",
-    "Locator",
     "Manifest",
-    "ManifestObject",
     "Mirror",
     "MirrorDirectory",
-    "ObjectInfo",
     "Problem",
     "PublishResult",
     "ReleaseDetails",
     "ReleaseDirectory",
     "ReleaseEntry",
     "ReleaseRoot",
-    "Retraction",
-    "S3Root",
     "SyncResult",
     "VerifyReport",
     "add_mirror",
@@ -83,9 +73,6 @@ __all__ = [
     "set_default_mirror",
     "show_release",
     "sync",
-    "tag_date",
     "unpin",
-    "validate_name",
-    "validate_tag",
     "verify",
 ]

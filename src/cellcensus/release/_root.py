@@ -26,8 +26,8 @@ from typing import IO, TYPE_CHECKING
 
 from cellcensus.errors import (
     BadInputError,
-    CellCensusError,
     NotFoundError,
+    PreconditionFailedError,
 )
 
 if TYPE_CHECKING:
@@ -53,10 +53,6 @@ MiB = 1024 * 1024
 MULTIPART_CHUNKSIZE = 64 * MiB
 
 Callback = Callable[[int], None]
-
-
-class PreconditionFailedError(CellCensusError):
-    """A conditional write lost: the object exists (create-only) or changed (replace-if-match)."""
 
 
 @dataclass(frozen=True)

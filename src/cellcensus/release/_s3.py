@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import urllib.parse
+from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import botocore.exceptions
@@ -39,6 +40,9 @@ from cellcensus.release._root import (
 __all__ = ["S3Root", "map_s3_error"]
 
 logger = logging.getLogger(__name__)
+
+#: Content types of uploaded objects that browsers and clients open directly.
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 
 
 def _client_error_code(e: botocore.exceptions.ClientError) -> tuple[str, int]:
@@ -246,13 +250,18 @@ class S3Root(ReleaseRoot):
     def upload_file(
         self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
     ) -> None:
-        """Upload with boto3's transfer manager; the sha256 is stored as user metadata."""
+        """Upload with boto3's transfer manager; the sha256 is stored as user metadata, and
+        pages (``report.html``) and JSON get their content type, so a browser shows them."""
+        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}}
+        content_type = _CONTENT_TYPES.get(PurePosixPath(key).suffix)
+        if content_type is not None:
+            extra["ContentType"] = content_type
         try:
             self.client.upload_file(
                 str(path),
                 self.bucket,
                 self._k(key),
-                ExtraArgs={"Metadata": {"sha256": sha256}},
+                ExtraArgs=extra,
                 Config=self.transfer_config(),
                 Callback=callback,
             )

@@ -16,7 +16,17 @@ __all__ = [
 ]
 
 #: Names that are never build tags: the automatic aliases, and the files at the root.
-RESERVED_NAMES = frozenset({"latest", "stable", "default", "release.json", "mirrors.json"})
+RESERVED_NAMES = frozenset(
+    {
+        "latest",
+        "stable",
+        "default",
+        "release.json",
+        "mirrors.json",
+        "contributions.json",  # the embedding directory
+        "embeddings",  # the embeddings' prefix
+    }
+)
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DATE_TAG = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")

@@ -4,7 +4,9 @@ Steps (the commit point is the last one):
 
 1. check the build directory (``soma/`` collection, ``h5ads/``, ``build.json``) and the tag; refuse
    a tag that ``release.json`` already lists (published tags are immutable);
-2. hash every file (sha256, and the ETag S3 will compute) and *claim* the tag by creating
+2. write the release report (``report.html``, ``report.json``: the build's numbers and its diff
+   against the previous build, see :mod:`cellcensus.report`) beside the build's files;
+   hash every file (sha256, and the ETag S3 will compute) and *claim* the tag by creating
    ``<tag>/manifest.json`` with a create-only write. If a manifest is already there (an
    interrupted publish), it must list exactly the same objects, otherwise publishing is refused
    (``discard_partial`` deletes the unpublished leftovers first);
@@ -65,6 +67,7 @@ from cellcensus.release.verify import MANIFEST_KEY, check_build
 
 if TYPE_CHECKING:
     from cellcensus._progress import Progress
+    from cellcensus.report import StagedReport
     from cellcensus.settings import Settings
 
 __all__ = ["PublishResult", "publish"]
@@ -343,6 +346,14 @@ def _commit(r: ReleaseRoot, entry: ReleaseEntry, manifest: Manifest) -> None:
         raise _lost_claim(r, tag)
 
 
+def _stage_report(r: ReleaseRoot, tag: str, bdir: Path, day: dt.date) -> StagedReport:
+    """The release report of the build (``report.html``, ``report.json``), in a temporary
+    directory; deterministic, so a resumed publish claims the same manifest."""
+    from cellcensus.report import stage_publish_report
+
+    return stage_publish_report(r, tag, bdir, release_date=day)
+
+
 def _immutable(r: ReleaseRoot, tag: str) -> BadInputError:
     msg = (
         f"{tag!r} is already in {r.object_uri(RELEASE_JSON)} with other content; published tags "
@@ -477,6 +488,40 @@ def _publish(
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
     files = _build_files(bdir)
+    staged_report = _stage_report(r, tag, bdir, day)
+    try:
+        return _publish_files(
+            r,
+            bdir,
+            tag,
+            sorted([*files, *staged_report.files]),
+            published=published,
+            day=day,
+            lts=lts,
+            discard_partial=discard_partial,
+            jobs=jobs,
+            progress=progress,
+            t0=t0,
+        )
+    finally:
+        staged_report.cleanup()
+
+
+def _publish_files(
+    r: ReleaseRoot,
+    bdir: Path,
+    tag: str,
+    files: list[tuple[str, Path]],
+    *,
+    published: ReleaseEntry | None,
+    day: dt.date,
+    lts: bool,
+    discard_partial: bool,
+    jobs: int,
+    progress: Progress | None,
+    t0: float,
+) -> PublishResult:
+    """Upload ``files`` (the build's and its staged report's), verify and commit."""
     remote = None if published is None else _published_same(r, tag, published, files, lts)
     digests = _hash_files(files, jobs, progress)
     manifest = Manifest(

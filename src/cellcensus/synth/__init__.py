@@ -8,14 +8,20 @@ of the chunk size; matrices are streamed, so any size fits in bounded memory.
 
 from __future__ import annotations
 
-from cellcensus.synth._corpus import MANIFEST_COLUMNS, SynthCorpus, demo_corpus_specs, synth_corpus
-from cellcensus.synth._spec import DatasetSpec
-from cellcensus.synth._write import write_dataset
+from cellcensus._extras import require_extra
+
+require_extra("synth", "synthetic corpora (cellcensus.synth)")
+
+from cellcensus.synth._bulk import bulk_corpus  # noqa: E402
+from cellcensus.synth._corpus import MANIFEST_COLUMNS, SynthCorpus, demo_corpus_specs, synth_corpus  # noqa: E402
+from cellcensus.synth._spec import DatasetSpec  # noqa: E402
+from cellcensus.synth._write import write_dataset  # noqa: E402
 
 __all__ = [
     "MANIFEST_COLUMNS",
     "DatasetSpec",
     "SynthCorpus",
+    "bulk_corpus",
     "demo_corpus_specs",
     "synth_corpus",
     "write_dataset",

@@ -16,6 +16,7 @@ from cellcensus.errors import BadInputError
 from cellcensus.synth._catalog import HUMAN, MOUSE
 from cellcensus.synth._provenance import provenance
 from cellcensus.synth._random import check_seed, uuid4
+from cellcensus.synth._spatial import SLIDE_SEQ_V2, VISIUM_SPOTS, VISIUM_V1
 from cellcensus.synth._spec import DatasetSpec
 from cellcensus.synth._write import write_dataset
 
@@ -73,19 +74,34 @@ _DEMO: Final[tuple[tuple[float, dict[str, object]], ...]] = (
     (0.08, {"organism_ontology_term_id": HUMAN, "duplicate_of": 0}),
 )  # fmt: skip
 
+# spatial datasets of the demo (census_spatial_sequencing); a Visium capture area has a fixed
+# number of spots, so its share is 0 and its size VISIUM_SPOTS whatever the corpus size
+_DEMO_SPATIAL: Final[tuple[tuple[float, dict[str, object]], ...]] = (
+    # 8: human liver, Visium V1: one capture area, hires image, in_tissue/array_row/array_col
+    (0.0, {"organism_ontology_term_id": HUMAN, "assays": (VISIUM_V1,), "n_cells": VISIUM_SPOTS,
+           "tissues": ("UBERON:0002107",), "n_genes": 1500}),
+    # 9: mouse brain, Slide-seqV2: one puck of beads, no image
+    (0.03, {"organism_ontology_term_id": MOUSE, "assays": (SLIDE_SEQ_V2,),
+            "tissues": ("UBERON:0000956",), "n_genes": 1200}),
+)  # fmt: skip
+
 
 def _demo_id(seed: int, index: int) -> str:
     return uuid4("dataset", seed, index)
 
 
-def demo_corpus_specs(n_cells: int = 60_000, *, seed: int = 0) -> list[DatasetSpec]:
+def demo_corpus_specs(
+    n_cells: int = 60_000, *, seed: int = 0, spatial: bool = True
+) -> list[DatasetSpec]:
     """Return the specs of the demo corpus, scaled to about ``n_cells`` cells in total.
 
-    Eight datasets: four human (blood/spleen; lung with counts in ``raw.X``; brain tissue,
-    organoid and primary cell culture with some CITE-seq cells; Smart-seq2 liver with ERCC
+    Eight single-cell datasets: four human (blood/spleen; lung with counts in ``raw.X``; brain
+    tissue, organoid and primary cell culture with some CITE-seq cells; Smart-seq2 liver with ERCC
     spike-ins as a dense matrix), two mouse (a CSC one; one with spike-ins), one rat (an
     organism the Census does not build) and one human dataset re-using cells of the first
-    (``is_primary_data`` False). Several carry cells with two diseases.
+    (``is_primary_data`` False). Several carry cells with two diseases. With ``spatial``, two
+    spatial datasets follow, on top of ``n_cells``: a human Visium V1 capture area (always 4,992
+    spots) and a mouse Slide-seqV2 puck (3% of ``n_cells``).
 
     Parameters
     ----------
@@ -93,6 +109,8 @@ def demo_corpus_specs(n_cells: int = 60_000, *, seed: int = 0) -> list[DatasetSp
         Total cells (each dataset gets a fixed share, at least 20).
     seed
         Seed the dataset ids (UUIDs) are derived from.
+    spatial
+        Add the Visium and Slide-seqV2 datasets.
 
     Returns
     -------
@@ -103,14 +121,15 @@ def demo_corpus_specs(n_cells: int = 60_000, *, seed: int = 0) -> list[DatasetSp
         msg = f"must be a positive integer, got {n_cells!r}"
         raise BadInputError(msg, field="n_cells")
     seed = check_seed(seed)
-    ids = [_demo_id(seed, i) for i in range(len(_DEMO))]
+    composition = _DEMO + _DEMO_SPATIAL if spatial else _DEMO
+    ids = [_demo_id(seed, i) for i in range(len(composition))]
     specs = []
-    for i, (share, fields) in enumerate(_DEMO):
+    for i, (share, fields) in enumerate(composition):
         kwargs = dict(fields)
         if isinstance(kwargs.get("duplicate_of"), int):
             kwargs["duplicate_of"] = ids[int(kwargs["duplicate_of"])]  # type: ignore[call-overload]
-        cells = max(_MIN_CELLS, round(share * n_cells))
-        specs.append(DatasetSpec(dataset_id=ids[i], n_cells=cells, **kwargs))  # type: ignore[arg-type]
+        kwargs.setdefault("n_cells", max(_MIN_CELLS, round(share * n_cells)))
+        specs.append(DatasetSpec(dataset_id=ids[i], **kwargs))  # type: ignore[arg-type]
     return specs
 
 

@@ -1,9 +1,13 @@
-"""Streaming writers for the AnnData (H5AD, encoding 0.1.0) layout.
+"""Streaming writers for the AnnData (H5AD) layout.
 
-Matrices are written chunk by chunk, never whole: CSR by appending to resizable ``data`` and
-``indices`` datasets; CSC in two passes (column counts first, then each chunk's entries scattered
-to their column ranges of fixed-size datasets); dense by row blocks. The small elements (obs, var,
-uns) go through :func:`anndata.io.write_elem`.
+Matrices are written chunk by chunk, never whole, and every element is created by anndata's public
+I/O (:func:`anndata.io.write_elem`), so the encoding is anndata's: CSR by writing the first chunk
+with resizable datasets and appending the others (``sparse_dataset(...).append``); dense matrices
+and embeddings by writing an empty resizable array whose rows are then filled block by block. CSC
+cannot be appended by rows (anndata appends CSC matrices by columns), so anndata writes an empty
+CSC element of the final shape whose ``data``/``indices`` are then grown to the final size and
+filled in two passes (column counts first, then each chunk's entries scattered to their column
+ranges). The small elements (obs, var, uns) go through :func:`~anndata.io.write_elem` as well.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import scipy.sparse as sp
-from anndata.io import write_elem
+from anndata.io import sparse_dataset, write_elem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -118,14 +122,6 @@ def write_element(
     write_elem(parent, name, value, dataset_kwargs=kwargs)
 
 
-def _sparse_group(parent: h5py.Group, name: str, kind: str, shape: tuple[int, int]) -> h5py.Group:
-    group = parent.create_group(name)
-    group.attrs["encoding-type"] = kind
-    group.attrs["encoding-version"] = "0.1.0"
-    group.attrs["shape"] = np.asarray(shape, dtype=np.int64)
-    return group
-
-
 class MatrixWriter:
     """Interface of the chunked matrix writers: ``append`` rows in order, then ``close``."""
 
@@ -138,43 +134,45 @@ class MatrixWriter:
         raise NotImplementedError
 
 
+def _csr(rows: sp.csr_matrix, n_cols: int) -> sp.csr_matrix:
+    """float32 values, int32 column indices, int64 row pointers (as anndata writes them)."""
+    out = sp.csr_matrix(
+        (rows.data.astype(np.float32, copy=False), rows.indices.astype(np.int32, copy=False),
+         rows.indptr.astype(np.int32, copy=False)),
+        shape=(rows.shape[0], n_cols),
+    )  # fmt: skip
+    out.indptr = rows.indptr.astype(np.int64)  # 64-bit pointers: any number of stored values
+    return out
+
+
 class CsrWriter(MatrixWriter):
-    """CSR matrix grown chunk by chunk (resizable, compressed ``data``/``indices``)."""
+    """CSR matrix grown chunk by chunk: anndata writes the first chunk with resizable datasets,
+    the others are appended with ``sparse_dataset(...).append``."""
 
     def __init__(self, parent: h5py.Group, name: str, shape: tuple[int, int]) -> None:
-        self.shape = shape
-        group = _sparse_group(parent, name, "csr_matrix", shape)
-        chunk = (_CHUNK_ELEMENTS,)
-        self.data = group.create_dataset(
-            "data", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=chunk, **COMPRESSION
-        )
-        self.indices = group.create_dataset(
-            "indices", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=chunk, **COMPRESSION
-        )
-        self.indptr = group.create_dataset(
-            "indptr", shape=(shape[0] + 1,), dtype=np.int64, **COMPRESSION
-        )
+        self.parent, self.name, self.shape = parent, name, shape
         self.row = 0
-        self.nnz = 0
+        self.dataset: Any = None
 
     def append(self, rows: sp.csr_matrix) -> None:
         """Append rows (CSR with sorted indices)."""
-        n, k = rows.shape[0], rows.nnz
-        if k:
-            self.data.resize((self.nnz + k,))
-            self.indices.resize((self.nnz + k,))
-            self.data[self.nnz :] = rows.data.astype(np.float32, copy=False)
-            self.indices[self.nnz :] = rows.indices.astype(np.int32, copy=False)
-        self.indptr[self.row + 1 : self.row + n + 1] = rows.indptr[1:].astype(np.int64) + self.nnz
-        self.row += n
-        self.nnz += k
+        chunk = _csr(rows, self.shape[1])
+        if self.dataset is None:
+            kwargs = {"maxshape": (None,), "chunks": (_CHUNK_ELEMENTS,), **COMPRESSION}
+            write_elem(self.parent, self.name, chunk, dataset_kwargs=kwargs)
+            self.dataset = sparse_dataset(self.parent[self.name])
+        else:
+            self.dataset.append(chunk)
+        self.row += rows.shape[0]
 
     def close(self) -> None:
-        """Finish (the first indptr entry) after checking the row count."""
+        """Check the row count (a matrix without rows is written empty here)."""
+        if self.dataset is None:
+            empty = sp.csr_matrix((0, self.shape[1]), dtype=np.float32)
+            write_elem(self.parent, self.name, _csr(empty, self.shape[1]))
         if self.row != self.shape[0]:
             msg = f"wrote {self.row} rows of {self.shape[0]}"
             raise RuntimeError(msg)
-        self.indptr[0] = 0
 
 
 class CscWriter(MatrixWriter):
@@ -189,13 +187,22 @@ class CscWriter(MatrixWriter):
         self, parent: h5py.Group, name: str, shape: tuple[int, int], col_nnz: npt.NDArray[np.int64]
     ) -> None:
         self.shape = shape
-        group = _sparse_group(parent, name, "csc_matrix", shape)
         indptr = np.zeros(shape[1] + 1, dtype=np.int64)
         np.cumsum(col_nnz, out=indptr[1:])
         total = int(indptr[-1])
-        self.data = group.create_dataset("data", shape=(total,), dtype=np.float32)
-        self.indices = group.create_dataset("indices", shape=(total,), dtype=np.int32)
-        group.create_dataset("indptr", data=indptr, **COMPRESSION)
+        # anndata writes the element (encoding, shape) from an empty matrix of the final shape with
+        # resizable datasets; data/indices grow to the final size, indptr gets the real pointers
+        empty = sp.csc_matrix(shape, dtype=np.float32)
+        empty.indices = empty.indices.astype(np.int32)
+        empty.indptr = np.zeros(shape[1] + 1, dtype=np.int64)
+        kwargs = {"maxshape": (None,), "chunks": (_CHUNK_ELEMENTS,)}
+        write_elem(parent, name, empty, dataset_kwargs=kwargs)
+        group = parent[name]
+        group["indptr"][:] = indptr
+        self.data = group["data"]
+        self.indices = group["indices"]
+        self.data.resize((total,))
+        self.indices.resize((total,))
         self.cursor = indptr[:-1].copy()
         self.end = indptr[1:].copy()
         self.row = 0  # rows written
@@ -238,21 +245,30 @@ class CscWriter(MatrixWriter):
             raise RuntimeError(msg)
 
 
+def _rows_dataset(
+    parent: h5py.Group, name: str, shape: tuple[int, int], chunk_rows: int, *, compress: bool
+) -> h5py.Dataset:
+    """A float32 array element written by anndata with no rows and a resizable first axis."""
+    kwargs: dict[str, Any] = {"maxshape": (None, shape[1]), "chunks": (chunk_rows, shape[1])}
+    if compress:
+        kwargs.update(COMPRESSION)
+    write_elem(parent, name, np.zeros((0, shape[1]), dtype=np.float32), dataset_kwargs=kwargs)
+    dataset: h5py.Dataset = parent[name]
+    dataset.resize(shape[0], axis=0)
+    return dataset
+
+
 class DenseWriter(MatrixWriter):
     """Dense float32 matrix written by row blocks (at most 1,024 rows densified at a time)."""
 
     def __init__(self, parent: h5py.Group, name: str, shape: tuple[int, int]) -> None:
         self.shape = shape
-        rows_per_chunk = int(max(1, min(shape[0], _CHUNK_ELEMENTS // max(shape[1], 1))))
-        self.ds = parent.create_dataset(
-            name,
-            shape=shape,
-            dtype=np.float32,
-            chunks=(rows_per_chunk, max(shape[1], 1)) if shape[1] else None,
-            **(COMPRESSION if shape[1] else {}),
-        )
-        self.ds.attrs["encoding-type"] = "array"
-        self.ds.attrs["encoding-version"] = "0.2.0"
+        if shape[1]:
+            rows_per_chunk = int(max(1, min(shape[0], _CHUNK_ELEMENTS // shape[1])))
+            self.ds = _rows_dataset(parent, name, shape, rows_per_chunk, compress=True)
+        else:
+            write_elem(parent, name, np.zeros(shape, dtype=np.float32))
+            self.ds = parent[name]
         self.row = 0
 
     def append(self, rows: sp.csr_matrix) -> None:
@@ -273,15 +289,8 @@ class EmbeddingWriter:
     """An ``obsm`` embedding (n_obs x k float32 array) written by row chunks."""
 
     def __init__(self, parent: h5py.Group, name: str, shape: tuple[int, int]) -> None:
-        self.ds = parent.create_dataset(
-            name,
-            shape=shape,
-            dtype=np.float32,
-            chunks=(max(1, min(shape[0], 1 << 16)), shape[1]),
-            **COMPRESSION,
-        )
-        self.ds.attrs["encoding-type"] = "array"
-        self.ds.attrs["encoding-version"] = "0.2.0"
+        chunk_rows = max(1, min(shape[0], 1 << 16))
+        self.ds = _rows_dataset(parent, name, shape, chunk_rows, compress=True)
         self.row = 0
 
     def append(self, values: npt.NDArray[np.float32]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,8 @@ from cellcensus.synth._catalog import (
 from cellcensus.synth._random import Stream, generator
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy.typing as npt
 
     from cellcensus.synth._spec import DatasetSpec
@@ -344,7 +346,7 @@ def add_labels(frame: pd.DataFrame, schema_version: str) -> pd.DataFrame:
         labels = [term_label(c, schema_version) for c in categories]
         if len(set(labels)) == len(labels):
             out[label_column] = pd.Categorical.from_codes(
-                ids.cat.codes.to_numpy(), categories=pd.Index(labels)
+                cast("Sequence[int]", ids.cat.codes.to_numpy()), categories=pd.Index(labels)
             )
         else:  # two ids with one label: let pandas merge the categories
             out[label_column] = pd.Categorical(np.asarray(labels, dtype=object)[ids.cat.codes])

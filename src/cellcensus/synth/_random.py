@@ -35,6 +35,7 @@ class Stream(enum.IntEnum):
     DUPLICATE = 6
     TISSUES = 7
     BATCH = 8
+    SPATIAL = 9
 
 
 def check_seed(seed: int) -> int:

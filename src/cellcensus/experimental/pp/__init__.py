@@ -3,7 +3,10 @@
 Our builds are plain Census-schema SOMA collections, so the official functions run on them
 unchanged: :func:`mean_variance` and :func:`highly_variable_genes` are re-exported as they are;
 :func:`get_highly_variable_genes` adds the client's organism and filter checks before
-delegating. ``highly_variable_genes`` needs ``scikit-misc`` (LOESS), as the official one does.
+delegating. ``highly_variable_genes`` needs ``scikit-misc`` (LOESS, the ``[pp]`` extra), as the
+official one does.
+
+Lifecycle: experimental.
 """
 
 from __future__ import annotations

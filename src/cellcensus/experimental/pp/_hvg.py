@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cellxgene_census.experimental import pp as _official
 
+from cellcensus._extras import require_extra
 from cellcensus.client._filters import check_value_filter
 from cellcensus.client._query import experiment
 
@@ -20,7 +21,9 @@ __all__ = ["get_highly_variable_genes", "highly_variable_genes", "mean_variance"
 
 #: ``cellxgene_census.experimental.pp.mean_variance`` (streams X of an ``ExperimentAxisQuery``).
 mean_variance = _official.mean_variance
-#: ``cellxgene_census.experimental.pp.highly_variable_genes`` (Seurat v3 over a query).
+
+#: ``cellxgene_census.experimental.pp.highly_variable_genes`` (Seurat v3 over a query), the same
+#: function (it needs scikit-misc, the ``[pp]`` extra; :func:`get_highly_variable_genes` checks).
 highly_variable_genes = _official.highly_variable_genes
 
 
@@ -64,6 +67,7 @@ def get_highly_variable_genes(  # noqa: PLR0917 - the official positional signat
         One row per selected gene (indexed by ``soma_joinid``) with ``highly_variable``,
         ``highly_variable_rank``, ``means``, ``variances``, ``variances_norm``.
     """
+    require_extra("pp", "get_highly_variable_genes")
     exp = experiment(census, organism)
     check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
     if measurement_name in exp.ms:

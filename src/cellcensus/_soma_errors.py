@@ -1,9 +1,8 @@
-"""Errors and warnings of the client, each also the builtin type ``cellxgene_census`` raises.
+"""The errors of :mod:`cellcensus.errors` whose bases are ``tiledbsoma`` / ``requests`` types.
 
-Code written against the official client keeps working: an unknown census version is still a
-``ValueError``, an unknown ``dataset_id`` still a ``KeyError``, a bad ``value_filter`` still a
-``tiledbsoma.SOMAError`` — and every one is also a :class:`~cellcensus.errors.CellCensusError`
-with a message that says what was wrong, where, and what to do.
+Import them from :mod:`cellcensus.errors` (which loads this module on first use, so that
+importing the error hierarchy does not load TileDB); their ``__module__`` is
+``cellcensus.errors``, so they pickle under that name.
 """
 
 from __future__ import annotations
@@ -15,23 +14,12 @@ from cellcensus.errors import BadInputError, CellCensusError, NotFoundError, Per
 
 __all__ = [
     "AccessDeniedError",
-    "CensusNotFoundError",
     "CollectionNotFoundError",
-    "DatasetNotFoundError",
     "FilterError",
-    "MemoryEstimateWarning",
     "QueryArgumentError",
     "QueryArgumentTypeError",
-    "QueryTooLargeError",
     "ReleaseRootUnreachableError",
 ]
-
-
-class CensusNotFoundError(NotFoundError, ValueError):
-    """A census version, mirror or organism that is not there.
-
-    Also a ``ValueError``, as ``cellxgene_census`` raises for these.
-    """
 
 
 class CollectionNotFoundError(NotFoundError, DoesNotExistError):
@@ -40,14 +28,6 @@ class CollectionNotFoundError(NotFoundError, DoesNotExistError):
 
 class AccessDeniedError(PermissionDeniedError, SOMAError):
     """The storage refused TileDB's request (HTTP 403). Also a ``tiledbsoma.SOMAError``."""
-
-
-class DatasetNotFoundError(NotFoundError, KeyError):
-    """A ``dataset_id`` the census does not list. Also a ``KeyError`` (as the official client)."""
-
-    def __str__(self) -> str:
-        # KeyError quotes its argument; show the message as written.
-        return str(self.args[0]) if self.args else ""
 
 
 class FilterError(BadInputError, SOMAError):
@@ -70,10 +50,6 @@ class QueryArgumentTypeError(QueryArgumentError, TypeError):
     official client raises."""
 
 
-class QueryTooLargeError(CellCensusError, MemoryError):
-    """A query's estimated in-memory size exceeds the memory available (``get_anndata``)."""
-
-
 class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.ConnectionError, SOMAError):
     """The release root (or a mirror, or the storage of the data) could not be reached: refused,
     timed out, DNS failure.
@@ -83,5 +59,13 @@ class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.Connectio
     """
 
 
-class MemoryEstimateWarning(UserWarning):
-    """A query's estimated in-memory size is close to or above the memory available."""
+for _cls in (
+    CollectionNotFoundError,
+    AccessDeniedError,
+    FilterError,
+    QueryArgumentError,
+    QueryArgumentTypeError,
+    ReleaseRootUnreachableError,
+):
+    _cls.__module__ = "cellcensus.errors"
+del _cls

@@ -1,0 +1,65 @@
+"""The one place where cellcensus relies on library behaviour that is not a public, typed API.
+
+TileDB reports storage failures (an S3 request refused with HTTP 403, a server that cannot be
+reached) only as the text of a generic error, and the class of that error depends on what is
+loaded: libtiledb's C++ exceptions become ``tiledbsoma.SOMAError``, or ``tiledb.TileDBError``
+once ``tiledb`` (tiledb-py, the ``[build]`` extra) is imported — both bind the same C++ type and
+the last one loaded wins. Everything that depends on either fact is here, written for the
+versions in :data:`WRITTEN_FOR`; ``tests/client/test_client_compat.py`` checks it against real
+failures of the installed versions and fails when a version outside that set is installed, so
+that the text matching is looked at again before a lock upgrade lands.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
+
+__all__ = ["WRITTEN_FOR", "storage_failure", "tiledb_error_types", "untested_versions"]
+
+#: Distribution → release series whose error texts this module was written against.
+WRITTEN_FOR: dict[str, tuple[str, ...]] = {
+    "tiledbsoma": ("2.3",),
+    "tiledb": ("0.36",),
+}
+
+
+def untested_versions() -> dict[str, str]:
+    """Installed distributions of :data:`WRITTEN_FOR` whose release series is not listed."""
+    out = {}
+    for dist, series in WRITTEN_FOR.items():
+        try:
+            v = version(dist)
+        except PackageNotFoundError:  # tiledb is optional (the [build] extra)
+            continue
+        if not any(v == s or v.startswith(s + ".") for s in series):
+            out[dist] = v
+    return out
+
+
+def tiledb_error_types() -> tuple[type[Exception], ...]:
+    """The exception classes a failing TileDB call may raise in this process."""
+    import tiledbsoma
+
+    types: list[type[Exception]] = [tiledbsoma.SOMAError]
+    tiledb = sys.modules.get("tiledb")  # only when already loaded: never import it here
+    error = getattr(tiledb, "TileDBError", None)
+    if isinstance(error, type) and issubclass(error, Exception):
+        types.append(error)
+    return tuple(types)
+
+
+def storage_failure(error: BaseException) -> Literal["denied", "unreachable"] | None:
+    """What a TileDB error says about the storage: refused (HTTP 403), unreachable, or neither.
+
+    Matches the texts libtiledb's S3 layer writes (``[HTTP Response Code: 403]``,
+    ``curlCode: 7, Could not connect to server``).
+    """
+    text = str(error)
+    if "Response Code: 403" in text:
+        return "denied"
+    lower = text.lower()
+    if "curlcode" in lower or "could not connect" in lower or "connection refused" in lower:
+        return "unreachable"
+    return None
