@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cellcensus
-from cellcensus.client._errors import QueryArgumentError, QueryArgumentTypeError
+from cellcensus.errors import QueryArgumentError, QueryArgumentTypeError
 from cellcensus.errors import CellCensusError
 
 OBS_COLUMNS = ["soma_joinid", "dataset_id", "cell_type", "assay", "tissue_general"]

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cellcensus.release import LocalRoot, publish, read_directory, verify
+from cellcensus.release import publish, read_directory, verify
+from cellcensus.release._local import LocalRoot
 from cellcensus.release.sync import SYNC_MARKER, read_sync_state
 
 from .conftest import cli_env

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cellcensus.release import LocalRoot, publish, read_directory, verify
+from cellcensus.release import publish, read_directory, verify
+from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
 
 from .conftest import publisher_env, run_cli, s3_cli_args

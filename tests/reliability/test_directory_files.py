@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 import cellcensus
 import cellcensus.client
 from cellcensus.errors import BadInputError, CellCensusError, IntegrityError, NotFoundError
-from cellcensus.release import LocalRoot, Manifest, ReleaseDirectory, publish, read_directory
+from cellcensus.release import Manifest, ReleaseDirectory, publish, read_directory
 from cellcensus.release import sync as do_sync
+from cellcensus.release._local import LocalRoot
 
 from .conftest import cli_env, run_cli
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellcensus.release import LocalRoot, publish
+from cellcensus.release import publish
+from cellcensus.release._local import LocalRoot
 
 from ._ns import mount_namespaces_work, run_in_namespace
 from .conftest import cli_env, run_cli

@@ -11,15 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cellcensus.errors import BadInputError, CellCensusError, NotFoundError
-from cellcensus.release import (
-    LocalRoot,
-    publish,
-    read_directory,
-    remove_alias,
-    retract,
-    set_alias,
-    verify,
-)
+from cellcensus.release import publish, read_directory, remove_alias, retract, set_alias, verify
+from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
 
 from .conftest import cli_env, run_cli

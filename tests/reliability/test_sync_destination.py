@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cellcensus.errors import BadInputError
-from cellcensus.release import LocalRoot, publish, read_manifest, sync
+from cellcensus.release import publish, read_manifest, sync
+from cellcensus.release._local import LocalRoot
 from cellcensus.release.sync import PART_SUFFIX, SYNC_MARKER, read_sync_state
 
 from .conftest import cli_env, run_cli, tree_digest

@@ -8,7 +8,8 @@ import pytest
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.errors import BadInputError
-from cellcensus.release import LocalRoot, publish, read_directory
+from cellcensus.release import publish, read_directory
+from cellcensus.release._local import LocalRoot
 
 from .conftest import cli_env, run_cli
 
