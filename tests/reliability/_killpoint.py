@@ -8,6 +8,9 @@
     SIGKILL the process at the N-th mutating event, before it takes effect.
 ``time:SECONDS``
     SIGKILL the process after that many seconds (points inside native code: TileDB writes).
+``match:N:TEXT``
+    SIGKILL the process at the N-th mutating event whose path contains ``TEXT``, before it
+    takes effect (a named step, whatever the number of events before it).
 
 Mutating events are Python audit events (``sys.addaudithook``) that change state: opening a
 file for writing, rename/replace, link, unlink, mkdir, rmdir, ``shutil.rmtree``, and every HTTP
@@ -53,11 +56,16 @@ def _install(spec: str) -> None:
     kind, _, value = spec.partition(":")
     lock = threading.Lock()
     count = 0
-    limit = int(value) if kind == "event" else None
+    text = ""
+    if kind == "match":
+        value, _, text = value.partition(":")
+    limit = int(value) if kind in ("event", "match") else None
 
     def hook(event: str, args: tuple[object, ...]) -> None:
         nonlocal count
         if not _mutating(event, args):
+            return
+        if text and text not in str(args[0] if args else ""):
             return
         with lock:
             count += 1

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cellcensus
-from cellcensus.errors import QueryArgumentError, QueryArgumentTypeError
-from cellcensus.errors import CellCensusError
+from cellcensus.errors import CellCensusError, QueryArgumentError, QueryArgumentTypeError
 
 OBS_COLUMNS = ["soma_joinid", "dataset_id", "cell_type", "assay", "tissue_general"]
 

@@ -611,6 +611,21 @@ def _band_arrays(plans: list[OrganismPlan], exp_uris: dict[str, str]) -> set[str
     return out
 
 
+def _discard_work(run: _Run) -> None:
+    """Delete the work directory (markers, staged chunks) of a finished build.
+
+    It is renamed aside first, in one step: deleting it in place removes the markers in
+    directory order, and a build killed meanwhile would resume from a mix of them (a structure
+    to create again beside bands marked done: empty arrays). Renamed, it is either all there
+    (resume reuses everything) or gone (resume starts the steps again).
+    """
+    trash = run.staging / "_work.deleted"
+    remove_tree(trash)  # left by a build killed while deleting it
+    if run.work.exists():
+        run.work.replace(trash)
+    remove_tree(trash)
+
+
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
     opts = run.options
     blocked = [e for e in all_entries if e.dataset_id in opts.blocklist]
@@ -649,7 +664,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         if opts.consolidate:
             with run.timed("consolidate"):
                 _consolidate_all(run, band_arrays, executor)
-    remove_tree(run.work)
+    _discard_work(run)
     bands_per_organism: dict[str, int] = {}
     for t in tasks:
         bands_per_organism[t.organism] = bands_per_organism.get(t.organism, 0) + 1
