@@ -101,9 +101,10 @@ def fs_error(  # noqa: PLR0911 - one return per kind of failure is the clearest 
         )
     if code == errno.ENOENT:
         return NotFoundError(f"{action}: {where} does not exist ({e.strerror}){then}")
+    what = e.strerror or str(e) or type(e).__name__
+    number = f" (errno {code})" if code is not None else ""
     return StorageError(
-        f"{action}: {e.strerror or type(e).__name__} on {where} (errno {code}); check the file "
-        f"system and retry{then}"
+        f"{action}: {what} on {where}{number}; check the file system and retry{then}"
     )
 
 

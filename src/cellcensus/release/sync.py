@@ -237,7 +237,8 @@ def sync(
         the marker ``.cellcensus-sync.json``. Files of another build that an earlier sync put
         there are removed; other files outside ``soma/`` and ``h5ads/`` are left alone.
     only
-        Copy only ``soma`` or only ``h5ads`` (``build.json`` and ``manifest.json`` always). The
+        Copy only ``soma`` or only ``h5ads`` (the build's top-level files such as ``build.json``
+        and the release report, and ``manifest.json``, always). The
         other part is kept only if an earlier sync verified it for this very build.
     delete
         Remove files under ``dest/soma``, ``dest/h5ads`` (and the build's other top-level
