@@ -333,6 +333,7 @@ def test_killed_commands_recover(name, census_build, other_build, cache, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 20 kills and re-runs of a CLI subprocess: over 900 s on a busy machine
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_killed_commands_recover_at_many_points(
     name, census_build, other_build, cache, tmp_path
@@ -402,6 +403,7 @@ def test_builds_killed_while_finishing_resume_to_the_same_census(tiny_corpus, tm
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 25 builds and resumes
 def test_killed_builds_resume_to_the_same_census(tiny_corpus, tmp_path) -> None:
     """``build`` killed at 20 file-system events and 4 random times, then ``--resume``d: the
     output equals an uninterrupted build (tables, X, h5ads, build.json), no staging is left."""
