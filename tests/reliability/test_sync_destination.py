@@ -28,7 +28,7 @@ def _release_files(root: LocalRoot, tag: str, parts: tuple[str, ...] = ("soma", 
     return {
         o.path: o.sha256
         for o in m.objects
-        if o.path == "build.json" or o.path.split("/", 1)[0] in parts
+        if "/" not in o.path or o.path.split("/", 1)[0] in parts  # top level: build.json, report
     }
 
 
