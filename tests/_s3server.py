@@ -126,6 +126,7 @@ class S3Server:
         self.metrics_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: object | None = None
+        self._args: list[str] = []
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -224,12 +225,17 @@ class S3Server:
             "-master.telemetry=false",
             f"-bucket={PUBLIC_BUCKET},{PRIVATE_BUCKET}",
         ]
+        self._args = args
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        """Start ``weed`` with the arguments of :meth:`start` (same ports, same data)."""
         log = self.log_path.open("ab")
         self._log_file = log
         # weed puts its gRPC unix sockets in TMPDIR: keep them under base_dir, not in /tmp
         env = dict(os.environ, TMPDIR=str(self.base_dir))
         self._proc = subprocess.Popen(
-            args,
+            self._args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -282,6 +288,7 @@ class S3Server:
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)  # a paused server handles it too
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
@@ -292,6 +299,37 @@ class S3Server:
         self._log_file = None
         if log is not None:
             log.close()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ faults (tests)
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: in-flight requests fail); :meth:`restart` brings it
+        back on the same ports with the same data."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=30)
+        log = self._log_file
+        self._log_file = None
+        if log is not None:
+            log.close()  # type: ignore[attr-defined]
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start the server again after :meth:`kill` or :meth:`stop` (same ports and data)."""
+        if not self._args:
+            msg = "restart() needs a server that was started"
+            raise RuntimeError(msg)
+        self._launch(timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections are accepted but never answered (a hung server)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     # ------------------------------------------------------------------ observation
     def metrics_text(self) -> str:

@@ -28,6 +28,7 @@ from cellcensus.errors import (
     NotFoundError,
     PermissionDeniedError,
     QueryTooLargeError,
+    StorageError,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         AccessDeniedError,
         CollectionNotFoundError,
         FilterError,
+        QueryArgumentError,
         ReleaseRootUnreachableError,
     )
 
@@ -60,7 +62,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 #: Errors whose bases are TileDB-SOMA types: loaded with TileDB, on first use.
 _LAZY_ERRORS = frozenset(
-    {"AccessDeniedError", "CollectionNotFoundError", "FilterError", "ReleaseRootUnreachableError"}
+    {
+        "AccessDeniedError",
+        "CollectionNotFoundError",
+        "FilterError",
+        "QueryArgumentError",
+        "ReleaseRootUnreachableError",
+    }
 )
 #: The official client's functions (and ``configure``), from :mod:`cellcensus.client`.
 _CLIENT_NAMES = frozenset(
@@ -131,8 +139,10 @@ __all__ = [
     "MemoryEstimateWarning",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueryArgumentError",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
+    "StorageError",
     "__version__",
     "configure",
     "download_source_h5ad",

@@ -16,6 +16,8 @@ __all__ = [
     "AccessDeniedError",
     "CollectionNotFoundError",
     "FilterError",
+    "QueryArgumentError",
+    "QueryArgumentTypeError",
     "ReleaseRootUnreachableError",
 ]
 
@@ -35,6 +37,19 @@ class FilterError(BadInputError, SOMAError):
     """
 
 
+class QueryArgumentError(BadInputError, SOMAError):
+    """A query argument that names nothing in the census or has the wrong shape: an unknown
+    column, a misspelled ``column_names`` key, negative or malformed coordinates.
+
+    Also a :class:`tiledbsoma.SOMAError`, which is what the official client lets through.
+    """
+
+
+class QueryArgumentTypeError(QueryArgumentError, TypeError):
+    """A query argument of the wrong type (``organism=None``). Also a ``TypeError``, as the
+    official client raises."""
+
+
 class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.ConnectionError, SOMAError):
     """The release root (or a mirror, or the storage of the data) could not be reached: refused,
     timed out, DNS failure.
@@ -44,6 +59,13 @@ class ReleaseRootUnreachableError(CellCensusError, requests.exceptions.Connectio
     """
 
 
-for _cls in (CollectionNotFoundError, AccessDeniedError, FilterError, ReleaseRootUnreachableError):
+for _cls in (
+    CollectionNotFoundError,
+    AccessDeniedError,
+    FilterError,
+    QueryArgumentError,
+    QueryArgumentTypeError,
+    ReleaseRootUnreachableError,
+):
     _cls.__module__ = "cellcensus.errors"
 del _cls

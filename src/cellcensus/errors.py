@@ -11,6 +11,8 @@ Error                                 Also a
 ====================================  =======================================================
 :class:`BadInputError`                ``ValueError``
 :class:`FilterError`                  ``BadInputError``, ``tiledbsoma.SOMAError``
+:class:`QueryArgumentError`           ``BadInputError``, ``tiledbsoma.SOMAError``
+:class:`QueryArgumentTypeError`       ``QueryArgumentError``, ``TypeError``
 :class:`ConfigError`                  ``ValueError``
 :class:`NotFoundError`                ``LookupError``
 :class:`CensusNotFoundError`          ``NotFoundError``, ``ValueError``
@@ -20,12 +22,13 @@ Error                                 Also a
 :class:`AccessDeniedError`            ``PermissionDeniedError``, ``tiledbsoma.SOMAError``
 :class:`ReleaseRootUnreachableError`  ``requests.ConnectionError``, ``tiledbsoma.SOMAError``
 :class:`IntegrityError`
+:class:`StorageError`                 ``OSError``
 :class:`PreconditionFailedError`
 :class:`QueryTooLargeError`           ``MemoryError``
 :class:`MissingExtraError`            ``ImportError``
 ====================================  =======================================================
 
-The four classes that derive from ``tiledbsoma`` or ``requests`` types are created on first
+The six classes that derive from ``tiledbsoma`` or ``requests`` types are created on first
 use (:mod:`cellcensus._soma_errors`), so that importing this module does not load TileDB.
 
 Lifecycle: maturing.
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
         AccessDeniedError,
         CollectionNotFoundError,
         FilterError,
+        QueryArgumentError,
+        QueryArgumentTypeError,
         ReleaseRootUnreachableError,
     )
 
@@ -60,13 +65,23 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "QueryArgumentError",
+    "QueryArgumentTypeError",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
+    "StorageError",
 ]
 
 #: Classes defined in :mod:`cellcensus._soma_errors` (their bases load TileDB-SOMA).
 _SOMA_ERRORS = frozenset(
-    {"AccessDeniedError", "CollectionNotFoundError", "FilterError", "ReleaseRootUnreachableError"}
+    {
+        "AccessDeniedError",
+        "CollectionNotFoundError",
+        "FilterError",
+        "QueryArgumentError",
+        "QueryArgumentTypeError",
+        "ReleaseRootUnreachableError",
+    }
 )
 
 
@@ -144,6 +159,13 @@ class PermissionDeniedError(CellCensusError, PermissionError):
 
 class IntegrityError(CellCensusError):
     """Stored data does not match what was recorded (checksum, size, cell count)."""
+
+
+class StorageError(CellCensusError, OSError):
+    """The storage failed under an operation: no space left, I/O error, timeout, lost server.
+
+    Also an ``OSError``. Read-only and permission problems are :class:`PermissionDeniedError`.
+    """
 
 
 class PreconditionFailedError(CellCensusError):

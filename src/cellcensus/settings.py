@@ -9,8 +9,11 @@ Resolution order, field by field: explicit arguments, then ``CELLCENSUS_S3_*`` e
 variables, then the AWS conventions (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_REGION`` /
 ``AWS_DEFAULT_REGION``, ``AWS_PROFILE``), then defaults. A profile (argument,
-``CELLCENSUS_S3_PROFILE`` or ``AWS_PROFILE``) is resolved through a boto3 session for the keys and
-region it defines, when those were not given directly.
+``CELLCENSUS_S3_PROFILE`` or ``AWS_PROFILE``) gives the region it defines, when none was given
+directly, and the credentials: those are *not* copied into the settings but read through one
+boto3 session per profile, whose credential provider refreshes temporary credentials (SSO,
+assume-role, ``credential_process``) before they expire, so a publish or sync that outlasts them
+keeps working.
 
 TileDB reads none of the AWS variables, so :meth:`Settings.tiledb_config` translates the resolved
 settings into ``vfs.s3.*`` keys; :meth:`Settings.boto3_client` builds the matching boto3 client.
@@ -28,6 +31,9 @@ Field                               ``CELLCENSUS_`` variable         AWS fallbac
 ``secret_access_key``               ``CELLCENSUS_S3_SECRET_ACCESS_KEY``  ``AWS_SECRET_ACCESS_KEY``
 ``session_token``                   ``CELLCENSUS_S3_SESSION_TOKEN``  ``AWS_SESSION_TOKEN``
 ``profile``                         ``CELLCENSUS_S3_PROFILE``        ``AWS_PROFILE``
+``connect_timeout`` (s)             ``CELLCENSUS_S3_CONNECT_TIMEOUT``
+``read_timeout`` (s)                ``CELLCENSUS_S3_READ_TIMEOUT``
+``max_attempts``                    ``CELLCENSUS_S3_MAX_ATTEMPTS``
 ==================================  ===============================  ============================
 """
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,7 +52,8 @@ import botocore
 import botocore.exceptions
 from botocore.config import Config
 
-from cellcensus.errors import ConfigError
+from cellcensus._redact import register_secret
+from cellcensus.errors import ConfigError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,6 +77,47 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CELLCENSUS_S3_"
 DEFAULT_REGION = "us-east-1"
+#: Defaults of the S3 client: seconds to connect, seconds to wait for an answer, attempts.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+_sessions: dict[tuple[str, str | None, str | None], boto3.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _profile_session(profile: str) -> boto3.Session:
+    """One boto3 session per profile (and AWS files) and process: its credentials refresh
+    themselves, and every client of the process shares them."""
+    key = (
+        profile,
+        os.environ.get("AWS_CONFIG_FILE"),
+        os.environ.get("AWS_SHARED_CREDENTIALS_FILE"),
+    )
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            try:
+                session = boto3.Session(profile_name=profile)
+            except botocore.exceptions.ProfileNotFound as e:
+                msg = (
+                    f"AWS profile {profile!r} was not found in the AWS config/credentials files; "
+                    "check AWS_PROFILE / --profile or define the profile with `aws configure`"
+                )
+                raise ConfigError(msg) from e
+            _sessions[key] = session
+        return session
+
+
+def _parse_number(value: str, name: str, *, integer: bool = False) -> float:
+    try:
+        number = float(int(value)) if integer else float(value)
+    except ValueError:
+        kind = "a whole number" if integer else "a number of seconds"
+        msg = f"environment variable {name}={value!r} is not {kind}"
+        raise ConfigError(msg) from None
+    return number
+
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -111,6 +160,23 @@ def _check_endpoint(endpoint_url: str) -> str:
     return endpoint_url.rstrip("/")
 
 
+def _limits(
+    e: Mapping[str, str],
+    connect_timeout: float | None,
+    read_timeout: float | None,
+    max_attempts: int | None,
+) -> tuple[float | None, float | None, int | None]:
+    """Timeouts and attempts: the given values, else ``CELLCENSUS_S3_*`` variables."""
+    p = ENV_PREFIX
+    if connect_timeout is None and (raw := e.get(p + "CONNECT_TIMEOUT")):
+        connect_timeout = _parse_number(raw, p + "CONNECT_TIMEOUT")
+    if read_timeout is None and (raw := e.get(p + "READ_TIMEOUT")):
+        read_timeout = _parse_number(raw, p + "READ_TIMEOUT")
+    if max_attempts is None and (raw := e.get(p + "MAX_ATTEMPTS")):
+        max_attempts = int(_parse_number(raw, p + "MAX_ATTEMPTS", integer=True))
+    return connect_timeout, read_timeout, max_attempts
+
+
 @dataclass(frozen=True, kw_only=True, repr=False)
 class Settings:
     """How to reach S3-compatible storage. Immutable; build it with :meth:`resolve`.
@@ -128,7 +194,12 @@ class Settings:
     access_key_id, secret_access_key, session_token
         Static credentials; when ``None`` boto3's (and TileDB's) default credential chain applies.
     profile
-        The AWS profile the credentials came from, if any (for display only once resolved).
+        The AWS profile whose credentials are used when no static keys are given; they are
+        read through a refreshing boto3 session (see :meth:`frozen_credentials`).
+    connect_timeout, read_timeout
+        Seconds to wait for a connection and for an answer (``None``: 10 and 60).
+    max_attempts
+        Attempts per S3 request, retries included (``None``: 5).
     """
 
     endpoint_url: str | None = None
@@ -139,6 +210,9 @@ class Settings:
     secret_access_key: str | None = field(default=None, compare=True)
     session_token: str | None = field(default=None, compare=True)
     profile: str | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None:
@@ -152,6 +226,16 @@ class Settings:
             raise ConfigError(msg)
         if not self.region:
             msg = "the S3 region must not be empty; set e.g. --region us-east-1"
+            raise ConfigError(msg)
+        register_secret(self.secret_access_key)  # kept out of logs and errors
+        register_secret(self.session_token)
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (0 < value <= 3600):
+                msg = f"S3 {name} must be between 0 and 3600 seconds, got {value}"
+                raise ConfigError(msg)
+        if self.max_attempts is not None and not (1 <= self.max_attempts <= 100):
+            msg = f"S3 max_attempts must be between 1 and 100, got {self.max_attempts}"
             raise ConfigError(msg)
 
     # ------------------------------------------------------------------ construction
@@ -167,6 +251,9 @@ class Settings:
         secret_access_key: str | None = None,
         session_token: str | None = None,
         profile: str | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_attempts: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings: arguments, then ``CELLCENSUS_S3_*``, then AWS env, then defaults.
@@ -174,7 +261,7 @@ class Settings:
         Parameters
         ----------
         endpoint_url, region, path_style, anonymous, access_key_id, secret_access_key, \
-session_token, profile
+session_token, profile, connect_timeout, read_timeout, max_attempts
             Explicit values; ``None`` means "not given, look further".
         env
             The environment to read (defaults to ``os.environ``); tests pass their own.
@@ -227,11 +314,14 @@ session_token, profile
 
         if region is None:
             region = _first(e, p + "REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+        connect_timeout, read_timeout, max_attempts = _limits(
+            e, connect_timeout, read_timeout, max_attempts
+        )
 
         if profile is not None and not anonymous and (access_key_id is None or region is None):
-            access_key_id, secret_access_key, session_token, region = cls._from_profile(
-                profile, access_key_id, secret_access_key, session_token, region
-            )
+            session = _profile_session(profile)  # checks that the profile exists
+            if region is None:
+                region = session.region_name
 
         return cls(
             endpoint_url=endpoint_url,
@@ -242,34 +332,47 @@ session_token, profile
             secret_access_key=None if anonymous else secret_access_key,
             session_token=None if anonymous else session_token,
             profile=profile,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
         )
 
-    @staticmethod
-    def _from_profile(
-        profile: str,
-        access_key_id: str | None,
-        secret_access_key: str | None,
-        session_token: str | None,
-        region: str | None,
-    ) -> tuple[str | None, str | None, str | None, str | None]:
+    def _session(self) -> boto3.Session:
+        """The session requests are signed through: the profile's (shared), else a new one."""
+        if self.profile and self.access_key_id is None and not self.anonymous:
+            return _profile_session(self.profile)
+        return boto3.Session()
+
+    def frozen_credentials(self) -> tuple[str, str, str | None] | None:
+        """The credentials in effect right now: ``(access key id, secret, session token)``.
+
+        Static keys as given; for a profile, the current value of its refreshing credentials
+        (refreshed first when they are about to expire); ``None`` when anonymous or when only
+        an unnamed default chain (instance role, container) would supply them.
+        """
+        if self.anonymous:
+            return None
+        if self.access_key_id is not None:
+            return (self.access_key_id, self.secret_access_key or "", self.session_token)
+        if not self.profile:
+            return None
         try:
-            session = boto3.Session(profile_name=profile)
-        except botocore.exceptions.ProfileNotFound as e:
+            creds = _profile_session(self.profile).get_credentials()
+            if creds is None:
+                return None
+            frozen = creds.get_frozen_credentials()
+        except botocore.exceptions.BotoCoreError as e:
             msg = (
-                f"AWS profile {profile!r} was not found in the AWS config/credentials files; "
-                "check AWS_PROFILE / --profile or define the profile with `aws configure`"
+                f"the credentials of AWS profile {self.profile!r} could not be obtained "
+                f"({type(e).__name__}); renew them (e.g. `aws sso login --profile "
+                f"{self.profile}`) and retry"
             )
-            raise ConfigError(msg) from e
-        if access_key_id is None:
-            creds = session.get_credentials()
-            if creds is not None:
-                frozen = creds.get_frozen_credentials()
-                access_key_id = frozen.access_key
-                secret_access_key = frozen.secret_key
-                session_token = frozen.token
-        if region is None:
-            region = session.region_name
-        return access_key_id, secret_access_key, session_token, region
+            raise PermissionDeniedError(msg) from e
+        if not frozen.access_key or not frozen.secret_key:
+            return None
+        register_secret(frozen.secret_key)
+        register_secret(frozen.token)
+        return (frozen.access_key, frozen.secret_key, frozen.token)
 
     def replace(self, **changes: Any) -> Settings:  # noqa: ANN401 - any field
         """Return a copy with some fields changed (validated again)."""
@@ -285,8 +388,15 @@ session_token, profile
 
     @property
     def has_credentials(self) -> bool:
-        """Whether static credentials were resolved (they may still come from a default chain)."""
-        return self.access_key_id is not None
+        """Whether static keys or a profile give credentials (else a default chain may)."""
+        return self.access_key_id is not None or (self.profile is not None and not self.anonymous)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values currently in effect (secret key, session token): for leak checks."""
+        creds = self.frozen_credentials()
+        if creds is None:
+            return ()
+        return tuple(v for v in creds[1:] if v)
 
     def tiledb_config(self) -> dict[str, str]:
         """The TileDB ``vfs.s3.*`` configuration for these settings.
@@ -309,11 +419,19 @@ session_token, profile
         }
         if self.endpoint_url is not None:
             cfg["vfs.s3.endpoint_override"] = self.endpoint_url
-        if not self.anonymous and self.access_key_id is not None:
-            cfg["vfs.s3.aws_access_key_id"] = self.access_key_id
-            cfg["vfs.s3.aws_secret_access_key"] = self.secret_access_key or ""
-            if self.session_token:
-                cfg["vfs.s3.aws_session_token"] = self.session_token
+        if self.connect_timeout is not None:
+            cfg["vfs.s3.connect_timeout_ms"] = str(int(self.connect_timeout * 1000))
+        if self.read_timeout is not None:
+            cfg["vfs.s3.request_timeout_ms"] = str(int(self.read_timeout * 1000))
+        if self.max_attempts is not None:
+            cfg["vfs.s3.connect_max_tries"] = str(self.max_attempts)
+        # TileDB cannot refresh a profile's credentials itself: it gets their current value
+        creds = self.frozen_credentials()
+        if creds is not None:
+            cfg["vfs.s3.aws_access_key_id"] = creds[0]
+            cfg["vfs.s3.aws_secret_access_key"] = creds[1]
+            if creds[2]:
+                cfg["vfs.s3.aws_session_token"] = creds[2]
         return cfg
 
     def boto3_client(self, *, max_pool_connections: int = 32) -> S3Client:
@@ -333,10 +451,10 @@ session_token, profile
             region_name=self.region,
             signature_version=botocore.UNSIGNED if self.anonymous else None,
             s3={"addressing_style": "path" if self.path_style else "virtual"},
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": self.attempts, "mode": "standard"},
             max_pool_connections=max_pool_connections,
-            connect_timeout=10,
-            read_timeout=60,
+            connect_timeout=self.connect_seconds,
+            read_timeout=self.read_seconds,
         )
         kwargs: dict[str, Any] = {}
         if not self.anonymous and self.access_key_id is not None:
@@ -345,24 +463,38 @@ session_token, profile
                 "aws_secret_access_key": self.secret_access_key,
                 "aws_session_token": self.session_token,
             }
-        # A profile already resolved into keys is not passed again; without keys, let the
-        # profile's own chain (SSO, assume-role, process) supply them.
-        session = (
-            boto3.Session(profile_name=self.profile)
-            if self.profile and not kwargs and not self.anonymous
-            else boto3.Session()
-        )
-        client: S3Client = session.client(
+        # Without static keys the profile's session (SSO, assume-role, process: refreshed
+        # before they expire) or boto3's default chain supplies the credentials.
+        client: S3Client = self._session().client(
             "s3", endpoint_url=self.endpoint_url, config=config, **kwargs
         )
         return client
+
+    @property
+    def connect_seconds(self) -> float:
+        """Connect timeout in effect, in seconds."""
+        return DEFAULT_CONNECT_TIMEOUT if self.connect_timeout is None else self.connect_timeout
+
+    @property
+    def read_seconds(self) -> float:
+        """Read timeout in effect, in seconds."""
+        return DEFAULT_READ_TIMEOUT if self.read_timeout is None else self.read_timeout
+
+    @property
+    def attempts(self) -> int:
+        """Attempts per request in effect."""
+        return DEFAULT_MAX_ATTEMPTS if self.max_attempts is None else self.max_attempts
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
         creds = (
             "anonymous"
             if self.anonymous
-            else ("static keys" if self.access_key_id is not None else "default chain")
+            else (
+                "static keys"
+                if self.access_key_id is not None
+                else ("profile" if self.profile else "default chain")
+            )
         )
         return (
             f"Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r}, "
@@ -382,6 +514,9 @@ session_token, profile
             "scheme": self.scheme,
             "credentials": "static keys" if self.access_key_id else None,
             "profile": self.profile,
+            "connect_timeout": str(self.connect_seconds),
+            "read_timeout": str(self.read_seconds),
+            "max_attempts": str(self.attempts),
         }
 
 

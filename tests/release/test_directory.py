@@ -60,8 +60,14 @@ def test_publish_to_a_directory_root(census_build, tmp_path) -> None:
     assert verify(root, "latest").ok
     assert not list(base.rglob("*.cellcensus-tmp-*"))
 
+    # the same build again is a no-op (a re-run after a kill after the commit); another is refused
+    again = publish(census_build, root, tag="2026-01-05")
+    assert (again.uploaded, again.skipped) == (0, again.total_objects)
+    changed = tmp_path / "changed"
+    shutil.copytree(census_build, changed)
+    (changed / "build.json").write_text((changed / "build.json").read_text() + " ")
     with pytest.raises(BadInputError, match="immutable"):
-        publish(census_build, root, tag="2026-01-05")
+        publish(changed, root, tag="2026-01-05")
     with pytest.raises(BadInputError, match="allow-custom-tag"):
         publish(census_build, root, tag="nightly")
     publish(census_build, root, tag="nightly-7", allow_custom_tag=True, today=dt.date(2026, 2, 1))
@@ -135,7 +141,7 @@ def test_promote_retract_alias_pin(census_build, tmp_path) -> None:
         set_alias(root, "2026-01-08", "2026-01-01")
     with pytest.raises(NotFoundError):
         set_alias(root, "V2", "2099-01-01")
-    with pytest.raises(NotFoundError, match="alias loop"):
+    with pytest.raises(BadInputError, match="alias loop"):
         set_alias(root, "V1", "V-current")
     d = remove_alias(root, "V-current")
     assert "V-current" not in d.aliases

@@ -146,8 +146,15 @@ def test_profile_credentials_and_region_come_from_the_aws_files(tmp_path) -> Non
         unknown = pytest.raises(ConfigError, match="profile 'nope' was not found")
         with unknown:
             Settings.resolve(profile="nope", env={})
-    assert s.access_key_id == "PROFILEKEY"
-    assert s.secret_access_key == SECRET
+        # the keys are not copied into the settings: they are read, refreshed when they are
+        # temporary, through the profile's boto3 session whenever they are needed
+        assert s.access_key_id is None
+        assert s.secret_access_key is None
+        assert s.frozen_credentials() == ("PROFILEKEY", SECRET, None)
+        cfg = s.tiledb_config()
+        assert cfg["vfs.s3.aws_access_key_id"] == "PROFILEKEY"
+        assert cfg["vfs.s3.aws_secret_access_key"] == SECRET
+        assert SECRET not in repr(s)
     assert s.region == "ap-south-1"
     assert s.profile == "census"
 

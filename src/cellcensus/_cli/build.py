@@ -90,6 +90,13 @@ def build(
             help="zstd levels: 'fast' (lower, faster) or 'official' (the official builder's)."
         ),
     ] = "fast",
+    blocklist: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset blocklist: one dataset id a line, blank lines and '#' comments "
+            "ignored (the official builder's format); listed datasets are left out."
+        ),
+    ] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     no_sign_request: NoSignOpt = False,
@@ -98,6 +105,7 @@ def build(
     """Build a Census-schema release tag from H5AD files."""
     require_extra("build", "cellcensus build")
     from cellcensus.builder import BuildOptions, build_census
+    from cellcensus.builder.manifest import load_blocklist
     from cellcensus.errors import BadInputError
 
     if compression not in ("fast", "official"):
@@ -122,6 +130,7 @@ def build(
         validate=validate,
         resume=resume,
         compression="official" if compression == "official" else "fast",
+        blocklist=load_blocklist(blocklist) if blocklist is not None else frozenset(),
     )
     with RichProgress() as progress:
         result = build_census(

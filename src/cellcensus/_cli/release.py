@@ -338,10 +338,7 @@ def verify(
     for p in report.problems:
         out.print(f"MISMATCH {p}", highlight=False)
     if not report.ok:
-        msg = (
-            f"{len(report.problems)} of {report.checked} objects of {report.uri} do not match "
-            "manifest.json (listed above); republish the build or restore those objects"
-        )
+        msg = f"{report.summary()} (listed above); republish the build or restore those objects"
         raise IntegrityError(msg)
     out.print(
         f"ok: {report.checked} objects ({_mb(report.total_bytes)}) of {report.uri} match "
@@ -359,6 +356,14 @@ def sync(
     only: Annotated[
         str | None, typer.Option("--only", help="Copy only 'soma' or only 'h5ads'.")
     ] = None,
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete",
+            help="Remove files under DEST/soma and DEST/h5ads that were not put there by a "
+            "sync (without it, such files make the sync refuse).",
+        ),
+    ] = False,
     jobs: JobsOpt = 8,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
@@ -377,12 +382,13 @@ def sync(
     )
     r = _open(root, endpoint_url, region, no_sign_request, path_style)
     with RichProgress() as progress:
-        res = do_sync(r, tag, dest, only=part, jobs=jobs, progress=progress)
+        res = do_sync(r, tag, dest, only=part, delete=delete, jobs=jobs, progress=progress)
     rate = res.bytes_downloaded / res.seconds / 1e6 if res.seconds > 0 else 0.0
     out.print(
         f"synced {res.tag} to {res.dest}: {res.total_objects} objects "
         f"({_mb(res.total_bytes)}); downloaded {res.downloaded} ({_mb(res.bytes_downloaded)}, "
-        f"{rate:.1f} MB/s), {res.skipped} already complete, in {res.seconds:.1f} s",
+        f"{rate:.1f} MB/s), {res.skipped} already complete, {res.removed} of another build "
+        f"removed, in {res.seconds:.1f} s",
         highlight=False,
     )
 

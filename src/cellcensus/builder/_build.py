@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,7 @@ from cellcensus.builder._scan import (
 )
 from cellcensus.builder._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.builder._state import BuildState, digest
-from cellcensus.builder.manifest import ManifestEntry, load_manifest
+from cellcensus.builder.manifest import ManifestEntry, apply_blocklist, load_manifest
 from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
 
 if TYPE_CHECKING:
@@ -64,7 +63,6 @@ __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"
 logger = logging.getLogger(__name__)
 
 BUILD_FORMAT_VERSION = 1
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +89,8 @@ class BuildOptions:
         Gene ids that are not in the organism's gene reference: ``"error"`` refuses the dataset,
         ``"drop"`` leaves those features out and records a warning in build.json.
     blocklist
-        Dataset ids to leave out (as the official builder's blocklist); recorded as "blocked".
+        Dataset ids to leave out (as the official builder's blocklist, see
+        :func:`cellcensus.builder.manifest.load_blocklist`); recorded as "blocked".
     workers
         1 runs in this process; more starts a Dask LocalCluster of that many processes.
     scheduler
@@ -149,11 +148,11 @@ def _today() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%d")
 
 
-def _check_tag(tag: str) -> str:
-    if not _TAG_RE.fullmatch(tag) or ".." in tag:
-        msg = "build tag must be 1-64 letters, digits, '.', '_' or '-' (no '..', no separators)"
-        raise BadInputError(msg, field="tag")
-    return tag
+def _check_tag(tag: str | None) -> str:
+    """The build tag (today when ``None``), by the one tag rule ``publish`` also applies."""
+    from cellcensus.release._validate import validate_tag
+
+    return validate_tag(_today() if tag is None else tag, allow_custom=True)
 
 
 def _check_options(opts: BuildOptions) -> None:
@@ -594,11 +593,14 @@ def build_census(
         msg = f"output directory {out} exists and is not empty; choose a new one"
         raise BadInputError(msg)
     entries = load_manifest(manifest)
+    if not apply_blocklist(entries, opts.blocklist)[0]:
+        msg = f"every dataset of {manifest} is in the blocklist; nothing to build"
+        raise BadInputError(msg, field="blocklist")
     run = _Run(
         out_dir=out,
         staging=out.parent / f".{out.name}.staging",
         options=opts,
-        tag=_check_tag(opts.tag or _today()),
+        tag=_check_tag(opts.tag),
         progress=progress or NoProgress(),
         settings=settings,
     )
@@ -687,6 +689,21 @@ def _band_arrays(plans: list[OrganismPlan], exp_uris: dict[str, str]) -> set[str
     return out
 
 
+def _discard_work(run: _Run) -> None:
+    """Delete the work directory (markers, staged chunks) of a finished build.
+
+    It is renamed aside first, in one step: deleting it in place removes the markers in
+    directory order, and a build killed meanwhile would resume from a mix of them (a structure
+    to create again beside bands marked done: empty arrays). Renamed, it is either all there
+    (resume reuses everything) or gone (resume starts the steps again).
+    """
+    trash = run.staging / "_work.deleted"
+    remove_tree(trash)  # left by a build killed while deleting it
+    if run.work.exists():
+        run.work.replace(trash)
+    remove_tree(trash)
+
+
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
     opts = run.options
     blocked = [e for e in all_entries if e.dataset_id in opts.blocklist]
@@ -725,7 +742,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         if opts.consolidate:
             with run.timed("consolidate"):
                 _consolidate_all(run, band_arrays, executor)
-    remove_tree(run.work)
+    _discard_work(run)
     bands_per_organism: dict[str, int] = {}
     for t in tasks:
         bands_per_organism[t.organism] = bands_per_organism.get(t.organism, 0) + 1

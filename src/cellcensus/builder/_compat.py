@@ -188,13 +188,20 @@ def remove_uncommitted_fragments(array_uri: str) -> int:
     """Delete fragment directories of a local array that have no commit file; returns how many.
 
     A write that was killed before committing leaves its fragment directory behind; TileDB never
-    reads it, so removing it changes nothing but the bytes a release would carry.
+    reads it, so removing it changes nothing but the bytes a release would carry. Committed
+    fragments are those with a commit file or among the fragments TileDB lists (commits that
+    were consolidated into a ``.con`` file have no ``.wrt`` file of their own).
     """
+    import tiledb
+
     root = Path(array_uri.removeprefix("file://"))
     fragments, commits = root / "__fragments", root / "__commits"
     if not fragments.is_dir():
         return 0
     committed = {p.name.removesuffix(".wrt") for p in commits.glob("*.wrt")}
+    # after commits consolidation (a build killed after consolidating, resumed) the commits are
+    # in a ``.con`` file, no longer one ``.wrt`` each: ask TileDB which fragments it reads
+    committed |= {f.uri.rstrip("/").rsplit("/", 1)[-1] for f in tiledb.array_fragments(str(root))}
     removed = 0
     for frag in fragments.iterdir():
         if frag.is_dir() and frag.name not in committed:

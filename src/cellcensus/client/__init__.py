@@ -42,6 +42,8 @@ from cellcensus.errors import (
     DatasetNotFoundError,
     FilterError,
     MemoryEstimateWarning,
+    QueryArgumentError,
+    QueryArgumentTypeError,
     QueryTooLargeError,
     ReleaseRootUnreachableError,
 )
@@ -56,6 +58,8 @@ __all__ = [
     "ExportResult",
     "FilterError",
     "MemoryEstimateWarning",
+    "QueryArgumentError",
+    "QueryArgumentTypeError",
     "QueryEstimate",
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",

@@ -233,11 +233,21 @@ def _storage(settings: Settings | None, source: ReleaseSource) -> Settings | Non
 
 
 def _raw_directory(source: ReleaseSource, settings: Settings | None) -> dict[str, Any]:
-    return _fetch_json(source.directory_uri, _storage(settings, source), "release directory")
+    raw = _fetch_json(source.directory_uri, _storage(settings, source), "release directory")
+    # the one model of release.json checks it (clear errors for malformed entries); the raw
+    # form is kept for the descriptions, which the official client returns as written
+    from cellcensus.release._models import ReleaseDirectory
+
+    ReleaseDirectory.from_dict(raw, where=source.directory_uri)
+    return raw
 
 
 def _raw_mirrors(source: ReleaseSource, settings: Settings | None) -> dict[str, Any]:
-    return _fetch_json(source.mirrors_uri, _storage(settings, source), "mirror directory")
+    raw = _fetch_json(source.mirrors_uri, _storage(settings, source), "mirror directory")
+    from cellcensus.release._models import MirrorDirectory
+
+    MirrorDirectory.from_dict(raw, where=source.mirrors_uri)
+    return raw
 
 
 def _directory(
@@ -265,7 +275,7 @@ def _directory(
         description = cast(
             "CensusVersionDescription", {k: target[k] for k in _DESCRIPTION_KEYS if k in target}
         )
-        flags = cast("dict[str, bool]", description.get("flags", {}))
+        flags = cast("dict[str, bool]", description.get("flags") or {})
         wanted = {"lts": lts, "retracted": retracted}
         if any(v is not None and flags.get(k, False) != v for k, v in wanted.items()):
             continue

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +26,15 @@ import pyarrow as pa
 import tiledbsoma as soma
 from scipy import sparse
 
+from cellcensus._fs import mapped_fs_errors
 from cellcensus._progress import NoProgress
+from cellcensus.client._args import check_axis_column_names, check_coords, last_joinid
 from cellcensus.client._budget import MemoryPlan, memory_plan
 from cellcensus.client._estimate import (
     AxisSelection,
     QueryEstimate,
     estimate_from,
+    format_bytes,
     parse_bytes,
     select_axis,
 )
@@ -42,7 +47,7 @@ from cellcensus.client._writers import (
     make_writer,
     parquet_paths,
 )
-from cellcensus.errors import BadInputError, CensusNotFoundError, IntegrityError
+from cellcensus.errors import BadInputError, CensusNotFoundError, IntegrityError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -308,6 +313,27 @@ class ExportPlan:
                 data=csr.data,
             )
 
+    def _check_h5ad_space(self, path: Path) -> None:
+        """Refuse an ``.h5ad`` export that cannot fit on its disk, before writing anything.
+
+        HDF5 cannot recover from a full disk (h5py then crashes the process instead of raising),
+        so the space is checked first: the AnnData size plus one pre-allocated chunk per dataset
+        (at most 1 MiB each), with a margin.
+        """
+        n_obs_cols = len(self.obs_columns) if self.obs_columns else len(self.exp.obs.schema)
+        ms = self.exp.ms[self.measurement_name]
+        n_var_cols = len(self.var_columns) if self.var_columns else len(ms.var.schema)
+        n_datasets = 2 * (n_obs_cols + n_var_cols) + 5
+        need = int(self.estimate.anndata_bytes * 1.5) + n_datasets * 1024 * 1024 + 16 * 1024**2
+        free = shutil.disk_usage(path.parent).free
+        if free < need:
+            msg = (
+                f"exporting to {path}: about {format_bytes(need)} of disk space is needed and "
+                f"{format_bytes(free)} is free on that file system; free space, choose another "
+                "location, or export to .zarr or .parquet (compressed, written in small pieces)"
+            )
+            raise StorageError(msg)
+
     # ------------------------------------------------------------------ run
     def run(
         self,
@@ -361,6 +387,19 @@ class ExportPlan:
         t0 = time.monotonic()
         est = self.estimate
         logger.info("exporting %s to %s: %s", self.organism, path, est.describe())
+        hint = "the partial output was removed; fix this and re-run the export"
+        with mapped_fs_errors(f"exporting to {path}", path, hint=hint):
+            return self._run(path, fmt, outputs, p, t0)
+
+    def _run(
+        self, path: Path, fmt: str, outputs: tuple[Path, ...], p: Progress, t0: float
+    ) -> ExportResult:
+        """Write the export (:meth:`run` after its checks)."""
+        est = self.estimate
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass  # a read-only or forbidden directory fails here, before any work
+        if fmt == "h5ad":
+            self._check_h5ad_space(path)
         writer = make_writer(path, fmt)
         nnz = 0
         try:
@@ -394,7 +433,10 @@ class ExportPlan:
             }
             writer.commit(meta)
         except BaseException:
-            writer.abort()
+            try:
+                writer.abort()
+            except OSError as e:  # the first failure is the one to report
+                logger.warning("could not remove the partial export of %s: %s", path, e)
             raise
         logger.info(
             "exported %d cells x %d genes, %d values in %.1f s",
@@ -447,6 +489,9 @@ def plan_export(
     ms0 = exp0.ms[measurement_name]
     check_value_filter(exp0.obs, obs_value_filter, where=f"obs_value_filter ({exp0.uri})")
     check_value_filter(ms0.var, var_value_filter, where=f"var_value_filter ({exp0.uri})")
+    check_axis_column_names(column_names)
+    check_coords(obs_coords, where="obs_coords", last=last_joinid(exp0.obs))
+    check_coords(var_coords, where="var_coords", last=last_joinid(ms0.var))
     has_x = "X" in ms0 and X_name in ms0.X
     obs_cols = _columns(column_names, "obs")
     var_cols = _columns(column_names, "var")

@@ -13,6 +13,14 @@ import cellxgene_census
 import psutil
 import tiledbsoma as soma
 
+from cellcensus.client._args import (
+    check_axis_column_names,
+    check_columns,
+    check_coords,
+    check_layers,
+    check_organism,
+    last_joinid,
+)
 from cellcensus.client._estimate import (
     QueryEstimate,
     estimate_query,
@@ -24,6 +32,7 @@ from cellcensus.errors import (
     BadInputError,
     CensusNotFoundError,
     MemoryEstimateWarning,
+    QueryArgumentError,
     QueryTooLargeError,
 )
 
@@ -66,7 +75,10 @@ def experiment(
     ------
     CensusNotFoundError
         (a ``ValueError``) for an unknown modality or organism.
+    QueryArgumentTypeError
+        (a ``TypeError``) when ``organism`` is not a string.
     """
+    check_organism(organism)
     if modality not in census:
         msg = (
             f"Unknown modality {modality!r}: the census at {census.uri} holds "
@@ -94,6 +106,34 @@ def _measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> 
         )
         raise CensusNotFoundError(msg)
     return exp.ms[measurement_name]
+
+
+def _check_query_args(
+    exp: soma.Experiment,
+    ms: soma.Measurement,
+    *,
+    obs_coords: object,
+    var_coords: object,
+    obs_column_names: object,
+    var_column_names: object,
+    column_names: object,
+    layers: Sequence[str],
+) -> None:
+    """Coordinates, column lists and X layers of a query, before anything is read."""
+    check_coords(obs_coords, where="obs_coords", last=last_joinid(exp.obs))
+    check_coords(var_coords, where="var_coords", last=last_joinid(ms.var))
+    axis = check_axis_column_names(column_names) or {}
+    if column_names is not None and (obs_column_names is not None or var_column_names is not None):
+        msg = (
+            "column_names (deprecated) and obs_column_names / var_column_names were both given; "
+            "use obs_column_names and var_column_names only"
+        )
+        raise QueryArgumentError(msg, field="column_names")
+    check_columns(exp.obs, obs_column_names, where="obs_column_names")
+    check_columns(ms.var, var_column_names, where="var_column_names")
+    check_columns(exp.obs, axis.get("obs"), where="column_names['obs']")
+    check_columns(ms.var, axis.get("var"), where="column_names['var']")
+    check_layers(ms, layers, where="X_name/X_layers")
 
 
 def _check_memory_mode(memory_check: str) -> None:
@@ -211,6 +251,16 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     ms = _measurement(exp, measurement_name, organism)
     check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
     check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    _check_query_args(
+        exp,
+        ms,
+        obs_coords=obs_coords,
+        var_coords=var_coords,
+        obs_column_names=obs_column_names,
+        var_column_names=var_column_names,
+        column_names=column_names,
+        layers=[X_name, *(X_layers or ())],
+    )
     _check_memory_mode(memory_check)
     bound = layer_peak_bound(exp, measurement_name, X_name) if memory_check != "off" else None
     if bound is not None and bound <= WARN_FRACTION * psutil.virtual_memory().available:
@@ -312,6 +362,8 @@ def get_obs(
     """
     exp = experiment(census, organism, modality)
     check_value_filter(exp.obs, value_filter, where=f"obs value_filter ({exp.uri})")
+    check_coords(coords, where="coords", last=last_joinid(exp.obs))
+    check_columns(exp.obs, column_names, where="column_names")
     return cellxgene_census.get_obs(
         census,
         organism,
@@ -358,6 +410,8 @@ def get_var(
     exp = experiment(census, organism, modality)
     var = _measurement(exp, "RNA", organism).var
     check_value_filter(var, value_filter, where=f"var value_filter ({exp.uri})")
+    check_coords(coords, where="coords", last=last_joinid(var))
+    check_columns(var, column_names, where="column_names")
     return cellxgene_census.get_var(
         census,
         organism,
@@ -454,6 +508,16 @@ def estimate(
     ms = _measurement(exp, measurement_name, organism)
     check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
     check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    _check_query_args(
+        exp,
+        ms,
+        obs_coords=obs_coords,
+        var_coords=var_coords,
+        obs_column_names=obs_column_names,
+        var_column_names=var_column_names,
+        column_names=None,
+        layers=[X_name],
+    )
     return estimate_query(
         exp,
         organism,

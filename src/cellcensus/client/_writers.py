@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -239,9 +240,13 @@ class AnnDataWriter(ExportWriter):
         self.fmt = fmt
         _remove(self.tmp)
         self._kwargs = _H5_FRAME_KWARGS if fmt == "h5ad" else _X_KWARGS
-        self.store = _open_store(self.tmp, fmt)
-        # the skeleton: root encoding, empty obs/var, obsm, varm, obsp, varp, layers, uns
-        write_elem(self.store, "/", anndata.AnnData())
+        try:
+            self.store = _open_store(self.tmp, fmt)
+            # the skeleton: root encoding, empty obs/var, obsm, varm, obsp, varp, layers, uns
+            write_elem(self.store, "/", anndata.AnnData())
+        except BaseException:
+            _remove(self.tmp)  # a full or read-only disk: leave nothing behind
+            raise
         self._axis = ""
         self._cols: list[_Column] = []
         self._pos = 0
@@ -257,6 +262,7 @@ class AnnDataWriter(ExportWriter):
     ) -> None:
         """Start ``axis``: its columns are written with the first rows (or empty at the end)."""
         self._finish_axis()
+        self._flush()  # before the previous axis' datasets are let go
         self._axis = axis
         self._cols = [_Column(f, categories.get(f.name)) for f in schema]
         self._pos = 0
@@ -302,6 +308,7 @@ class AnnDataWriter(ExportWriter):
     def begin_x(self, n_obs: int, n_vars: int, nnz_hint: int) -> None:
         """Prepare X (written with its first chunk)."""
         self._finish_axis()
+        self._flush()  # a full disk fails here, not in the datasets' destructors
         self._n_obs = n_obs
         self._n_vars = n_vars
         self._rows = 0
@@ -351,15 +358,44 @@ class AnnDataWriter(ExportWriter):
         _remove(self.path)
         self.tmp.rename(self.path)
 
+    def _flush(self) -> None:
+        """Write what h5py buffers, so that a write error (a full disk) is raised here and not
+        later from a destructor, where it is lost and leaves the file broken."""
+        flush = getattr(self.store, "flush", None)
+        if flush is not None and hasattr(self.store, "id"):  # h5py.File
+            flush()
+
     def _close(self) -> None:
+        self._flush()
         close = getattr(self.store, "close", None)
         if close is not None:  # h5py.File (zarr groups need no closing)
             close()
 
+    def _discard(self) -> None:
+        """Close a partial output that is about to be deleted, without writing to it.
+
+        After a write failed on a full disk, HDF5's close (which flushes its caches) fails too,
+        and h5py then crashes the process (segmentation fault) while it frees the objects. So
+        the file descriptor HDF5 writes to is first pointed at ``/dev/null``: the flush
+        succeeds, nothing reaches the disk, and the file is deleted right after.
+        """
+        if hasattr(self.store, "id"):  # h5py.File
+            with contextlib.suppress(Exception):
+                fd = int(self.store.id.get_vfd_handle())
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+        with contextlib.suppress(Exception):
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+
     def abort(self) -> None:
         """Close and delete the partial output."""
         try:
-            self._close()
+            self._discard()
         finally:
             _remove(self.tmp)
 

@@ -5,20 +5,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import hashlib
 import logging
 import os
 import shutil
+import socket
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from cellcensus._fs import mapped_fs_errors
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
     NotFoundError,
-    PermissionDeniedError,
 )
 from cellcensus.release._root import (
     LOCK_NAME,
@@ -50,6 +53,12 @@ class LocalRoot(ReleaseRoot):
         if self.path == Path(self.path.anchor):
             msg = "a release root cannot be the file-system root '/'"
             raise BadInputError(msg)
+        if self.path.exists() and not self.path.is_dir():
+            msg = (
+                f"release root {self.path} is a file, not a directory; give a directory (it is "
+                "created on the first publish) or s3://bucket/prefix/"
+            )
+            raise BadInputError(msg)
         self.uri = self.path.as_uri() + "/"
         self.settings = settings or Settings()
 
@@ -70,14 +79,19 @@ class LocalRoot(ReleaseRoot):
         if not start.is_dir():
             return
         found: list[ObjectInfo] = []
-        for dirpath, _dirnames, filenames in os.walk(start):
-            for fn in filenames:
-                if TMP_MARK in fn or fn == LOCK_NAME:
-                    continue
-                full = Path(dirpath) / fn
-                key = full.relative_to(base).as_posix()
-                if key.startswith(prefix):
-                    found.append(ObjectInfo(key, full.stat().st_size, None))
+        with mapped_fs_errors(f"listing {start}"):
+            for dirpath, _dirnames, filenames in os.walk(start, onerror=_raise):
+                for fn in filenames:
+                    if TMP_MARK in fn or fn == LOCK_NAME:
+                        continue
+                    full = Path(dirpath) / fn
+                    key = full.relative_to(base).as_posix()
+                    if key.startswith(prefix):
+                        try:
+                            size = full.stat().st_size
+                        except FileNotFoundError:
+                            continue  # deleted while listing (a concurrent clean-up)
+                        found.append(ObjectInfo(key, size, None))
         yield from sorted(found, key=lambda o: o.key)
 
     def remove_temporaries(self, prefix: str) -> int:
@@ -89,11 +103,12 @@ class LocalRoot(ReleaseRoot):
         start = self.path / _check_key(prefix)
         n = 0
         if start.is_dir():
-            for dirpath, _dirs, names in os.walk(start):
-                for fn in names:
-                    if TMP_MARK in fn:
-                        (Path(dirpath) / fn).unlink(missing_ok=True)
-                        n += 1
+            with mapped_fs_errors(f"removing temporary files under {start}"):
+                for dirpath, _dirs, names in os.walk(start):
+                    for fn in names:
+                        if TMP_MARK in fn:
+                            (Path(dirpath) / fn).unlink(missing_ok=True)
+                            n += 1
         return n
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -101,44 +116,64 @@ class LocalRoot(ReleaseRoot):
         p = self._p(key)
         try:
             st = p.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as e:
+            from cellcensus._fs import fs_error
+
+            raise fs_error(e, action=f"reading {p}") from e
         return ObjectInfo(key, st.st_size, None) if p.is_file() else None
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         """Content and its sha256 (the local version token)."""
+        p = self._p(key)
         try:
-            data = self._p(key).read_bytes()
-        except FileNotFoundError:
+            data = p.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except PermissionError as e:
-            msg = f"cannot read {self._p(key)}: {e.strerror}"
-            raise PermissionDeniedError(msg) from e
+        except IsADirectoryError:
+            msg = f"{p} is a directory where cellcensus expects a file; move it away"
+            raise BadInputError(msg) from None
+        except OSError as e:
+            from cellcensus._fs import fs_error
+
+            raise fs_error(e, action=f"reading {p}") from e
         return data, hashlib.sha256(data).hexdigest()
 
     def _tmp_for(self, dest: Path) -> Path:
-        return dest.with_name(f"{dest.name}{TMP_MARK}{uuid.uuid4().hex}")
+        # host and pid in the name: a later writer can tell a dead writer's leftover
+        return dest.with_name(f"{dest.name}{TMP_MARK}{_HOST}.{os.getpid()}.{uuid.uuid4().hex}")
+
+    @staticmethod
+    def _sweep(dest: Path) -> None:
+        """Delete temporary copies of ``dest`` left by writers of this host that were killed."""
+        for tmp in dest.parent.glob(f"{glob.escape(dest.name)}{TMP_MARK}*"):
+            host, _, rest = tmp.name.split(TMP_MARK, 1)[1].partition(".")
+            pid = rest.partition(".")[0]
+            if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _write_tmp(self, dest: Path, data: bytes) -> Path:
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._tmp_for(dest)
-            with tmp.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except PermissionError as e:
-            msg = (
-                f"cannot write under {dest.parent}: {e.strerror}; check the directory's permissions"
-            )
-            raise PermissionDeniedError(msg) from e
+        tmp = self._tmp_for(dest)
+        with mapped_fs_errors(f"writing {dest}"):
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with tmp.open("wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # never leave a partial temporary file
+                raise
         return tmp
 
     @contextlib.contextmanager
     def _locked(self, timeout: float = 120.0) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_NAME
-        with lock_path.open("a+b") as f:
+        with mapped_fs_errors(f"locking {lock_path}"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            f = lock_path.open("a+b")
+        with f:
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -164,23 +199,27 @@ class LocalRoot(ReleaseRoot):
     ) -> None:
         """Atomic write (temporary file + link/rename), optionally conditional."""
         dest = self._p(key)
+        with mapped_fs_errors(f"writing {dest}"):
+            if dest.parent.is_dir():
+                self._sweep(dest)
         tmp = self._write_tmp(dest, data)
         try:
-            if if_none_match:
-                self._create_only(tmp, dest)
-            elif if_match is not None:
-                with self._locked():
-                    try:
-                        current = hashlib.sha256(dest.read_bytes()).hexdigest()
-                    except FileNotFoundError:
-                        msg = f"{dest} no longer exists"
-                        raise PreconditionFailedError(msg) from None
-                    if current != if_match:
-                        msg = f"{dest} changed since it was read"
-                        raise PreconditionFailedError(msg)
+            with mapped_fs_errors(f"writing {dest}"):
+                if if_none_match:
+                    self._create_only(tmp, dest)
+                elif if_match is not None:
+                    with self._locked():
+                        try:
+                            current = hashlib.sha256(dest.read_bytes()).hexdigest()
+                        except FileNotFoundError:
+                            msg = f"{dest} no longer exists"
+                            raise PreconditionFailedError(msg) from None
+                        if current != if_match:
+                            msg = f"{dest} changed since it was read"
+                            raise PreconditionFailedError(msg)
+                        tmp.replace(dest)
+                else:
                     tmp.replace(dest)
-            else:
-                tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -207,11 +246,12 @@ class LocalRoot(ReleaseRoot):
         """Copy through a temporary file renamed into place (never a partial file)."""
         del sha256  # content is verified by re-hashing after the copy
         dest = self._p(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_for(dest)
         try:
-            _copy_stream_file(path, tmp, callback)
-            tmp.replace(dest)
+            with mapped_fs_errors(f"copying {path} to {dest}"):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _copy_stream_file(path, tmp, callback)
+                tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -221,7 +261,8 @@ class LocalRoot(ReleaseRoot):
         if not src.is_file():
             msg = f"{src} does not exist"
             raise NotFoundError(msg)
-        _copy_stream_file(src, path, callback)
+        with mapped_fs_errors(f"copying {src} to {path}"):
+            _copy_stream_file(src, path, callback)
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
@@ -229,9 +270,13 @@ class LocalRoot(ReleaseRoot):
         p = self._p(key)
         try:
             f = p.open("rb")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             msg = f"{p} does not exist"
             raise NotFoundError(msg) from None
+        except OSError as e:
+            from cellcensus._fs import fs_error
+
+            raise fs_error(e, action=f"reading {p}") from e
         with f:
             yield f
 
@@ -240,7 +285,11 @@ class LocalRoot(ReleaseRoot):
         parents: set[Path] = set()
         for key in keys:
             p = self._p(key)
-            p.unlink(missing_ok=True)
+            with mapped_fs_errors(f"deleting {p}"):
+                try:
+                    p.unlink(missing_ok=True)
+                except NotADirectoryError:
+                    continue
             parents.add(p.parent)
         for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
             d = parent
@@ -256,7 +305,8 @@ class LocalRoot(ReleaseRoot):
         n = super().delete_prefix(prefix)
         target = self._p(prefix.rstrip("/"))
         if target.is_dir():
-            shutil.rmtree(target)
+            with mapped_fs_errors(f"deleting {target}"):
+                _rmtree(target)
         return n
 
     def object_uri(self, key: str) -> str:
@@ -271,6 +321,40 @@ class LocalRoot(ReleaseRoot):
     def relative_uri(self, key: str) -> str:
         """``<root directory name>/<key>``."""
         return f"{self.path.name}/{key}"
+
+
+_HOST = socket.gethostname().replace(".", "-").replace("/", "-") or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _raise(e: OSError) -> None:
+    raise e
+
+
+def _rmtree(target: Path) -> None:
+    """``shutil.rmtree``, where a file deleted meanwhile (a concurrent clean-up) is fine."""
+
+    def ignore_missing(
+        _fn: object, _path: str, exc_info: tuple[type, BaseException, object]
+    ) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(
+            target, onexc=lambda fn, path, e: ignore_missing(fn, path, (type(e), e, None))
+        )
+    else:
+        shutil.rmtree(target, onerror=ignore_missing)
 
 
 def _copy_stream_file(src: Path, dest: Path, callback: Callback | None) -> None:

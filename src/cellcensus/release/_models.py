@@ -426,7 +426,17 @@ class MirrorDirectory:
     @classmethod
     def from_json(cls, data: bytes, *, where: str = "mirrors.json") -> MirrorDirectory:
         """Parse serialised ``mirrors.json``."""
-        d = _loads(data, where)
+        return cls.from_dict(_loads(data, where), where=where)
+
+    @classmethod
+    def from_dict(cls, d: object, *, where: str = "mirrors.json") -> MirrorDirectory:
+        """Parse ``mirrors.json`` content.
+
+        Raises
+        ------
+        BadInputError
+            When the content is not a mirror directory.
+        """
         if not isinstance(d, Mapping):
             raise _bad(where, "the top level must be an object")
         default = d.get("default")

@@ -6,9 +6,10 @@ import contextlib
 import logging
 import urllib.parse
 from pathlib import PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import botocore.exceptions
+import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 
 from cellcensus.errors import (
@@ -17,11 +18,12 @@ from cellcensus.errors import (
     ConfigError,
     NotFoundError,
     PermissionDeniedError,
+    StorageError,
 )
 from cellcensus.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from mypy_boto3_s3 import S3Client
@@ -71,6 +73,21 @@ def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest 
             "AWS_SECRET_ACCESS_KEY (or CELLCENSUS_S3_ACCESS_KEY_ID/..., or AWS_PROFILE), or use "
             "--no-sign-request for anonymous reads of a public bucket"
         )
+    if isinstance(
+        e, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
+    ):
+        which, seconds, var = (
+            ("connect", settings.connect_seconds, "CONNECT_TIMEOUT")
+            if isinstance(e, botocore.exceptions.ConnectTimeoutError)
+            else ("read", settings.read_seconds, "READ_TIMEOUT")
+        )
+        return StorageError(
+            f"{action} {uri}: the S3 endpoint {settings.endpoint_url or 'AWS'} did not answer "
+            f"within the {which} timeout of {seconds:g} s ({settings.attempts} "
+            f"attempt{'s' if settings.attempts != 1 else ''}); retry "
+            f"when it is responsive, or raise CELLCENSUS_S3_{var} (seconds); re-running "
+            "resumes"
+        )
     if isinstance(e, botocore.exceptions.EndpointConnectionError):
         return ConfigError(
             f"{action} {uri}: cannot connect to the S3 endpoint "
@@ -100,6 +117,18 @@ def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest 
             )
             return PermissionDeniedError(f"{action} {uri} was refused ({code or status}): {how}")
         return CellCensusError(f"{action} {uri} failed: S3 error {code or status}")
+    if isinstance(
+        e,
+        botocore.exceptions.ConnectionClosedError
+        | botocore.exceptions.ResponseStreamingError
+        | botocore.exceptions.IncompleteReadError
+        | urllib3.exceptions.HTTPError,
+    ):
+        return StorageError(
+            f"{action} {uri}: the connection to the S3 endpoint "
+            f"{settings.endpoint_url or 'AWS'} was lost ({type(e).__name__}); retry when it is "
+            "back: re-running resumes"
+        )
     if isinstance(e, botocore.exceptions.BotoCoreError):
         return CellCensusError(f"{action} {uri} failed: {type(e).__name__}")
     return e
@@ -262,7 +291,7 @@ class S3Root(ReleaseRoot):
             raise self._err(e, "reading", key) from e
         body = r["Body"]
         try:
-            yield body  # type: ignore[misc]
+            yield cast("IO[bytes]", _MappedBody(body, lambda e: self._err(e, "reading", key)))
         finally:
             body.close()
 
@@ -297,3 +326,23 @@ class S3Root(ReleaseRoot):
     def relative_uri(self, key: str) -> str:
         """``prefix/key`` (bucket-relative, no leading ``/``)."""
         return self.prefix + key
+
+
+class _MappedBody:
+    """A streaming body whose read errors (connection lost mid-object) are CellCensusErrors."""
+
+    def __init__(self, body: Any, mapper: Callable[[Exception], Exception]) -> None:  # noqa: ANN401
+        self._body = body
+        self._map = mapper
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            data: bytes = self._body.read(n if n >= 0 else None)
+        except (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError) as e:
+            raise self._map(e) from e
+        except (ConnectionError, TimeoutError) as e:
+            raise self._map(urllib3.exceptions.ProtocolError(str(e))) from e
+        return data
+
+    def close(self) -> None:
+        self._body.close()

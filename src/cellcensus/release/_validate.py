@@ -33,22 +33,33 @@ _DATE_TAG = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?![0-9])")
 
 
+def _shown(name: str) -> str:
+    """``repr`` of a name for a message, cut to a readable length."""
+    return repr(name) if len(name) <= 60 else f"{name[:60]!r}… ({len(name)} characters)"
+
+
 def _check_safe(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name:
-        msg = f"{what} must be a non-empty string"
+    if not isinstance(name, str):
+        msg = f"{what} must be a string, got {type(name).__name__}"
+        raise BadInputError(msg, field=what)
+    if not name.strip():
+        msg = f"{what} {name!r} is empty; give a name such as 2026-11-01 (omit it for the default)"
         raise BadInputError(msg, field=what)
     if "/" in name or "\\" in name:
-        msg = f"{what} {name!r} contains a path separator; use letters, digits, '.', '_' and '-'"
+        msg = (
+            f"{what} {_shown(name)} contains a path separator; use letters, digits, '.', '_' "
+            "and '-'"
+        )
         raise BadInputError(
             msg,
             field=what,
         )
     if ".." in name:
-        msg = f"{what} {name!r} contains '..'; it is not allowed"
+        msg = f"{what} {_shown(name)} contains '..'; it is not allowed"
         raise BadInputError(msg, field=what)
     if not _SAFE_NAME.match(name):
         msg = (
-            f"{what} {name!r} is not allowed: use 1-100 characters from letters, digits, "
+            f"{what} {_shown(name)} is not allowed: use 1-100 characters from letters, digits, "
             "'.', '_' and '-', starting with a letter or digit"
         )
         raise BadInputError(
@@ -122,8 +133,11 @@ def validate_tag(tag: str, *, allow_custom: bool = False) -> str:
 def validate_name(name: str, *, what: str = "alias") -> str:
     """Check an alias or mirror name (same character rules as tags; not reserved words)."""
     _check_safe(name, what)
-    if name in ("release.json", "mirrors.json", "default"):
+    if name.lower() in ("release.json", "mirrors.json", "default"):
         msg = f"{what} {name!r} is reserved; choose another name"
+        raise BadInputError(msg, field=what)
+    if name.lower() in ("latest", "stable") and name not in ("latest", "stable"):
+        msg = f"{what} {name!r} is too easily confused with {name.lower()!r}; choose another name"
         raise BadInputError(msg, field=what)
     return name
 

@@ -52,6 +52,13 @@ logger = logging.getLogger(__name__)
 
 RELEASE_JSON = "release.json"
 DEFAULT_RETENTION_DAYS = 32
+#: Where clean-up records its intent to delete a build (``<prefix>/<tag>``) before it changes
+#: release.json; a clean-up killed after that is finished by the next one (or by a publish of
+#: the same tag). Not a valid tag, so never mistaken for a build.
+CLEANUP_INTENTS = ".cellcensus-cleanup/"
+#: Longest retraction reason / info URL accepted (release.json is read by every client).
+MAX_REASON_CHARS = 1000
+MAX_URL_CHARS = 2000
 
 
 def _today() -> dt.date:
@@ -189,19 +196,39 @@ def retract(
     ``latest`` and ``stable`` move off a retracted build. Aliases you set yourself are kept; a
     warning names those that still point at it.
     """
-    if not reason.strip():
-        msg = "a retraction needs a reason (--reason)"
-        raise BadInputError(msg, field="reason")
+    reason = _check_reason(reason)
+    if info_url is not None:
+        info_url = _check_info_url(info_url)
     date = (today or _today()).isoformat()
 
     def change(d: ReleaseDirectory) -> ReleaseDirectory:
         e = _need_build(d, tag, root)
+        replacement = None
         if replaced_by is not None:
-            target = d.resolve(replaced_by)
-            if target == tag:
-                msg = f"{tag!r} cannot be replaced by itself"
+            try:
+                replacement = d.resolve(replaced_by)
+            except NotFoundError as err:
+                msg = f"--replaced-by {replaced_by!r}: {err}"
+                raise NotFoundError(msg) from err
+            if replacement == tag:
+                msg = f"{tag!r} cannot be replaced by itself (--replaced-by {replaced_by!r})"
                 raise BadInputError(msg, field="replaced_by")
-        r = Retraction(date=date, reason=reason, info_url=info_url, replaced_by=replaced_by)
+            if d.builds[replacement].retracted:
+                msg = (
+                    f"--replaced-by {replaced_by!r} names build {replacement!r}, which is "
+                    "retracted itself; name a build readers can use"
+                )
+                raise BadInputError(msg, field="replaced_by")
+        r = Retraction(date=date, reason=reason, info_url=info_url, replaced_by=replacement)
+        if e.retracted and e.retraction is not None:
+            old = e.retraction
+            if (old.reason, old.info_url, old.replaced_by) == (reason, info_url, replacement):
+                return d  # the same retraction again (a re-run): nothing changes
+            msg = (
+                f"build {tag!r} was already retracted on {old.date} (reason: "
+                f"{_short(old.reason or '')!r}); a retraction record is not rewritten"
+            )
+            raise BadInputError(msg, field="tag")
         return d.with_build(replace(e, retracted=True, retraction=r))
 
     new = update_directory(root, change)
@@ -213,10 +240,51 @@ def retract(
     return new
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _check_reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        msg = "a retraction needs a reason (--reason)"
+        raise BadInputError(msg, field="reason")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_CHARS:
+        msg = (
+            f"the retraction reason has {len(reason)} characters; keep it under "
+            f"{MAX_REASON_CHARS} and put details behind --info-url"
+        )
+        raise BadInputError(msg, field="reason")
+    if any(ord(c) < 32 or c == "\x7f" for c in reason):
+        msg = "the retraction reason contains control characters (newlines, tabs...); use one line"
+        raise BadInputError(msg, field="reason")
+    return reason
+
+
+def _check_info_url(url: str) -> str:
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url)
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or len(url) > MAX_URL_CHARS
+        or any(ord(c) <= 32 or c == "\x7f" for c in url)
+    ):
+        msg = (
+            f"--info-url {_short(url)!r} is not an http(s) URL of at most {MAX_URL_CHARS} "
+            "characters without spaces (readers open it)"
+        )
+        raise BadInputError(msg, field="info_url")
+    return url
+
+
 def set_alias(root: ReleaseRoot, name: str, target: str) -> ReleaseDirectory:
     """Point alias ``name`` at a build tag or another alias.
 
-    ``latest`` and ``stable`` are maintained automatically and cannot be set.
+    ``latest`` and ``stable`` are maintained automatically and cannot be set. A name that looks
+    like a date tag is refused (it would block publishing that tag), and so is a target that is
+    retracted (the official client refuses to open it).
     """
     validate_name(name, what="alias")
     if name in AUTO_ALIASES:
@@ -232,10 +300,26 @@ def set_alias(root: ReleaseRoot, name: str, target: str) -> ReleaseDirectory:
     def change(d: ReleaseDirectory) -> ReleaseDirectory:
         if name in d.builds:
             msg = f"{name!r} is a build tag; an alias needs another name"
-            raise BadInputError(msg)
-        d.resolve(target)  # must exist
+            raise BadInputError(msg, field="alias")
+        if tag_date(name) is not None:
+            msg = (
+                f"alias {name!r} looks like a date tag; it would block publishing that tag. "
+                "Choose a name such as V2"
+            )
+            raise BadInputError(msg, field="alias")
+        resolved = d.resolve(target)  # must exist
+        if d.builds[resolved].retracted:
+            msg = (
+                f"{target!r} is retracted build {resolved!r}: the official client refuses to "
+                "open it, so an alias to it would not work; point the alias at another build"
+            )
+            raise BadInputError(msg, field="tag")
         new = d.with_alias(name, target)
-        new.resolve(name)  # no loop
+        try:
+            new.resolve(name)
+        except NotFoundError as err:
+            msg = f"alias {name!r} -> {target!r} would make a loop ({err}); choose another target"
+            raise BadInputError(msg, field="tag") from err
         return new
 
     return update_directory(root, change)
@@ -249,9 +333,18 @@ def remove_alias(root: ReleaseRoot, name: str) -> ReleaseDirectory:
 
     def change(d: ReleaseDirectory) -> ReleaseDirectory:
         if name not in d.aliases:
-            msg = f"alias {name!r} is not in release.json"
+            hint = " (it is a build tag: use `retract`)" if name in d.builds else ""
+            msg = f"alias {_short(name)!r} is not in release.json{hint}"
             raise NotFoundError(msg)
-        return d.with_alias(name, None)
+        remaining = d.with_alias(name, None)
+        dependents = [a for a, t in remaining.aliases.items() if t == name]
+        if dependents:
+            msg = (
+                f"aliases {sorted(dependents)} point at {name!r}; removing it would leave them "
+                "dangling: move or remove them first"
+            )
+            raise BadInputError(msg, field="alias")
+        return remaining
 
     return update_directory(root, change)
 
@@ -364,13 +457,44 @@ def cleanup(
         plans.append(p)
         return d.without_builds(frozenset(p.delete))
 
+    intended = plan_cleanup(read_directory(root), days=days, today=ref).delete
+    for tag in intended:  # the intent first: a kill after release.json changes leaves a trace
+        root.write_bytes(CLEANUP_INTENTS + tag, b"")
     new = update_directory(root, change)
     plan = plans[-1]
+    for tag in set(plan.delete) - set(intended):  # the plan changed meanwhile
+        root.write_bytes(CLEANUP_INTENTS + tag, b"")
     if on_release_json_written is not None:
         on_release_json_written(new)
     deleted = 0
     for tag in plan.delete:
         n = root.delete_prefix(f"{tag}/")
+        root.delete_keys([CLEANUP_INTENTS + tag])
         deleted += n
         logger.info("deleted build %s (%d objects)", tag, n)
+    deleted += finish_pending_cleanups(root, new)
     return replace(plan, deleted_objects=deleted)
+
+
+def finish_pending_cleanups(
+    root: ReleaseRoot, directory: ReleaseDirectory, *, only: str | None = None
+) -> int:
+    """Finish clean-ups that were interrupted after they changed ``release.json``.
+
+    A build whose intent is recorded and that ``release.json`` no longer lists is deleted;
+    an intent for a build that is still listed (the clean-up was killed before its commit, or
+    its plan changed) is dropped. Returns the number of objects deleted.
+    """
+    deleted = 0
+    for info in list(root.list_objects(CLEANUP_INTENTS)):
+        tag = info.key[len(CLEANUP_INTENTS) :]
+        if only is not None and tag != only:
+            continue
+        if "/" in tag or not tag:
+            continue
+        if tag not in directory.builds and tag not in directory.aliases:
+            n = root.delete_prefix(f"{tag}/")
+            deleted += n
+            logger.info("finished the interrupted clean-up of build %s (%d objects)", tag, n)
+        root.delete_keys([info.key])
+    return deleted

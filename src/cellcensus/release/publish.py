@@ -22,7 +22,9 @@ uploads only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import time
@@ -30,7 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
+from cellcensus._fs import mapped_fs_errors
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    IntegrityError,
+    PermissionDeniedError,
+)
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
 from cellcensus.release._models import Locator, ReleaseDirectory, ReleaseEntry
@@ -47,7 +55,13 @@ from cellcensus.release._transfer import (
     run_parallel,
 )
 from cellcensus.release._validate import validate_tag
-from cellcensus.release.directory import RELEASE_JSON, read_directory, update_directory
+from cellcensus.release.directory import (
+    RELEASE_JSON,
+    finish_pending_cleanups,
+    read_directory,
+    read_manifest,
+    update_directory,
+)
 from cellcensus.release.mirrors import ensure_origin_mirror
 from cellcensus.release.verify import MANIFEST_KEY, check_build
 
@@ -83,6 +97,25 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
+#: Secrets shorter than this are not searched for in build.json: a short (test) secret such as
+#: ``"1"`` or ``"2026"`` would match ordinary content and refuse every publish.
+MIN_SECRET_CHARS = 8
+
+
+def _contains_secret(data: bytes, secrets: tuple[str, ...]) -> bool:
+    """Whether ``build.json`` holds one of ``secrets`` (raw, or inside a JSON string)."""
+    needles = [s for s in secrets if len(s) >= MIN_SECRET_CHARS]
+    if not needles:
+        return False
+    if any(s.encode() in data for s in needles):
+        return True
+    try:
+        text = json.dumps(json.loads(data), ensure_ascii=False)  # JSON escapes undone
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return any(s in text for s in needles)
+
+
 def _check_build_dir(build_dir: Path, settings: Settings) -> BuildInfo:
     if not build_dir.is_dir():
         msg = f"build directory {build_dir} does not exist or is not a directory"
@@ -102,13 +135,12 @@ def _check_build_dir(build_dir: Path, settings: Settings) -> BuildInfo:
         msg = f"{bj} is missing; the build is incomplete"
         raise BadInputError(msg)
     data = bj.read_bytes()
-    for secret in (settings.secret_access_key, settings.session_token):
-        if secret and secret.encode() in data:
-            msg = (
-                f"{bj} contains the S3 secret key or session token; refusing to publish it. "
-                "Rebuild without credentials in the build configuration"
-            )
-            raise BadInputError(msg)
+    if _contains_secret(data, settings.secrets()):
+        msg = (
+            f"{bj} contains the S3 secret key or session token; refusing to publish it. "
+            "Rebuild without credentials in the build configuration"
+        )
+        raise BadInputError(msg)
     return BuildInfo.from_json(data, where=str(bj))
 
 
@@ -168,14 +200,61 @@ def _claim(root: ReleaseRoot, tag: str, manifest: Manifest, discard_partial: boo
                 "--discard-partial to delete it, or publish under another tag"
             )
             raise BadInputError(msg, field="tag")
-        if tag in read_directory(root).builds:
-            msg = f"{tag!r} was published meanwhile; it is immutable"
-            raise BadInputError(msg, field="tag")
-        n = root.delete_prefix(f"{tag}/")
-        logger.warning("deleted %d objects of an unpublished build under %s/", n, tag)
+        _discard(root, tag, got[0])
         discard_partial = False
     msg = f"could not claim {root.object_uri(key)}; retry"
     raise BadInputError(msg, field="tag")
+
+
+def _discard(root: ReleaseRoot, tag: str, claim: bytes) -> None:
+    """Delete an unpublished build under ``tag/`` whose claim (manifest bytes) is ``claim``.
+
+    The claim goes first, then ``release.json`` is read again: a publish of that build that
+    committed meanwhile gets its claim back and nothing else is touched. A publisher whose
+    claim disappears notices it before (or right after) it commits and does not keep the entry
+    (see :func:`_commit`), so a discarded build is never left in ``release.json``.
+    """
+    key = f"{tag}/{MANIFEST_KEY}"
+    if tag in read_directory(root).builds:
+        msg = f"{tag!r} was published meanwhile; it is immutable"
+        raise BadInputError(msg, field="tag")
+    root.delete_keys([key])
+    if tag in read_directory(root).builds:
+        with contextlib.suppress(PreconditionFailedError):
+            root.write_bytes(key, claim, if_none_match=True)
+        msg = f"{tag!r} was published meanwhile; it is immutable"
+        raise BadInputError(msg, field="tag")
+    try:
+        n = root.delete_prefix(f"{tag}/")
+    except CellCensusError as e:
+        msg = (
+            f"could not discard the unpublished build under {root.object_uri(f'{tag}/')}: "
+            f"another publish is writing there right now ({e}). Wait for it to finish, or "
+            "publish under another tag"
+        )
+        raise BadInputError(msg, field="tag") from e
+    logger.warning("deleted %d objects of an unpublished build under %s/", n, tag)
+
+
+def _claim_is_ours(root: ReleaseRoot, tag: str, manifest: Manifest) -> bool:
+    """Whether ``tag/manifest.json`` still lists exactly our objects."""
+    key = f"{tag}/{MANIFEST_KEY}"
+    got = root.read_versioned(key)
+    if got is None:
+        return False
+    try:
+        return Manifest.from_json(got[0], where=root.object_uri(key)).same_objects(manifest)
+    except (BadInputError, IntegrityError):
+        return False
+
+
+def _lost_claim(root: ReleaseRoot, tag: str) -> IntegrityError:
+    return IntegrityError(
+        f"the unpublished build under {root.object_uri(f'{tag}/')} was discarded or replaced "
+        "by a concurrent `publish --discard-partial` of another build; release.json does not "
+        "list this one. Re-run this publish (with --discard-partial to take the tag back), or "
+        "publish under another tag"
+    )
 
 
 def _hash_files(
@@ -235,10 +314,13 @@ def _upload(
         run_parallel(upload, todo, jobs=jobs, on_done=lambda _i, _r: kill.tick())
 
 
-def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
+def _commit(r: ReleaseRoot, entry: ReleaseEntry, manifest: Manifest) -> None:
+    """Add ``entry`` to release.json, if our claim on the tag still holds before and after."""
     tag = entry.tag
 
     def commit(d: ReleaseDirectory) -> ReleaseDirectory:
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag)
         if tag in d.aliases:
             msg = f"{tag!r} became an alias meanwhile; not publishing"
             raise BadInputError(msg, field="tag")
@@ -251,6 +333,17 @@ def _commit(r: ReleaseRoot, entry: ReleaseEntry) -> None:
         return d.with_build(entry)
 
     update_directory(r, commit)
+    if not _claim_is_ours(r, tag, manifest):
+        # discarded between our check and our write: take the entry back out
+
+        def rollback(d: ReleaseDirectory) -> ReleaseDirectory:
+            mine = d.builds.get(tag)
+            if mine is not None and (mine.soma, mine.h5ads) == (entry.soma, entry.h5ads):
+                return d.without_builds({tag})
+            return d
+
+        update_directory(r, rollback)
+        raise _lost_claim(r, tag)
 
 
 def _stage_report(r: ReleaseRoot, tag: str, bdir: Path, day: dt.date) -> StagedReport:
@@ -261,7 +354,32 @@ def _stage_report(r: ReleaseRoot, tag: str, bdir: Path, day: dt.date) -> StagedR
     return stage_publish_report(r, tag, bdir, release_date=day)
 
 
-def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
+def _immutable(r: ReleaseRoot, tag: str) -> BadInputError:
+    msg = (
+        f"{tag!r} is already in {r.object_uri(RELEASE_JSON)} with other content; published tags "
+        "are immutable: publish under a new tag (or retract the old build)"
+    )
+    return BadInputError(msg, field="tag")
+
+
+def _published_same(
+    r: ReleaseRoot, tag: str, entry: ReleaseEntry, files: list[tuple[str, Path]], lts: bool
+) -> Manifest:
+    """The published manifest of ``tag``, if it can be this very build (same paths and sizes,
+    same LTS flag, not retracted); the caller compares the sha256 digests."""
+    try:
+        published = read_manifest(r, tag)
+    except CellCensusError as e:
+        raise _immutable(r, tag) from e
+    sizes = {o.path: o.size for o in published.objects}
+    local = {rel: path.stat().st_size for rel, path in files}
+    if sizes != local or entry.lts != lts or entry.retracted:
+        raise _immutable(r, tag)
+    return published
+
+
+def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> ReleaseEntry | None:
+    """Check the build and the tag; the entry when this tag is published already."""
     _check_build_dir(bdir, r.settings)
     if isinstance(r, S3Root) and r.settings.anonymous:
         msg = (
@@ -271,12 +389,14 @@ def _preflight(r: ReleaseRoot, bdir: Path, tag: str) -> None:
         )
         raise PermissionDeniedError(msg)
     directory = read_directory(r)
-    if tag in directory.builds or tag in directory.aliases:
-        msg = (
-            f"{tag!r} is already in {r.object_uri(RELEASE_JSON)}; published tags are immutable: "
-            "publish under a new tag (or retract the old build)"
-        )
+    if tag in directory.aliases:
+        msg = f"{tag!r} is an alias in {r.object_uri(RELEASE_JSON)}; publish under another tag"
         raise BadInputError(msg, field="tag")
+    if tag in directory.builds:
+        return directory.builds[tag]  # maybe this very build (a re-run): checked by the caller
+    # a clean-up that deleted an earlier build of this tag and was killed: finish it first
+    finish_pending_cleanups(r, directory, only=tag)
+    return None
 
 
 def publish(
@@ -335,13 +455,74 @@ def publish(
     r = open_root(root, settings)
     bdir = Path(build_dir)
     day = today or _today()
-    tag = validate_tag(tag or day.isoformat(), allow_custom=allow_custom_tag)
-    _preflight(r, bdir, tag)
+    tag = validate_tag(day.isoformat() if tag is None else tag, allow_custom=allow_custom_tag)
+    resume = "release.json was not changed; fix this and re-run the same publish: it resumes"
+    with mapped_fs_errors(f"publishing {bdir} to {r.uri}", bdir, hint=resume):
+        return _publish(
+            r,
+            bdir,
+            tag,
+            day=day,
+            lts=lts,
+            discard_partial=discard_partial,
+            jobs=jobs,
+            progress=progress,
+            t0=t0,
+        )
+
+
+def _publish(
+    r: ReleaseRoot,
+    bdir: Path,
+    tag: str,
+    *,
+    day: dt.date,
+    lts: bool,
+    discard_partial: bool,
+    jobs: int,
+    progress: Progress | None,
+    t0: float,
+) -> PublishResult:
+    """The steps of :func:`publish` after the arguments are checked."""
+    published = _preflight(r, bdir, tag)
     logger.info("publishing %s to %s as %s", bdir, r.uri, tag)
 
     files = _build_files(bdir)
     staged_report = _stage_report(r, tag, bdir, day)
-    files = sorted([*files, *staged_report.files])
+    try:
+        return _publish_files(
+            r,
+            bdir,
+            tag,
+            sorted([*files, *staged_report.files]),
+            published=published,
+            day=day,
+            lts=lts,
+            discard_partial=discard_partial,
+            jobs=jobs,
+            progress=progress,
+            t0=t0,
+        )
+    finally:
+        staged_report.cleanup()
+
+
+def _publish_files(
+    r: ReleaseRoot,
+    bdir: Path,
+    tag: str,
+    files: list[tuple[str, Path]],
+    *,
+    published: ReleaseEntry | None,
+    day: dt.date,
+    lts: bool,
+    discard_partial: bool,
+    jobs: int,
+    progress: Progress | None,
+    t0: float,
+) -> PublishResult:
+    """Upload ``files`` (the build's and its staged report's), verify and commit."""
+    remote = None if published is None else _published_same(r, tag, published, files, lts)
     digests = _hash_files(files, jobs, progress)
     manifest = Manifest(
         tag=tag,
@@ -350,6 +531,23 @@ def publish(
             ManifestObject(path=rel, size=d.size, sha256=d.sha256) for rel, d in digests.items()
         ),
     )
+    if published is not None and remote is not None:
+        if not remote.same_objects(manifest):
+            raise _immutable(r, tag)
+        # a re-run of a publish that committed (its process was killed after the commit)
+        logger.info("%s is already published with this very content; nothing to do", tag)
+        return PublishResult(
+            tag=tag,
+            soma_uri=published.soma.uri,
+            entry=published,
+            total_objects=len(files),
+            total_bytes=manifest.total_size,
+            uploaded=0,
+            skipped=len(files),
+            bytes_uploaded=0,
+            stale_deleted=0,
+            seconds=time.monotonic() - t0,
+        )
     _claim(r, tag, manifest, discard_partial)
 
     todo, stale = _plan_uploads(r, tag, files, digests)
@@ -364,22 +562,26 @@ def publish(
         upload_bytes,
         len(files) - len(todo),
     )
-    _upload(r, tag, todo, digests=digests, jobs=jobs, progress=progress)
-
-    etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
-    report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=progress)
+    try:
+        _upload(r, tag, todo, digests=digests, jobs=jobs, progress=progress)
+        etags = {rel: d.s3_etag for rel, d in digests.items()} if r.is_s3 else None
+        report = check_build(r, tag, manifest, trusted_etags=etags, jobs=jobs, progress=progress)
+    except CellCensusError as e:
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag) from e
+        raise
     if not report.ok:
-        shown = "; ".join(str(p) for p in report.problems[:10])
+        if not _claim_is_ours(r, tag, manifest):
+            raise _lost_claim(r, tag)
         msg = (
-            f"after upload, {len(report.problems)} objects under {report.uri} do not match the "
-            f"manifest ({shown}); release.json was not changed. Re-run publish to repair"
+            f"after upload, {report.summary()} ({report.shown()}); release.json was not "
+            "changed. Re-run publish to repair"
         )
         raise IntegrityError(msg)
 
     ensure_origin_mirror(r)
     entry = _entry(r, tag, lts, day)
-    _commit(r, entry)
-    staged_report.cleanup()
+    _commit(r, entry, manifest)
     seconds = time.monotonic() - t0
     logger.info("published %s: %s (%.1f s)", tag, entry.soma.uri, seconds)
     return PublishResult(

@@ -64,6 +64,34 @@ class VerifyReport:
         """Whether every object matched."""
         return not self.problems
 
+    @property
+    def mismatched(self) -> int:
+        """Objects of the manifest that are missing or differ."""
+        return sum(p.kind != "unexpected" for p in self.problems)
+
+    @property
+    def unexpected(self) -> int:
+        """Objects stored under the build that the manifest does not list."""
+        return sum(p.kind == "unexpected" for p in self.problems)
+
+    def summary(self) -> str:
+        """The counts, for a message: what is missing or changed, and what is extra."""
+        parts = []
+        if self.mismatched:
+            parts.append(
+                f"{self.mismatched} of the {self.checked} objects under {self.uri} do not match "
+                "manifest.json (missing or changed)"
+            )
+        if self.unexpected:
+            parts.append(f"{self.unexpected} objects under {self.uri} are not in manifest.json")
+        return "; ".join(parts) or f"all {self.checked} objects of {self.uri} match"
+
+    def shown(self, limit: int = 5) -> str:
+        """The first problems, for a message (the rest counted)."""
+        text = "; ".join(str(p) for p in self.problems[:limit])
+        more = len(self.problems) - limit
+        return text + (f"; and {more} more" if more > 0 else "")
+
 
 def resolve_build(root: ReleaseRoot, name: str) -> str:
     """The tag for ``name``: through ``release.json`` (aliases too), or an unpublished build
