@@ -38,7 +38,7 @@ def _triples(
     return frame.sort_by([("r", "ascending"), ("c", "ascending")])
 
 
-def check_genes(  # noqa: PLR0913 - the organism's context, passed by validate.py
+def check_genes(
     expect: Callable[[bool, str], None],
     census: soma.Collection[Any],
     name: str,
@@ -87,15 +87,25 @@ def check_genes(  # noqa: PLR0913 - the organism's context, passed by validate.p
         )
     if has_copies:
         _check_copies(
-            expect, census, org["X"], name, n_obs, var_nnz, x_nnz, stored_cells, rng, where
+            expect,
+            census,
+            org["X"],
+            name=name,
+            n_obs=n_obs,
+            var_nnz=var_nnz,
+            x_nnz=x_nnz,
+            stored_cells=stored_cells,
+            rng=rng,
+            where=where,
         )
     _check_summary(expect, org, len(var_nnz), primary, where)
 
 
-def _check_copies(  # noqa: PLR0913
+def _check_copies(
     expect: Callable[[bool, str], None],
     census: soma.Collection[Any],
     copies: soma.Collection[Any],
+    *,
     name: str,
     n_obs: int,
     var_nnz: npt.NDArray[np.int64],
@@ -193,9 +203,7 @@ def _check_summary(
             & (batch["sum"].to_numpy() >= 0)
         )
         bad += int((~ok).sum())
-    expect(
-        bad == 0, f"{where}/{SUMMARY}: {bad} rows out of range (gene, group, counts or sums)"
-    )
+    expect(bad == 0, f"{where}/{SUMMARY}: {bad} rows out of range (gene, group, counts or sums)")
     expect(
         n_expressing == primary_nnz,
         f"{where}/{SUMMARY}: n_expressing adds up to {n_expressing}, the primary cells store "

@@ -144,9 +144,7 @@ def _stream_obs(obs: soma.DataFrame) -> _ObsTotals:
         t.n += batch.num_rows
         t.nnz += int(pc.sum(batch["nnz"]).as_py() or 0)
         t.primary += int(pc.sum(pc.cast(batch["is_primary_data"], pa.int64())).as_py() or 0)
-        t.primary_nnz += int(
-            pc.sum(pc.filter(batch["nnz"], batch["is_primary_data"])).as_py() or 0
-        )
+        t.primary_nnz += int(pc.sum(pc.filter(batch["nnz"], batch["is_primary_data"])).as_py() or 0)
         grouped = (
             pa.table({"d": pc.cast(batch["dataset_id"], pa.large_string()), "j": joinid})
             .group_by("d")
