@@ -90,6 +90,13 @@ def build(
             help="zstd levels: 'fast' (lower, faster) or 'official' (the official builder's)."
         ),
     ] = "fast",
+    gene_major: Annotated[
+        bool,
+        typer.Option(
+            help="Also write gene-major copies of X (cellcensus_genes/<organism>/X: fast "
+            "queries of a few genes across many cells; about 1x X's storage)."
+        ),
+    ] = True,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     no_sign_request: NoSignOpt = False,
@@ -122,6 +129,7 @@ def build(
         validate=validate,
         resume=resume,
         compression="official" if compression == "official" else "fast",
+        gene_major=gene_major,
     )
     with RichProgress() as progress:
         result = build_census(
