@@ -458,7 +458,7 @@ def write_summary(
     keys, n_cells, bands = _bands(band_dirs, n_genes)
     n_groups = len(keys)
     coll: soma.Collection[Any]
-    with soma.Collection.open(genes_uri, "w", context=context) as coll:
+    with soma.Collection.open(genes_uri, "d", context=context) as coll:
         for name in (SUMMARY, GROUPS):
             if name in coll:  # a resumed build: start over
                 del coll[name]
