@@ -71,6 +71,7 @@ PUBLIC = {
         "pp",
         "predict_obs_metadata",
         "read_export",
+        "summarize",
         "util",
     ],
     "cellcensus.release": [

@@ -156,7 +156,9 @@ def summarize(
 ) -> pd.DataFrame:
     """Expression of genes per tissue, cell type, assay, disease, sex or dataset.
 
-    Lifecycle: experimental.
+    Lifecycle: experimental (since 0.1) — the columns returned and the ``by`` names
+    may change between minor releases; it reads format 1 of ``cellcensus_genes`` and refuses a
+    release without it (official releases have none).
 
     Reads the build's expression summary (never X): sums over the **primary** cells
     (``is_primary_data``) of each group. Only cells of datasets that measure a gene count for
