@@ -10,7 +10,7 @@ columns asked for and divides: a few small reads, never X.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,25 @@ class _Static:
     groups: pd.DataFrame  # one row per cell group (soma_joinid order)
     group_dataset: np.ndarray[Any, np.dtype[np.int64]]  # census_info dataset joinid of each group
     var: pd.DataFrame  # soma_joinid, feature_id, feature_name
+    by_id: dict[str, int] = field(default_factory=dict)  # feature_id -> var row
+    by_name: dict[str, list[int]] = field(default_factory=dict)  # feature_name -> var rows
+    keys: dict[tuple[str, ...], tuple[Any, pd.DataFrame]] = field(default_factory=dict)
+
+    def key_codes(
+        self, keys: list[str]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pd.DataFrame]:
+        """Each group's code among the distinct values of ``keys`` (sorted), and those values."""
+        cached = self.keys.get(tuple(keys))
+        if cached is None:
+            if keys:
+                grouped = self.groups.groupby(keys, sort=True, observed=True)
+                codes = grouped.ngroup().to_numpy(dtype=np.int64)
+                values = grouped.size().reset_index()[keys]
+            else:
+                codes = np.zeros(len(self.groups), dtype=np.int64)
+                values = pd.DataFrame(index=range(1))
+            cached = self.keys[tuple(keys)] = (codes, values.reset_index(drop=True))
+        return cached[0], cached[1]
 
 
 _CACHE: OrderedDict[str, _Static] = OrderedDict()
@@ -79,7 +98,16 @@ def _static(census: soma.Collection[Any], exp_name: str, org: Any) -> _Static:  
         .concat()
         .to_pandas()
     )
-    static = _Static(groups=groups, group_dataset=group_dataset, var=var)
+    names: dict[str, list[int]] = {}
+    for row, name in enumerate(var["feature_name"].astype(str).tolist()):
+        names.setdefault(name, []).append(row)
+    static = _Static(
+        groups=groups,
+        group_dataset=group_dataset,
+        var=var,
+        by_id={str(f): i for i, f in enumerate(var["feature_id"].tolist())},
+        by_name=names,
+    )
     with _CACHE_LOCK:
         _CACHE[key] = static
         while len(_CACHE) > _CACHE_SIZE:
@@ -104,27 +132,24 @@ def _summary_collection(census: soma.Collection[Any], exp_name: str, organism: s
     return org
 
 
-def _genes(var: pd.DataFrame, genes: str | Sequence[str]) -> pd.DataFrame:
+def _genes(static: _Static, genes: str | Sequence[str]) -> pd.DataFrame:
     """The var rows of the genes asked for (by feature id, else by name), in that order."""
     wanted = [genes] if isinstance(genes, str) else list(genes)
     if not wanted:
         msg = "summarize needs at least one gene (feature_id or feature_name)"
         raise BadInputError(msg, field="genes")
-    by_id = var.set_index("feature_id", drop=False)
-    rows = []
+    rows: list[int] = []
     missing = []
     for g in wanted:
         if not isinstance(g, str):
             msg = f"genes must be feature ids or names (strings), got {g!r}"
             raise BadInputError(msg, field="genes")
-        if g in by_id.index:
-            rows.append(by_id.loc[[g]])
-            continue
-        named = var[var["feature_name"] == g]
-        if named.empty:
-            missing.append(g)
+        if g in static.by_id:
+            rows.append(static.by_id[g])
+        elif g in static.by_name:
+            rows.extend(static.by_name[g])
         else:
-            rows.append(named)
+            missing.append(g)
     if missing:
         msg = (
             f"unknown gene(s) {', '.join(repr(m) for m in missing[:10])}"
@@ -132,7 +157,7 @@ def _genes(var: pd.DataFrame, genes: str | Sequence[str]) -> pd.DataFrame:
             "check the spelling and the organism"
         )
         raise BadInputError(msg, field="genes")
-    out = pd.concat(rows, ignore_index=True).drop_duplicates("soma_joinid")
+    out = static.var.iloc[list(dict.fromkeys(rows))]
     return out.reset_index(drop=True)
 
 
@@ -202,66 +227,60 @@ def summarize(
     exp_name = experiment_name(organism)
     org = _summary_collection(census, exp_name, organism)
     static = _static(census, exp_name, org)
-    chosen = _genes(static.var, genes)
+    chosen = _genes(static, genes)
     var_ids = chosen["soma_joinid"].to_numpy(dtype=np.int64)
-    rows = org[SUMMARY].read(coords=(var_ids,)).concat().to_pandas()
+    rows = org[SUMMARY].read(coords=(var_ids,)).concat()
     presence = (
         census["census_data"][exp_name]
         .ms["RNA"]["feature_dataset_presence_matrix"]
         .read((slice(None), var_ids))
         .tables()
         .concat()
-        .to_pandas()
     )
-    groups = static.groups
     keys = [c for col in cols for c in (col, SUMMARY_BY[col]) if c is not None]
-    # which (gene, group) pairs are measured: the group's dataset measures the gene
-    measured = pd.DataFrame(
-        {
-            "dataset": presence["soma_dim_0"].to_numpy(dtype=np.int64),
-            "var_joinid": presence["soma_dim_1"].to_numpy(dtype=np.int64),
-        }
-    )
-    per_group = pd.DataFrame(
-        {"group_joinid": groups["soma_joinid"], "dataset": static.group_dataset}
-    ).merge(measured, on="dataset")
-    per_group["n_cells"] = groups["n_cells"].to_numpy()[per_group["group_joinid"].to_numpy()]
-    per_group = per_group.merge(rows, on=["var_joinid", "group_joinid"], how="left")
-    per_group["n_expressing"] = per_group["n_expressing"].fillna(0).astype(np.int64)
-    for stat in _STATS:
-        per_group[stat] = per_group[stat].fillna(0.0)
-    for key in keys:
-        per_group[key] = groups[key].to_numpy()[per_group["group_joinid"].to_numpy()]
-    agg = (
-        per_group.groupby(["var_joinid", *keys], sort=True, observed=True)[
-            ["n_cells", "n_expressing", *_STATS]
-        ]
-        .sum()
-        .reset_index()
-    )
-    agg = agg[agg["n_cells"] > 0]
-    order = {int(j): i for i, j in enumerate(var_ids)}
-    agg = agg.assign(_order=agg["var_joinid"].map(order)).sort_values(
-        ["_order", *keys], kind="stable"
-    )
-    names = chosen.set_index("soma_joinid")
-    n = agg["n_cells"].to_numpy(dtype=np.float64)
-    k = agg["n_expressing"].to_numpy(dtype=np.float64)
+    codes, values = static.key_codes(keys)
+    n_genes, n_keys = len(var_ids), len(values)
+    position = {int(j): i for i, j in enumerate(var_ids)}
+    # cells: a group counts for a gene when the group's dataset measures the gene
+    n_datasets = int(max(static.group_dataset.max(initial=0), 0)) + 1
+    pres_dataset = presence["soma_dim_0"].to_numpy().astype(np.int64)
+    pres_gene = np.array([position[int(j)] for j in presence["soma_dim_1"].to_numpy()], np.int64)
+    keep = pres_dataset < n_datasets
+    measures = np.zeros((n_genes, n_datasets), dtype=bool)
+    measures[pres_gene[keep], pres_dataset[keep]] = True
+    group_cells = static.groups["n_cells"].to_numpy(dtype=np.float64)
+    n_cells = np.zeros(n_genes * n_keys, dtype=np.float64)
+    for i in range(n_genes):
+        measured = measures[i, static.group_dataset]
+        n_cells[i * n_keys : (i + 1) * n_keys] = np.bincount(
+            codes[measured], weights=group_cells[measured], minlength=n_keys
+        )
+    # values: each summary row goes to its (gene, key)
+    row_gene = np.array([position[int(j)] for j in rows["var_joinid"].to_numpy()], np.int64)
+    target = row_gene * n_keys + codes[rows["group_joinid"].to_numpy().astype(np.int64)]
+    size = n_genes * n_keys
+    sums = {
+        name: np.bincount(target, weights=rows[name].to_numpy(), minlength=size)
+        for name in ("n_expressing", *_STATS)
+    }
+    present = np.flatnonzero(n_cells > 0)
+    gene_of, key_of = np.divmod(present, n_keys)
+    n = n_cells[present]
+    k = sums["n_expressing"][present]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = pd.DataFrame(
+        return pd.DataFrame(
             {
-                "feature_id": names.loc[agg["var_joinid"], "feature_id"].to_numpy(),
-                "feature_name": names.loc[agg["var_joinid"], "feature_name"].to_numpy(),
-                **{key: agg[key].to_numpy() for key in keys},
-                "n_cells": agg["n_cells"].to_numpy(dtype=np.int64),
-                "n_expressing": agg["n_expressing"].to_numpy(dtype=np.int64),
+                "feature_id": chosen["feature_id"].to_numpy()[gene_of],
+                "feature_name": chosen["feature_name"].to_numpy()[gene_of],
+                **{key: values[key].to_numpy()[key_of] for key in keys},
+                "n_cells": n.astype(np.int64),
+                "n_expressing": k.astype(np.int64),
                 "fraction_expressing": k / n,
-                "mean": agg["sum"].to_numpy() / n,
-                "mean_log1p": agg["sum_log1p"].to_numpy() / n,
+                "mean": sums["sum"][present] / n,
+                "mean_log1p": sums["sum_log1p"][present] / n,
                 "mean_log1p_expressing": np.where(
-                    k > 0, agg["sum_log1p"].to_numpy() / np.maximum(k, 1), 0.0
+                    k > 0, sums["sum_log1p"][present] / np.maximum(k, 1), 0.0
                 ),
-                **{stat: agg[stat].to_numpy(dtype=np.float64) for stat in _STATS},
+                **{stat: sums[stat][present] for stat in _STATS},
             }
         )
-    return out.reset_index(drop=True)
