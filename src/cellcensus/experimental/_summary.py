@@ -50,7 +50,9 @@ class _Static:
     var: pd.DataFrame  # soma_joinid, feature_id, feature_name
     by_id: dict[str, int] = field(default_factory=dict)  # feature_id -> var row
     by_name: dict[str, list[int]] = field(default_factory=dict)  # feature_name -> var rows
-    keys: dict[tuple[str, ...], tuple[Any, pd.DataFrame]] = field(default_factory=dict)
+    keys: dict[tuple[str, ...], tuple[np.ndarray[Any, np.dtype[np.int64]], pd.DataFrame]] = field(
+        default_factory=dict
+    )
 
     def key_codes(
         self, keys: list[str]
@@ -58,9 +60,10 @@ class _Static:
         """Each group's code among the distinct values of ``keys`` (sorted), and those values."""
         cached = self.keys.get(tuple(keys))
         if cached is None:
+            codes: np.ndarray[Any, np.dtype[np.int64]]
             if keys:
                 grouped = self.groups.groupby(keys, sort=True, observed=True)
-                codes = grouped.ngroup().to_numpy(dtype=np.int64)
+                codes = np.asarray(grouped.ngroup().to_numpy(), dtype=np.int64)
                 values = grouped.size().reset_index()[keys]
             else:
                 codes = np.zeros(len(self.groups), dtype=np.int64)
