@@ -55,6 +55,21 @@ def summary_budget(chunk_nnz: int) -> int:
     return max(chunk_nnz // 4, MIN_BUDGET)
 
 
+def piece_values(chunk_nnz: int) -> int:
+    """Values of a chunk sorted by gene (spill) or summed (summary) at once: a quarter of a chunk.
+
+    A chunk's values already take ~40 bytes each in the band; sorting them by gene or by
+    (gene, group) needs ~30-40 bytes more each, so the chunk is handled in quarters.
+    """
+    return max(chunk_nnz // 4, MIN_BUDGET)
+
+
+def write_budget(chunk_nnz: int) -> int:
+    """Values a band gathers at once when it writes its gene-major fragment (~70 bytes each while
+    gathered and sorted, against ~40 for a chunk's: half a chunk)."""
+    return max(chunk_nnz // 2, MIN_BUDGET)
+
+
 def genes_uri(soma_uri: str, organism: str) -> str:
     """The organism's ``cellcensus_genes`` collection."""
     return f"{soma_uri.rstrip('/')}/{GENES}/{organism}"
@@ -155,11 +170,14 @@ class BandWork:
         for uri in extras.gene_major:  # what an interrupted attempt of this band committed
             tiledb.Array.delete_fragments(uri, timestamp, timestamp)
         self.spill = (
-            GeneMajorSpill(Path(extras.spill_dir), shape, joinid_start, max(budget, MIN_BUDGET))
+            GeneMajorSpill(Path(extras.spill_dir), shape, joinid_start, write_budget(budget))
             if extras.gene_major
             else None
         )
-        self.summary = BandSummary(Path(extras.summary_dir), int(shape[1]), summary_budget(budget))
+        self.piece = piece_values(budget)
+        self.summary = BandSummary(
+            Path(extras.summary_dir), int(shape[1]), summary_budget(budget), piece=self.piece
+        )
 
     def add(
         self,
@@ -171,8 +189,10 @@ class BandWork:
     ) -> None:
         """A chunk's cells (X's global order) and obs rows."""
         rows, cols, (raw, normalized) = cells
-        if self.spill is not None:
-            self.spill.add(rows, cols, raw, normalized)
+        if self.spill is not None:  # in pieces: the sort's temporaries stay a fraction of a chunk
+            for a in range(0, len(rows), self.piece):
+                b = a + self.piece
+                self.spill.add(rows[a:b], cols[a:b], raw[a:b], normalized[a:b])
         self.summary.add(rows, cols, normalized, obs, first_joinid)
 
     def finish(self, dictionaries: dict[str, list[str]]) -> None:

@@ -291,12 +291,15 @@ class BandSummary:
         Genes (var) of the experiment.
     budget
         Partial rows held in memory before a run is written.
+    piece
+        Values summed at once (a chunk is taken in pieces: the sort's temporaries stay small).
     """
 
-    def __init__(self, out_dir: Path, n_genes: int, budget: int) -> None:
+    def __init__(self, out_dir: Path, n_genes: int, budget: int, *, piece: int = 1 << 22) -> None:
         self.dir = out_dir
         self.n_genes = n_genes
         self.budget = max(int(budget), 1)
+        self.piece = max(int(piece), 1)
         self.group_of: dict[tuple[int, ...], int] = {}
         self.n_cells: list[int] = []
         self.pending: list[Partial] = []
@@ -332,15 +335,21 @@ class BandSummary:
             self.n_cells[g] += n
         cell_group = np.full(obs.num_rows, -1, dtype=np.int64)
         cell_group[primary] = local[inverse.reshape(-1)]
-        group = cell_group[rows - first_joinid]
-        keep = group >= 0
-        part = accumulate(
-            cols[keep], group[keep], normalized[keep], self.n_genes, len(self.n_cells)
-        )
-        self.pending.append(part)
-        self.n_pending += len(part)
-        if self.n_pending >= self.budget:
-            self._spill()
+        for a in range(0, len(rows), self.piece):
+            b = a + self.piece
+            group = cell_group[rows[a:b] - first_joinid]
+            keep = group >= 0
+            part = accumulate(
+                cols[a:b][keep],
+                group[keep],
+                normalized[a:b][keep],
+                self.n_genes,
+                len(self.n_cells),
+            )
+            self.pending.append(part)
+            self.n_pending += len(part)
+            if self.n_pending >= self.budget:
+                self._spill()
 
     def _spill(self) -> None:
         if not self.pending:
