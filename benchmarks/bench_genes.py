@@ -254,6 +254,7 @@ def main() -> None:
         default=1,
         help="builds of each kind (0: reuse an existing build with copies, no build timing)",
     )
+    ap.add_argument("--no-queries", action="store_true", help="measure the builds only")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
@@ -261,7 +262,8 @@ def main() -> None:
 
     print(f"load average at start: {os.getloadavg()}")
     build = _build_part(args)
-    _query_part(build, args.rounds)
+    if not args.no_queries:
+        _query_part(build, args.rounds)
     print(f"load average at end: {os.getloadavg()}")
 
 
