@@ -309,3 +309,32 @@ def test_summarize_refuses_bad_input(census, without_copies: Path) -> None:
         pytest.raises(CensusNotFoundError, match="no expression summary"),
     ):
         summarize(official_like, "Homo sapiens", ["CD4"])
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_summarize_json_and_table(census, soma_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cellcensus._cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        ["summarize", "Homo sapiens", "CD4", "--by", "assay", "--uri", str(soma_path), "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    rows = pd.DataFrame(json.loads(r.stdout))
+    want = summarize(census, "Homo sapiens", ["CD4"], by=["assay"])
+    assert rows["assay"].tolist() == want["assay"].tolist()
+    assert rows["n_expressing"].tolist() == want["n_expressing"].tolist()
+    table = runner.invoke(
+        app, ["summarize", "Homo sapiens", "CD4", "--uri", str(soma_path), "-n", "3"],
+        terminal_width=200,
+    )  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert "CD4" in table.output
+    assert "fraction" in table.output
+    bad = runner.invoke(app, ["summarize", "Homo sapiens", "NO_SUCH", "--uri", str(soma_path)])
+    assert bad.exit_code != 0
+    assert "unknown gene" in bad.output
+    assert "Traceback" not in bad.output
