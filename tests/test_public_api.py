@@ -73,6 +73,7 @@ PUBLIC = {
         "pp",
         "predict_obs_metadata",
         "read_export",
+        "summarize",
         "util",
     ],
     "cellcensus.release": [

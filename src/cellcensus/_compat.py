@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["WRITTEN_FOR", "storage_failure", "tiledb_error_types", "untested_versions"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from scipy import sparse
+
+__all__ = [
+    "WRITTEN_FOR",
+    "csr_from_soma",
+    "storage_failure",
+    "tiledb_error_types",
+    "untested_versions",
+]
 
 #: Distribution → release series whose error texts this module was written against.
 WRITTEN_FOR: dict[str, tuple[str, ...]] = {
@@ -63,3 +73,16 @@ def storage_failure(error: BaseException) -> Literal["denied", "unreachable"] | 
     if "curlcode" in lower or "could not connect" in lower or "connection refused" in lower:
         return "unreachable"
     return None
+
+
+def csr_from_soma(table: pa.Table, shape: tuple[int, int], context: Any) -> sparse.csr_matrix:  # noqa: ANN401 - a SOMATileDBContext
+    """A CSR matrix from (row position, column position, value) triples, built exactly as
+    ``tiledbsoma``'s ``ExperimentAxisQuery.to_anndata`` builds X (its private ``fastercsx``:
+    sorted indices, its index types), so that matrices read from another array compare equal.
+    """
+    from tiledbsoma._fastercsx import CompressedMatrix
+
+    matrix: sparse.csr_matrix = CompressedMatrix.from_soma(
+        table, shape, "csr", True, context
+    ).to_scipy()
+    return matrix

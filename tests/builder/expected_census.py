@@ -92,4 +92,25 @@ def census_tables(path: Path) -> dict[str, pa.Table]:
             out[f"{organism}/presence"] = (
                 exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
             )
+            out.update(gene_tables(census, organism))
+    return out
+
+
+def gene_tables(census: soma.Collection, organism: str) -> dict[str, pa.Table]:
+    """The ``cellcensus_genes`` tables of an organism (copies sorted by coordinates)."""
+    out: dict[str, pa.Table] = {}
+    if "cellcensus_genes" not in census or organism not in census["cellcensus_genes"]:
+        return out
+    genes = census["cellcensus_genes"][organism]
+    for name in ("expression_summary", "expression_summary_cell_groups"):
+        out[f"{organism}/genes/{name}"] = genes[name].read().concat().sort_by("soma_joinid")
+    if "X" in genes:
+        for layer in genes["X"]:
+            out[f"{organism}/genes/X/{layer}"] = (
+                genes["X"][layer]
+                .read()
+                .tables()
+                .concat()
+                .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+            )
     return out

@@ -244,7 +244,8 @@ def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
 
 
 def test_arrays_have_one_fragment_or_one_per_band(census_build: Path) -> None:
-    """Consolidated arrays have one fragment; X layers and obs one per band (build.json)."""
+    """Consolidated arrays have one fragment; X layers, their gene-major copies and obs one per
+    band (build.json)."""
     import tiledb
 
     from cellcensus.builder._consolidate import gather
@@ -254,7 +255,8 @@ def test_arrays_have_one_fragment_or_one_per_band(census_build: Path) -> None:
     arrays = [t.uri for t in gather(str(census_build / "soma")) if t.is_array]
     assert any(uri.endswith("/X/normalized") for uri in arrays)
     for uri in arrays:
-        organism = uri.split("/census_data/")[-1].split("/")[0] if "/census_data/" in uri else ""
+        parent = next((p for p in ("/census_data/", "/cellcensus_genes/") if p in uri), None)
+        organism = uri.split(parent)[-1].split("/")[0] if parent else ""
         banded = uri.endswith(("/obs", "/X/raw", "/X/normalized")) and organism in bands
         expected = bands[organism] if banded else 1
         # empty arrays (spatial experiments, no cells) have no fragment

@@ -97,6 +97,13 @@ def build(
             "ignored (the official builder's format); listed datasets are left out."
         ),
     ] = None,
+    gene_major: Annotated[
+        bool,
+        typer.Option(
+            help="Also write gene-major copies of X (cellcensus_genes/<organism>/X: fast "
+            "queries of a few genes across many cells; about 1x X's storage)."
+        ),
+    ] = True,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     no_sign_request: NoSignOpt = False,
@@ -131,6 +138,7 @@ def build(
         resume=resume,
         compression="official" if compression == "official" else "fast",
         blocklist=load_blocklist(blocklist) if blocklist is not None else frozenset(),
+        gene_major=gene_major,
     )
     with RichProgress() as progress:
         result = build_census(

@@ -316,3 +316,66 @@ def export_cmd(
         f"({rate / 1e6:.1f} M values/s; budget {format_bytes(result.memory_budget)})",
         highlight=False,
     )
+
+
+@app.command("summarize")
+def summarize_cmd(
+    organism: OrganismArg,
+    genes: Annotated[
+        list[str], typer.Argument(help="Genes: feature ids (ENSG...) or names (CD4).")
+    ],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            "-b",
+            help="Break down by tissue_general, cell_type, assay, disease, sex or dataset_id "
+            "(repeatable; default: tissue_general and cell_type).",
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", "-n", min=0, help="Rows shown per gene (0: all).")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every row).")] = False,
+    root: RootOpt = None,
+    census_version: VersionOpt = "stable",
+    mirror: MirrorOpt = None,
+    uri: UriOpt = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    no_sign_request: NoSignOpt = False,
+    path_style: PathStyleOpt = False,
+) -> None:
+    """Where genes are expressed (primary cells), from a cellcensus build's expression summary."""
+    from cellcensus.experimental import summarize
+
+    settings = _settings(endpoint_url, region, no_sign_request, path_style)
+    columns = list(by) if by else ["tissue_general", "cell_type"]
+    with _open(root, census_version, mirror, uri, settings) as census:
+        frame = summarize(census, organism, list(genes), by=columns)
+    if as_json:
+        out.print_json(frame.to_json(orient="records"))
+        return
+    for (feature_id, name), rows in frame.groupby(
+        ["feature_id", "feature_name"], sort=False, observed=True
+    ):
+        shown = rows.sort_values("mean_log1p", ascending=False, kind="stable")
+        if top:
+            shown = shown.head(top)
+        t = Table(
+            title=f"{name} ({feature_id}): {len(rows)} groups, top {len(shown)} by mean log1p"
+        )
+        for c in columns:
+            t.add_column(c)
+        for c in ("cells", "expressing", "fraction", "mean", "mean log1p (expr.)"):
+            t.add_column(c, justify="right")
+        for rec in shown.itertuples(index=False):
+            t.add_row(
+                *(str(getattr(rec, c)) for c in columns),
+                f"{rec.n_cells:,}",
+                f"{rec.n_expressing:,}",
+                f"{rec.fraction_expressing:.3f}",
+                f"{rec.mean:.3g}",
+                f"{rec.mean_log1p_expressing:.3f}",
+            )
+        out.print(t)

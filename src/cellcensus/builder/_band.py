@@ -46,6 +46,8 @@ from cellcensus.errors import BadInputError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from cellcensus.builder._genes import BandExtras, BandWork
+
 logger = logging.getLogger(__name__)
 
 
@@ -102,6 +104,8 @@ class BandTask:
     check_values: bool
     var_nnz_path: str  # where the band's per-feature value counts go (.npy)
     n_values: int  # estimated stored values (for progress and scheduling)
+    #: gene-major copies and expression summary of the band (``_genes``); None: neither
+    extras: BandExtras | None = None
 
     @property
     def n_cells(self) -> int:
@@ -389,6 +393,20 @@ def _band_chunks(
         raise BadInputError(msg, dataset_id=src.dataset_id)
 
 
+def _band_work(task: BandTask) -> BandWork | None:
+    if task.extras is None:
+        return None
+    from cellcensus.builder._genes import BandWork
+
+    return BandWork(
+        task.extras,
+        timestamp=task.timestamp,
+        shape=task.shape,
+        joinid_start=task.joinid_start,
+        budget=task.chunk_nnz,
+    )
+
+
 def run_band(task: BandTask) -> BandResult:
     """Write one band (see the module docstring); returns its counts."""
     import tiledb
@@ -403,6 +421,7 @@ def run_band(task: BandTask) -> BandResult:
     var_nnz = np.zeros(n_var, dtype=np.int64)
     joinid = task.joinid_start
     writers = [ArrayBatchWriter(uri, task.timestamp) for uri in x_uris]
+    extras = _band_work(task)
     committed = False
     with soma.DataFrame.open(
         obs_uri, "w", context=soma_context(), tiledb_timestamp=task.timestamp
@@ -420,25 +439,30 @@ def run_band(task: BandTask) -> BandResult:
                             src, ds, rows, keep, first_joinid=joinid, check_values=task.check_values
                         )
                         x_writer.push(chunk.cells)
-                        obs_writer.submit(
-                            obs_batch(
-                                chunk.obs,
-                                first_joinid=joinid,
-                                dataset_id=ds.dataset_id,
-                                stats=chunk.stats,
-                                n_measured_vars=ds.n_measured_vars,
-                                dictionaries=dictionaries,
-                                schema=schema,
-                            )
+                        batch = obs_batch(
+                            chunk.obs,
+                            first_joinid=joinid,
+                            dataset_id=ds.dataset_id,
+                            stats=chunk.stats,
+                            n_measured_vars=ds.n_measured_vars,
+                            dictionaries=dictionaries,
+                            schema=schema,
                         )
+                        obs_writer.submit(batch)
+                        if extras is not None:
+                            extras.add(chunk.cells, batch, joinid)
                         var_nnz[joinids] += chunk.var_nnz
                         joinid += len(keep)
             x_writer.flush()
+            if extras is not None:
+                extras.finish(dictionaries.values)
             committed = True
         finally:
             for w in writers:
                 w.close(commit=committed)
             obs_writer.close(commit=committed)
+            if extras is not None and not committed:
+                extras.abort()
     if joinid != task.joinid_stop:  # pragma: no cover - an internal invariant
         msg = (
             f"internal error: band {task.index} wrote cells up to {joinid}, not {task.joinid_stop}"

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,6 +36,13 @@ from cellcensus.builder._band import BandResult, BandTask, run_band, soma_contex
 from cellcensus.builder._compat import check_versions, remove_uncommitted_fragments
 from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import Executor, open_executor
+from cellcensus.builder._genes import (
+    band_dirs,
+    band_extras,
+    create_genes,
+    reduce_summary,
+    summary_budget,
+)
 from cellcensus.builder._info import info_tables
 from cellcensus.builder._plan import OrganismPlan, band_cost, make_bands, make_plans, n_bands
 from cellcensus.builder._scan import (
@@ -108,6 +115,10 @@ class BuildOptions:
         zstd levels: ``"fast"`` (X level 3; obs and var 9 and 3 instead of 19 and 9: faster
         writes at about the same size) or ``"official"`` (the official builder's levels: X 9 and
         13, obs and var 19 and 9; slightly smaller files).
+    gene_major
+        Also write gene-major copies of X (``cellcensus_genes/<organism>/X``), which make
+        queries of a few genes across many cells fast (see ``docs/schema.md``). The expression
+        summary is written either way.
     resume
         Continue an interrupted build of the same manifest and settings from its staging
         directory, reusing finished work (sources replaced since are staged and scanned again);
@@ -129,6 +140,7 @@ class BuildOptions:
     validation_sample_cells: int = 256
     resume: bool = False
     compression: Literal["fast", "official"] = "fast"
+    gene_major: bool = True
 
 
 @dataclass
@@ -388,11 +400,17 @@ def _create_structure(run: _Run, plans: list[OrganismPlan], n_bands: int) -> dic
             W.create_experiment(
                 spatial, OrganismPlan(organism, [], W.empty_var(), {}, 0, 0), spatial=True
             )
+        genes = create_genes(
+            root,
+            plans,
+            gene_major=run.options.gene_major,
+            compression=run.options.compression,
+        )
     # Each band writes its fragments at its own timestamp, so that a band run again deletes
     # exactly what an earlier attempt committed. The timestamps are in the past (readers open
     # arrays "now") and no other write touches X or obs.
     first_timestamp = int(time.time() * 1000) - n_bands - 1
-    payload = {"experiments": exp_uris, "first_timestamp": first_timestamp}
+    payload = {"experiments": exp_uris, "first_timestamp": first_timestamp, "genes": genes}
     run.state.mark("structure", payload)
     return payload
 
@@ -457,6 +475,30 @@ def _write_tables(
         for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
             W.write_info_table(info, key, tables[key])
     run.progress.finish("tables")
+
+
+def _write_summaries(
+    run: _Run, plans: list[OrganismPlan], tasks: list[BandTask], genes: dict[str, dict[str, Any]]
+) -> None:
+    """Reduce the bands' partial sums into each organism's expression summary."""
+    run.progress.start("summary", sum(1 for p in plans if p.n_obs), "organisms")
+    for plan in plans:
+        name = plan.organism.name
+        step = f"summary.{name}"
+        if plan.n_obs and not run.state.done(step):
+            dirs = [band_dirs(run.work, name, t.index)[1] for t in tasks if t.organism == name]
+            reduce_summary(
+                plan,
+                genes[name],
+                dirs,
+                budget=summary_budget(run.options.chunk_nnz),
+                compression=run.options.compression,
+                context=soma_context(),
+            )
+            run.state.mark(step)
+        if plan.n_obs:
+            run.progress.advance("summary")
+    run.progress.finish("summary")
 
 
 def _consolidate_all(run: _Run, band_arrays: set[str], executor: Executor) -> None:
@@ -642,6 +684,7 @@ def _output_settings(run: _Run) -> dict[str, Any]:
         "unknown_genes": o.unknown_genes,
         "blocklist": sorted(o.blocklist),
         "compression": o.compression,
+        "gene_major": o.gene_major,
     }
 
 
@@ -652,12 +695,15 @@ def _add_to_build_json(run: _Run, keys: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def _plan_bands(run: _Run, plans: list[OrganismPlan]) -> tuple[list[BandTask], dict[str, str]]:
+def _plan_bands(
+    run: _Run, plans: list[OrganismPlan]
+) -> tuple[list[BandTask], dict[str, str], dict[str, dict[str, Any]]]:
     """Create the census structure (once) and cut every experiment into band tasks."""
     opts = run.options
     cost = band_cost(plans, opts.chunk_nnz, opts.band_nnz)
     structure = _create_structure(run, plans, sum(n_bands(p, cost) for p in plans))
     exp_uris: dict[str, str] = structure["experiments"]
+    genes: dict[str, dict[str, Any]] = structure["genes"]
     tasks: list[BandTask] = []
     timestamp = int(structure["first_timestamp"])
     for plan in plans:
@@ -673,16 +719,27 @@ def _plan_bands(run: _Run, plans: list[OrganismPlan]) -> tuple[list[BandTask], d
             work_dir=run.work,
         )
         timestamp = tasks[-1].timestamp + 1
-    return tasks, exp_uris
+    tasks = [
+        replace(
+            t,
+            extras=band_extras(run.work, t.organism, t.index, genes[t.organism]["gene_major"]),
+        )
+        for t in tasks
+    ]
+    return tasks, exp_uris, genes
 
 
-def _band_arrays(plans: list[OrganismPlan], exp_uris: dict[str, str]) -> set[str]:
-    """The arrays written by bands (obs, X layers), cleared of uncommitted fragments."""
+def _band_arrays(
+    plans: list[OrganismPlan], exp_uris: dict[str, str], genes: dict[str, dict[str, Any]]
+) -> set[str]:
+    """The arrays written by bands (obs, X layers, gene-major copies), cleared of uncommitted
+    fragments."""
     out: set[str] = set()
     for plan in plans:
         if plan.n_obs:
             exp = exp_uris[plan.organism.name]
             uris = [f"{exp}/obs", *(f"{exp}/ms/{S.MEASUREMENT}/X/{x}" for x in S.X_LAYERS)]
+            uris += genes[plan.organism.name]["gene_major"].values()
             for uri in uris:
                 remove_uncommitted_fragments(uri)
             out.update(uris)
@@ -729,12 +786,14 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         if run.state.begin_plan(digest({"datasets": contributing, **_output_settings(run)})):
             logger.info("the plan is unchanged: reusing finished bands")
         with run.timed("plan"):
-            tasks, exp_uris = _plan_bands(run, plans)
+            tasks, exp_uris, genes = _plan_bands(run, plans)
         with run.timed("bands"):
             results = _run_bands(run, tasks, executor)
         with run.timed("tables"):
             _write_tables(run, entries, plans, exp_uris, results)
-            band_arrays = _band_arrays(plans, exp_uris)
+            band_arrays = _band_arrays(plans, exp_uris, genes)
+        with run.timed("summary"):
+            _write_summaries(run, plans, tasks, genes)
         included = {d.dataset_id for p in plans for d in p.datasets}
         for e in all_entries:
             if e.dataset_id not in included:  # only contributing datasets are released

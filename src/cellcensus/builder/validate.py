@@ -32,6 +32,7 @@ from cellcensus.builder import _schema as S
 from cellcensus.builder._band import soma_context
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import OBS_CHUNK_ROWS, H5ADSource
+from cellcensus.builder._validate_genes import check_genes
 from cellcensus.builder._xmath import normalize, obs_stats
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
@@ -125,6 +126,7 @@ class _ObsTotals:
     max_joinid: int = -1
     nnz: int = 0
     primary: int = 0
+    primary_nnz: int = 0
     cells: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     first: dict[str, int] = field(default_factory=dict)  # smallest joinid of each dataset
 
@@ -142,6 +144,7 @@ def _stream_obs(obs: soma.DataFrame) -> _ObsTotals:
         t.n += batch.num_rows
         t.nnz += int(pc.sum(batch["nnz"]).as_py() or 0)
         t.primary += int(pc.sum(pc.cast(batch["is_primary_data"], pa.int64())).as_py() or 0)
+        t.primary_nnz += int(pc.sum(pc.filter(batch["nnz"], batch["is_primary_data"])).as_py() or 0)
         grouped = (
             pa.table({"d": pc.cast(batch["dataset_id"], pa.large_string()), "j": joinid})
             .group_by("d")
@@ -378,6 +381,7 @@ def _check_organism(
     root: Path,
     rng: np.random.Generator,
     sample_cells: int,
+    gene_major: bool | None = None,
 ) -> tuple[int, int]:
     """Check one experiment; returns its (total, unique) cell counts."""
     datasets, counts = tables
@@ -442,6 +446,21 @@ def _check_organism(
         np.array_equal(measured, var["n_measured_obs"].to_numpy()),
         f"{name}: var.n_measured_obs does not match the presence matrix",
     )
+    try:
+        check_genes(
+            rep.expect,
+            census,
+            name,
+            n_obs=totals.n,
+            var_nnz=var["nnz"].to_numpy(dtype=np.int64),
+            x_nnz=x_nnz,
+            primary=(totals.primary, totals.primary_nnz),
+            gene_major=gene_major,
+            stored_cells=lambda uri: _stored_cells(rep, uri),
+            rng=rng,
+        )
+    except _READ_ERRORS as e:
+        _damage(rep, f"cellcensus_genes/{name}", e)
     return totals.n, totals.primary
 
 
@@ -475,13 +494,16 @@ def validate_build(
         msg = f"{root} is not a cellcensus build (needs soma/ and build.json)"
         raise NotFoundError(msg)
     rep = ValidationReport()
+    gene_major: bool | None = None
     try:
-        json.loads((root / "build.json").read_text())
-    except (OSError, ValueError) as e:
+        build_json = json.loads((root / "build.json").read_text())
+        setting = build_json.get("settings", {}).get("gene_major")
+        gene_major = bool(setting) if setting is not None else None
+    except (OSError, ValueError, AttributeError) as e:
         _damage(rep, "build.json", e)
     rng = np.random.default_rng(seed)
     try:
-        _validate_census(rep, root, rng, sample_cells)
+        _validate_census(rep, root, rng, sample_cells, gene_major)
     except _READ_ERRORS as e:
         _damage(rep, "the census", e)
     if rep.problems:
@@ -495,7 +517,11 @@ def validate_build(
 
 
 def _validate_census(
-    rep: ValidationReport, root: Path, rng: np.random.Generator, sample_cells: int
+    rep: ValidationReport,
+    root: Path,
+    rng: np.random.Generator,
+    sample_cells: int,
+    gene_major: bool | None = None,
 ) -> None:
     census: soma.Collection[Any]
     with soma.Collection.open(str(root / "soma"), context=soma_context()) as census:
@@ -523,6 +549,7 @@ def _validate_census(
                     root=root,
                     rng=rng,
                     sample_cells=sample_cells,
+                    gene_major=gene_major,
                 )
             except _READ_ERRORS as e:
                 _damage(rep, f"census_data/{organism.name}", e)

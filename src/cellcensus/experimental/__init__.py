@@ -12,7 +12,9 @@ Lifecycle: experimental — names here may change or move between minor releases
   runs, and bounded-memory export to ``.h5ad`` / ``.zarr`` / ``.parquet``;
 - :func:`ontology_filter`, :func:`ontology_terms`, :func:`multi_value_filter`: value filters
   from ontology terms ("all T cells");
-- :mod:`pp`: ``cellxgene_census.experimental.pp`` over any release.
+- :mod:`pp`: ``cellxgene_census.experimental.pp`` over any release;
+- :func:`summarize`: where genes are expressed (per tissue, cell type, assay, disease, sex or
+  dataset), from the expression summary of a cellcensus build.
 
 Names are imported on first use (``import cellcensus.experimental`` loads nothing heavy).
 """
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         find_nearest_obs,
         predict_obs_metadata,
     )
+    from cellcensus.experimental._summary import summarize
 
 #: where each public name lives (loaded on first use)
 _HOMES = {
@@ -80,6 +83,7 @@ _HOMES = {
         ("NeighborObs", "find_nearest_obs", "predict_obs_metadata"),
         "cellcensus.experimental._embedding_search",
     ),
+    "summarize": "cellcensus.experimental._summary",
 }
 _MODULES = ("pp", "util")
 
@@ -103,6 +107,7 @@ __all__ = [
     "pp",
     "predict_obs_metadata",
     "read_export",
+    "summarize",
     "util",
 ]
 

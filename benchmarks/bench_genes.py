@@ -1,0 +1,271 @@
+"""Gene benchmark: gene queries on the gene-major copies vs the cell-major X; build overhead.
+
+Run by hand (not in CI):
+
+    .venv/bin/python benchmarks/bench_genes.py --cells 200000 --workdir /tmp/bench-genes
+
+1. Builds the same synthetic corpus twice in subprocesses, alternating: with gene-major copies
+   (the default) and with ``--no-gene-major`` (the baseline; both write the expression summary).
+   Prints the time, peak RSS and storage of each and the ratios (extra time, copies / X size).
+2. On the build with copies, times ``get_anndata`` for 1, 2, 10 and 100 genes across all human
+   cells (and 2 genes in one tissue) with the official client (cell-major X), ours with
+   ``x_layout="cell-major"`` and ours routed (``"auto"``), alternating the order, several rounds
+   (median). Checks the three give the same matrix. Ratio = official / routed (target >= 10 for
+   <= 10 genes).
+3. Times ``cellcensus.experimental.summarize`` of 10 genes (first call and repeated calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _measure import _tree_bytes, gib, machine, run_measured
+
+TAG = "2026-01-01"
+
+
+def _build(corpus: Path, out: Path, *, gene_major: bool) -> tuple[float, int]:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "cellcensus", "--quiet", "build", str(corpus), str(out),
+        "--tag", TAG, "--no-validate", "--gene-major" if gene_major else "--no-gene-major",
+    ]  # fmt: skip
+    m = run_measured(cmd)
+    if m.returncode != 0:
+        msg = f"build failed: {m.stderr[-2000:]}"
+        raise SystemExit(msg)
+    return m.seconds, m.peak_rss_bytes
+
+
+def _build_part(args: argparse.Namespace) -> Path:
+    from cellcensus.synth import synth_corpus
+
+    corpus_dir = args.workdir / f"corpus-{args.cells}"
+    manifest = corpus_dir / "manifest.csv"
+    if not manifest.exists():
+        manifest = synth_corpus(corpus_dir, seed=0, n_cells=args.cells).manifest_path
+    with_copies = args.workdir / f"build-{args.cells}-genes"
+    without = args.workdir / f"build-{args.cells}-plain"
+    runs: dict[str, list[tuple[float, int]]] = {"gene-major": [], "baseline": []}
+    if args.build_rounds == 0 and (with_copies / "build.json").exists():
+        return with_copies
+    for rnd in range(max(args.build_rounds, 1)):
+        order = [True, False] if rnd % 2 == 0 else [False, True]
+        for gene_major in order:
+            out = with_copies if gene_major else without
+            runs["gene-major" if gene_major else "baseline"].append(
+                _build(manifest, out, gene_major=gene_major)
+            )
+    soma = with_copies / "soma"
+    x_bytes = sum(
+        _tree_bytes(soma / "census_data" / org / "ms" / "RNA" / "X")
+        for org in ("homo_sapiens", "mus_musculus")
+    )
+    copy_bytes = sum(
+        _tree_bytes(soma / "cellcensus_genes" / org / "X")
+        for org in ("homo_sapiens", "mus_musculus")
+    )
+    summary_bytes = _tree_bytes(soma / "cellcensus_genes") - copy_bytes
+    timing = json.loads((with_copies / "build.json").read_text())["summary"].get("timing", {})
+    base_t = statistics.median(t for t, _ in runs["baseline"])
+    gm_t = statistics.median(t for t, _ in runs["gene-major"])
+    print(f"\n## build ({len(runs['baseline'])} round(s) each, alternating; median)")
+    print("| build | time | peak RSS |")
+    print("| --- | ---: | ---: |")
+    for name, rs in runs.items():
+        print(
+            f"| {name} | {statistics.median(t for t, _ in rs):.1f} s | "
+            f"{gib(max(p for _, p in rs))} |"
+        )
+    print(f"extra build time of the copies: {gm_t / base_t - 1:+.1%} (target <= +30 %)")
+    print(f"steps of the build with copies (build.json timing): {timing}")
+    print(
+        f"storage: X {gib(x_bytes)}, gene-major copies {gib(copy_bytes)} "
+        f"({copy_bytes / x_bytes:.2f}x of X; target <= 1x), summary {gib(summary_bytes)}"
+    )
+    return with_copies
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(
+        a.shape == b.shape
+        and a.X.nnz == b.X.nnz
+        and (a.X != b.X).nnz == 0
+        and list(a.obs["soma_joinid"]) == list(b.obs["soma_joinid"])
+    )
+
+
+def _query_part(build: Path, rounds: int) -> None:
+    import warnings
+
+    import cellxgene_census
+    import numpy as np
+    from anndata import ImplicitModificationWarning
+
+    import cellcensus
+
+    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
+    uri = str(build / "soma")
+    with cellxgene_census.open_soma(uri=uri) as census:
+        var = (
+            census["census_data"]["homo_sapiens"]
+            .ms["RNA"]
+            .var.read(column_names=["soma_joinid", "feature_name", "nnz"])
+            .concat()
+            .to_pandas()
+        )
+        n_obs = int(census["census_data"]["homo_sapiens"].obs.count)
+    expressed = var[var["nnz"] > 0].sort_values("soma_joinid")
+    rng = np.random.default_rng(0)
+    picks = expressed["feature_name"].astype(str).to_numpy()
+    queries: dict[str, dict[str, Any]] = {}
+    for n in (1, 2, 10, 100):
+        names = sorted(rng.choice(picks, size=n, replace=False).tolist())
+        queries[f"{n} gene(s) x all cells"] = {"var_value_filter": f"feature_name in {names}"}
+    queries["2 genes x lung"] = {
+        "var_value_filter": queries["2 gene(s) x all cells"]["var_value_filter"],
+        "obs_value_filter": "tissue_general == 'lung'",
+    }
+
+    def ours(layout: str):
+        def run(census: Any, organism: str, **kw: Any) -> Any:
+            return cellcensus.get_anndata(census, organism, x_layout=layout, **kw)
+
+        return run
+
+    clients = {
+        "official": (cellxgene_census.open_soma, cellxgene_census.get_anndata),
+        "cellcensus cell-major": (cellcensus.open_soma, ours("cell-major")),
+        "cellcensus routed": (cellcensus.open_soma, ours("auto")),
+    }
+    print(f"\n## gene queries ({n_obs:,} human cells; median of {rounds}, alternating order)")
+    print(
+        "| query | result | official | cellcensus cell-major | cellcensus routed | "
+        "official / routed |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for qname, kwargs in queries.items():
+        times: dict[str, list[float]] = {c: [] for c in clients}
+        results: dict[str, Any] = {}
+        for rnd in range(rounds):
+            order = list(clients) if rnd % 2 == 0 else list(reversed(clients))
+            for cname in order:
+                open_soma, get_anndata = clients[cname]
+                t0 = time.perf_counter()
+                with open_soma(uri=uri) as census:
+                    adata = get_anndata(census, "Homo sapiens", **kwargs)
+                times[cname].append(time.perf_counter() - t0)
+                results[cname] = adata
+        base = results["official"]
+        if not all(_same(r, base) for r in results.values()):
+            msg = f"{qname}: the clients returned different results"
+            raise SystemExit(msg)
+        med = {c: statistics.median(t) for c, t in times.items()}
+        print(
+            f"| {qname} | {base.n_obs:,} x {base.n_vars} ({base.X.nnz:,} values) | "
+            f"{med['official']:.3f} s | {med['cellcensus cell-major']:.3f} s | "
+            f"{med['cellcensus routed']:.3f} s | "
+            f"{med['official'] / med['cellcensus routed']:.1f}x |"
+        )
+
+    _x_only(uri, queries, rounds)
+    _summarize_part(uri, picks, rng, rounds)
+
+
+def _summarize_part(uri: str, picks: Any, rng: Any, rounds: int) -> None:
+    """``summarize`` of 10 genes: the first call and repeated ones."""
+    import cellcensus
+    from cellcensus.experimental import _summary, summarize
+
+    ten = sorted(rng.choice(picks, size=10, replace=False).tolist())
+    with cellcensus.open_soma(uri=uri) as census:
+        _summary._CACHE.clear()
+        t0 = time.perf_counter()
+        frame = summarize(census, "Homo sapiens", ten, by=["tissue_general", "cell_type"])
+        first = time.perf_counter() - t0
+        warm = []
+        for _ in range(max(rounds, 3)):
+            t0 = time.perf_counter()
+            summarize(census, "Homo sapiens", ten, by=["tissue_general", "cell_type"])
+            warm.append(time.perf_counter() - t0)
+    print(
+        f"\nsummarize(10 genes, by tissue_general x cell_type): {len(frame)} rows; first call "
+        f"{first * 1000:.0f} ms (reads the groups and var), then "
+        f"{statistics.median(warm) * 1000:.0f} ms (median; target <= 50 ms on a 1 M-cell release)"
+    )
+
+
+def _x_only(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> None:
+    """X alone (no obs, no AnnData): the genes' values across all cells, from each array."""
+    import tiledbsoma
+
+    print(f"\n## X only: the genes' values across all human cells (median of {rounds})")
+    print("| query | values | cell-major X | gene-major copy | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    with tiledbsoma.open(uri) as census:
+        var = census["census_data"]["homo_sapiens"].ms["RNA"].var
+        arrays = {
+            "cell-major": census["census_data"]["homo_sapiens"].ms["RNA"].X["raw"],
+            "gene-major": census["cellcensus_genes"]["homo_sapiens"]["X"]["raw"],
+        }
+        for qname, kwargs in queries.items():
+            if "obs_value_filter" in kwargs:
+                continue
+            ids = (
+                var.read(value_filter=kwargs["var_value_filter"], column_names=["soma_joinid"])
+                .concat()["soma_joinid"]
+                .to_numpy()
+            )
+            times: dict[str, list[float]] = {k: [] for k in arrays}
+            n: dict[str, int] = {}
+            for rnd in range(rounds):
+                names = list(arrays) if rnd % 2 == 0 else list(reversed(arrays))
+                for name in names:
+                    t0 = time.perf_counter()
+                    table = arrays[name].read((slice(None), ids)).tables().concat()
+                    times[name].append(time.perf_counter() - t0)
+                    n[name] = table.num_rows
+            if len(set(n.values())) != 1:
+                msg = f"{qname}: different values read {n}"
+                raise SystemExit(msg)
+            med = {k: statistics.median(t) for k, t in times.items()}
+            print(
+                f"| {qname} | {n['gene-major']:,} | {med['cell-major']:.3f} s | "
+                f"{med['gene-major']:.3f} s | {med['cell-major'] / med['gene-major']:.1f}x |"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=200_000)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/cellcensus-bench-genes"))
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of each query")
+    ap.add_argument(
+        "--build-rounds",
+        type=int,
+        default=1,
+        help="builds of each kind (0: reuse an existing build with copies, no build timing)",
+    )
+    ap.add_argument("--no-queries", action="store_true", help="measure the builds only")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    import os
+
+    print(f"load average at start: {os.getloadavg()}")
+    build = _build_part(args)
+    if not args.no_queries:
+        _query_part(build, args.rounds)
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

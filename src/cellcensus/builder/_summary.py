@@ -1,0 +1,538 @@
+"""The expression summary of an experiment: per gene and cell group, counts and sums of X.
+
+A *cell group* is one combination of (dataset, tissue_general, cell_type, assay, disease, sex),
+term ids and labels, among the experiment's **primary** cells (``is_primary_data``; duplicate
+cells would otherwise count twice). Per (gene, group) with at least one stored value the summary
+holds: the number of cells expressing the gene (stored values), and the sums of the normalized
+values ``x``, of ``x**2``, of ``log1p(LOG1P_SCALE * x)`` and of its square. Groups with their cell
+counts are a table of their own. Any coarser view (by cell type, by tissue and cell type, by
+assay, ...) is a sum over groups; the means and fractions divide by the cells of the groups whose
+dataset measures the gene (see ``cellcensus.experimental.summarize``).
+
+Determinism: band tasks accumulate their cells' values and the driver adds the bands' partial sums;
+floating-point sums would then depend on how the census was cut into bands and chunks. Each value
+is therefore rounded once to a fixed-point integer (``x`` and ``x**2`` in units of 2**-62, the
+log1p terms of 2**-58 and 2**-55: below a float64's own resolution for all but tiny values) and
+sums are exact integer sums, kept as two int64 words of 31 bits each (exact up to 2**32 cells a
+group). The stored float64 sums are therefore identical whatever the number of workers, bands or
+chunk sizes.
+
+Memory: a band keeps at most ``budget`` partial rows (spilled to ``_work`` as sorted runs); the
+driver reduces them gene range by gene range, ``budget`` rows at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import tiledbsoma as soma
+
+from cellcensus.builder import _schema as S
+from cellcensus.builder._runs import Run, write_run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: Normalized values are scaled by this before ``log1p`` (counts per 10,000: "log CPTT", what the
+#: CELLxGENE Gene Expression app shows).
+LOG1P_SCALE = 10_000.0
+#: obs columns whose combination makes a cell group (codes of the census obs dictionaries).
+GROUP_COLUMNS = (
+    "dataset_id",
+    "tissue_general_ontology_term_id",
+    "tissue_general",
+    "cell_type_ontology_term_id",
+    "cell_type",
+    "assay_ontology_term_id",
+    "assay",
+    "disease_ontology_term_id",
+    "disease",
+    "sex_ontology_term_id",
+    "sex",
+)
+#: The statistics summed, and the binary exponent of the fixed point each is rounded to.
+STATISTICS = ("sum", "sumsq", "sum_log1p", "sumsq_log1p")
+_SHIFTS = (62, 62, 58, 55)
+_WORD = 31
+_LOW = (1 << _WORD) - 1
+#: names of the two SOMA DataFrames (members of the organism's ``cellcensus_genes`` collection)
+SUMMARY = "expression_summary"
+GROUPS = "expression_summary_cell_groups"
+
+SUMMARY_SCHEMA = pa.schema(
+    [
+        pa.field("soma_joinid", pa.int64()),
+        pa.field("var_joinid", pa.int64()),
+        pa.field("group_joinid", pa.int64()),
+        pa.field("n_expressing", pa.int64()),
+        *(pa.field(name, pa.float64()) for name in STATISTICS),
+    ]
+)
+GROUPS_SCHEMA = pa.schema(
+    [
+        pa.field("soma_joinid", pa.int64()),
+        *(pa.field(name, pa.large_string()) for name in GROUP_COLUMNS),
+        pa.field("n_cells", pa.int64()),
+    ]
+)
+
+
+def _platform_config(compression: str) -> dict[str, Any]:
+    level = S.FAST_ZSTD_LEVEL if compression == "fast" else 9
+    zstd = {"_type": "ZstdFilter", "level": level}
+    return {
+        "tiledb": {
+            "create": {
+                "capacity": 8192,
+                "dims": {
+                    "var_joinid": {"tile": 64, "filters": [zstd]},
+                    "group_joinid": {"tile": 2048, "filters": ["ByteShuffleFilter", zstd]},
+                },
+                "attrs": {
+                    name: {"filters": ["ByteShuffleFilter", zstd]}
+                    for name in SUMMARY_SCHEMA.names
+                    if name not in ("var_joinid", "group_joinid")
+                },
+                "allows_duplicates": S.ALLOWS_DUPLICATES,
+            }
+        }
+    }
+
+
+# ----------------------------------------------------------------------------- compiled kernels
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _order(
+    genes: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], n_genes: int, n_groups: int
+) -> npt.NDArray[np.int64]:
+    """Stable permutation sorting by (gene, group): two counting sorts, group then gene."""
+    n = genes.shape[0]
+    first = np.empty(n, np.int64)
+    fill = np.zeros(n_groups + 1, np.int64)
+    for i in range(n):
+        fill[groups[i] + 1] += 1
+    for k in range(n_groups):
+        fill[k + 1] += fill[k]
+    for i in range(n):
+        first[fill[groups[i]]] = i
+        fill[groups[i]] += 1
+    order = np.empty(n, np.int64)
+    fill = np.zeros(n_genes + 1, np.int64)
+    for i in range(n):
+        fill[genes[i] + 1] += 1
+    for k in range(n_genes):
+        fill[k + 1] += fill[k]
+    for j in range(n):
+        i = first[j]
+        order[fill[genes[i]]] = i
+        fill[genes[i]] += 1
+    return order
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _fixed(v: float, shift: int) -> int:
+    return int(np.rint(v * 2.0**shift))
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _accumulate(
+    genes: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    order: npt.NDArray[np.int64],
+    scale: float,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Exact fixed-point sums per (gene, group) of values sorted by ``order``."""
+    n = order.shape[0]
+    m = 0
+    for j in range(n):
+        i = order[j]
+        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
+            m += 1
+    out_gene = np.empty(m, np.int64)
+    out_group = np.empty(m, np.int64)
+    nnz = np.zeros(m, np.int64)
+    words = np.zeros((m, 8), np.int64)
+    k = -1
+    for j in range(n):
+        i = order[j]
+        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
+            k += 1
+            out_gene[k] = genes[i]
+            out_group[k] = groups[i]
+        x = np.float64(values[i])
+        lg = np.log1p(scale * x)
+        terms = (x, x * x, lg, lg * lg)
+        nnz[k] += 1
+        for s in range(4):
+            shift = 62 if s < 2 else (58 if s == 2 else 55)
+            q = _fixed(terms[s], shift)
+            words[k, 2 * s] += q >> 31
+            words[k, 2 * s + 1] += q & 2147483647
+    return out_gene, out_group, nnz, words
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _combine(
+    genes: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64],
+    nnz: npt.NDArray[np.int64],
+    words: npt.NDArray[np.int64],
+    order: npt.NDArray[np.int64],
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Add partial rows with the same (gene, group), sorted by ``order``."""
+    n = order.shape[0]
+    m = 0
+    for j in range(n):
+        i = order[j]
+        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
+            m += 1
+    out_gene = np.empty(m, np.int64)
+    out_group = np.empty(m, np.int64)
+    out_nnz = np.zeros(m, np.int64)
+    out_words = np.zeros((m, 8), np.int64)
+    k = -1
+    for j in range(n):
+        i = order[j]
+        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
+            k += 1
+            out_gene[k] = genes[i]
+            out_group[k] = groups[i]
+        out_nnz[k] += nnz[i]
+        for w in range(8):
+            out_words[k, w] += words[i, w]
+    return out_gene, out_group, out_nnz, out_words
+
+
+@dataclass
+class Partial:
+    """Partial sums: one row per (gene, group), sorted by (gene, group)."""
+
+    genes: npt.NDArray[np.int64]
+    groups: npt.NDArray[np.int64]
+    nnz: npt.NDArray[np.int64]
+    words: npt.NDArray[np.int64]  # (rows, 8): high and low 31-bit words of each statistic
+
+    def __len__(self) -> int:
+        return len(self.genes)
+
+    @staticmethod
+    def concat(parts: Sequence[Partial]) -> Partial:
+        """The rows of several partials (not combined)."""
+        return Partial(
+            np.concatenate([p.genes for p in parts]),
+            np.concatenate([p.groups for p in parts]),
+            np.concatenate([p.nnz for p in parts]),
+            np.concatenate([p.words for p in parts]),
+        )
+
+    def combined(self, n_genes: int, n_groups: int) -> Partial:
+        """Rows with equal (gene, group) added (exact integer sums), sorted."""
+        order = _order(self.genes, self.groups, n_genes, n_groups)
+        return Partial(*_combine(self.genes, self.groups, self.nnz, self.words, order))
+
+    def floats(self) -> dict[str, npt.NDArray[np.float64]]:
+        """The statistics as float64 sums."""
+        out = {}
+        for s, name in enumerate(STATISTICS):
+            hi = self.words[:, 2 * s].astype(np.float64)
+            lo = self.words[:, 2 * s + 1].astype(np.float64)
+            shift = _SHIFTS[s]
+            out[name] = np.ldexp(hi, _WORD - shift) + np.ldexp(lo, -shift)
+        return out
+
+
+def accumulate(
+    genes: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64],
+    normalized: npt.NDArray[np.float32],
+    n_genes: int,
+    n_groups: int,
+) -> Partial:
+    """Partial sums of normalized values by (gene, group)."""
+    g = np.ascontiguousarray(genes, dtype=np.int64)
+    k = np.ascontiguousarray(groups, dtype=np.int64)
+    order = _order(g, k, n_genes, n_groups)
+    return Partial(*_accumulate(g, k, np.ascontiguousarray(normalized), order, LOG1P_SCALE))
+
+
+# ----------------------------------------------------------------------------- band side
+def _codes(batch: pa.RecordBatch, column: str) -> npt.NDArray[np.int64]:
+    col = batch.column(column)
+    if not isinstance(col, pa.DictionaryArray):  # pragma: no cover - obs schema invariant
+        msg = f"internal error: obs column {column} is not dictionary-encoded"
+        raise TypeError(msg)
+    codes: npt.NDArray[np.int64] = col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes
+
+
+class BandSummary:
+    """The summary partial sums of one band, spilled to ``out_dir`` as sorted runs.
+
+    Parameters
+    ----------
+    out_dir
+        The band's directory under ``_work`` (replaced).
+    n_genes
+        Genes (var) of the experiment.
+    budget
+        Partial rows held in memory before a run is written.
+    piece
+        Values summed at once (a chunk is taken in pieces: the sort's temporaries stay small).
+    """
+
+    def __init__(self, out_dir: Path, n_genes: int, budget: int, *, piece: int = 1 << 22) -> None:
+        self.dir = out_dir
+        self.n_genes = n_genes
+        self.budget = max(int(budget), 1)
+        self.piece = max(int(piece), 1)
+        self.group_of: dict[tuple[int, ...], int] = {}
+        self.n_cells: list[int] = []
+        self.pending: list[Partial] = []
+        self.n_pending = 0
+        self.n_runs = 0
+        self.n_rows: list[int] = []  # rows of each run
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+
+    def add(
+        self,
+        rows: npt.NDArray[np.int64],
+        cols: npt.NDArray[np.int64],
+        normalized: npt.NDArray[np.float32],
+        obs: pa.RecordBatch,
+        first_joinid: int,
+    ) -> None:
+        """Add a chunk: its cells' normalized values and their obs rows (census dictionaries)."""
+        primary = obs.column("is_primary_data").to_numpy(zero_copy_only=False).astype(bool)
+        if not primary.any():
+            return
+        codes = np.stack([_codes(obs, c) for c in GROUP_COLUMNS], axis=1)[primary]
+        unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+        local = np.empty(len(unique), dtype=np.int64)
+        for i, key in enumerate(map(tuple, unique.tolist())):
+            known = self.group_of.get(key)
+            if known is None:
+                known = self.group_of[key] = len(self.n_cells)
+                self.n_cells.append(0)
+            local[i] = known
+        counts = np.bincount(inverse.reshape(-1), minlength=len(unique))
+        for g, n in zip(local.tolist(), counts.tolist(), strict=True):
+            self.n_cells[g] += n
+        cell_group = np.full(obs.num_rows, -1, dtype=np.int64)
+        cell_group[primary] = local[inverse.reshape(-1)]
+        for a in range(0, len(rows), self.piece):
+            b = a + self.piece
+            group = cell_group[rows[a:b] - first_joinid]
+            keep = group >= 0
+            part = accumulate(
+                cols[a:b][keep],
+                group[keep],
+                normalized[a:b][keep],
+                self.n_genes,
+                len(self.n_cells),
+            )
+            self.pending.append(part)
+            self.n_pending += len(part)
+            if self.n_pending >= self.budget:
+                self._spill()
+
+    def _spill(self) -> None:
+        if not self.pending:
+            return
+        part = Partial.concat(self.pending).combined(self.n_genes, len(self.n_cells))
+        self.pending, self.n_pending = [], 0
+        indptr = np.searchsorted(part.genes, np.arange(self.n_genes + 1)).astype(np.int64)
+        write_run(self.dir / f"run-{self.n_runs:06d}.bin", indptr, _columns(part))
+        self.n_runs += 1
+        self.n_rows.append(len(part))
+
+    def finish(self, dictionaries: dict[str, list[str]]) -> None:
+        """Write the last run and the band's groups (as strings) with their cell counts."""
+        self._spill()
+        groups = [
+            [dictionaries[c][code] for c, code in zip(GROUP_COLUMNS, key, strict=True)]
+            for key in self.group_of
+        ]
+        doc = {"groups": groups, "n_cells": self.n_cells, "run_rows": self.n_rows}
+        tmp = self.dir / "groups.json.tmp"
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(self.dir / "groups.json")
+
+
+# ----------------------------------------------------------------------------- driver side
+def _columns(part: Partial) -> list[npt.NDArray[Any]]:
+    return [part.groups, part.nnz, part.words]
+
+
+def _run(path: Path, n_genes: int, n_rows: int) -> Run:
+    empty = np.zeros(0, np.int64)
+    return Run.of(
+        path, n_genes, n_rows, _columns(Partial(empty, empty, empty, np.zeros((0, 8), np.int64)))
+    )
+
+
+@dataclass
+class _BandRuns:
+    to_global: npt.NDArray[np.int64]  # band-local group -> census group
+    runs: list[Run]
+
+
+def _bands(
+    band_dirs: Sequence[Path], n_genes: int
+) -> tuple[list[tuple[str, ...]], list[int], list[_BandRuns]]:
+    """Every band's groups merged into census groups (sorted by their strings)."""
+    docs = [(d, json.loads((d / "groups.json").read_text())) for d in band_dirs]
+    n_cells: dict[tuple[str, ...], int] = {}
+    for _, doc in docs:
+        for key, n in zip(doc["groups"], doc["n_cells"], strict=True):
+            n_cells[tuple(key)] = n_cells.get(tuple(key), 0) + int(n)
+    keys = sorted(n_cells)
+    index = {k: i for i, k in enumerate(keys)}
+    bands = [
+        _BandRuns(
+            to_global=np.array([index[tuple(k)] for k in doc["groups"]], dtype=np.int64),
+            runs=[
+                _run(d / f"run-{i:06d}.bin", n_genes, int(n)) for i, n in enumerate(doc["run_rows"])
+            ],
+        )
+        for d, doc in docs
+    ]
+    return keys, [n_cells[k] for k in keys], bands
+
+
+def _gene_batches(bands: list[_BandRuns], n_genes: int, budget: int) -> Iterator[tuple[int, int]]:
+    """Gene ranges holding at most ``budget`` partial rows over all runs (one gene may hold
+    more)."""
+    totals = np.zeros(n_genes, dtype=np.int64)
+    for b in bands:
+        for run in b.runs:
+            totals += np.diff(run.offsets())
+    cum = np.cumsum(totals)
+    g = 0
+    while g < n_genes:
+        base = int(cum[g - 1]) if g else 0
+        stop = max(int(np.searchsorted(cum, base + budget, side="right")), g + 1)
+        yield g, stop
+        g = stop
+
+
+def _read_batch(bands: list[_BandRuns], g0: int, g1: int) -> Partial:
+    parts = []
+    for b in bands:
+        for run in b.runs:
+            counts, (groups, nnz, words) = run.read(g0, g1)
+            if len(groups):
+                parts.append(
+                    Partial(
+                        genes=np.repeat(np.arange(g0, g1, dtype=np.int64), counts),
+                        groups=b.to_global[groups],
+                        nnz=nnz,
+                        words=words,
+                    )
+                )
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Partial(empty, empty, empty, np.zeros((0, 8), np.int64))
+    return Partial.concat(parts)
+
+
+def write_summary(
+    genes_uri: str,
+    band_dirs: Sequence[Path],
+    *,
+    n_genes: int,
+    budget: int,
+    compression: str,
+    context: Any,  # noqa: ANN401 - a SOMATileDBContext
+) -> tuple[int, int]:
+    """Reduce the bands' partial sums into the two summary DataFrames under ``genes_uri``.
+
+    Returns the number of groups and of summary rows.
+    """
+    keys, n_cells, bands = _bands(band_dirs, n_genes)
+    n_groups = len(keys)
+    coll: soma.Collection[Any]
+    with soma.Collection.open(genes_uri, "d", context=context) as coll:
+        for name in (SUMMARY, GROUPS):
+            if name in coll:  # a resumed build: start over
+                del coll[name]
+    groups_uri = f"{genes_uri.rstrip('/')}/{GROUPS}"
+    summary_uri = f"{genes_uri.rstrip('/')}/{SUMMARY}"
+    for uri in (groups_uri, summary_uri):
+        shutil.rmtree(uri.removeprefix("file://"), ignore_errors=True)
+    soma.DataFrame.create(
+        groups_uri,
+        schema=GROUPS_SCHEMA,
+        index_column_names=["soma_joinid"],
+        domain=[(0, max(n_groups - 1, 0))],
+        platform_config={"tiledb": {"create": {"allows_duplicates": S.ALLOWS_DUPLICATES}}},
+        context=context,
+    ).close()
+    soma.DataFrame.create(
+        summary_uri,
+        schema=SUMMARY_SCHEMA,
+        index_column_names=["var_joinid", "group_joinid"],
+        domain=[(0, max(n_genes - 1, 0)), (0, max(n_groups - 1, 0))],
+        platform_config=_platform_config(compression),
+        context=context,
+    ).close()
+    if n_groups:
+        table = {"soma_joinid": pa.array(np.arange(n_groups, dtype=np.int64))}
+        for i, name in enumerate(GROUP_COLUMNS):
+            table[name] = pa.array([k[i] for k in keys], type=pa.large_string())
+        table["n_cells"] = pa.array(np.asarray(n_cells, dtype=np.int64))
+        with soma.DataFrame.open(groups_uri, "w", context=context) as df:
+            df.write(pa.Table.from_pydict(table, schema=GROUPS_SCHEMA))
+    rows = 0
+    pending: list[Partial] = []
+    with soma.DataFrame.open(summary_uri, "w", context=context) as df:
+
+        def flush() -> None:
+            nonlocal rows
+            if not pending:
+                return
+            part = Partial.concat(pending)
+            pending.clear()
+            n = len(part)
+            table = {
+                "soma_joinid": pa.array(np.arange(rows, rows + n, dtype=np.int64)),
+                "var_joinid": pa.array(part.genes),
+                "group_joinid": pa.array(part.groups),
+                "n_expressing": pa.array(part.nnz),
+                **{k: pa.array(v) for k, v in part.floats().items()},
+            }
+            df.write(pa.Table.from_pydict(table, schema=SUMMARY_SCHEMA))
+            rows += n
+
+        held = 0
+        for g0, g1 in _gene_batches(bands, n_genes, budget):
+            part = _read_batch(bands, g0, g1)
+            if len(part):
+                pending.append(part.combined(n_genes, n_groups))
+                held += len(pending[-1])
+            if held >= budget:
+                flush()
+                held = 0
+        flush()
+    with soma.Collection.open(genes_uri, "w", context=context) as coll:
+        for name, uri in ((GROUPS, groups_uri), (SUMMARY, summary_uri)):
+            member: soma.DataFrame
+            with soma.DataFrame.open(uri, context=context) as member:
+                coll.set(name, member, use_relative_uri=True)  # type: ignore[arg-type]
+        coll.metadata["cellcensus_summary_log1p_scale"] = LOG1P_SCALE
+    return n_groups, rows

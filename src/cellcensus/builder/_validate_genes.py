@@ -1,0 +1,211 @@
+"""Validation of ``cellcensus_genes`` (gene-major copies of X, expression summary), streamed.
+
+Called by :func:`cellcensus.builder.validate_build` for each experiment with cells, after its own
+checks of obs, var and X. Every check reads metadata, a bounded sample, or streams a table batch by
+batch: memory does not grow with the census.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cellcensus.builder import _schema as S
+from cellcensus.builder._genemajor import CELL_TILE
+from cellcensus.builder._genes import GENES
+from cellcensus.builder._summary import GROUPS, SUMMARY, SUMMARY_SCHEMA
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+    import tiledbsoma as soma
+
+#: Cells and genes of the random sample compared between X and each gene-major copy.
+SAMPLE_CELLS = 64
+SAMPLE_GENES = 16
+
+
+def _triples(
+    arr: soma.SparseNDArray, cells: npt.NDArray[np.int64], genes: npt.NDArray[np.int64]
+) -> pa.Table:
+    """The stored (cell, gene, value) of a selection, sorted by cell then gene."""
+    t = arr.read(coords=(cells, genes)).tables().concat()
+    frame = pa.table({"r": t["soma_dim_0"], "c": t["soma_dim_1"], "v": t["soma_data"]})
+    return frame.sort_by([("r", "ascending"), ("c", "ascending")])
+
+
+def check_genes(
+    expect: Callable[[bool, str], None],
+    census: soma.Collection[Any],
+    name: str,
+    *,
+    n_obs: int,
+    var_nnz: npt.NDArray[np.int64],
+    x_nnz: int,
+    primary: tuple[int, int],
+    gene_major: bool | None,
+    stored_cells: Callable[[str], int],
+    rng: np.random.Generator,
+) -> None:
+    """Check one organism's ``cellcensus_genes`` collection.
+
+    Parameters
+    ----------
+    expect
+        ``ValidationReport.expect``.
+    census
+        The open census root.
+    name
+        The experiment name (``homo_sapiens``).
+    n_obs, var_nnz, x_nnz
+        Cells of obs, ``var.nnz`` (by ``soma_joinid``), stored values of X/raw.
+    primary
+        Primary cells and the values they store (from obs ``is_primary_data`` and ``nnz``).
+    gene_major
+        Whether the build wrote gene-major copies (``build.json`` settings); ``None``: a build
+        from before the setting existed (nothing is required).
+    stored_cells
+        Stored values of an array, from its fragments (and a check that they do not overlap).
+    rng
+        Source of the random sample.
+    """
+    if GENES not in census or name not in census[GENES]:
+        expect(gene_major is None, f"{GENES}/{name} is missing (expression summary)")
+        return
+    org = census[GENES][name]
+    where = f"{GENES}/{name}"
+    has_copies = "X" in org
+    if gene_major is not None:
+        expect(
+            has_copies == gene_major,
+            f"{where}: gene-major copies {'missing' if gene_major else 'present'} although the "
+            f"build ran with gene_major={gene_major}",
+        )
+    if has_copies:
+        _check_copies(
+            expect,
+            census,
+            org["X"],
+            name=name,
+            n_obs=n_obs,
+            var_nnz=var_nnz,
+            x_nnz=x_nnz,
+            stored_cells=stored_cells,
+            rng=rng,
+            where=where,
+        )
+    _check_summary(expect, org, len(var_nnz), primary, where)
+
+
+def _check_copies(
+    expect: Callable[[bool, str], None],
+    census: soma.Collection[Any],
+    copies: soma.Collection[Any],
+    *,
+    name: str,
+    n_obs: int,
+    var_nnz: npt.NDArray[np.int64],
+    x_nnz: int,
+    stored_cells: Callable[[str], int],
+    rng: np.random.Generator,
+    where: str,
+) -> None:
+    import tiledb
+
+    x = census[S.CENSUS_DATA][name].ms[S.MEASUREMENT].X
+    n_var = len(var_nnz)
+    cells = np.sort(rng.choice(n_obs, size=min(SAMPLE_CELLS, n_obs), replace=False))
+    expressed = np.flatnonzero(var_nnz)
+    genes = np.sort(
+        rng.choice(expressed, size=min(SAMPLE_GENES, len(expressed)), replace=False)
+    ).astype(np.int64)
+    for layer in S.X_LAYERS:
+        expect(layer in copies, f"{where}/X has no copy of layer {layer}")
+        if layer not in copies:
+            continue
+        copy = copies[layer]
+        expect(
+            tuple(int(s) for s in copy.shape) == (n_obs, n_var),
+            f"{where}/X/{layer}: shape {copy.shape}, expected {(n_obs, n_var)}",
+        )
+        schema = tiledb.ArraySchema.load(copy.uri)
+        expect(
+            schema.cell_order == "col-major"
+            and schema.tile_order == "col-major"
+            and int(schema.domain.dim(1).tile) == 1
+            and int(schema.domain.dim(0).tile) == CELL_TILE,
+            f"{where}/X/{layer}: not gene-major (cell and tile order {schema.cell_order}, "
+            f"{schema.tile_order}; gene tile {schema.domain.dim(1).tile})",
+        )
+        n = stored_cells(copy.uri)
+        expect(n == x_nnz, f"{where}/X/{layer}: {n} stored values, X/{layer} has {x_nnz}")
+        if len(cells) and len(genes):
+            got = _triples(copy, cells, genes)
+            want = _triples(x[layer], cells, genes)
+            expect(got.equals(want), f"{where}/X/{layer}: sampled values differ from X/{layer}")
+        # whole genes: a gene's values in the copy add up to var.nnz
+        if len(genes):
+            g = genes[: min(4, len(genes))]
+            t = copy.read(coords=(slice(None), g)).tables()
+            counts = np.zeros(len(g), dtype=np.int64)
+            for table in t:
+                col = table["soma_dim_1"].to_numpy()
+                counts += np.array([(col == j).sum() for j in g], dtype=np.int64)
+            expect(
+                bool(np.array_equal(counts, var_nnz[g])),
+                f"{where}/X/{layer}: values of genes {g.tolist()} ({counts.tolist()}) differ "
+                f"from var.nnz ({var_nnz[g].tolist()})",
+            )
+
+
+def _check_summary(
+    expect: Callable[[bool, str], None],
+    org: soma.Collection[Any],
+    n_var: int,
+    primary: tuple[int, int],
+    where: str,
+) -> None:
+    for member in (SUMMARY, GROUPS):
+        expect(member in org, f"{where} has no {member}")
+        if member not in org:
+            return
+    summary, groups = org[SUMMARY], org[GROUPS]
+    expect(
+        set(SUMMARY_SCHEMA.names) <= set(summary.schema.names),
+        f"{where}/{SUMMARY}: columns {summary.schema.names} lack some of {SUMMARY_SCHEMA.names}",
+    )
+    n_groups = 0
+    n_cells = 0
+    for batch in groups.read(column_names=["soma_joinid", "n_cells"]):
+        n_groups += batch.num_rows
+        n_cells += int(pc.sum(batch["n_cells"]).as_py() or 0)
+    n_primary, primary_nnz = primary
+    expect(
+        n_cells == n_primary,
+        f"{where}/{GROUPS}: groups hold {n_cells} cells, obs has {n_primary} primary cells",
+    )
+    n_expressing = 0
+    bad = 0
+    for batch in summary.read(column_names=["var_joinid", "group_joinid", "n_expressing", "sum"]):
+        n_expressing += int(pc.sum(batch["n_expressing"]).as_py() or 0)
+        var_ids = batch["var_joinid"].to_numpy()
+        group_ids = batch["group_joinid"].to_numpy()
+        ok = (
+            (var_ids >= 0)
+            & (var_ids < n_var)
+            & (group_ids >= 0)
+            & (group_ids < n_groups)
+            & (batch["n_expressing"].to_numpy() > 0)
+            & (batch["sum"].to_numpy() >= 0)
+        )
+        bad += int((~ok).sum())
+    expect(bad == 0, f"{where}/{SUMMARY}: {bad} rows out of range (gene, group, counts or sums)")
+    expect(
+        n_expressing == primary_nnz,
+        f"{where}/{SUMMARY}: n_expressing adds up to {n_expressing}, the primary cells store "
+        f"{primary_nnz} values",
+    )

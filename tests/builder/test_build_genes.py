@@ -1,0 +1,232 @@
+"""``cellcensus_genes``: gene-major copies of X and the expression summary, as the builder writes
+them; checked against X and obs read back independently (and by the validator)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import tiledb
+import tiledbsoma as soma
+from expected_census import gene_tables
+
+from cellcensus.builder import BuildOptions, build_census, validate_build
+from cellcensus.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cellcensus.builder import BuildResult
+    from cellcensus.synth import SynthCorpus
+
+ORGANISMS = ("homo_sapiens", "mus_musculus")
+GROUP_COLUMNS = [
+    "dataset_id",
+    "tissue_general_ontology_term_id",
+    "tissue_general",
+    "cell_type_ontology_term_id",
+    "cell_type",
+    "assay_ontology_term_id",
+    "assay",
+    "disease_ontology_term_id",
+    "disease",
+    "sex_ontology_term_id",
+    "sex",
+]
+
+
+def _sorted_x(arr: soma.SparseNDArray) -> pa.Table:
+    return (
+        arr.read()
+        .tables()
+        .concat()
+        .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+    )
+
+
+@pytest.mark.parametrize("organism", ORGANISMS)
+def test_gene_major_copies_hold_exactly_x(census_build: Path, organism: str) -> None:
+    with soma.open(str(census_build / "soma")) as census:
+        x = census["census_data"][organism].ms["RNA"].X
+        copies = census["cellcensus_genes"][organism]["X"]
+        assert set(copies) == {"raw", "normalized"}
+        for layer in ("raw", "normalized"):
+            copy = copies[layer]
+            assert copy.shape == x[layer].shape
+            assert copy.schema == x[layer].schema
+            want = _sorted_x(x[layer])
+            assert want.num_rows > 0
+            assert _sorted_x(copy).equals(want), layer
+            assert copy.metadata["cellcensus_gene_major_copy_of"] == (
+                f"census_data/{organism}/ms/RNA/X/{layer}"
+            )
+
+
+def test_copies_are_gene_major_and_outside_the_experiments(census_build: Path) -> None:
+    soma_dir = census_build / "soma"
+    with soma.open(str(soma_dir)) as census:
+        for organism in ORGANISMS:
+            exp = census["census_data"][organism]
+            # the experiment is exactly the Census schema's: nothing added to it
+            assert set(exp.ms) == {"RNA"}
+            assert set(exp.ms["RNA"].X) == {"raw", "normalized"}
+            copy = census["cellcensus_genes"][organism]["X"]["raw"]
+            schema = tiledb.ArraySchema.load(copy.uri)
+            assert (schema.cell_order, schema.tile_order) == ("col-major", "col-major")
+            assert int(schema.domain.dim(1).tile) == 1
+            # one fragment per band, like X
+            x_uri = exp.ms["RNA"].X["raw"].uri
+            assert len(tiledb.array_fragments(copy.uri)) == len(tiledb.array_fragments(x_uri))
+
+
+def _recomputed_summary(census: soma.Collection, organism: str) -> pd.DataFrame:
+    """Per (gene, group) of primary cells: counts and sums from obs and X/normalized."""
+    exp = census["census_data"][organism]
+    obs = (
+        exp.obs.read(column_names=["soma_joinid", "is_primary_data", *GROUP_COLUMNS])
+        .concat()
+        .to_pandas()
+    )
+    obs = obs[obs["is_primary_data"]]
+    for c in GROUP_COLUMNS:
+        obs[c] = obs[c].astype(str)
+    x = exp.ms["RNA"].X["normalized"].read().tables().concat().to_pandas()
+    x = x.merge(obs, left_on="soma_dim_0", right_on="soma_joinid")
+    v = x["soma_data"].to_numpy(dtype=np.float64)
+    lg = np.log1p(10_000.0 * v)
+    x = x.assign(sum=v, sumsq=v * v, sum_log1p=lg, sumsq_log1p=lg * lg, n_expressing=1)
+    return (
+        x.rename(columns={"soma_dim_1": "var_joinid"})
+        .groupby(["var_joinid", *GROUP_COLUMNS], observed=True)[
+            ["n_expressing", "sum", "sumsq", "sum_log1p", "sumsq_log1p"]
+        ]
+        .sum()
+        .reset_index()
+        .sort_values(["var_joinid", *GROUP_COLUMNS], ignore_index=True)
+    ), obs.groupby(GROUP_COLUMNS, observed=True).size().rename("n_cells").reset_index()
+
+
+@pytest.mark.parametrize("organism", ORGANISMS)
+def test_summary_equals_a_recomputation_from_x_and_obs(census_build: Path, organism: str) -> None:
+    with soma.open(str(census_build / "soma")) as census:
+        want, want_groups = _recomputed_summary(census, organism)
+        genes = census["cellcensus_genes"][organism]
+        groups = genes["expression_summary_cell_groups"].read().concat().to_pandas()
+        summary = genes["expression_summary"].read().concat().to_pandas()
+    assert len(want) > 100
+    # cell groups: every combination of the primary cells, with its cell count
+    got_groups = groups.drop(columns="soma_joinid").sort_values(GROUP_COLUMNS, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        got_groups,
+        want_groups.sort_values(GROUP_COLUMNS, ignore_index=True),
+        check_dtype=False,
+    )
+    stats = ["n_expressing", "sum", "sumsq", "sum_log1p", "sumsq_log1p"]
+    got = (
+        summary.merge(
+            groups[["soma_joinid", *GROUP_COLUMNS]], left_on="group_joinid", right_on="soma_joinid"
+        )
+        .loc[:, ["var_joinid", *GROUP_COLUMNS, *stats]]
+        .sort_values(["var_joinid", *GROUP_COLUMNS], ignore_index=True)
+    )
+    pd.testing.assert_frame_equal(
+        got[["var_joinid", *GROUP_COLUMNS, "n_expressing"]],
+        want[["var_joinid", *GROUP_COLUMNS, "n_expressing"]],
+        check_dtype=False,
+    )
+    for stat in ("sum", "sumsq", "sum_log1p", "sumsq_log1p"):
+        np.testing.assert_allclose(got[stat], want[stat], rtol=1e-9, atol=1e-300, err_msg=stat)
+
+
+@pytest.fixture(scope="module")
+def other_build(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_corpus`` built again without copies, cut into more bands and smaller chunks."""
+    out = tmp_path_factory.mktemp("genes-other") / "2026-11-01"
+    result = build_census(
+        small_corpus.manifest_path,
+        out,
+        options=BuildOptions(
+            tag="2026-11-01",
+            chunk_nnz=20_000,
+            band_nnz=60_000,
+            gene_major=False,
+            validation_sample_cells=16,
+        ),
+    )
+    assert result.organisms["homo_sapiens"]["x_fragments"] > 1
+    return out
+
+
+def test_no_gene_major_writes_the_summary_only_and_it_does_not_depend_on_chunking(
+    census_build: Path, other_build: Path
+) -> None:
+    with soma.open(str(census_build / "soma")) as a, soma.open(str(other_build / "soma")) as b:
+        for organism in ORGANISMS:
+            assert "X" not in b["cellcensus_genes"][organism]
+            want = gene_tables(a, organism)
+            got = gene_tables(b, organism)
+            assert set(got) == {k for k in want if "/genes/X/" not in k}
+            for key, table in got.items():
+                assert table.equals(want[key]), key
+
+
+def _copy_build(src: Path, dst: Path) -> Path:
+    out = dst / src.name
+    shutil.copytree(src, out)
+    return out
+
+
+def test_validation_finds_a_damaged_gene_major_copy(census_build: Path, tmp_path: Path) -> None:
+    build = _copy_build(census_build, tmp_path)
+    uri = str(build / "soma" / "cellcensus_genes" / "mus_musculus" / "X" / "normalized")
+    with soma.SparseNDArray.open(uri, "w") as arr:  # one value X does not hold
+        n_var = arr.shape[1]
+        x_uri = str(build / "soma" / "census_data" / "mus_musculus" / "ms" / "RNA" / "X" / "raw")
+        with soma.SparseNDArray.open(x_uri) as x:
+            stored = x.read(coords=([0],)).tables().concat()["soma_dim_1"].to_numpy()
+        free = int(np.setdiff1d(np.arange(n_var), stored)[0])
+        arr.write(
+            pa.Table.from_pydict(
+                {
+                    "soma_dim_0": pa.array([0], pa.int64()),
+                    "soma_dim_1": pa.array([free], pa.int64()),
+                    "soma_data": pa.array([1.0], pa.float32()),
+                }
+            )
+        )
+    with pytest.raises(IntegrityError, match=r"cellcensus_genes/mus_musculus/X/normalized"):
+        validate_build(build, sample_cells=8)
+
+
+def test_validation_finds_a_missing_summary(census_build: Path, tmp_path: Path) -> None:
+    build = _copy_build(census_build, tmp_path)
+    uri = str(build / "soma" / "cellcensus_genes" / "homo_sapiens")
+    with soma.Collection.open(uri, "d") as coll:
+        del coll["expression_summary"]
+    with pytest.raises(
+        IntegrityError, match=r"cellcensus_genes/homo_sapiens has no expression_summary"
+    ):
+        validate_build(build, sample_cells=8)
+
+
+def test_validation_finds_missing_copies_of_a_gene_major_build(
+    census_build: Path, tmp_path: Path
+) -> None:
+    build = _copy_build(census_build, tmp_path)
+    uri = str(build / "soma" / "cellcensus_genes" / "homo_sapiens")
+    with soma.Collection.open(uri, "d") as coll:
+        del coll["X"]
+    with pytest.raises(IntegrityError, match=r"gene-major copies missing"):
+        validate_build(build, sample_cells=8)
+
+
+def test_small_build_result_is_validated(small_build: BuildResult) -> None:
+    """The shared build ran with copies and passed its validation (which covers them)."""
+    import json
+
+    settings = json.loads((small_build.out_dir / "build.json").read_text())["settings"]
+    assert settings["gene_major"] is True

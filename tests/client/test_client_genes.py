@@ -1,0 +1,341 @@
+"""Gene-major routing of ``get_anndata`` and the expression summary, on the builder's census.
+
+Routing must not change results: every case is read by the official client, and by ours with
+each ``x_layout``; the AnnData must be identical (frames, X type, dtype, indices, values, layers).
+The official client and ``tiledbsoma`` must read the release (with its ``cellcensus_genes``)
+unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import cellxgene_census
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import tiledbsoma
+import tiledbsoma.io
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cellcensus
+from cellcensus.client._genemajor import choose_layout
+from cellcensus.errors import BadInputError, CensusNotFoundError
+from cellcensus.experimental import summarize
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import anndata
+
+pytestmark = pytest.mark.filterwarnings("ignore::anndata.ImplicitModificationWarning")
+
+LAYOUTS = ("auto", "cell-major", "gene-major")
+GENES_2 = "feature_name in ['CD4', 'TSPAN6']"
+
+
+@pytest.fixture(scope="module")
+def census(soma_path: Path) -> Iterator[tiledbsoma.Collection]:
+    with cellcensus.open_soma(uri=str(soma_path)) as c:
+        yield c
+
+
+def _same(a: anndata.AnnData, b: anndata.AnnData) -> None:
+    assert a.shape == b.shape
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    pd.testing.assert_frame_equal(a.var, b.var)
+    assert type(a.X) is type(b.X)
+    assert a.X.dtype == b.X.dtype
+    for x, y in [(a.X, b.X), *((a.layers[k], b.layers[k]) for k in b.layers)]:
+        assert set(a.layers) == set(b.layers)
+        assert x.indices.dtype == y.indices.dtype
+        np.testing.assert_array_equal(x.indptr, y.indptr)
+        np.testing.assert_array_equal(x.indices, y.indices)
+        np.testing.assert_array_equal(x.data, y.data)
+
+
+#: get_anndata calls compared between the official client and each x_layout of ours
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "1 gene, all cells": ("Homo sapiens", {"var_value_filter": "feature_name == 'CD4'"}),
+    "2 genes, female": (
+        "Homo sapiens",
+        {"var_value_filter": GENES_2, "obs_value_filter": "sex == 'female'"},
+    ),
+    "10 genes by coords, a cell range": (
+        "homo_sapiens",
+        {"var_coords": list(range(0, 100, 10)), "obs_coords": slice(100, 1500)},
+    ),
+    "scattered cells and genes, normalized layer": (
+        "Homo sapiens",
+        {
+            "var_coords": [3, 1, 2000, 57],
+            "obs_coords": [5, 900, 17, 2200, 1300],
+            "X_layers": ["normalized"],
+        },
+    ),
+    "X_name normalized, columns": (
+        "Homo sapiens",
+        {
+            "var_value_filter": GENES_2,
+            "X_name": "normalized",
+            "obs_column_names": ["cell_type", "tissue_general"],
+            "var_column_names": ["feature_id", "feature_name"],
+        },
+    ),
+    "mouse, 3 genes, primary cells": (
+        "Mus musculus",
+        {"var_coords": [0, 5, 9], "obs_value_filter": "is_primary_data == True"},
+    ),
+    "no cells": (
+        "Homo sapiens",
+        {"var_value_filter": GENES_2, "obs_value_filter": "sex == 'no such sex'"},
+    ),
+    "all genes, few cells": ("Homo sapiens", {"obs_coords": slice(0, 20)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_layout_returns_the_official_anndata(census, soma_path: Path, case: str) -> None:
+    organism, kwargs = CASES[case]
+    with cellxgene_census.open_soma(uri=str(soma_path)) as theirs:
+        want = cellxgene_census.get_anndata(theirs, organism, **kwargs)
+    for layout in LAYOUTS:
+        got = cellcensus.get_anndata(census, organism, x_layout=layout, **kwargs)
+        _same(got, want)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    genes=st.lists(st.integers(0, 3000), min_size=1, max_size=12, unique=True),
+    obs_filter=st.sampled_from(
+        [
+            None,
+            "sex == 'male'",
+            "is_primary_data == True and tissue_general == 'lung'",
+            "cell_type in ['T cell', 'B cell']",
+        ]
+    ),
+    cells=st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.integers(1, 2500))),
+    layer=st.sampled_from(["raw", "normalized"]),
+)
+def test_routed_and_unrouted_queries_are_equal(
+    census, genes: list[int], obs_filter: str | None, cells: Any, layer: str
+) -> None:
+    kwargs: dict[str, Any] = {"var_coords": genes, "obs_value_filter": obs_filter, "X_name": layer}
+    if cells is not None:
+        kwargs["obs_coords"] = slice(cells[0], cells[0] + cells[1])
+    cell_major = cellcensus.get_anndata(census, "Homo sapiens", x_layout="cell-major", **kwargs)
+    gene_major = cellcensus.get_anndata(census, "Homo sapiens", x_layout="gene-major", **kwargs)
+    _same(gene_major, cell_major)
+
+
+def test_cost_rule_routes_few_genes_to_the_copy_and_many_to_x() -> None:
+    n_obs, n_var = 100_000, 20_000
+    var_nnz = np.full(n_var, 1_000, dtype=np.int64)
+    cells = np.arange(n_obs, dtype=np.int64)
+    few = choose_layout(cells, np.array([3, 4000]), n_obs=n_obs, n_var=n_var, var_nnz=var_nnz)
+    assert few.layout == "gene-major"
+    assert few.gene_major_values < few.cell_major_values / 100
+    every = choose_layout(cells, np.arange(n_var), n_obs=n_obs, n_var=n_var, var_nnz=var_nnz)
+    assert every.layout == "cell-major"
+    # every gene of a few thousand cells: X's row tiles
+    rows = choose_layout(
+        np.arange(4096), np.arange(0, n_var, 2), n_obs=n_obs, n_var=n_var, var_nnz=var_nnz
+    )
+    assert rows.layout == "cell-major"
+    nothing = choose_layout(cells[:0], np.array([3]), n_obs=n_obs, n_var=n_var, var_nnz=var_nnz)
+    assert nothing.layout == "cell-major"
+
+
+def test_bad_layouts_are_refused(census) -> None:
+    with pytest.raises(BadInputError, match="x_layout must be one of"):
+        cellcensus.get_anndata(census, "Homo sapiens", var_coords=[1], x_layout="rows")  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="obsm/obsp/varm/varp layers and embeddings"):
+        cellcensus.get_anndata(
+            census, "Homo sapiens", var_coords=[1], obsm_layers=["x"], x_layout="gene-major"
+        )
+
+
+@pytest.fixture(scope="module")
+def without_copies(soma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release without its human gene-major copies (as a --no-gene-major build)."""
+    out = tmp_path_factory.mktemp("no-copies") / "soma"
+    shutil.copytree(soma_path, out)
+    with tiledbsoma.Collection.open(str(out / "cellcensus_genes" / "homo_sapiens"), "d") as c:
+        del c["X"]
+    return out
+
+
+def test_a_release_without_copies_reads_x_as_the_official_client(
+    census, without_copies: Path
+) -> None:
+    kwargs: dict[str, Any] = {"var_value_filter": GENES_2}
+    with cellcensus.open_soma(uri=str(without_copies)) as bare:
+        got = cellcensus.get_anndata(bare, "Homo sapiens", **kwargs)
+        with pytest.raises(BadInputError, match="no gene-major copy of X layer"):
+            cellcensus.get_anndata(bare, "Homo sapiens", x_layout="gene-major", **kwargs)
+    _same(got, cellcensus.get_anndata(census, "Homo sapiens", x_layout="gene-major", **kwargs))
+
+
+# ---------------------------------------------------------------------------- official readers
+def test_official_client_and_tiledbsoma_read_the_release_unchanged(soma_path: Path) -> None:
+    """Every object of the release opens with tiledbsoma; the experiments convert with
+    tiledbsoma.io; the official client's functions work on it."""
+
+    def walk(obj: Any, depth: int = 0) -> int:
+        n = 1
+        if isinstance(obj, tiledbsoma.Collection | tiledbsoma.Experiment | tiledbsoma.Measurement):
+            for key in obj:
+                n += walk(obj[key], depth + 1)
+        return n
+
+    with tiledbsoma.open(str(soma_path)) as root:
+        assert "cellcensus_genes" in root
+        assert walk(root) > 20
+        for organism in ("homo_sapiens", "mus_musculus"):
+            exp = root["census_data"][organism]
+            adata = tiledbsoma.io.to_anndata(exp, measurement_name="RNA", X_layer_name="raw")
+            assert adata.X.nnz > 0
+    with cellxgene_census.open_soma(uri=str(soma_path)) as census:
+        assert {"homo_sapiens", "mus_musculus"} <= set(census["census_data"])
+        pm = cellxgene_census.get_presence_matrix(census, "Homo sapiens")
+        assert sp.issparse(pm)
+        assert len(cellxgene_census.get_var(census, "Mus musculus")) > 0
+        ad = cellxgene_census.get_anndata(census, "Homo sapiens", var_value_filter=GENES_2)
+        assert ad.n_vars == 2
+
+
+def test_published_manifest_lists_the_gene_major_objects(release_root: Path) -> None:
+    from .conftest import LTS_TAG
+
+    manifest = json.loads((release_root / LTS_TAG / "manifest.json").read_text())
+    text = json.dumps(manifest)
+    assert "soma/cellcensus_genes/homo_sapiens/X/raw" in text
+    assert "soma/cellcensus_genes/homo_sapiens/expression_summary" in text
+
+
+# ---------------------------------------------------------------------------- summarize
+def _recomputed(census: Any, organism: str, gene: str, by: list[str]) -> pd.DataFrame:
+    """The summary of one gene from get_anndata: primary cells of the datasets measuring it."""
+    ad = cellcensus.get_anndata(
+        census,
+        organism,
+        obs_value_filter="is_primary_data == True",
+        var_value_filter=f"feature_name == '{gene}'",
+        X_name="normalized",
+        x_layout="cell-major",
+        obs_column_names=list(dict.fromkeys(["dataset_id", *by])),
+    )
+    pm = cellcensus.get_presence_matrix(census, organism)
+    var_joinid = int(ad.var["soma_joinid"].iloc[0])
+    datasets = census["census_info"]["datasets"].read().concat().to_pandas()
+    measuring = set(datasets["dataset_id"][pm[:, var_joinid].toarray().ravel() > 0])
+    obs = ad.obs.assign(x=np.asarray(ad.X.todense()).ravel().astype(np.float64))
+    obs = obs[obs["dataset_id"].isin(measuring)]
+    obs["lg"] = np.log1p(10_000.0 * obs["x"])
+    for c in by:
+        obs[c] = obs[c].astype(str)
+    grouped = obs.groupby(by, observed=True)
+    return pd.DataFrame(
+        {
+            "n_cells": grouped.size(),
+            "n_expressing": grouped["x"].apply(lambda v: int((v != 0).sum())),
+            "mean": grouped["x"].mean(),
+            "mean_log1p": grouped["lg"].mean(),
+        }
+    ).reset_index()
+
+
+@pytest.mark.parametrize(
+    ("organism", "gene", "by"),
+    [
+        ("Homo sapiens", "CD4", ["tissue_general", "cell_type"]),
+        ("Homo sapiens", "TSPAN6", ["assay"]),
+        ("Homo sapiens", "CD4", ["disease", "sex"]),
+        ("Homo sapiens", "CD4", ["dataset_id"]),
+        ("Mus musculus", "Cd3e", ["cell_type"]),
+    ],
+)
+def test_summarize_equals_a_recomputation_from_get_anndata(
+    census, organism: str, gene: str, by: list[str]
+) -> None:
+    got = summarize(census, organism, [gene], by=by)
+    want = _recomputed(census, organism, gene, by)
+    assert len(want) > 0
+    assert (got["feature_name"] == gene).all()
+    got = got.sort_values(by, ignore_index=True)
+    want = want.sort_values(by, ignore_index=True)
+    for c in by:
+        assert got[c].astype(str).tolist() == want[c].tolist()
+    np.testing.assert_array_equal(got["n_cells"], want["n_cells"])
+    np.testing.assert_array_equal(got["n_expressing"], want["n_expressing"])
+    np.testing.assert_allclose(got["mean"], want["mean"], rtol=1e-6)
+    np.testing.assert_allclose(got["mean_log1p"], want["mean_log1p"], rtol=1e-6)
+    np.testing.assert_allclose(
+        got["fraction_expressing"], want["n_expressing"] / want["n_cells"], rtol=1e-12
+    )
+
+
+def test_summarize_orders_genes_as_asked_and_totals_without_by(census) -> None:
+    got = summarize(census, "Homo sapiens", ["TSPAN6", "CD4"], by=[])
+    assert got["feature_name"].tolist() == ["TSPAN6", "CD4"]
+    assert {"n_cells", "n_expressing", "mean", "fraction_expressing"} <= set(got.columns)
+
+
+def test_summarize_refuses_bad_input(census, without_copies: Path) -> None:
+    with pytest.raises(BadInputError, match="unknown gene"):
+        summarize(census, "Homo sapiens", ["NO_SUCH_GENE"])
+    with pytest.raises(BadInputError, match="cannot summarize by 'tissue'"):
+        summarize(census, "Homo sapiens", ["CD4"], by=["tissue"])
+    with pytest.raises(BadInputError, match="at least one gene"):
+        summarize(census, "Homo sapiens", [])
+    with pytest.raises(CensusNotFoundError):
+        summarize(census, "Danio rerio", ["CD4"])
+    bare = without_copies.parent / "no-summary"
+    shutil.copytree(without_copies, bare)
+    with tiledbsoma.Collection.open(str(bare), "d") as root:
+        del root["cellcensus_genes"]
+    with (
+        cellcensus.open_soma(uri=str(bare)) as official_like,
+        pytest.raises(CensusNotFoundError, match="no expression summary"),
+    ):
+        summarize(official_like, "Homo sapiens", ["CD4"])
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_summarize_json_and_table(census, soma_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cellcensus._cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        ["summarize", "Homo sapiens", "CD4", "--by", "assay", "--uri", str(soma_path), "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    rows = pd.DataFrame(json.loads(r.stdout))
+    want = summarize(census, "Homo sapiens", ["CD4"], by=["assay"])
+    assert rows["assay"].tolist() == want["assay"].tolist()
+    assert rows["n_expressing"].tolist() == want["n_expressing"].tolist()
+    table = runner.invoke(
+        app, ["summarize", "Homo sapiens", "CD4", "--uri", str(soma_path), "-n", "3"],
+        terminal_width=200,
+    )  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert "CD4" in table.output
+    assert "fraction" in table.output
+    bad = runner.invoke(app, ["summarize", "Homo sapiens", "NO_SUCH", "--uri", str(soma_path)])
+    assert bad.exit_code != 0
+    # the error reaches the CLI's one-line handler (``cellcensus.__main__``) as a CellCensusError
+    assert isinstance(bad.exception, BadInputError)
+    assert "unknown gene(s) 'NO_SUCH'" in str(bad.exception)
