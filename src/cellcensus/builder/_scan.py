@@ -9,6 +9,12 @@ checked up front (``--on-error skip``).
 
 One per-cell array is held while a dataset is scanned: a 64-bit hash of each cell's obs index
 (8 bytes per cell of the dataset), to refuse duplicate cell names without a second pass.
+
+Spatial datasets (every cell of a spatial assay, ``S.SPATIAL_ASSAYS``) are scanned the same way
+and also checked for what their scene needs (``uns["spatial"]``, the image's dtype and shape, the
+locations of the included spots, integer ``in_tissue``/``array_row``/``array_col``), so that bad
+spatial input is refused before anything is written. A dataset mixing spatial and other assays is
+refused.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cellcensus import _spatial
 from cellcensus.builder import _schema as S
 from cellcensus.builder._compat import release_free_memory
 from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource
@@ -42,7 +49,7 @@ from cellcensus.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
-SCAN_FORMAT_VERSION = 1
+SCAN_FORMAT_VERSION = 2
 _WARNINGS_SHOWN = 5
 
 
@@ -72,6 +79,12 @@ class ScanSummary:
     excluded_reason: str | None = None
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0  # wall time of the scan task
+    spatial_assay: str | None = None  # the one assay of a spatial dataset
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the dataset's cells go to census_spatial_sequencing (not census_data)."""
+        return self.spatial_assay is not None
 
     @property
     def contributes(self) -> bool:
@@ -88,6 +101,8 @@ class ScanDetail:
     summary: list[tuple[str, str, str, bool, int]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     has_full_gene_cells: bool = False
+    assays: list[str] = field(default_factory=list)  # of every cell, included or not
+    spatial_columns: list[str] = field(default_factory=list)  # in_tissue, ... that it has
 
 
 def scan_dir(work_dir: str | Path, key: str) -> Path:
@@ -129,6 +144,8 @@ def load_detail(work_dir: str | Path, key: str) -> ScanDetail:
         summary=[(c, t, lab, bool(p), int(n)) for c, t, lab, p, n in d["summary"]],
         blocks=[Block(**b) for b in d["blocks"]],
         has_full_gene_cells=bool(d["has_full_gene_cells"]),
+        assays=list(d["assays"]),
+        spatial_columns=list(d["spatial_columns"]),
     )
 
 
@@ -145,6 +162,8 @@ def _save(work_dir: str | Path, summary: ScanSummary, detail: ScanDetail) -> Non
             "summary": [list(r) for r in detail.summary],
             "blocks": [asdict(b) for b in detail.blocks],
             "has_full_gene_cells": detail.has_full_gene_cells,
+            "assays": detail.assays,
+            "spatial_columns": detail.spatial_columns,
         },
     }
     # written last: its presence marks the scan finished
@@ -235,15 +254,20 @@ def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) 
 
 
 def include_mask(obs: pd.DataFrame) -> npt.NDArray[np.bool_]:
-    """Which cells the census takes: accepted tissue type and accepted RNA-seq assay."""
-    accepted = sorted(S.accepted_assays())
-    return cast(
-        "npt.NDArray[np.bool_]",
-        (
-            obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES)
-            & obs["assay_ontology_term_id"].isin(accepted)
-        ).to_numpy(dtype=bool),
-    )
+    """Which cells the census takes (reads the columns ``S.INCLUSION_COLUMNS``).
+
+    An accepted tissue type and either an accepted RNA-seq assay (census_data) or a spatial assay
+    and ``is_primary_data`` True (census_spatial_sequencing). A dataset's cells are all of one
+    kind (the scan refuses a mix), so this per-cell rule is the rule of its experiment.
+    """
+    tissue = obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES).to_numpy(dtype=bool)
+    assay = obs["assay_ontology_term_id"]
+    mask = tissue & assay.isin(sorted(S.accepted_assays())).to_numpy(dtype=bool)
+    spatial = assay.isin(S.SPATIAL_ASSAYS).to_numpy(dtype=bool)
+    if spatial.any():
+        primary = obs["is_primary_data"].eq(True).fillna(value=False).to_numpy(dtype=bool)
+        mask |= tissue & spatial & primary
+    return mask
 
 
 def _check_primary(src: H5ADSource, obs: pd.DataFrame) -> None:
@@ -300,12 +324,19 @@ def _scan_obs(
     n_included = n_primary = n_values = 0
     has_full_gene = False
     hashes = _IndexHashes(src.n_obs)
+    assays: set[str] = set()
+    locations = _has_locations(src)
     for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
         stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
         hashes.add(start, src.obs_index(start, stop))
         obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
+        assays.update(str(a) for a in pd.unique(obs["assay_ontology_term_id"].dropna()))
         mask = include_mask(obs)
         inc = obs[mask]
+        if locations and len(inc) and inc["assay_ontology_term_id"].isin(S.SPATIAL_ASSAYS).any():
+            # the included spots' locations must be finite (checked here, in blocks)
+            rows = np.flatnonzero(mask).astype(np.int64)
+            _spatial.location_rows(src.file, dataset_id=src.dataset_id, start=start, rows=rows)
         ptr = src.indptr(start, stop)
         if ptr is not None:
             block_values = int(np.diff(ptr)[mask].sum())
@@ -337,8 +368,35 @@ def _scan_obs(
         summary=[(c, t, lab, p, n) for (c, t, lab, p), n in sorted(summary.items())],
         blocks=blocks,
         has_full_gene_cells=has_full_gene,
+        assays=sorted(assays),
     )
     return detail, n_included, n_primary, n_values
+
+
+def _has_locations(src: H5ADSource) -> bool:
+    """Whether ``obsm["spatial"]`` is an (n_obs, 2) numeric array (else the spatial checks say
+    what is wrong with it, once the dataset is known to be spatial)."""
+    import h5py
+
+    node = src.file.get("obsm/spatial")
+    return (
+        isinstance(node, h5py.Dataset)
+        and node.shape == (src.n_obs, 2)
+        and np.dtype(node.dtype).kind in "iuf"
+    )
+
+
+def _check_spatial(src: H5ADSource, detail: ScanDetail) -> None:
+    """What a spatial dataset's scene and obs need (see ``cellcensus._spatial``)."""
+    _spatial.read_spatial_source(src.file, dataset_id=src.dataset_id, assays=detail.assays)
+    present = set(src.obs_columns())
+    for column in _spatial.SPATIAL_OBS_COLUMNS:
+        if column not in present:
+            continue
+        if not src.is_integer_column(column):
+            msg = "must hold integers (the census stores it as int64)"
+            raise BadInputError(msg, dataset_id=src.dataset_id, field=column)
+        detail.spatial_columns.append(column)
 
 
 def _check_values(src: H5ADSource, detail: ScanDetail, positions: npt.NDArray[np.int64]) -> None:
@@ -346,7 +404,7 @@ def _check_values(src: H5ADSource, detail: ScanDetail, positions: npt.NDArray[np
     for b in detail.blocks:
         if not b.n_included:
             continue
-        obs = src.read_obs(["tissue_type", "assay_ontology_term_id"], b.start, b.stop)
+        obs = src.read_obs(list(S.INCLUSION_COLUMNS), b.start, b.stop)
         x = src.read_x_rows(b.start, b.stop)[include_mask(obs)][:, positions]
         if not is_nonnegative_integral(x.data):
             msg = "raw counts must be non-negative whole numbers"
@@ -404,10 +462,20 @@ def scan_dataset(
         detail, n_included, n_primary, n_values = _scan_obs(src)
         detail.column_info = {c: src.column_info(c) for c in DICT_COLUMNS}
         summary = _replace(base, n_included=n_included, n_primary=n_primary, n_values=n_values)
+        if _spatial.check_assays(detail.assays, dataset_id=dataset_id):  # a mix is refused
+            summary = _replace(summary, spatial_assay=detail.assays[0])
+            if organism not in S.SPATIAL_ORGANISMS:
+                reason = f"spatial datasets of {organism.label} have no census experiment"
+                summary = _excluded(summary, reason)
+                _save(work_dir, summary, ScanDetail())
+                return summary
         if n_included == 0:
-            summary = _excluded(summary, "no cells pass the census filters (assay, tissue_type)")
+            reason = "no cells pass the census filters (assay, tissue_type, is_primary_data)"
+            summary = _excluded(summary, reason)
             _save(work_dir, summary, ScanDetail())
             return summary
+        if summary.spatial:
+            _check_spatial(src, detail)
         for c in TERM_COLUMNS:
             check_terms(dataset_id, c, set(detail.values[c]))
         if check_values:
