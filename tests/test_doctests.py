@@ -20,7 +20,9 @@ def _modules_with_examples() -> list[str]:
         if name.endswith("__main__"):
             continue
         module = importlib.import_module(name)
-        if any(t.examples for t in finder.find(module, name, module=module)):
+        tests = finder.find(module, name, module=module)
+        # modules whose every example is skipped (they need a live release) have nothing to run
+        if any(not ex.options.get(doctest.SKIP) for t in tests for ex in t.examples):
             found.append(name)
     return found
 

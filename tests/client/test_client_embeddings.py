@@ -19,7 +19,8 @@ import pytest
 import cellcensus
 from cellcensus import experimental
 from cellcensus.embeddings import EmbeddingInput, add_embedding
-from cellcensus.release import S3Root, publish
+from cellcensus.release import publish
+from cellcensus.release._s3 import S3Root
 from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG

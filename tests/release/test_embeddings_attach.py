@@ -28,7 +28,9 @@ from cellcensus.embeddings import (
     show_embedding,
 )
 from cellcensus.errors import BadInputError, NotFoundError, PermissionDeniedError
-from cellcensus.release import LocalRoot, ReleaseRoot, S3Root, publish
+from cellcensus.release import ReleaseRoot, publish
+from cellcensus.release._local import LocalRoot
+from cellcensus.release._s3 import S3Root
 
 from .conftest import DATASET_IDS, N_OBS, N_VAR, make_settings, run_cli
 
@@ -409,7 +411,8 @@ def test_a_commit_that_loses_to_a_concurrent_writer_deletes_its_upload(
 
     from cellcensus.embeddings._attach import _claim_upload_commit, _hash, _make_entry, _stage
     from cellcensus.embeddings._census import KeyedMatrix, open_census, resolve_keys
-    from cellcensus.release import Manifest, ManifestObject
+    from cellcensus.release import Manifest
+    from cellcensus.release._manifest import ManifestObject
 
     root, _ = local_published
     inp = EmbeddingInput(matrix=_vectors(N_OBS), source="mem", soma_joinids=np.arange(N_OBS))

@@ -11,8 +11,9 @@ import shutil
 import pytest
 
 from cellcensus.errors import IntegrityError
-from cellcensus.release import S3Root, publish, read_manifest, retract, sync, verify
+from cellcensus.release import publish, read_manifest, retract, sync, verify
 from cellcensus.release._local import LocalRoot
+from cellcensus.release._s3 import S3Root
 from cellcensus.report import BuildReport, build_report, list_releases
 
 from .conftest import N_OBS, publisher_env, run_cli, s3_cli_args

@@ -94,10 +94,14 @@ def _download_s3(
     client = _s3_client(settings)
     part = dest.with_suffix(".part")
     part_identity = dest.with_suffix(".part.json")
-    if part.exists() and (
-        not part_identity.exists() or json.loads(part_identity.read_text()) != identity
-    ):
-        part.unlink()  # a partial download of an earlier version of the object
+    etag = str(identity.get("etag") or "").strip('"')
+    md5_checkable = bool(etag) and "-" not in etag and len(etag) == 32
+    if part.exists():
+        recorded = json.loads(part_identity.read_text()) if part_identity.exists() else None
+        # a partial download of an earlier version of the object is dropped; one without a
+        # record is kept only when the object's ETag is its MD5, which verifies the result
+        if recorded != identity and (recorded is not None or not md5_checkable):
+            part.unlink()
     atomic_write_bytes(part_identity, json.dumps(identity).encode())
     try:
         head = client.head_object(Bucket=bucket, Key=key)

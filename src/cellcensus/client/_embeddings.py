@@ -32,8 +32,7 @@ from cellcensus.errors import (
 if TYPE_CHECKING:
     import os
 
-    from cellxgene_census._release_directory import CensusMirror
-
+    from cellcensus.client._types import CensusMirror
     from cellcensus.settings import Settings
 
 __all__ = [
@@ -67,16 +66,20 @@ class EmbeddingSource:
         return self.release.official
 
 
-def _official_contributions_url() -> str:
-    from cellxgene_census.experimental import _embedding as official
+#: The official embedding directory and the base of the embeddings' arrays (the values
+#: ``cellxgene_census`` 1.18 uses).
+OFFICIAL_CONTRIBUTIONS_URL = (
+    "https://contrib.cellxgene.cziscience.com/contrib/cell-census/contributions.json"
+)
+OFFICIAL_EMBEDDINGS_BASE_URI = "s3://cellxgene-contrib-public/contrib/cell-census/soma/"
 
-    return str(official.CELL_CENSUS_EMBEDDINGS_MANIFEST_URL)
+
+def _official_contributions_url() -> str:
+    return OFFICIAL_CONTRIBUTIONS_URL
 
 
 def _official_embeddings_base() -> str:
-    from cellxgene_census import _get_anndata as official
-
-    return str(official.CENSUS_EMBEDDINGS_LOCATION_BASE_URI)
+    return OFFICIAL_EMBEDDINGS_BASE_URI
 
 
 def embedding_source(
@@ -117,15 +120,6 @@ def contributions(es: EmbeddingSource) -> dict[str, dict[str, Any]]:
 
 
 def _mirror(es: EmbeddingSource, mirror: str | None) -> CensusMirror | None:
-    if es.official:
-        from cellxgene_census._release_directory import _get_census_mirrors
-
-        mirrors = _get_census_mirrors()
-        name = mirror or cast("str", mirrors["default"])
-        if name not in mirrors:
-            msg = f"Mirror not found: {name!r} (known mirrors: {', '.join(mirrors)})"
-            raise CensusNotFoundError(msg)
-        return cast("CensusMirror", mirrors[name])
     return _select_mirror(es.release, es.settings, mirror)[1]
 
 

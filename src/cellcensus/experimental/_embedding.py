@@ -73,6 +73,8 @@ def get_embedding_metadata(
 ) -> dict[str, Any]:
     """The metadata of an embedding array (its ``CxG_embedding_info`` JSON) as a dict.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     embedding_uri
@@ -158,6 +160,8 @@ def get_embedding(
 ) -> npt.NDArray[np.float32]:
     """Vectors of the given cells as a dense float32 matrix; cells without a vector are NaN.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     census_version
@@ -235,6 +239,8 @@ def get_embedding_metadata_by_name(
 ) -> dict[str, Any]:
     """The directory entry of one embedding (the most recently submitted when several match).
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     embedding_name
@@ -286,6 +292,8 @@ def get_all_available_embeddings(
 ) -> list[dict[str, Any]]:
     """Every embedding of a census version (the directory's entries, in directory order).
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     census_version
@@ -312,6 +320,8 @@ def get_all_census_versions_with_embedding(
     settings: Settings | None = None,
 ) -> list[str]:
     """The census versions (build tags, sorted) that have an embedding of this name.
+
+    Lifecycle: experimental.
 
     Parameters
     ----------

@@ -65,6 +65,8 @@ def find_nearest_obs(
 ) -> NeighborObs:
     """The ``k`` cells of the census nearest to each query cell in an embedding's space.
 
+    Lifecycle: experimental.
+
     Parameters
     ----------
     embedding_name, organism, census_version
@@ -157,6 +159,8 @@ def predict_obs_metadata(
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     """Predict ``obs`` columns of query cells as the most frequent value among their neighbours.
+
+    Lifecycle: experimental.
 
     Parameters
     ----------

@@ -2,6 +2,8 @@
 
 The official module has no public names in ``cellxgene_census`` 1.18 (its eager iterator is
 private); this module exists so that code importing ``experimental.util`` works unchanged.
+
+Lifecycle: experimental.
 """
 
 from __future__ import annotations
