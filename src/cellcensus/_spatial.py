@@ -836,7 +836,7 @@ def _remove_member(parent_uri: str, key: str, context: tiledbsoma.SOMATileDBCont
 
     found = False
     parent_uri = parent_uri.rstrip("/")
-    with tiledbsoma.open(parent_uri, "w", context=context) as parent:
+    with tiledbsoma.open(parent_uri, "d", context=context) as parent:
         if not isinstance(parent, tiledbsoma.Collection | tiledbsoma.Experiment):
             msg = f"{parent_uri} is a {type(parent).__name__}, not a collection"
             raise ValueError(msg)  # noqa: TRY004 - a broken census, not a wrong argument type

@@ -146,17 +146,12 @@ def census_tables(path: Path) -> dict[str, pa.Table]:
             out[f"{organism}/obs"] = exp.obs.read().concat()
             out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
             for layer in ("raw", "normalized"):
-                out[f"{organism}/{layer}"] = (
-                    exp.ms["RNA"]
-                    .X[layer]
-                    .read()
-                    .tables()
-                    .concat()
-                    .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+                if layer in exp.ms["RNA"].X:  # an experiment without cells has no layers
+                    out[f"{organism}/{layer}"] = _sorted_x(exp.ms["RNA"].X[layer])
+            if "feature_dataset_presence_matrix" in exp.ms["RNA"]:
+                out[f"{organism}/presence"] = (
+                    exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
                 )
-            out[f"{organism}/presence"] = (
-                exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
-            )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Support for spatial types is experimental")
             _spatial_tables(census, out)

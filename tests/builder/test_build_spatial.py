@@ -1,8 +1,8 @@
 """census_spatial_sequencing: a spatial + non-spatial corpus built, checked against its sources.
 
 The corpus: a human single-cell dataset, a human Visium V1 capture area (some spots marked
-non-primary: they are left out), a human and a mouse Slide-seqV2 puck, and a rat Slide-seqV2 puck
-(no spatial experiment for rat). Expected values are computed from the H5ADs with anndata
+non-primary: they are left out), a human and a mouse Slide-seqV2 puck, and a macaque Slide-seqV2 puck
+(macaque has a census_data experiment but no spatial one). Expected values are computed from the H5ADs with anndata
 (``expected_census``), independently of the builder.
 """
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 TAG = "2026-03-03"
-HUMAN, MOUSE, RAT = "NCBITaxon:9606", "NCBITaxon:10090", "NCBITaxon:10116"
+HUMAN, MOUSE, MACAQUE = "NCBITaxon:9606", "NCBITaxon:10090", "NCBITaxon:9544"
 VISIUM, SLIDE = "EFO:0022857", "EFO:0030062"
 INT64_MIN = int(np.iinfo(np.int64).min)
 #: Visium spots marked non-primary (every 7th): not in the census
@@ -58,7 +58,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthCorpus:
                     assays=(SLIDE,), tissues=("UBERON:0002107",), n_genes=250),
         DatasetSpec(dataset_id="m-slide", organism_ontology_term_id=MOUSE, n_cells=120,
                     assays=(SLIDE,), tissues=("UBERON:0000956",), n_genes=200),
-        DatasetSpec(dataset_id="r-slide", organism_ontology_term_id=RAT, n_cells=60,
+        DatasetSpec(dataset_id="q-slide", organism_ontology_term_id=MACAQUE, n_cells=60,
                     assays=(SLIDE,), tissues=("UBERON:0002048",), n_genes=150),
     ]  # fmt: skip
     corpus = synth_corpus(tmp_path_factory.mktemp("spatial-corpus"), seed=4, specs=specs)
@@ -99,7 +99,7 @@ def test_spatial_obs_equals_the_sources(build: Path, expected) -> None:
     experiment has them, INT64_MIN when no dataset of the experiment has them."""
     assert expected["h-visium"].spatial
     assert not expected["h-cells"].spatial
-    assert "r-slide" not in expected
+    assert "q-slide" not in expected
     human = _obs(build, "homo_sapiens")
     assert list(human["dataset_id"].unique()) == ["h-visium", "h-slide"]
     visium = expected["h-visium"]
@@ -239,9 +239,9 @@ def test_census_info_counts_spatial_cells_as_the_official_builder(build: Path, e
     status = {i["dataset_id"]: (i["status"], i["collection"]) for i in doc["inputs"]}
     assert status["h-cells"] == ("included", "census_data")
     assert status["h-visium"] == ("included", "census_spatial_sequencing")
-    assert status["r-slide"][0] == "excluded"
-    rat = next(i for i in doc["inputs"] if i["dataset_id"] == "r-slide")
-    assert "spatial datasets of Rattus norvegicus" in rat["reason"]
+    assert status["q-slide"][0] == "excluded"
+    macaque = next(i for i in doc["inputs"] if i["dataset_id"] == "q-slide")
+    assert "spatial datasets of Macaca mulatta" in macaque["reason"]
     assert doc["summary"]["spatial"]["homo_sapiens"]["scenes"] == 2
 
 
@@ -311,10 +311,11 @@ def test_validation_finds_damaged_scenes(build: Path, tmp_path: Path) -> None:
     with soma.PointCloudDataFrame.open(loc_uri) as loc:
         table = loc.read().concat()
         schema = loc.schema
-    moved = table.set_column(1, "x", pa.array(np.asarray(table["x"]) + 1.0, schema.field("x").type))
+    # x values exchanged between spots (inside the domain): new (y, x', soma_joinid) rows
+    x = pa.array(np.roll(np.asarray(table["x"]), 1), schema.field("x").type)
     with soma.PointCloudDataFrame.open(loc_uri, "w") as loc:
-        loc.write(moved)  # same (y, x', soma_joinid): new rows beside the old ones
-    with soma.open(str(copy / "soma/census_spatial_sequencing/homo_sapiens/spatial"), "w") as sp:
+        loc.write(table.set_column(1, "x", x))
+    with soma.open(str(copy / "soma/census_spatial_sequencing/homo_sapiens/spatial"), "d") as sp:
         del sp["h-slide"]
     with pytest.raises(IntegrityError) as err:
         validate_build(copy, sample_cells=32)
