@@ -1,9 +1,9 @@
 """census_spatial_sequencing: a spatial + non-spatial corpus built, checked against its sources.
 
 The corpus: a human single-cell dataset, a human Visium V1 capture area (some spots marked
-non-primary: they are left out), a human and a mouse Slide-seqV2 puck, and a macaque Slide-seqV2 puck
-(macaque has a census_data experiment but no spatial one). Expected values are computed from the H5ADs with anndata
-(``expected_census``), independently of the builder.
+non-primary: they are left out), a human and a mouse Slide-seqV2 puck, and a macaque Slide-seqV2
+puck (macaque has a census_data experiment but no spatial one). Expected values are computed from
+the H5ADs with anndata (``expected_census``), independently of the builder.
 """
 
 from __future__ import annotations
