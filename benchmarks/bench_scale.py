@@ -13,8 +13,8 @@ the staging disk. It prints, per run: time, time per million cells and its ratio
 size of the same shape (the baseline of this run), the largest process's peak RSS and its ratio to
 the baseline, the staging disk peak, and the longest task as a share of the summed task time; then
 an extrapolation to a 130 M-cell census (the human + mouse Census) for 1, 8 and 64 workers from the
-largest run's measured per-cell costs. Results are also written to ``<workdir>/scale-
-results.json``.
+largest run's measured per-cell costs. Results are also written to
+``<workdir>/scale-results-chunk<N>.json``.
 """
 
 from __future__ import annotations
@@ -27,16 +27,18 @@ from pathlib import Path
 
 from _measure import gib, machine, run_measured
 
+from cellcensus.builder._plan import CELL_COST, TARGET_BANDS
+
 CENSUS_CELLS = 130_000_000
 
 
-def _run(workdir: Path, manifest: Path, name: str, workers: int) -> dict:
+def _run(workdir: Path, manifest: Path, name: str, workers: int, chunk_nnz: int) -> dict:
     out = workdir / f"build-{name}"
     staging = workdir / f".build-{name}.staging"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [sys.executable, "-m", "cellcensus", "-q", "build", str(manifest), str(out)]
-    cmd += ["--tag", "2026-12-01", "--workers", str(workers)]
+    cmd += ["--tag", "2026-12-01", "--workers", str(workers), "--chunk-nnz", str(chunk_nnz)]
     m = run_measured(cmd, interval=0.2, watch=[staging, out])
     if m.returncode != 0:
         msg = f"build {name} failed:\n{m.stderr[-3000:]}"
@@ -82,17 +84,28 @@ def _x_values(build: Path) -> int:
     return total
 
 
-def _extrapolate(r: dict, workers: list[int]) -> list[tuple[int, float, float]]:
-    """(workers, hours, longest task in hours) for a CENSUS_CELLS census, from one run."""
+def _band_cost(values: float, cells: float, chunk_nnz: int) -> float:
+    """The builder's default work per band (see ``cellcensus.builder._plan.band_cost``)."""
+    return max(chunk_nnz, (values + CELL_COST * cells) / TARGET_BANDS)
+
+
+def _extrapolate(r: dict, workers: list[int], chunk_nnz: int) -> list[tuple[int, float, float]]:
+    """(workers, hours, longest task in hours) for a CENSUS_CELLS census, from one run.
+
+    Task time (scan parts and bands) spreads over the workers; the rest (staging in the driver,
+    plan, tables, validation) is serial. Scan parts keep their size; bands grow to 1/64 of the
+    census once that exceeds ``chunk_nnz``, so the longest band grows with them.
+    """
     scale = CENSUS_CELLS / r["cells"]
-    parallel = r["task_seconds_total"] * scale  # scans + bands: spread over workers
-    serial = (r["seconds"] - r["task_seconds_total"]) * scale  # staging, plan, tables, validate
-    # bands are sized to ~1/64 of the census: the longest task grows with the census
-    longest = r["task_seconds_max"] * scale
-    out = []
-    for w in workers:
-        out.append((w, (serial + max(parallel / w, longest)) / 3600, longest / 3600))
-    return out
+    parallel = r["task_seconds_total"] * scale
+    serial = (r["seconds"] - r["task_seconds_total"]) * scale
+    band_growth = _band_cost(r["values"] * scale, CENSUS_CELLS, chunk_nnz) / _band_cost(
+        r["values"], r["cells"], chunk_nnz
+    )
+    scan_max = r["tasks"].get("scan", {}).get("seconds_max", 0.0)
+    band_max = r["tasks"].get("band", {}).get("seconds_max", 0.0)
+    longest = max(scan_max, band_max * band_growth)
+    return [(w, (serial + max(parallel / w, longest)) / 3600, longest / 3600) for w in workers]
 
 
 def main() -> None:
@@ -102,6 +115,12 @@ def main() -> None:
     ap.add_argument("--datasets", default="4,64")
     ap.add_argument("--values-per-cell", type=int, default=20)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--chunk-nnz",
+        type=int,
+        default=8_000_000,
+        help="the build's --chunk-nnz (default: the builder's default)",
+    )
     ap.add_argument("--drop-corpora", action="store_true", help="delete each corpus after use")
     args = ap.parse_args()
     from cellcensus.synth import bulk_corpus
@@ -109,14 +128,14 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     shapes = [int(s) for s in args.datasets.split(",")]
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; --chunk-nnz {args.chunk_nnz:,}")
     results = []
     for n_ds in shapes:
         for n in sizes:
             manifest = bulk_corpus(
                 args.workdir, n_cells=n, n_datasets=n_ds, values_per_cell=args.values_per_cell
             )
-            r = _run(args.workdir, manifest, f"{n}-{n_ds}", args.workers)
+            r = _run(args.workdir, manifest, f"{n}-{n_ds}", args.workers, args.chunk_nnz)
             results.append(r)
             print(
                 f"{n:>11,} cells {n_ds:>3} datasets: {r['seconds']:8.1f} s, "
@@ -127,7 +146,8 @@ def main() -> None:
             )
             if args.drop_corpora:
                 shutil.rmtree(manifest.parent, ignore_errors=True)
-    (args.workdir / "scale-results.json").write_text(json.dumps(results, indent=2))
+    out = args.workdir / f"scale-results-chunk{args.chunk_nnz}.json"
+    out.write_text(json.dumps(results, indent=2))
     print()
     print(
         "| cells | datasets | stored values | bands | time | s / M cells | ratio | "
@@ -152,7 +172,7 @@ def main() -> None:
     print(f"Extrapolation to {CENSUS_CELLS:,} cells from the {largest['name']} run:")
     print("| workers | hours | longest task (hours) |")
     print("| ---: | ---: | ---: |")
-    for w, hours, longest in _extrapolate(largest, [1, 8, 64]):
+    for w, hours, longest in _extrapolate(largest, [1, 8, 64], args.chunk_nnz):
         print(f"| {w} | {hours:.1f} | {longest:.2f} |")
 
 

@@ -108,10 +108,12 @@ MUTATIONS: dict[str, tuple[Callable[[h5py.File], None], str]] = {
 }
 
 
+@pytest.mark.parametrize("scan_rows", [262_144, 64], ids=["one-scan-part", "four-scan-parts"])
 @pytest.mark.parametrize("case", sorted(MUTATIONS))
 def test_bad_h5ad_content_stops_the_build_and_names_dataset_and_field(
-    case: str, good_h5ad: Path, tmp_path: Path
+    case: str, scan_rows: int, good_h5ad: Path, tmp_path: Path
 ) -> None:
+    # with four scan parts, the duplicate cell names (rows 3 and 199) are in different parts
     mutate, needle = MUTATIONS[case]
     bad = tmp_path / "bad.h5ad"
     shutil.copy(good_h5ad, bad)
@@ -120,7 +122,7 @@ def test_bad_h5ad_content_stops_the_build_and_names_dataset_and_field(
     manifest = _write_manifest(tmp_path / "m.csv", [("bad-ds", str(bad))])
     out = tmp_path / "out"
     with pytest.raises(BadInputError) as err:
-        build_census(manifest, out, options=BuildOptions(tag="2026-01-01"))
+        build_census(manifest, out, options=BuildOptions(tag="2026-01-01", scan_rows=scan_rows))
     assert "bad-ds" in str(err.value)
     assert needle in str(err.value)
     assert err.value.dataset_id == "bad-ds"

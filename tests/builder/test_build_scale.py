@@ -250,9 +250,17 @@ def test_many_bands_equal_one_band_table_by_table(
         bulk,
         out,
         options=BuildOptions(
-            tag=TAG, chunk_nnz=2_000, band_nnz=5_000, workers=workers, validate=workers == 1
+            tag=TAG,
+            chunk_nnz=2_000,
+            band_nnz=5_000,
+            scan_rows=1_500,
+            workers=workers,
+            validate=workers == 1,
         ),
     )
+    # each 4,000-cell dataset is scanned by a head, three parts and a finish
+    tasks = json.loads((out / "build.json").read_text())["summary"]["timing"]["tasks"]
+    assert tasks["scan"]["count"] == 3 * 5
     bands = result.organisms["homo_sapiens"]["x_fragments"]
     assert bands >= 3
     exp = out / "soma" / "census_data" / "homo_sapiens"

@@ -44,7 +44,16 @@ from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import Executor, open_executor
 from cellcensus.builder._info import info_tables
 from cellcensus.builder._plan import OrganismPlan, band_cost, make_bands, make_plans, n_bands
-from cellcensus.builder._scan import ScanSummary, load_summary, scan_dataset
+from cellcensus.builder._scan import (
+    SCAN_PART_ROWS,
+    ScanSummary,
+    load_summary,
+    part_done,
+    part_ranges,
+    scan_finish,
+    scan_head,
+    scan_part,
+)
 from cellcensus.builder._scenes import (
     SceneResult,
     SceneTask,
@@ -85,6 +94,9 @@ class BuildOptions:
     band_nnz
         Work per band task (stored values, plus 16 per cell). Each band is one fragment of
         each X layer and of obs. Default: about 1/64 of the census, at least ``chunk_nnz``.
+    scan_rows
+        Obs rows one scan task reads (default 262,144): a large dataset is scanned by several
+        tasks, so no task's time or memory grows with the size of a dataset.
     on_error
         ``"stop"``: the first bad dataset fails the build. ``"skip"``: bad datasets are left out
         and recorded in build.json (raw counts are then checked before anything is written).
@@ -119,6 +131,7 @@ class BuildOptions:
     tag: str | None = None
     chunk_nnz: int = 8_000_000
     band_nnz: int | None = None
+    scan_rows: int = SCAN_PART_ROWS
     on_error: Literal["stop", "skip"] = "stop"
     unknown_genes: Literal["error", "drop"] = "error"
     blocklist: frozenset[str] = frozenset()
@@ -165,27 +178,64 @@ def _check_options(opts: BuildOptions) -> None:
     if opts.band_nnz is not None and opts.band_nnz < 1:
         msg = "band_nnz must be a positive number of stored values"
         raise BadInputError(msg, field="band_nnz")
+    if opts.scan_rows < 1:
+        msg = "scan_rows must be a positive number of rows"
+        raise BadInputError(msg, field="scan_rows")
     if opts.workers < 1:
         msg = "workers must be at least 1"
         raise BadInputError(msg, field="workers")
 
 
-def _scan_task(
-    args: tuple[str, str, str, str, bool, str, bool],
+def _scan_head_task(
+    args: tuple[str, str, str, str, str, bool],
 ) -> tuple[str, ScanSummary | BadInputError]:
-    dataset_id, path, key, work, check_values, unknown, skip = args
+    dataset_id, path, key, work, unknown, skip = args
     try:
-        return dataset_id, scan_dataset(
+        return dataset_id, scan_head(
             dataset_id,
             path,
             key=key,
             work_dir=work,
-            check_values=check_values,
             unknown_genes_policy="drop" if unknown == "drop" else "error",
         )
     except BadInputError as e:
         if skip:
             return dataset_id, e
+        raise
+
+
+def _scan_part_task(
+    args: tuple[str, str, str, str, int, int, bool, bool],
+) -> tuple[str, int, float | BadInputError]:
+    dataset_id, path, key, work, start, stop, check_values, skip = args
+    try:
+        seconds = scan_part(
+            dataset_id,
+            path,
+            key=key,
+            work_dir=work,
+            start=start,
+            stop=stop,
+            check_values=check_values,
+        )
+    except BadInputError as e:
+        if skip:
+            return dataset_id, stop - start, e
+        raise
+    return dataset_id, stop - start, seconds
+
+
+def _scan_finish_task(
+    args: tuple[ScanSummary, str, int, bool],
+) -> tuple[str, ScanSummary | BadInputError, float]:
+    base, work, part_rows, skip = args
+    t0 = time.perf_counter()
+    try:
+        summary = scan_finish(base, work_dir=work, part_rows=part_rows)
+        return base.dataset_id, summary, time.perf_counter() - t0
+    except BadInputError as e:
+        if skip:
+            return base.dataset_id, e, time.perf_counter() - t0
         raise
 
 
@@ -281,31 +331,58 @@ def _stage_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> l
 
 
 def _scan_all(run: _Run, entries: list[ManifestEntry], executor: Executor) -> list[ScanSummary]:
-    """Scan every staged dataset (reusing finished scans); summaries in build order."""
+    """Scan every staged dataset (reusing finished scans and parts); summaries in build order.
+
+    Three rounds of tasks: a head per dataset (uns, var, features), parts of ``SCAN_PART_ROWS``
+    obs rows each, and a finish per dataset (merge, duplicate cell names, ontology terms).
+    """
     skip = run.options.on_error == "skip"
-    run.progress.start("scan", len(entries), "datasets")
+    work = str(run.work)
     by_id: dict[str, ScanSummary | BadInputError] = {}
-    todo = []
+    heads = []
     for e in entries:
         key = run.key(e.dataset_id)
         done = load_summary(run.work, key)
         if done is not None:
             by_id[e.dataset_id] = done
-            run.progress.advance("scan")
             continue
         path = str(run.staged[e.dataset_id].path)
-        todo.append((e.dataset_id, path, key, str(run.work), skip, run.options.unknown_genes, skip))
-    for dataset_id, res in executor.imap_unordered(_scan_task, todo):
-        by_id[dataset_id] = res
-        if isinstance(res, ScanSummary):
-            run.tasks.setdefault("scan", []).append(res.seconds)
+        heads.append((e.dataset_id, path, key, work, run.options.unknown_genes, skip))
+    run.progress.start("scan", len(heads) or None, "datasets")
+    bases: dict[str, ScanSummary] = {}
+    for dataset_id, res in executor.imap_unordered(_scan_head_task, heads):
         run.progress.advance("scan")
+        if isinstance(res, ScanSummary) and res.excluded_reason is None:
+            run.tasks.setdefault("scan", []).append(res.seconds)
+            bases[dataset_id] = res
+        else:
+            by_id[dataset_id] = res
+    run.progress.finish("scan")
+    parts = [
+        (b.dataset_id, b.path, b.key, work, start, stop, skip, skip)
+        for b in bases.values()
+        for start, stop in part_ranges(b.n_obs, run.options.scan_rows)
+        if not part_done(work, b.key, start, stop)
+    ]
+    run.progress.start("scan-obs", sum(p[5] - p[4] for p in parts) or None, "cells")
+    for dataset_id, rows, outcome in executor.imap_unordered(_scan_part_task, parts):
+        run.progress.advance("scan-obs", rows)
+        if isinstance(outcome, BadInputError):
+            by_id.setdefault(dataset_id, outcome)
+        else:
+            run.tasks.setdefault("scan", []).append(outcome)
+    run.progress.finish("scan-obs")
+    finishes = [
+        (b, work, run.options.scan_rows, skip) for b in bases.values() if b.dataset_id not in by_id
+    ]
+    for dataset_id, res, seconds in executor.imap_unordered(_scan_finish_task, finishes):
+        by_id[dataset_id] = res
+        run.tasks.setdefault("scan", []).append(seconds)
     for dataset_id, res in list(by_id.items()):
         if isinstance(res, BadInputError):
             logger.warning("skipping dataset %s: %s", dataset_id, res)
             run.skipped[dataset_id] = str(res)
             del by_id[dataset_id]
-    run.progress.finish("scan")
     return [r for e in entries if isinstance(r := by_id.get(e.dataset_id), ScanSummary)]
 
 
@@ -615,6 +692,7 @@ def _output_settings(run: _Run) -> dict[str, Any]:
         "tag": run.tag,
         "chunk_nnz": o.chunk_nnz,
         "band_nnz": o.band_nnz,
+        "scan_rows": o.scan_rows,
         "on_error": o.on_error,
         "unknown_genes": o.unknown_genes,
         "blocklist": sorted(o.blocklist),

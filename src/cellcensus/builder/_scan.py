@@ -1,14 +1,15 @@
 """First pass over one dataset: checks, inclusion counts, vocabularies, summary counts, blocks.
 
-Runs per dataset (in parallel on Dask when configured) and reads obs in blocks of
-``OBS_CHUNK_ROWS`` rows. What it learns goes to the work directory (``scan.json`` and
-``features.parquet`` under ``scan/<key>/``), never into a dataset-length array: per block of rows
-it records how many cells the census includes and how many values they store, which is all the
-planner needs to cut the census into bands of work. X is only read here when values must be
-checked up front (``--on-error skip``).
-
-One per-cell array is held while a dataset is scanned: a 64-bit hash of each cell's obs index
-(8 bytes per cell of the dataset), to refuse duplicate cell names without a second pass.
+A dataset is scanned by several tasks (in parallel on Dask when configured), so that no task grows
+with the size of a dataset: a *head* task checks ``uns`` and ``var`` and writes the dataset's
+census features; *part* tasks read obs rows ``SCAN_PART_ROWS`` at a time (in blocks of
+``OBS_CHUNK_ROWS``) and write what they learn (``part-<start>.json``); a *finish* task merges
+the parts into ``scan.json`` and refuses duplicate cell names. Nothing goes into a dataset-length
+array except, in the finish task, a 64-bit hash of each cell's obs index (8 bytes per cell of the
+dataset, written sorted by each part), which finds duplicate cell names without a second pass.
+Per block of rows the scan records how many cells the census includes and how many values they
+store, which is all the planner needs to cut the census into bands of work. X is only read here
+when values must be checked up front (``--on-error skip``).
 
 Spatial datasets (every cell of a spatial assay, ``S.SPATIAL_ASSAYS``) are scanned the same way
 and also checked for what their scene needs (``uns["spatial"]``, the image's dtype and shape, the
@@ -49,7 +50,9 @@ from cellcensus.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
-SCAN_FORMAT_VERSION = 2
+SCAN_FORMAT_VERSION = 3
+#: Source rows one scan part task reads (eight obs blocks).
+SCAN_PART_ROWS = 8 * OBS_CHUNK_ROWS
 _WARNINGS_SHOWN = 5
 
 
@@ -277,100 +280,203 @@ def _check_primary(src: H5ADSource, obs: pd.DataFrame) -> None:
         raise BadInputError(msg, dataset_id=src.dataset_id, field="is_primary_data")
 
 
-class _IndexHashes:
-    """64-bit hashes of the obs index, to find duplicate cell names (8 bytes per cell)."""
-
-    def __init__(self, n_obs: int) -> None:
-        self.hashes = np.empty(n_obs, dtype=np.uint64)
-
-    @staticmethod
-    def _hash(names: pd.Series) -> npt.NDArray[np.uint64]:
-        return pd.util.hash_array(names.astype(str).to_numpy(dtype=object), categorize=False)
-
-    def add(self, start: int, names: pd.Series) -> None:
-        self.hashes[start : start + len(names)] = self._hash(names)
-
-    def check(self, src: H5ADSource) -> None:
-        hashes, self.hashes = self.hashes, np.empty(0, dtype=np.uint64)
-        hashes.sort()
-        colliding = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
-        del hashes
-        if not colliding:
-            return
-        # equal hashes: compare the names behind them (a 64-bit collision is not a duplicate)
-        seen: dict[str, int] = {}
-        wanted = np.array(sorted(colliding), dtype=np.uint64)
-        for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
-            names = src.obs_index(start, min(start + OBS_CHUNK_ROWS, src.n_obs)).astype(str)
-            for offset in np.flatnonzero(np.isin(self._hash(names), wanted)).tolist():
-                name, row = str(names.iloc[offset]), start + offset
-                if name in seen:
-                    msg = (
-                        f"obs index (cell name) {name!r} appears twice (rows {seen[name]} and "
-                        f"{row}); cell names must be unique"
-                    )
-                    raise BadInputError(msg, dataset_id=src.dataset_id, field="obs.index")
-                seen[name] = row
+def _hash_names(names: pd.Series) -> npt.NDArray[np.uint64]:
+    return pd.util.hash_array(names.astype(str).to_numpy(dtype=object), categorize=False)
 
 
-def _scan_obs(
+def _check_duplicate_names(src: H5ADSource, hashes: npt.NDArray[np.uint64]) -> None:
+    """Refuse a dataset whose obs index repeats a name; ``hashes`` (all cells) is sorted here."""
+    hashes.sort()
+    colliding = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+    if not colliding:
+        return
+    # equal hashes: compare the names behind them (a 64-bit collision is not a duplicate)
+    seen: dict[str, int] = {}
+    wanted = np.array(sorted(colliding), dtype=np.uint64)
+    for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
+        names = src.obs_index(start, min(start + OBS_CHUNK_ROWS, src.n_obs)).astype(str)
+        for offset in np.flatnonzero(np.isin(_hash_names(names), wanted)).tolist():
+            name, row = str(names.iloc[offset]), start + offset
+            if name in seen:
+                msg = (
+                    f"obs index (cell name) {name!r} appears twice (rows {seen[name]} and "
+                    f"{row}); cell names must be unique"
+                )
+                raise BadInputError(msg, dataset_id=src.dataset_id, field="obs.index")
+            seen[name] = row
+
+
+@dataclass(kw_only=True)
+class _Part:
+    """What one part task learned about its rows (saved as ``part-<start>.json``)."""
+
+    start: int
+    stop: int
+    values: dict[str, list[str]]
+    summary: list[tuple[str, str, str, bool, int]]
+    blocks: list[Block]
+    n_included: int
+    n_primary: int
+    n_values: int
+    has_full_gene_cells: bool
+    seconds: float
+    assays: list[str]  # of every row, included or not
+
+
+def _part_json(work_dir: str | Path, key: str, start: int, stop: int) -> Path:
+    return scan_dir(work_dir, key) / f"part-{start:012d}-{stop:012d}.json"
+
+
+def _part_hashes(work_dir: str | Path, key: str, start: int, stop: int) -> Path:
+    return scan_dir(work_dir, key) / f"part-{start:012d}-{stop:012d}.hashes.npy"
+
+
+def part_ranges(n_obs: int, part_rows: int = SCAN_PART_ROWS) -> list[tuple[int, int]]:
+    """The row ranges of a dataset's scan part tasks."""
+    return [(a, min(a + part_rows, n_obs)) for a in range(0, n_obs, part_rows)] or [(0, 0)]
+
+
+def part_done(work_dir: str | Path, key: str, start: int, stop: int) -> bool:
+    """Whether the part task of rows ``[start, stop)`` finished (a resumed build skips it)."""
+    return _part_json(work_dir, key, start, stop).exists()
+
+
+def _load_part(work_dir: str | Path, key: str, start: int, stop: int) -> _Part:
+    d = json.loads(_part_json(work_dir, key, start, stop).read_text())
+    return _Part(
+        start=int(d["start"]),
+        stop=int(d["stop"]),
+        values={c: list(v) for c, v in d["values"].items()},
+        summary=[(c, t, lab, bool(p), int(n)) for c, t, lab, p, n in d["summary"]],
+        blocks=[Block(**b) for b in d["blocks"]],
+        n_included=int(d["n_included"]),
+        n_primary=int(d["n_primary"]),
+        n_values=int(d["n_values"]),
+        has_full_gene_cells=bool(d["has_full_gene_cells"]),
+        seconds=float(d["seconds"]),
+        assays=list(d["assays"]),
+    )
+
+
+def _check_block_values(src: H5ADSource, start: int, stop: int, positions: Any) -> None:  # noqa: ANN401
+    """Refuse raw counts that are negative or not whole numbers (included cells and features)."""
+    obs = src.read_obs(list(S.INCLUSION_COLUMNS), start, stop)
+    x = src.read_x_rows(start, stop)[include_mask(obs)][:, positions]
+    if not is_nonnegative_integral(x.data):
+        msg = "raw counts must be non-negative whole numbers"
+        raise BadInputError(msg, dataset_id=src.dataset_id, field=src.x_name)
+
+
+def _tally(
     src: H5ADSource,
-) -> tuple[ScanDetail, int, int, int]:
-    """Read obs in blocks; returns (detail, included cells, primary cells, stored values)."""
+    inc: pd.DataFrame,
+    values: dict[str, set[str]],
+    summary: Counter[tuple[str, str, str, bool]],
+) -> None:
+    """Check the included cells of a block; add their vocabularies and summary counts."""
+    _check_primary(src, inc)
+    if inc["observation_joinid"].isna().any():
+        msg = "observation_joinid has missing values"
+        raise BadInputError(msg, dataset_id=src.dataset_id, field="observation_joinid")
+    for c in DICT_COLUMNS:
+        col = inc[c]
+        if col.isna().any():
+            msg = "column has missing values"
+            raise BadInputError(msg, dataset_id=src.dataset_id, field=c)
+        values[c].update(str(v) for v in pd.unique(col))
+    general_id, general_label = tissue_general_columns(inc["tissue_ontology_term_id"])
+    inc = inc.assign(tissue_general_ontology_term_id=general_id, tissue_general=general_label)
+    _count_summary(summary, inc)
+
+
+def scan_part(
+    dataset_id: str,
+    path: str,
+    *,
+    key: str,
+    work_dir: str,
+    start: int,
+    stop: int,
+    check_values: bool,
+) -> float:
+    """Scan obs rows ``[start, stop)`` of one staged H5AD; save the result; its wall time.
+
+    Raises
+    ------
+    BadInputError
+        Missing values, a non-boolean ``is_primary_data``, or (when ``check_values``) raw counts
+        that are negative or not whole numbers.
+    """
+    t0 = time.perf_counter()
     values: dict[str, set[str]] = {c: set() for c in DICT_COLUMNS}
     summary: Counter[tuple[str, str, str, bool]] = Counter()
     blocks: list[Block] = []
     full_gene = sorted(S.full_gene_assays())
     n_included = n_primary = n_values = 0
     has_full_gene = False
-    hashes = _IndexHashes(src.n_obs)
-    assays: set[str] = set()
-    locations = _has_locations(src)
-    for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
-        stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
-        hashes.add(start, src.obs_index(start, stop))
-        obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), start, stop)
-        assays.update(str(a) for a in pd.unique(obs["assay_ontology_term_id"].dropna()))
-        mask = include_mask(obs)
-        inc = obs[mask]
-        if locations and len(inc) and inc["assay_ontology_term_id"].isin(S.SPATIAL_ASSAYS).any():
-            # the included spots' locations must be finite (checked here, in blocks)
-            rows = np.flatnonzero(mask).astype(np.int64)
-            _spatial.location_rows(src.file, dataset_id=src.dataset_id, start=start, rows=rows)
-        ptr = src.indptr(start, stop)
-        if ptr is not None:
-            block_values = int(np.diff(ptr)[mask].sum())
-        else:
-            block_values = src.row_nnz(start, stop) * int(mask.sum()) // max(stop - start, 1)
-        blocks.append(Block(start=start, stop=stop, n_included=len(inc), n_values=block_values))
-        if len(inc) == 0:
-            continue
-        _check_primary(src, inc)
-        if inc["observation_joinid"].isna().any():
-            msg = "observation_joinid has missing values"
-            raise BadInputError(msg, dataset_id=src.dataset_id, field="observation_joinid")
-        for c in DICT_COLUMNS:
-            col = inc[c]
-            if col.isna().any():
-                msg = "column has missing values"
-                raise BadInputError(msg, dataset_id=src.dataset_id, field=c)
-            values[c].update(str(v) for v in pd.unique(col))
-        general_id, general_label = tissue_general_columns(inc["tissue_ontology_term_id"])
-        inc = inc.assign(tissue_general_ontology_term_id=general_id, tissue_general=general_label)
-        _count_summary(summary, inc)
-        n_included += len(inc)
-        n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
-        n_values += block_values
-        has_full_gene |= bool(inc["assay_ontology_term_id"].isin(full_gene).any())
-    hashes.check(src)
-    detail = ScanDetail(
-        values={c: sorted(v) for c, v in values.items()},
-        summary=[(c, t, lab, p, n) for (c, t, lab, p), n in sorted(summary.items())],
-        blocks=blocks,
-        has_full_gene_cells=has_full_gene,
-        assays=sorted(assays),
+    hashes = np.empty(stop - start, dtype=np.uint64)
+    positions = (
+        pd.read_parquet(features_path(work_dir, key), columns=["position"])["position"].to_numpy()
+        if check_values
+        else None
     )
-    return detail, n_included, n_primary, n_values
+    assays: set[str] = set()
+    with H5ADSource(path, dataset_id) as src:
+        locations = _has_locations(src)
+        for a in range(start, stop, OBS_CHUNK_ROWS):
+            b = min(a + OBS_CHUNK_ROWS, stop)
+            hashes[a - start : b - start] = _hash_names(src.obs_index(a, b))
+            obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), a, b)
+            assays.update(str(v) for v in pd.unique(obs["assay_ontology_term_id"].dropna()))
+            mask = include_mask(obs)
+            inc = obs[mask]
+            if (
+                locations
+                and len(inc)
+                and inc["assay_ontology_term_id"].isin(S.SPATIAL_ASSAYS).any()
+            ):
+                # the included spots' locations must be finite (checked here, in blocks)
+                rows = np.flatnonzero(mask).astype(np.int64)
+                _spatial.location_rows(src.file, dataset_id=src.dataset_id, start=a, rows=rows)
+            ptr = src.indptr(a, b)
+            if ptr is not None:
+                block_values = int(np.diff(ptr)[mask].sum())
+            else:
+                block_values = src.row_nnz(a, b) * int(mask.sum()) // max(b - a, 1)
+            blocks.append(Block(start=a, stop=b, n_included=len(inc), n_values=block_values))
+            if len(inc) == 0:
+                continue
+            _tally(src, inc, values, summary)
+            n_included += len(inc)
+            n_primary += int(inc["is_primary_data"].to_numpy(dtype=bool).sum())
+            n_values += block_values
+            has_full_gene |= bool(inc["assay_ontology_term_id"].isin(full_gene).any())
+            if positions is not None:
+                _check_block_values(src, a, b, positions)
+    hashes.sort()
+    out = _part_hashes(work_dir, key, start, stop)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.npy")
+    np.save(tmp, hashes)
+    tmp.replace(out)
+    seconds = time.perf_counter() - t0
+    doc = {
+        "start": start,
+        "stop": stop,
+        "values": {c: sorted(v) for c, v in values.items()},
+        "summary": [[c, t, lab, p, n] for (c, t, lab, p), n in sorted(summary.items())],
+        "blocks": [asdict(b) for b in blocks],
+        "n_included": n_included,
+        "n_primary": n_primary,
+        "n_values": n_values,
+        "has_full_gene_cells": has_full_gene,
+        "seconds": seconds,
+        "assays": sorted(assays),
+    }
+    # written last: its presence marks the part finished
+    atomic_write_bytes(_part_json(work_dir, key, start, stop), json.dumps(doc).encode())
+    release_free_memory()
+    return seconds
 
 
 def _has_locations(src: H5ADSource) -> bool:
@@ -399,35 +505,24 @@ def _check_spatial(src: H5ADSource, detail: ScanDetail) -> None:
         detail.spatial_columns.append(column)
 
 
-def _check_values(src: H5ADSource, detail: ScanDetail, positions: npt.NDArray[np.int64]) -> None:
-    """Refuse raw counts that are negative or not whole numbers (included cells and features)."""
-    for b in detail.blocks:
-        if not b.n_included:
-            continue
-        obs = src.read_obs(list(S.INCLUSION_COLUMNS), b.start, b.stop)
-        x = src.read_x_rows(b.start, b.stop)[include_mask(obs)][:, positions]
-        if not is_nonnegative_integral(x.data):
-            msg = "raw counts must be non-negative whole numbers"
-            raise BadInputError(msg, dataset_id=src.dataset_id, field=src.x_name)
-
-
-def scan_dataset(
+def scan_head(
     dataset_id: str,
     path: str,
     *,
     key: str,
     work_dir: str,
-    check_values: bool,
     unknown_genes_policy: Literal["error", "drop"] = "error",
 ) -> ScanSummary:
-    """Check one staged H5AD, summarize what the census takes from it, save it under ``key``.
+    """Check ``uns``, ``var`` and the obs columns of one staged H5AD; save its census features.
+
+    Returns the dataset's summary so far: excluded (and saved as a finished scan) when its
+    organism has no census experiment or it has no census features, else to be completed by
+    :func:`scan_part` tasks and :func:`scan_finish`.
 
     Raises
     ------
     BadInputError
-        Not an H5AD, wrong schema version, missing columns, unknown ontology ids or gene ids,
-        duplicate cell names, or (when ``check_values``) raw counts that are negative or not
-        whole numbers.
+        Not an H5AD, wrong schema version, missing columns, unknown gene ids.
     """
     t0 = time.perf_counter()
     with H5ADSource(path, dataset_id) as src:
@@ -459,34 +554,139 @@ def scan_dataset(
             summary = _excluded(base, f"no gene features of {organism_term}")
             _save(work_dir, summary, ScanDetail())
             return summary
-        detail, n_included, n_primary, n_values = _scan_obs(src)
-        detail.column_info = {c: src.column_info(c) for c in DICT_COLUMNS}
-        summary = _replace(base, n_included=n_included, n_primary=n_primary, n_values=n_values)
-        if _spatial.check_assays(detail.assays, dataset_id=dataset_id):  # a mix is refused
-            summary = _replace(summary, spatial_assay=detail.assays[0])
-            if organism not in S.SPATIAL_ORGANISMS:
-                reason = f"spatial datasets of {organism.label} have no census experiment"
-                summary = _excluded(summary, reason)
-                _save(work_dir, summary, ScanDetail())
-                return summary
-        if n_included == 0:
-            reason = "no cells pass the census filters (assay, tissue_type, is_primary_data)"
-            summary = _excluded(summary, reason)
-            _save(work_dir, summary, ScanDetail())
-            return summary
-        if summary.spatial:
-            _check_spatial(src, detail)
-        for c in TERM_COLUMNS:
-            check_terms(dataset_id, c, set(detail.values[c]))
-        if check_values:
-            _check_values(src, detail, features["position"].to_numpy())
+        column_info = {c: src.column_info(c) for c in DICT_COLUMNS}
     out = features_path(work_dir, key)
     out.parent.mkdir(parents=True, exist_ok=True)
     features.to_parquet(out, index=False)
-    summary = _replace(summary, seconds=time.perf_counter() - t0)
-    _save(work_dir, summary, detail)
+    _save_head(work_dir, key, column_info)
+    return _replace(base, seconds=time.perf_counter() - t0)
+
+
+def _head_json(work_dir: str | Path, key: str) -> Path:
+    return scan_dir(work_dir, key) / "head.json"
+
+
+def _save_head(work_dir: str | Path, key: str, column_info: dict[str, ColumnInfo]) -> None:
+    doc = {
+        c: {"categorical": i.categorical, "categories": list(i.categories or ())}
+        for c, i in column_info.items()
+    }
+    atomic_write_bytes(_head_json(work_dir, key), json.dumps(doc).encode())
+
+
+def _load_head(work_dir: str | Path, key: str) -> dict[str, ColumnInfo]:
+    doc = json.loads(_head_json(work_dir, key).read_text())
+    return {
+        c: ColumnInfo(i["categorical"], tuple(i["categories"]) if i["categories"] else None)
+        for c, i in doc.items()
+    }
+
+
+def scan_finish(
+    base: ScanSummary, *, work_dir: str, part_rows: int = SCAN_PART_ROWS
+) -> ScanSummary:
+    """Merge a dataset's finished parts into its ``scan.json``; refuse duplicate cell names.
+
+    Holds the 64-bit hashes of every cell name of the dataset (8 bytes per cell).
+
+    Raises
+    ------
+    BadInputError
+        Duplicate cell names, or ontology term ids that are not known.
+    """
+    t0 = time.perf_counter()
+    key, dataset_id = base.key, base.dataset_id
+    parts = [_load_part(work_dir, key, a, b) for a, b in part_ranges(base.n_obs, part_rows)]
+    values: dict[str, set[str]] = {c: set() for c in DICT_COLUMNS}
+    summary: Counter[tuple[str, str, str, bool]] = Counter()
+    for p in parts:
+        for c, v in p.values.items():
+            values[c].update(v)
+        for c, t, lab, prim, n in p.summary:
+            summary[(c, t, lab, prim)] += n
+    detail = ScanDetail(
+        column_info=_load_head(work_dir, key),
+        values={c: sorted(v) for c, v in values.items()},
+        summary=[(c, t, lab, p, n) for (c, t, lab, p), n in sorted(summary.items())],
+        blocks=[b for p in parts for b in p.blocks],
+        has_full_gene_cells=any(p.has_full_gene_cells for p in parts),
+        assays=sorted({a for p in parts for a in p.assays}),
+    )
+    n_included = sum(p.n_included for p in parts)
+    hashes = np.empty(base.n_obs, dtype=np.uint64)
+    for p in parts:
+        hashes[p.start : p.stop] = np.load(_part_hashes(work_dir, key, p.start, p.stop))
+    summary_out = _replace(
+        base,
+        n_included=n_included,
+        n_primary=sum(p.n_primary for p in parts),
+        n_values=sum(p.n_values for p in parts),
+        seconds=base.seconds + sum(p.seconds for p in parts) + time.perf_counter() - t0,
+    )
+    with H5ADSource(base.path, dataset_id) as src:
+        _check_duplicate_names(src, hashes)
+        del hashes
+        if _spatial.check_assays(detail.assays, dataset_id=dataset_id):  # a mix is refused
+            summary_out = _replace(summary_out, spatial_assay=detail.assays[0])
+            organism = S.ORGANISM_BY_TERM[base.organism_term]
+            if organism not in S.SPATIAL_ORGANISMS:
+                reason = f"spatial datasets of {organism.label} have no census experiment"
+                n_included = 0
+                summary_out = _excluded(summary_out, reason)
+        if n_included and summary_out.spatial:
+            _check_spatial(src, detail)
+    if summary_out.excluded_reason is not None:
+        _save(work_dir, summary_out, ScanDetail())
+    elif n_included == 0:
+        summary_out = _excluded(
+            summary_out, "no cells pass the census filters (assay, tissue_type, is_primary_data)"
+        )
+        _save(work_dir, summary_out, ScanDetail())
+    else:
+        for c in TERM_COLUMNS:
+            check_terms(dataset_id, c, set(detail.values[c]))
+        _save(work_dir, summary_out, detail)
+    for p in parts:
+        _part_hashes(work_dir, key, p.start, p.stop).unlink(missing_ok=True)
     release_free_memory()
-    return summary
+    return summary_out
+
+
+def scan_dataset(
+    dataset_id: str,
+    path: str,
+    *,
+    key: str,
+    work_dir: str,
+    check_values: bool,
+    unknown_genes_policy: Literal["error", "drop"] = "error",
+    part_rows: int = SCAN_PART_ROWS,
+) -> ScanSummary:
+    """Scan one staged H5AD in one process: :func:`scan_head`, every part, :func:`scan_finish`.
+
+    Raises
+    ------
+    BadInputError
+        Not an H5AD, wrong schema version, missing columns, unknown ontology ids or gene ids,
+        duplicate cell names, or (when ``check_values``) raw counts that are negative or not
+        whole numbers.
+    """
+    base = scan_head(
+        dataset_id, path, key=key, work_dir=work_dir, unknown_genes_policy=unknown_genes_policy
+    )
+    if base.excluded_reason is not None:
+        return base
+    for start, stop in part_ranges(base.n_obs, part_rows):
+        scan_part(
+            dataset_id,
+            path,
+            key=key,
+            work_dir=work_dir,
+            start=start,
+            stop=stop,
+            check_values=check_values,
+        )
+    return scan_finish(base, work_dir=work_dir, part_rows=part_rows)
 
 
 def _replace(s: ScanSummary, **changes: Any) -> ScanSummary:  # noqa: ANN401 - field values

@@ -1,8 +1,7 @@
 """Census schema 2.4.0 constants: names, column specs, storage settings, organisms, assay lists.
 
-Facts follow the layout the CZ CELLxGENE Census builder writes (see ``CENSUS_SCHEMA.md``), so
-that the
-official ``cellxgene_census`` client and ``tiledbsoma`` read our builds unchanged.
+Facts follow the layout the CZ CELLxGENE Census builder writes (see ``docs/schema.md``), so that
+the official ``cellxgene_census`` client and ``tiledbsoma`` read our builds unchanged.
 """
 
 from __future__ import annotations
