@@ -1,13 +1,16 @@
 """What a census built from a corpus must contain, computed straight from the H5ADs with anndata.
 
 Independent of the builder's code paths: it loads each (small) source whole and applies the census
-inclusion rules as written in CENSUS_SCHEMA.md.
+inclusion rules as written in CENSUS_SCHEMA.md and docs/spatial.md (spatial datasets: Visium V1 and
+Slide-seqV2, human and mouse, primary cells only, into census_spatial_sequencing).
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anndata
 import numpy as np
@@ -25,6 +28,12 @@ if TYPE_CHECKING:
     from cellcensus.synth import SynthCorpus
 
 
+#: The spatial assays and organisms of census_spatial_sequencing (docs/spatial.md), written out
+#: here rather than imported from the builder.
+SPATIAL_ASSAYS = ("EFO:0022857", "EFO:0030062")
+SPATIAL_ORGANISMS = ("NCBITaxon:9606", "NCBITaxon:10090")
+
+
 @dataclass
 class ExpectedDataset:
     dataset_id: str
@@ -32,6 +41,14 @@ class ExpectedDataset:
     obs: pd.DataFrame  # included cells, in H5AD order
     var: pd.DataFrame  # kept features (index feature_id)
     counts: sparse.csr_matrix  # included cells x kept features, raw counts
+    collection: str = "census_data"  # or census_spatial_sequencing
+    rows: np.ndarray | None = None  # H5AD rows of the included cells
+    locations: np.ndarray | None = None  # obsm["spatial"] of the included cells (spatial)
+    spatial_uns: dict[str, Any] | None = None  # uns["spatial"] (spatial)
+
+    @property
+    def spatial(self) -> bool:
+        return self.collection == "census_spatial_sequencing"
 
 
 def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
@@ -46,10 +63,16 @@ def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
             continue
         raw_x = a.raw.X if a.raw is not None else a.X
         var = a.raw.var if a.raw is not None else a.var
-        cells = (
-            a.obs["tissue_type"].isin(["tissue", "organoid"])
-            & a.obs["assay_ontology_term_id"].isin(sorted(accepted_assays()))
-        ).to_numpy()
+        tissue = a.obs["tissue_type"].isin(["tissue", "organoid"]).to_numpy()
+        spatial = set(a.obs["assay_ontology_term_id"].astype(str)) <= set(SPATIAL_ASSAYS)
+        if spatial:
+            if organism not in SPATIAL_ORGANISMS:
+                continue
+            cells = tissue & a.obs["is_primary_data"].to_numpy(dtype=bool)
+        else:
+            cells = (
+                tissue & a.obs["assay_ontology_term_id"].isin(sorted(accepted_assays())).to_numpy()
+            )
         genes = (
             (var["feature_biotype"] == "gene") & (var["feature_reference"] == organism)
         ).to_numpy()
@@ -65,9 +88,51 @@ def expected_datasets(corpus: SynthCorpus) -> list[ExpectedDataset]:
                 obs=a.obs[cells].copy(),
                 var=var[genes].copy(),
                 counts=counts.astype(np.float32),
+                collection="census_spatial_sequencing" if spatial else "census_data",
+                rows=np.flatnonzero(cells),
+                locations=np.asarray(a.obsm["spatial"])[cells] if spatial else None,
+                spatial_uns=dict(a.uns["spatial"]) if spatial else None,
             )
         )
     return out
+
+
+def _sorted_x(array: Any) -> pa.Table:
+    return (
+        array.read()
+        .tables()
+        .concat()
+        .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+    )
+
+
+def _spatial_tables(census: Any, out: dict[str, pa.Table]) -> None:
+    """The spatial experiments' tables, scenes (point clouds sorted by joinid) and images."""
+    import pyarrow as pa
+
+    for organism in ("homo_sapiens", "mus_musculus"):
+        exp = census["census_spatial_sequencing"][organism]
+        key = f"spatial/{organism}"
+        out[f"{key}/obs"] = exp.obs.read().concat()
+        out[f"{key}/var"] = exp.ms["RNA"].var.read().concat()
+        if "X" in exp.ms["RNA"] and "raw" in exp.ms["RNA"].X:
+            out[f"{key}/raw"] = _sorted_x(exp.ms["RNA"].X["raw"])
+            out[f"{key}/presence"] = _sorted_x(exp.ms["RNA"]["feature_dataset_presence_matrix"])
+        if "obs_spatial_presence" in exp:
+            out[f"{key}/obs_spatial_presence"] = (
+                exp["obs_spatial_presence"].read().concat().sort_by("soma_joinid")
+            )
+        for scene_id in sorted(exp.spatial.keys()):
+            scene = exp.spatial[scene_id]
+            out[f"{key}/{scene_id}/loc"] = scene.obsl["loc"].read().concat().sort_by("soma_joinid")
+            for lib in sorted(scene.img.keys()) if "img" in scene else []:
+                pixels = scene.img[lib]["hires"].read().to_numpy()
+                out[f"{key}/{scene_id}/img/{lib}"] = pa.table(
+                    {
+                        "shape": [list(pixels.shape)],
+                        "sha256": [hashlib.sha256(pixels.tobytes()).hexdigest()],
+                    }
+                )
 
 
 def census_tables(path: Path) -> dict[str, pa.Table]:
@@ -81,18 +146,16 @@ def census_tables(path: Path) -> dict[str, pa.Table]:
             out[f"{organism}/obs"] = exp.obs.read().concat()
             out[f"{organism}/var"] = exp.ms["RNA"].var.read().concat()
             for layer in ("raw", "normalized"):
-                out[f"{organism}/{layer}"] = (
-                    exp.ms["RNA"]
-                    .X[layer]
-                    .read()
-                    .tables()
-                    .concat()
-                    .sort_by([("soma_dim_0", "ascending"), ("soma_dim_1", "ascending")])
+                if layer in exp.ms["RNA"].X:  # an experiment without cells has no layers
+                    out[f"{organism}/{layer}"] = _sorted_x(exp.ms["RNA"].X[layer])
+            if "feature_dataset_presence_matrix" in exp.ms["RNA"]:
+                out[f"{organism}/presence"] = (
+                    exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
                 )
-            out[f"{organism}/presence"] = (
-                exp.ms["RNA"]["feature_dataset_presence_matrix"].read().tables().concat()
-            )
             out.update(gene_tables(census, organism))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Support for spatial types is experimental")
+            _spatial_tables(census, out)
     return out
 
 

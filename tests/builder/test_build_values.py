@@ -32,10 +32,14 @@ def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
 
 
 def _read_x(
-    census: soma.Collection, organism: str, layer: str, joinids: np.ndarray
+    census: soma.Collection,
+    organism: str,
+    layer: str,
+    joinids: np.ndarray,
+    collection: str = "census_data",
 ) -> pd.DataFrame:
     return (
-        census["census_data"][organism]
+        census[collection][organism]
         .ms["RNA"]
         .X[layer]
         .read(coords=(joinids,))
@@ -45,9 +49,11 @@ def _read_x(
     )
 
 
-def _joinids(census: soma.Collection, organism: str, dataset_id: str) -> pd.DataFrame:
+def _joinids(
+    census: soma.Collection, organism: str, dataset_id: str, collection: str = "census_data"
+) -> pd.DataFrame:
     return (
-        census["census_data"][organism]
+        census[collection][organism]
         .obs.read(
             value_filter=f"dataset_id == '{dataset_id}'",
             column_names=[
@@ -67,12 +73,15 @@ def _joinids(census: soma.Collection, organism: str, dataset_id: str) -> pd.Data
 
 
 def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expected) -> None:
+    """Every dataset, census_data's and census_spatial_sequencing's (which has no normalized)."""
     full = full_gene_assays()
+    assert {d.collection for d in expected} == {"census_data", "census_spatial_sequencing"}
     with soma.open(str(census_build / "soma")) as census:
         for d in expected:
-            var = census["census_data"][d.organism].ms["RNA"].var.read().concat().to_pandas()
+            exp = census[d.collection][d.organism]
+            var = exp.ms["RNA"].var.read().concat().to_pandas()
             var_joinid = pd.Series(var["soma_joinid"].to_numpy(), index=var["feature_id"])
-            obs = _joinids(census, d.organism, d.dataset_id)
+            obs = _joinids(census, d.organism, d.dataset_id, d.collection)
             assert list(obs["observation_joinid"]) == list(d.obs["observation_joinid"].astype(str))
             joinids = obs["soma_joinid"].to_numpy()
             assert np.array_equal(joinids, np.arange(joinids[0], joinids[0] + len(joinids)))
@@ -85,12 +94,16 @@ def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expect
                     "raw": counts.data,
                 }
             ).sort_values(["soma_dim_0", "soma_dim_1"], ignore_index=True)
-            raw = _read_x(census, d.organism, "raw", joinids).sort_values(
+            raw = _read_x(census, d.organism, "raw", joinids, d.collection).sort_values(
                 ["soma_dim_0", "soma_dim_1"], ignore_index=True
             )
             np.testing.assert_array_equal(raw["soma_dim_0"], want["soma_dim_0"])
             np.testing.assert_array_equal(raw["soma_dim_1"], want["soma_dim_1"])
             np.testing.assert_array_equal(raw["soma_data"], want["raw"])
+            _check_stats(obs, d)
+            if d.spatial:
+                assert sorted(exp.ms["RNA"].X.keys()) == ["raw"]
+                continue
             # normalized: value / row sum (full-length assays: / feature_length first)
             norm = _read_x(census, d.organism, "normalized", joinids).sort_values(
                 ["soma_dim_0", "soma_dim_1"], ignore_index=True
@@ -104,31 +117,42 @@ def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expect
             order = np.lexsort((cols[counts.col], joinids[counts.row]))
             np.testing.assert_allclose(norm["soma_data"], want_norm[order], rtol=2**-14)
             assert (norm["soma_data"] > 0).all()
-            # per-cell statistics
-            dense = d.counts.toarray().astype(np.float64)
-            nz = dense != 0
-            nnz = nz.sum(axis=1)
-            np.testing.assert_array_equal(obs["nnz"], nnz)
-            np.testing.assert_allclose(obs["raw_sum"], dense.sum(axis=1))
-            np.testing.assert_allclose(
-                obs["raw_mean_nnz"], np.where(nnz, dense.sum(axis=1) / np.maximum(nnz, 1), 0)
-            )
-            var_nnz = [
-                np.var(row[m], ddof=1) if m.sum() > 1 else 0.0
-                for row, m in zip(dense, nz, strict=True)
-            ]
-            np.testing.assert_allclose(obs["raw_variance_nnz"], var_nnz, rtol=1e-9, atol=1e-12)
-            assert (obs["n_measured_vars"] == len(d.var)).all()
+
+
+def _check_stats(obs: pd.DataFrame, d: ExpectedDataset) -> None:
+    """Per-cell statistics of obs recomputed from the source counts."""
+    dense = d.counts.toarray().astype(np.float64)
+    nz = dense != 0
+    nnz = nz.sum(axis=1)
+    np.testing.assert_array_equal(obs["nnz"], nnz)
+    np.testing.assert_allclose(obs["raw_sum"], dense.sum(axis=1))
+    np.testing.assert_allclose(
+        obs["raw_mean_nnz"], np.where(nnz, dense.sum(axis=1) / np.maximum(nnz, 1), 0)
+    )
+    var_nnz = [
+        np.var(row[m], ddof=1) if m.sum() > 1 else 0.0 for row, m in zip(dense, nz, strict=True)
+    ]
+    np.testing.assert_allclose(obs["raw_variance_nnz"], var_nnz, rtol=1e-9, atol=1e-12)
+    assert (obs["n_measured_vars"] == len(d.var)).all()
+
+
+EXPERIMENTS = [
+    ("census_data", "homo_sapiens"),
+    ("census_data", "mus_musculus"),
+    ("census_spatial_sequencing", "homo_sapiens"),
+    ("census_spatial_sequencing", "mus_musculus"),
+]
 
 
 def test_var_stats_equal_a_recomputation(census_build: Path, expected) -> None:
     with soma.open(str(census_build / "soma")) as census:
-        for organism in ("homo_sapiens", "mus_musculus"):
-            var = census["census_data"][organism].ms["RNA"].var.read().concat().to_pandas()
+        for collection, organism in EXPERIMENTS:
+            var = census[collection][organism].ms["RNA"].var.read().concat().to_pandas()
+            assert len(var) > 0, (collection, organism)
             nnz = pd.Series(0, index=var["feature_id"], dtype=np.int64)
             measured = pd.Series(0, index=var["feature_id"], dtype=np.int64)
             for d in expected:
-                if d.organism == organism:
+                if d.organism == organism and d.collection == collection:
                     nnz[d.var.index] += np.asarray(d.counts.getnnz(axis=0))
                     measured[d.var.index] += len(d.obs)
             np.testing.assert_array_equal(var["nnz"], nnz.to_numpy())
@@ -148,15 +172,17 @@ def test_excluded_cells_datasets_and_features_are_absent(
         f"{i}.h5ad" for i in included
     )
     with soma.open(str(census_build / "soma")) as census:
-        for organism in ("homo_sapiens", "mus_musculus"):
+        for collection, organism in EXPERIMENTS:
             obs = (
-                census["census_data"][organism]
+                census[collection][organism]
                 .obs.read(column_names=["tissue_type", "assay_ontology_term_id", "dataset_id"])
                 .concat()
                 .to_pandas()
             )
             assert set(obs["tissue_type"]) <= {"tissue", "organoid"}
-            var = census["census_data"][organism].ms["RNA"].var.read().concat().to_pandas()
+            spatial = set(obs["assay_ontology_term_id"]) <= {"EFO:0022857", "EFO:0030062"}
+            assert spatial == (collection == "census_spatial_sequencing"), collection
+            var = census[collection][organism].ms["RNA"].var.read().concat().to_pandas()
             assert not var["feature_id"].str.startswith("ERCC-").any()
             assert set(obs["dataset_id"]) <= included
         datasets = census["census_info"]["datasets"].read().concat().to_pandas()
@@ -183,11 +209,16 @@ def test_census_info_adds_up(census_build: Path) -> None:
         datasets = info["datasets"].read().concat().to_pandas()
         total = unique = 0
         for organism in ("homo_sapiens", "mus_musculus"):
-            obs = (
-                census["census_data"][organism]
-                .obs.read(column_names=["is_primary_data", "cell_type_ontology_term_id", "sex"])
-                .concat()
-                .to_pandas()
+            # an organism's rows count its census_data cells and its spatial spots
+            obs = pd.concat(
+                [
+                    census[collection][organism]
+                    .obs.read(column_names=["is_primary_data", "cell_type_ontology_term_id", "sex"])
+                    .concat()
+                    .to_pandas()
+                    for collection in ("census_data", "census_spatial_sequencing")
+                ],
+                ignore_index=True,
             )
             total += len(obs)
             unique += int(obs["is_primary_data"].sum())
@@ -254,12 +285,19 @@ def test_arrays_have_one_fragment_or_one_per_band(census_build: Path) -> None:
     bands = {name: o["x_fragments"] for name, o in doc["summary"]["organisms"].items()}
     arrays = [t.uri for t in gather(str(census_build / "soma")) if t.is_array]
     assert any(uri.endswith("/X/normalized") for uri in arrays)
+    spatial_bands = {name: o["x_fragments"] for name, o in doc["summary"]["spatial"].items()}
     for uri in arrays:
         parent = next((p for p in ("/census_data/", "/cellcensus_genes/") if p in uri), None)
         organism = uri.split(parent)[-1].split("/")[0] if parent else ""
         banded = uri.endswith(("/obs", "/X/raw", "/X/normalized")) and organism in bands
         expected = bands[organism] if banded else 1
-        # empty arrays (spatial experiments, no cells) have no fragment
+        if "/census_spatial_sequencing/" in uri and uri.endswith(("/obs", "/X/raw")):
+            organism = uri.split("/census_spatial_sequencing/")[-1].split("/")[0]
+            banded, expected = True, spatial_bands[organism]
+        if uri.endswith("/hires"):  # image levels keep one fragment per block of rows
+            assert len(tiledb.array_fragments(uri)) >= 1, uri
+            continue
+        # empty arrays (experiments without cells) have no fragment
         assert len(tiledb.array_fragments(uri)) in ({expected} if banded else {0, 1}), uri
     assert bands["homo_sapiens"] >= 1
 

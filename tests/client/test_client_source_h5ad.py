@@ -41,7 +41,8 @@ def test_unknown_dataset_is_a_key_error(release_root: Path) -> None:
     with pytest.raises(client.DatasetNotFoundError, match="Unknown dataset_id 'nope'") as e:
         cellcensus.get_source_h5ad_uri("nope", release_root=release_root)
     assert isinstance(e.value, KeyError)  # as the official client raises
-    assert "lists 7 datasets" in str(e.value)
+    # the demo's 7 single-cell datasets and its Visium and Slide-seqV2 datasets
+    assert "lists 9 datasets" in str(e.value)
     with pytest.raises(BadInputError, match="is not a dataset id"):
         cellcensus.get_source_h5ad_uri("x' or dataset_id != '", release_root=release_root)
 

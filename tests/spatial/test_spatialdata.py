@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -153,3 +154,183 @@ def test_to_spatialdata_reads_our_scenes(tmp_path: Path) -> None:
     assert got["query_images"] == []
     assert got["query_n_obs"] == 25
     assert name in {"Scale", "Affine", "Sequence"}
+
+
+# --- a build of cellcensus read as SpatialData ------------------------------------------------
+
+READ_BUILD = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, tiledbsoma, tiledbsoma.io.spatial
+out = {}
+with tiledbsoma.open(sys.argv[1]) as census:
+    for organism in ("homo_sapiens", "mus_musculus"):
+        exp = census["census_spatial_sequencing"][organism]
+        # the whole experiment through a query without filters: tiledbsoma.io.spatial.to_spatialdata
+        # (exp) links spots to obs by an obs_id column, which no census has
+        sdata = exp.axis_query("RNA").to_spatialdata(X_name="raw")
+        out[organism] = {
+            "shapes": {k: len(v) for k, v in sdata.shapes.items()},
+            "images": {k: list(v.shape) for k, v in sdata.images.items()},
+            "n_obs": int(sdata.tables["RNA"].n_obs),
+            "x_sum": float(sdata.tables["RNA"].X.sum()),
+        }
+print(json.dumps(out))
+"""
+
+READ_EXPORT = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, spatialdata
+sdata = spatialdata.read_zarr(sys.argv[1])
+table = sdata.tables["RNA"]
+print(json.dumps({
+    "shapes": {k: len(v) for k, v in sdata.shapes.items()},
+    "images": {k: list(v.shape) for k, v in sdata.images.items()},
+    "image_sum": {k: int(np.asarray(v).astype(np.int64).sum()) for k, v in sdata.images.items()},
+    "n_obs": int(table.n_obs),
+    "n_vars": int(table.n_vars),
+    "x_sum": float(table.X.sum()),
+    "datasets": sorted(set(table.obs["dataset_id"].astype(str))),
+    "region": sorted(set(table.obs["region_key"].astype(str))),
+}))
+"""
+
+
+def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, object]]:
+    """Per spatial experiment of the build, read with tiledbsoma here: spots, images, X sum."""
+    truth: dict[str, dict[str, object]] = {}
+    with (
+        warnings.catch_warnings(),
+        tiledbsoma.open(str(census_build / "soma")) as census,
+    ):
+        warnings.filterwarnings("ignore", message="Support for spatial types is experimental")
+        for organism in ("homo_sapiens", "mus_musculus"):
+            exp = census["census_spatial_sequencing"][organism]
+            shapes, images, per_dataset = {}, {}, {}
+            for scene_id in exp.spatial:
+                scene = exp.spatial[scene_id]
+                shapes[f"{scene_id}_loc"] = len(scene.obsl["loc"].read().concat())
+                for lib in scene.img.keys() if "img" in scene else []:
+                    level = scene.img[lib]["hires"]
+                    pixels = level.read().to_numpy()
+                    total = int(pixels.astype(np.int64).sum())
+                    images[f"{scene_id}_{lib}"] = (list(level.shape), total)
+                x = exp.ms["RNA"].X["raw"]
+                obs = exp.obs.read(
+                    value_filter=f"dataset_id == '{scene_id}'", column_names=["soma_joinid"]
+                ).concat()
+                joinids = obs["soma_joinid"].to_numpy()
+                values = x.read(coords=(joinids,)).tables().concat()["soma_data"]
+                per_dataset[scene_id] = (len(joinids), float(np.asarray(values).sum()))
+            truth[organism] = {"shapes": shapes, "images": images, "datasets": per_dataset}
+    return truth
+
+
+@pytest.mark.skipif(
+    _spatial_python() is None,
+    reason="no Python with spatialdata (set CELLCENSUS_SPATIALDATA_PYTHON or run "
+    "scripts/setup_spatial.sh)",
+)
+def test_to_spatialdata_reads_a_cellcensus_build(census_build: Path) -> None:
+    """tiledbsoma's to_spatialdata of each whole spatial experiment of a real build."""
+    python = _spatial_python()
+    assert python is not None
+    run = subprocess.run(
+        [str(python), "-c", READ_BUILD, str(census_build / "soma")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    truth = _build_spatial_truth(census_build)
+    for organism, want in truth.items():
+        assert got[organism]["shapes"] == want["shapes"], organism
+        assert got[organism]["images"] == {k: v[0] for k, v in want["images"].items()}
+        datasets = want["datasets"]
+        assert got[organism]["n_obs"] == sum(n for n, _ in datasets.values())
+        assert got[organism]["x_sum"] == pytest.approx(sum(s for _, s in datasets.values()))
+    assert truth["homo_sapiens"]["images"]  # the demo's Visium capture area
+    assert not truth["mus_musculus"]["images"]  # its Slide-seqV2 puck
+
+
+def _spatial_cellcensus() -> bool:
+    python = _spatial_python()
+    if python is None:
+        return False
+    run = subprocess.run(
+        [str(python), "-c", "import cellcensus, spatialdata"], capture_output=True, check=False
+    )
+    return run.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _spatial_cellcensus(),
+    reason="no Python with spatialdata and cellcensus (run scripts/setup_spatial.sh, which "
+    "installs both, or set CELLCENSUS_SPATIALDATA_PYTHON)",
+)
+def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
+    census_build: Path, tmp_path: Path
+) -> None:
+    """`cellcensus export --format spatialdata` of one Visium dataset, read back by spatialdata."""
+    python = _spatial_python()
+    assert python is not None
+    truth = _build_spatial_truth(census_build)["homo_sapiens"]
+    (scene_id,) = list(truth["datasets"])  # the demo's one Visium dataset
+    store = tmp_path / "visium.zarr"
+    export = subprocess.run(
+        [str(python), "-m", "cellcensus", "--quiet", "export", "homo_sapiens",
+         "--uri", str(census_build / "soma"), "--format", "spatialdata",
+         "--obs-filter", f"dataset_id == '{scene_id}'", "--to", str(store)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert f"scenes {scene_id}" in export.stdout
+    run = subprocess.run(
+        [str(python), "-c", READ_EXPORT, str(store)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    n_cells, x_sum = truth["datasets"][scene_id]
+    assert got["datasets"] == [scene_id]
+    assert got["n_obs"] == n_cells
+    assert got["x_sum"] == pytest.approx(x_sum)
+    assert got["shapes"] == {f"{scene_id}_loc": n_cells}
+    assert got["region"] == [f"{scene_id}_loc"]
+    (image_key,) = list(truth["images"])
+    assert got["images"] == {image_key: truth["images"][image_key][0]}
+    assert got["image_sum"] == {image_key: truth["images"][image_key][1]}
+    # exists now: refused without --overwrite, one line, non-zero exit
+    again = subprocess.run(
+        [str(python), "-m", "cellcensus", "export", "homo_sapiens",
+         "--uri", str(census_build / "soma"), "--format", "spatialdata", "--to", str(store)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert again.returncode != 0
+    assert "exists" in again.stderr + again.stdout
+
+
+def test_export_to_spatialdata_without_spatialdata_says_what_to_install(
+    census_build: Path, tmp_path: Path
+) -> None:
+    """In an environment without spatialdata (this project's test environment), the export is
+    refused with one line naming the extra and the second environment."""
+    import importlib.util
+
+    if importlib.util.find_spec("spatialdata") is not None:
+        pytest.skip("spatialdata is installed here")
+    result = subprocess.run(
+        [sys.executable, "-m", "cellcensus", "export", "homo_sapiens", "--uri",
+         str(census_build / "soma"), "--format", "spatialdata", "--to", str(tmp_path / "x.zarr")],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "1000"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "[spatial]" in result.stderr
+    assert "setup_spatial.sh" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "x.zarr").exists()

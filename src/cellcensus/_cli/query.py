@@ -1,4 +1,5 @@
-"""Read commands: ``query`` (counts, a table) and ``export`` (stream to h5ad/zarr/parquet).
+"""Read commands: ``query`` (counts, a table) and ``export`` (stream to h5ad/zarr/parquet, or a
+spatial query to a SpatialData zarr store).
 
 Thin wrappers over :mod:`cellcensus.client`; every option has a library equivalent.
 """
@@ -251,7 +252,10 @@ def export_cmd(
     to: Annotated[
         Path,
         typer.Option(
-            "--to", "-o", help="Output: *.h5ad, *.zarr or *.parquet (+ .obs/.var side files)."
+            "--to",
+            "-o",
+            help="Output: *.h5ad, *.zarr or *.parquet (+ .obs/.var side files); with "
+            "--format spatialdata a SpatialData *.zarr store.",
         ),
     ],
     obs_filter: ObsFilterOpt = None,
@@ -266,7 +270,21 @@ def export_cmd(
     ] = "2GiB",
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="h5ad, zarr or parquet (default: from the suffix)."),
+        typer.Option(
+            "--format",
+            help="h5ad, zarr or parquet (default: from the suffix), or spatialdata: the cells "
+            "with their scenes (spots, images) as a SpatialData zarr store (needs the [spatial] "
+            "extra; spatial experiments only).",
+        ),
+    ] = None,
+    modality: Annotated[
+        str | None,
+        typer.Option(
+            "--modality",
+            help="Top-level collection: census_data (default; with --format spatialdata "
+            "census_spatial_sequencing).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output.")] = False,
     dry_run: Annotated[
@@ -284,17 +302,28 @@ def export_cmd(
     no_sign_request: NoSignOpt = False,
     path_style: PathStyleOpt = False,
 ) -> None:
-    """Stream a query to disk within a memory budget; prints the estimate first."""
+    """Stream a query to disk within a memory budget; prints the estimate first.
+
+    With --format spatialdata, the query of a spatial experiment (one dataset: --obs-filter
+    "dataset_id == '...'") with its scenes is written as a SpatialData zarr store.
+    """
     from cellcensus.client import format_bytes, plan_export
 
     settings = _settings(endpoint_url, region, no_sign_request, path_style)
     columns = (
         {"obs": [c.strip() for c in obs_columns.split(",") if c.strip()]} if obs_columns else None
     )
+    spatial = fmt == "spatialdata"
+    collection = modality or ("census_spatial_sequencing" if spatial else "census_data")
     with _open(root, census_version, mirror, uri, settings) as census:
         flt = _obs_filter(
             census, organism, obs_filter, cell_type_under, tissue_under, disease_under
         )
+        if spatial and not dry_run:
+            _export_spatialdata(
+                census, organism, to, flt, var_filter, x_name, collection, overwrite=overwrite
+            )
+            return
         with plan_export(
             census,
             organism,
@@ -302,6 +331,7 @@ def export_cmd(
             var_value_filter=var_filter,
             column_names=columns,  # type: ignore[arg-type]
             X_name=x_name,
+            modality=collection,
             memory_budget=memory_budget,
         ) as plan:
             console.print(_estimate_table(plan.estimate))
@@ -379,3 +409,34 @@ def summarize_cmd(
                 f"{rec.mean_log1p_expressing:.3f}",
             )
         out.print(t)
+
+
+def _export_spatialdata(
+    census: soma.Collection[Any],
+    organism: str,
+    to: Path,
+    obs_filter: str | None,
+    var_filter: str | None,
+    x_name: str,
+    modality: str,
+    *,
+    overwrite: bool,
+) -> None:
+    from cellcensus.client import export_spatialdata
+
+    result = export_spatialdata(
+        census,
+        organism,
+        to=to,
+        obs_value_filter=obs_filter,
+        var_value_filter=var_filter,
+        X_name=x_name,
+        modality=modality,
+        overwrite=overwrite,
+    )
+    out.print(
+        f"wrote {result.path}: {result.n_obs:,} cells x {result.n_vars:,} genes, scenes "
+        f"{', '.join(result.scenes) or 'none'} (shapes {', '.join(result.shapes) or 'none'}; "
+        f"images {', '.join(result.images) or 'none'}) in {result.seconds:.1f} s",
+        highlight=False,
+    )

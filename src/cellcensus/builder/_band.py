@@ -84,6 +84,7 @@ class BandDataset:
     path: str
     features: str  # .npz: positions (local var), joinids (census var), lengths
     n_measured_vars: int
+    spatial_columns: tuple[str, ...] = ()  # spatial obs columns the H5AD has
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +107,11 @@ class BandTask:
     n_values: int  # estimated stored values (for progress and scheduling)
     #: gene-major copies and expression summary of the band (``_genes``); None: neither
     extras: BandExtras | None = None
+    x_layers: tuple[str, ...] = S.X_LAYERS
+    #: spatial experiments: the spatial obs columns some dataset of the experiment has (None for
+    #: census_data). A dataset without such a column gets nulls in it; a column no dataset has
+    #: holds INT64_MIN (what the official builder's placeholder columns hold).
+    spatial_columns: tuple[str, ...] | None = None
 
     @property
     def n_cells(self) -> int:
@@ -182,6 +188,21 @@ def dict_array(
     )
 
 
+#: What the official builder writes into an int64 obs column that no dataset of the experiment has.
+INT64_PLACEHOLDER = int(np.iinfo(np.int64).min)
+
+
+def _spatial_obs_column(obs: pd.DataFrame, name: str, experiment_has: bool) -> pa.Array:
+    """An int64 spatial obs column: the H5AD's values, else nulls or the placeholder."""
+    n = len(obs)
+    if name in obs:
+        values = obs[name].astype("Int64")  # a masked (nullable) column keeps its nulls
+        return pa.array(values, type=pa.int64())
+    if experiment_has:
+        return pa.nulls(n, type=pa.int64())
+    return pa.array(np.full(n, INT64_PLACEHOLDER, dtype=np.int64))
+
+
 def obs_batch(
     obs: pd.DataFrame,
     *,
@@ -191,8 +212,14 @@ def obs_batch(
     n_measured_vars: int,
     dictionaries: _Dictionaries,
     schema: pa.Schema,
+    spatial_columns: tuple[str, ...] = (),
 ) -> pa.RecordBatch:
-    """The census obs rows of some cells of one dataset, in the census schema."""
+    """The census obs rows of some cells of one dataset, in the census schema.
+
+    A spatial experiment's schema has ``in_tissue``, ``array_row``, ``array_col``: taken from
+    ``obs`` when it has them, else null when another dataset of the experiment has the column
+    (``spatial_columns``), else ``INT64_PLACEHOLDER``.
+    """
     n = len(obs)
     d = dictionaries
     columns: dict[str, pa.Array] = {
@@ -212,6 +239,9 @@ def obs_batch(
             columns[f.name] = pa.array(col.to_numpy(dtype=bool))
         else:
             columns[f.name] = pa.array(col.astype(str).to_numpy(), type=pa.large_string())
+    for name in S.SPATIAL_OBS_NUMERIC:
+        if name in schema.names:
+            columns[name] = _spatial_obs_column(obs, name, name in spatial_columns)
     general_id, general_label = tissue_general_columns(obs["tissue_ontology_term_id"])
     for name, values in (
         ("tissue_general", general_label),
@@ -326,12 +356,18 @@ def _process_chunk(
     *,
     first_joinid: int,
     check_values: bool,
+    normalized: bool = True,
 ) -> _Chunk:
-    """Read and compute one chunk: ``keep`` are the chunk's rows (offsets) the band takes."""
+    """Read and compute one chunk: ``keep`` are the chunk's rows (offsets) the band takes.
+
+    ``normalized``: also compute the normalized layer (census_data; spatial experiments have raw
+    counts only).
+    """
     positions, joinids, lengths = _features(ds.features)
     lo = int(keep[0])
     hi = int(keep[-1]) + 1
-    obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), rows[0] + lo, rows[0] + hi)
+    columns = [*S.REQUIRED_OBS_COLUMNS, *ds.spatial_columns]
+    obs = src.read_obs(columns, rows[0] + lo, rows[0] + hi)
     local = keep - lo
     obs = obs.iloc[local].reset_index(drop=True)
     x = src.read_x_rows(rows[0] + lo, rows[0] + hi)[local][:, positions].tocsr()
@@ -348,15 +384,17 @@ def _process_chunk(
     col = x.indices.astype(np.int64)
     data = x.data.astype(np.float32)
     del x
-    norm = normalize(
-        None,
-        col,
-        data,
-        n_cells,
-        full_gene_rows=full if full.any() else None,
-        feature_length=lengths,
-        indptr=indptr,
-    )
+    norm = None
+    if normalized:
+        norm = normalize(
+            None,
+            col,
+            data,
+            n_cells,
+            full_gene_rows=full if full.any() else None,
+            feature_length=lengths,
+            indptr=indptr,
+        )
     g_cols = joinids[col]
     # CSR rows hold sorted local columns; when the dataset's census columns increase with its
     # local ones, the cells are also sorted by census column within each row
@@ -364,7 +402,8 @@ def _process_chunk(
     order, g_rows = global_order_csr(
         indptr, g_cols, first_joinid, S.X_TILE, columns_sorted_within_rows=monotonic
     )
-    cells = (g_rows, g_cols[order], (data[order], norm[order]))
+    layers = (data[order],) if norm is None else (data[order], norm[order])
+    cells = (g_rows, g_cols[order], layers)
     return _Chunk(obs=obs, cells=cells, stats=stats, var_nnz=var_nnz)
 
 
@@ -376,7 +415,7 @@ def _band_chunks(
     for lo, hi in src.row_chunks(seg.row_start, seg.row_stop, chunk_nnz):
         if taken == seg.take:
             break
-        obs = src.read_obs(["tissue_type", "assay_ontology_term_id"], lo, hi)
+        obs = src.read_obs(list(S.INCLUSION_COLUMNS), lo, hi)
         included = np.flatnonzero(include_mask(obs))
         # the segment's included cells seen .. seen+len-1 are here: keep [skip, skip+take)
         a = max(seg.skip - seen, 0)
@@ -412,7 +451,7 @@ def run_band(task: BandTask) -> BandResult:
     import tiledb
 
     t0 = time.perf_counter()
-    x_uris = [f"{task.exp_uri}/ms/{S.MEASUREMENT}/X/{layer}" for layer in S.X_LAYERS]
+    x_uris = [f"{task.exp_uri}/ms/{S.MEASUREMENT}/X/{layer}" for layer in task.x_layers]
     obs_uri = f"{task.exp_uri}/obs"
     for uri in (*x_uris, obs_uri):  # what an interrupted attempt of this band committed
         tiledb.Array.delete_fragments(uri, task.timestamp, task.timestamp)
@@ -436,7 +475,13 @@ def run_band(task: BandTask) -> BandResult:
                 with H5ADSource(ds.path, ds.dataset_id) as src:
                     for rows, keep in _band_chunks(src, seg, task.chunk_nnz):
                         chunk = _process_chunk(
-                            src, ds, rows, keep, first_joinid=joinid, check_values=task.check_values
+                            src,
+                            ds,
+                            rows,
+                            keep,
+                            first_joinid=joinid,
+                            check_values=task.check_values,
+                            normalized="normalized" in task.x_layers,
                         )
                         x_writer.push(chunk.cells)
                         batch = obs_batch(
@@ -447,6 +492,7 @@ def run_band(task: BandTask) -> BandResult:
                             n_measured_vars=ds.n_measured_vars,
                             dictionaries=dictionaries,
                             schema=schema,
+                            spatial_columns=task.spatial_columns or (),
                         )
                         obs_writer.submit(batch)
                         if extras is not None:

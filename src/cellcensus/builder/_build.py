@@ -2,9 +2,14 @@
 
 Steps: stage sources → scan each dataset (one task each: checks, vocabularies, counts per block
 of rows) → plan (order, joinids, var, vocabularies, bands) → create the SOMA objects → band tasks
-(each writes the X layers and obs rows of a range of cells as one fragment per array) → var,
-presence, census_info → consolidate → build.json → validate → rename the staging directory into
-place. Nothing is visible at ``OUT_DIR`` until the very end.
+(each writes the X layers and obs rows of a range of cells as one fragment per array) → scene
+tasks (one per spatial dataset) → var, presence, obs_spatial_presence, census_info → consolidate
+→ build.json → validate → rename the staging directory into place. Nothing is visible at
+``OUT_DIR`` until the very end.
+
+The experiments of census_spatial_sequencing (Visium and Slide-seqV2 datasets) go through the
+same scan, plan and bands as census_data's (``OrganismPlan.spatial``: X raw only, three more obs
+columns); their scenes are ``_scenes``'s.
 
 Memory: the driver holds per dataset a small summary, per organism its features and vocabularies
 (and one record per 32,768 source rows); tasks hold one chunk of ``chunk_nnz`` stored values.
@@ -54,6 +59,14 @@ from cellcensus.builder._scan import (
     scan_finish,
     scan_head,
     scan_part,
+)
+from cellcensus.builder._scenes import (
+    SceneResult,
+    SceneTask,
+    run_scene,
+    scene_marker,
+    scene_tasks,
+    write_presence,
 )
 from cellcensus.builder._stage import StagedSource, remove_tree, source_size, stage_source
 from cellcensus.builder._state import BuildState, digest
@@ -154,6 +167,8 @@ class BuildResult:
     datasets: list[dict[str, Any]] = field(default_factory=list)
     organisms: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: census_spatial_sequencing experiments with cells: cells, genes, datasets, scenes
+    spatial: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _today() -> str:
@@ -390,19 +405,13 @@ def _create_structure(run: _Run, plans: list[OrganismPlan], n_bands: int) -> dic
     remove_tree(Path(run.soma_uri))
     exp_uris: dict[str, str] = {}
     with W.create_root(run.soma_uri, run.tag) as root:
-        data = root[S.CENSUS_DATA]
-        for plan in plans:
-            exp_uris[plan.organism.name] = W.create_experiment(
-                data, plan, compression=run.options.compression
+        for plan in plans:  # census_data's experiments, then census_spatial_sequencing's
+            exp_uris[plan.key] = W.create_experiment(
+                root[plan.collection], plan, compression=run.options.compression
             )
-        spatial = root[S.CENSUS_SPATIAL]
-        for organism in S.SPATIAL_ORGANISMS:
-            W.create_experiment(
-                spatial, OrganismPlan(organism, [], W.empty_var(), {}, 0, 0), spatial=True
-            )
-        genes = create_genes(
+        genes = create_genes(  # census_data only: spatial experiments get no gene-major copies
             root,
-            plans,
+            [p for p in plans if not p.spatial],
             gene_major=run.options.gene_major,
             compression=run.options.compression,
         )
@@ -441,30 +450,60 @@ def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[Ban
     return results
 
 
+def _run_scenes(
+    run: _Run, plans: list[OrganismPlan], exp_uris: dict[str, str], executor: Executor
+) -> list[SceneResult]:
+    """Write every scene not already done (one task per spatial dataset); all their results."""
+    tasks: list[SceneTask] = []
+    for plan in plans:
+        tasks += scene_tasks(plan, exp_uris[plan.key])
+    run.progress.start("scenes", len(tasks), "scenes")
+    results: list[SceneResult] = []
+    todo = []
+    for t in tasks:
+        marker = scene_marker(t.experiment, t.dataset_id)
+        if run.state.done(marker):
+            results.append(SceneResult(**run.state.payload(marker)))
+            run.progress.advance("scenes")
+        else:
+            todo.append(t)
+    for res in executor.imap_unordered(run_scene, todo):
+        run.state.mark(res.marker, asdict(res))
+        run.tasks.setdefault("scene", []).append(res.seconds)
+        results.append(res)
+        run.progress.advance("scenes")
+    run.progress.finish("scenes")
+    return results
+
+
 def _write_tables(
     run: _Run,
     entries: list[ManifestEntry],
     plans: list[OrganismPlan],
     exp_uris: dict[str, str],
-    results: list[BandResult],
+    results: tuple[list[BandResult], list[SceneResult]],
 ) -> None:
-    """var and presence of every experiment, then the census_info tables."""
+    """var, presence (and obs_spatial_presence) of every experiment, then census_info."""
+    bands, scenes = results
     n_datasets = sum(len(p.datasets) for p in plans)
     run.progress.start("tables", len(plans) + 1, "tables")
     for plan in plans:
-        step = f"tables.{plan.organism.name}"
+        step = f"tables.{plan.key}"
         if plan.n_obs and not run.state.done(step):
             nnz = np.zeros(plan.n_var, dtype=np.int64)
-            for r in results:
-                if r.organism == plan.organism.name:
+            for r in bands:
+                if r.organism == plan.key:
                     nnz += np.load(r.var_nnz_path)
             measured = np.zeros(plan.n_var, dtype=np.int64)
             for d in plan.datasets:
                 with np.load(d.features) as f:
                     measured[f["joinids"]] += d.scan.n_included
-            rna_uri = f"{exp_uris[plan.organism.name]}/ms/{S.MEASUREMENT}"
+            rna_uri = f"{exp_uris[plan.key]}/ms/{S.MEASUREMENT}"
             W.write_table(f"{rna_uri}/var", W.var_table(plan, nnz, measured))
             W.write_presence(rna_uri, plan, n_datasets)
+            mine = [r for r in scenes if r.experiment == plan.key]
+            if mine:
+                write_presence(exp_uris[plan.key], mine)
             run.state.mark(step)
         run.progress.advance("tables")
     by_id = {e.dataset_id: e for e in entries}
@@ -481,8 +520,8 @@ def _write_summaries(
     run: _Run, plans: list[OrganismPlan], tasks: list[BandTask], genes: dict[str, dict[str, Any]]
 ) -> None:
     """Reduce the bands' partial sums into each organism's expression summary."""
-    run.progress.start("summary", sum(1 for p in plans if p.n_obs), "organisms")
-    for plan in plans:
+    run.progress.start("summary", sum(1 for p in plans if p.n_obs and not p.spatial), "organisms")
+    for plan in (p for p in plans if not p.spatial):
         name = plan.organism.name
         step = f"summary.{name}"
         if plan.n_obs and not run.state.done(step):
@@ -521,6 +560,7 @@ def _write_build_json(
     bands: dict[str, int],
 ) -> dict[str, Any]:
     joinids = {d.dataset_id: d.soma_joinid for p in plans for d in p.datasets}
+    spatial_ids = {d.dataset_id for p in plans if p.spatial for d in p.datasets}
     inputs = []
     for e in entries:
         staged = run.staged.get(e.dataset_id)
@@ -546,6 +586,11 @@ def _write_build_json(
                 "n_obs_source": scan.n_obs if scan else None,
                 "n_obs_census": scan.n_included if scan else 0,
                 "soma_joinid": joinids.get(e.dataset_id),
+                "collection": (
+                    (S.CENSUS_SPATIAL if e.dataset_id in spatial_ids else S.CENSUS_DATA)
+                    if e.dataset_id in joinids
+                    else None
+                ),
             }
         )
     versions: dict[str, str | None] = {}
@@ -574,10 +619,22 @@ def _write_build_json(
                     "cells": p.n_obs,
                     "genes": p.n_var,
                     "datasets": len(p.datasets),
-                    "x_fragments": bands.get(p.organism.name, 0),
+                    "x_fragments": bands.get(p.key, 0),
                 }
                 for p in plans
-                if p.n_obs
+                if p.n_obs and not p.spatial
+            },
+            # census_spatial_sequencing: one scene per dataset
+            "spatial": {
+                p.organism.name: {
+                    "cells": p.n_obs,
+                    "genes": p.n_var,
+                    "datasets": len(p.datasets),
+                    "scenes": len(p.datasets),
+                    "x_fragments": bands.get(p.key, 0),
+                }
+                for p in plans
+                if p.n_obs and p.spatial
             },
             "datasets_included": len(joinids),
             "datasets_skipped": sorted(run.skipped),
@@ -610,7 +667,7 @@ def build_census(
     options
         Build settings (see :class:`BuildOptions`).
     progress
-        Receives progress of the stages (``stage``, ``scan``, ``x``, ``tables``,
+        Receives progress of the stages (``stage``, ``scan``, ``x``, ``scenes``, ``tables``,
         ``consolidate``, ``validate``).
     settings
         Storage settings for ``s3://`` sources (an object with ``boto3_client()``); default the
@@ -711,7 +768,7 @@ def _plan_bands(
             continue
         tasks += make_bands(
             plan,
-            exp_uri=exp_uris[plan.organism.name],
+            exp_uri=exp_uris[plan.key],
             cost=cost,
             chunk_nnz=opts.chunk_nnz,
             check_values=opts.on_error != "skip",
@@ -724,6 +781,8 @@ def _plan_bands(
             t,
             extras=band_extras(run.work, t.organism, t.index, genes[t.organism]["gene_major"]),
         )
+        if t.organism in genes
+        else t
         for t in tasks
     ]
     return tasks, exp_uris, genes
@@ -737,9 +796,10 @@ def _band_arrays(
     out: set[str] = set()
     for plan in plans:
         if plan.n_obs:
-            exp = exp_uris[plan.organism.name]
-            uris = [f"{exp}/obs", *(f"{exp}/ms/{S.MEASUREMENT}/X/{x}" for x in S.X_LAYERS)]
-            uris += genes[plan.organism.name]["gene_major"].values()
+            exp = exp_uris[plan.key]
+            uris = [f"{exp}/obs", *(f"{exp}/ms/{S.MEASUREMENT}/X/{x}" for x in plan.x_layers)]
+            if plan.key in genes:
+                uris += genes[plan.key]["gene_major"].values()
             for uri in uris:
                 remove_uncommitted_fragments(uri)
             out.update(uris)
@@ -789,8 +849,10 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
             tasks, exp_uris, genes = _plan_bands(run, plans)
         with run.timed("bands"):
             results = _run_bands(run, tasks, executor)
+        with run.timed("scenes"):
+            scenes = _run_scenes(run, plans, exp_uris, executor)
         with run.timed("tables"):
-            _write_tables(run, entries, plans, exp_uris, results)
+            _write_tables(run, entries, plans, exp_uris, (results, scenes))
             band_arrays = _band_arrays(plans, exp_uris, genes)
         with run.timed("summary"):
             _write_summaries(run, plans, tasks, genes)
@@ -823,4 +885,5 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         unique_cell_count=doc["summary"]["unique_cell_count"],
         datasets=doc["inputs"],
         organisms=doc["summary"]["organisms"],
+        spatial=doc["summary"]["spatial"],
     )

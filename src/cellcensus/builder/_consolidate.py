@@ -10,7 +10,10 @@ import tiledbsoma as soma
 
 logger = logging.getLogger(__name__)
 
-_ARRAY_TYPES = ("SOMADataFrame", "SOMASparseNDArray")
+_ARRAY_TYPES = ("SOMADataFrame", "SOMASparseNDArray", "SOMAPointCloudDataFrame")
+#: Arrays whose data stays as written (their metadata is consolidated): image levels, written in
+#: blocks of rows that never overlap; rewriting them would cost as much as the image.
+_KEPT_ARRAY_TYPES = ("SOMADenseNDArray",)
 _MODES = ("fragment_meta", "array_meta", "commits", "fragments")
 #: Memory TileDB may use while consolidating one array. TileDB's default (10 GiB) is both
 #: unbounded for our purposes and slow: it allocates and zeroes the buffers even for tiny arrays.
@@ -33,7 +36,9 @@ class Target:
 def gather(root_uri: str, *, data_arrays: set[str] | frozenset[str] = frozenset()) -> list[Target]:
     """Every array and group below (and including) the root collection.
 
-    Arrays in ``data_arrays`` keep their fragments: only their metadata is consolidated.
+    Arrays in ``data_arrays`` keep their fragments: only their metadata is consolidated; so do
+    dense arrays (images). Groups are every collection kind: experiments, measurements, scenes,
+    multiscale images.
     """
     targets: list[Target] = [Target(root_uri, False)]
     keep = {u.rstrip("/") for u in data_arrays}
@@ -44,6 +49,8 @@ def gather(root_uri: str, *, data_arrays: set[str] | frozenset[str] = frozenset(
             if obj.soma_type in _ARRAY_TYPES:
                 modes = _METADATA_MODES if _same(obj.uri, keep) else _MODES
                 targets.append(Target(obj.uri, True, modes))
+            elif obj.soma_type in _KEPT_ARRAY_TYPES:
+                targets.append(Target(obj.uri, True, _METADATA_MODES))
             else:
                 targets.append(Target(obj.uri, False))
                 walk(obj)

@@ -45,6 +45,7 @@ class DatasetPlan:
     soma_joinid: int  # row of census_info/datasets and of the presence matrix
     obs_joinid_start: int
     features: str = ""  # .npz of positions, census var joinids and lengths
+    spatial_columns: tuple[str, ...] = ()  # in_tissue, array_row, array_col it has (spatial)
 
     @property
     def dataset_id(self) -> str:
@@ -88,7 +89,11 @@ _BLOCK_DTYPE = np.dtype(
 
 @dataclass
 class OrganismPlan:
-    """One experiment: its datasets, var table, obs vocabularies and bands."""
+    """One experiment: its datasets, var table, obs vocabularies and bands.
+
+    ``spatial`` plans are the experiments of census_spatial_sequencing: the same machinery with
+    X ``raw`` only, three more obs columns and one scene per dataset.
+    """
 
     organism: S.Organism
     datasets: list[DatasetPlan]
@@ -99,6 +104,24 @@ class OrganismPlan:
     summary: _Summary = field(default_factory=_Summary)
     blocks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_BLOCK_DTYPE))
     dictionaries_path: str = ""
+    spatial: bool = False
+    spatial_columns: tuple[str, ...] = ()  # spatial obs columns some dataset has
+
+    @property
+    def key(self) -> str:
+        """Names the experiment in work files and markers: ``homo_sapiens`` (census_data) or
+        ``spatial.homo_sapiens`` (census_spatial_sequencing)."""
+        return f"spatial.{self.organism.name}" if self.spatial else self.organism.name
+
+    @property
+    def collection(self) -> str:
+        """The experiment's top-level collection."""
+        return S.CENSUS_SPATIAL if self.spatial else S.CENSUS_DATA
+
+    @property
+    def x_layers(self) -> tuple[str, ...]:
+        """Its X layers."""
+        return S.x_layers(spatial=self.spatial)
 
     @property
     def n_var(self) -> int:
@@ -206,7 +229,12 @@ class _Vocabularies:
 
 
 def _plan_organism(
-    organism: S.Organism, scans: list[ScanSummary], joinid_of: dict[str, int], plan_dir: Path
+    organism: S.Organism,
+    scans: list[ScanSummary],
+    joinid_of: dict[str, int],
+    plan_dir: Path,
+    *,
+    spatial: bool,
 ) -> OrganismPlan:
     var = _VarUnion(organism)
     vocab = _Vocabularies()
@@ -214,7 +242,9 @@ def _plan_organism(
     datasets: list[DatasetPlan] = []
     blocks: list[tuple[int, int, int, int, int]] = []
     start = n_primary = 0
-    out_dir = plan_dir / organism.name
+    key = OrganismPlan(organism, [], pd.DataFrame(), {}, 0, 0, spatial=spatial).key
+    out_dir = plan_dir / key
+    spatial_columns: set[str] = set()
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = plan_dir.parent
     for i, s in enumerate(scans):
@@ -236,8 +266,10 @@ def _plan_organism(
                 soma_joinid=joinid_of[s.dataset_id],
                 obs_joinid_start=start,
                 features=str(path),
+                spatial_columns=tuple(detail.spatial_columns),
             )
         )
+        spatial_columns.update(detail.spatial_columns)
         blocks.extend(
             (i, b.start, b.stop, b.n_included, b.n_values) for b in detail.blocks if b.n_included
         )
@@ -256,21 +288,34 @@ def _plan_organism(
         summary=summary,
         blocks=np.array(blocks, dtype=_BLOCK_DTYPE),
         dictionaries_path=str(dict_path),
+        spatial=spatial,
+        spatial_columns=tuple(c for c in S.SPATIAL_OBS_NUMERIC if c in spatial_columns),
     )
 
 
 def make_plans(scans: Sequence[ScanSummary], plan_dir: Path) -> list[OrganismPlan]:
-    """Plan every census experiment from the scans (in build order)."""
+    """Plan every census experiment from the scans (in build order).
+
+    The census_data experiments (one per organism of ``S.ORGANISMS``) come first, then the
+    census_spatial_sequencing ones (``S.SPATIAL_ORGANISMS``); every organism gets a plan, empty
+    when no dataset contributes to it.
+    """
     contributing = [s for s in scans if s.contributes]
-    # dataset soma_joinids count contributing datasets in build order, across organisms
+    # dataset soma_joinids count contributing datasets in build order, across organisms and
+    # collections
     joinid_of = {s.dataset_id: k for k, s in enumerate(contributing)}
     plans = []
-    for organism in S.ORGANISMS:
-        mine = [s for s in contributing if s.organism_term == organism.ontology_term_id]
-        if mine:
-            plans.append(_plan_organism(organism, mine, joinid_of, plan_dir))
-        else:
-            plans.append(OrganismPlan(organism, [], pd.DataFrame(), {}, 0, 0))
+    for spatial, organisms in ((False, S.ORGANISMS), (True, S.SPATIAL_ORGANISMS)):
+        for organism in organisms:
+            mine = [
+                s
+                for s in contributing
+                if s.organism_term == organism.ontology_term_id and s.spatial == spatial
+            ]
+            if mine:
+                plans.append(_plan_organism(organism, mine, joinid_of, plan_dir, spatial=spatial))
+            else:
+                plans.append(OrganismPlan(organism, [], pd.DataFrame(), {}, 0, 0, spatial=spatial))
     return plans
 
 
@@ -325,6 +370,7 @@ def make_bands(
             path=d.scan.path,
             features=d.features,
             n_measured_vars=d.scan.n_features,
+            spatial_columns=d.spatial_columns,
         )
         for d in plan.datasets
     )
@@ -369,7 +415,7 @@ def make_bands(
         remap = {old: new for new, old in enumerate(used)}
         tasks.append(
             BandTask(
-                organism=plan.organism.name,
+                organism=plan.key,
                 index=index,
                 exp_uri=exp_uri,
                 joinid_start=b0,
@@ -390,20 +436,38 @@ def make_bands(
                 timestamp=first_timestamp + index,
                 chunk_nnz=chunk_nnz,
                 check_values=check_values,
-                var_nnz_path=str(work_dir / "bands" / plan.organism.name / f"{index}.npy"),
+                var_nnz_path=str(work_dir / "bands" / plan.key / f"{index}.npy"),
                 n_values=round(n_values),
+                x_layers=plan.x_layers,
+                spatial_columns=plan.spatial_columns if plan.spatial else None,
             )
         )
     return tasks
 
 
+def _merged_summaries(plans: list[OrganismPlan]) -> dict[str, _Summary]:
+    """One summary per organism name: census_data and spatial experiments added together.
+
+    As the official builder (which concatenates its experiments' counts, census_data first, and
+    groups them), a (category, term)'s label comes from the first experiment that has it.
+    """
+    out: dict[str, _Summary] = {}
+    for plan in plans:  # census_data plans come before spatial ones
+        merged = out.setdefault(plan.organism.name, _Summary())
+        for key, label in plan.summary.labels.items():
+            merged.labels.setdefault(key, label)
+        merged.totals.update(plan.summary.totals)
+        merged.uniques.update(plan.summary.uniques)
+    return out
+
+
 def summary_cell_counts(plans: list[OrganismPlan]) -> pd.DataFrame:
-    """census_info/summary_cell_counts rows, in census order (organism, category, term id)."""
-    keys: list[tuple[str, str, str]] = []
-    for plan in plans:
-        keys.extend((plan.organism.name, c, t) for c, t in plan.summary.labels)
-    keys.sort()
-    by_org = {p.organism.name: p.summary for p in plans}
+    """census_info/summary_cell_counts rows, in census order (organism, category, term id).
+
+    Spatial spots count into their organism's rows, as the official builder counts them.
+    """
+    by_org = _merged_summaries(plans)
+    keys = sorted((name, c, t) for name, summary in by_org.items() for c, t in summary.labels)
     return pd.DataFrame(
         {
             "soma_joinid": np.arange(len(keys), dtype=np.int64),

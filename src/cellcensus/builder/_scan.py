@@ -10,6 +10,12 @@ dataset, written sorted by each part), which finds duplicate cell names without 
 Per block of rows the scan records how many cells the census includes and how many values they
 store, which is all the planner needs to cut the census into bands of work. X is only read here
 when values must be checked up front (``--on-error skip``).
+
+Spatial datasets (every cell of a spatial assay, ``S.SPATIAL_ASSAYS``) are scanned the same way
+and also checked for what their scene needs (``uns["spatial"]``, the image's dtype and shape, the
+locations of the included spots, integer ``in_tissue``/``array_row``/``array_col``), so that bad
+spatial input is refused before anything is written. A dataset mixing spatial and other assays is
+refused.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cellcensus import _spatial
 from cellcensus.builder import _schema as S
 from cellcensus.builder._compat import release_free_memory
 from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource
@@ -43,7 +50,7 @@ from cellcensus.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
-SCAN_FORMAT_VERSION = 2
+SCAN_FORMAT_VERSION = 3
 #: Source rows one scan part task reads (eight obs blocks).
 SCAN_PART_ROWS = 8 * OBS_CHUNK_ROWS
 _WARNINGS_SHOWN = 5
@@ -75,6 +82,12 @@ class ScanSummary:
     excluded_reason: str | None = None
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0  # wall time of the scan task
+    spatial_assay: str | None = None  # the one assay of a spatial dataset
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the dataset's cells go to census_spatial_sequencing (not census_data)."""
+        return self.spatial_assay is not None
 
     @property
     def contributes(self) -> bool:
@@ -91,6 +104,8 @@ class ScanDetail:
     summary: list[tuple[str, str, str, bool, int]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     has_full_gene_cells: bool = False
+    assays: list[str] = field(default_factory=list)  # of every cell, included or not
+    spatial_columns: list[str] = field(default_factory=list)  # in_tissue, ... that it has
 
 
 def scan_dir(work_dir: str | Path, key: str) -> Path:
@@ -132,6 +147,8 @@ def load_detail(work_dir: str | Path, key: str) -> ScanDetail:
         summary=[(c, t, lab, bool(p), int(n)) for c, t, lab, p, n in d["summary"]],
         blocks=[Block(**b) for b in d["blocks"]],
         has_full_gene_cells=bool(d["has_full_gene_cells"]),
+        assays=list(d["assays"]),
+        spatial_columns=list(d["spatial_columns"]),
     )
 
 
@@ -148,6 +165,8 @@ def _save(work_dir: str | Path, summary: ScanSummary, detail: ScanDetail) -> Non
             "summary": [list(r) for r in detail.summary],
             "blocks": [asdict(b) for b in detail.blocks],
             "has_full_gene_cells": detail.has_full_gene_cells,
+            "assays": detail.assays,
+            "spatial_columns": detail.spatial_columns,
         },
     }
     # written last: its presence marks the scan finished
@@ -238,15 +257,20 @@ def _count_summary(acc: Counter[tuple[str, str, str, bool]], obs: pd.DataFrame) 
 
 
 def include_mask(obs: pd.DataFrame) -> npt.NDArray[np.bool_]:
-    """Which cells the census takes: accepted tissue type and accepted RNA-seq assay."""
-    accepted = sorted(S.accepted_assays())
-    return cast(
-        "npt.NDArray[np.bool_]",
-        (
-            obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES)
-            & obs["assay_ontology_term_id"].isin(accepted)
-        ).to_numpy(dtype=bool),
-    )
+    """Which cells the census takes (reads the columns ``S.INCLUSION_COLUMNS``).
+
+    An accepted tissue type and either an accepted RNA-seq assay (census_data) or a spatial assay
+    and ``is_primary_data`` True (census_spatial_sequencing). A dataset's cells are all of one
+    kind (the scan refuses a mix), so this per-cell rule is the rule of its experiment.
+    """
+    tissue = obs["tissue_type"].isin(S.ACCEPTED_TISSUE_TYPES).to_numpy(dtype=bool)
+    assay = obs["assay_ontology_term_id"]
+    mask = tissue & assay.isin(sorted(S.accepted_assays())).to_numpy(dtype=bool)
+    spatial = assay.isin(S.SPATIAL_ASSAYS).to_numpy(dtype=bool)
+    if spatial.any():
+        primary = obs["is_primary_data"].eq(True).fillna(value=False).to_numpy(dtype=bool)
+        mask |= tissue & spatial & primary
+    return mask
 
 
 def _check_primary(src: H5ADSource, obs: pd.DataFrame) -> None:
@@ -296,6 +320,7 @@ class _Part:
     n_values: int
     has_full_gene_cells: bool
     seconds: float
+    assays: list[str]  # of every row, included or not
 
 
 def _part_json(work_dir: str | Path, key: str, start: int, stop: int) -> Path:
@@ -329,12 +354,13 @@ def _load_part(work_dir: str | Path, key: str, start: int, stop: int) -> _Part:
         n_values=int(d["n_values"]),
         has_full_gene_cells=bool(d["has_full_gene_cells"]),
         seconds=float(d["seconds"]),
+        assays=list(d["assays"]),
     )
 
 
 def _check_block_values(src: H5ADSource, start: int, stop: int, positions: Any) -> None:  # noqa: ANN401
     """Refuse raw counts that are negative or not whole numbers (included cells and features)."""
-    obs = src.read_obs(["tissue_type", "assay_ontology_term_id"], start, stop)
+    obs = src.read_obs(list(S.INCLUSION_COLUMNS), start, stop)
     x = src.read_x_rows(start, stop)[include_mask(obs)][:, positions]
     if not is_nonnegative_integral(x.data):
         msg = "raw counts must be non-negative whole numbers"
@@ -394,13 +420,24 @@ def scan_part(
         if check_values
         else None
     )
+    assays: set[str] = set()
     with H5ADSource(path, dataset_id) as src:
+        locations = _has_locations(src)
         for a in range(start, stop, OBS_CHUNK_ROWS):
             b = min(a + OBS_CHUNK_ROWS, stop)
             hashes[a - start : b - start] = _hash_names(src.obs_index(a, b))
             obs = src.read_obs(list(S.REQUIRED_OBS_COLUMNS), a, b)
+            assays.update(str(v) for v in pd.unique(obs["assay_ontology_term_id"].dropna()))
             mask = include_mask(obs)
             inc = obs[mask]
+            if (
+                locations
+                and len(inc)
+                and inc["assay_ontology_term_id"].isin(S.SPATIAL_ASSAYS).any()
+            ):
+                # the included spots' locations must be finite (checked here, in blocks)
+                rows = np.flatnonzero(mask).astype(np.int64)
+                _spatial.location_rows(src.file, dataset_id=src.dataset_id, start=a, rows=rows)
             ptr = src.indptr(a, b)
             if ptr is not None:
                 block_values = int(np.diff(ptr)[mask].sum())
@@ -434,11 +471,38 @@ def scan_part(
         "n_values": n_values,
         "has_full_gene_cells": has_full_gene,
         "seconds": seconds,
+        "assays": sorted(assays),
     }
     # written last: its presence marks the part finished
     atomic_write_bytes(_part_json(work_dir, key, start, stop), json.dumps(doc).encode())
     release_free_memory()
     return seconds
+
+
+def _has_locations(src: H5ADSource) -> bool:
+    """Whether ``obsm["spatial"]`` is an (n_obs, 2) numeric array (else the spatial checks say
+    what is wrong with it, once the dataset is known to be spatial)."""
+    import h5py
+
+    node = src.file.get("obsm/spatial")
+    return (
+        isinstance(node, h5py.Dataset)
+        and node.shape == (src.n_obs, 2)
+        and np.dtype(node.dtype).kind in "iuf"
+    )
+
+
+def _check_spatial(src: H5ADSource, detail: ScanDetail) -> None:
+    """What a spatial dataset's scene and obs need (see ``cellcensus._spatial``)."""
+    _spatial.read_spatial_source(src.file, dataset_id=src.dataset_id, assays=detail.assays)
+    present = set(src.obs_columns())
+    for column in _spatial.SPATIAL_OBS_COLUMNS:
+        if column not in present:
+            continue
+        if not src.is_integer_column(column):
+            msg = "must hold integers (the census stores it as int64)"
+            raise BadInputError(msg, dataset_id=src.dataset_id, field=column)
+        detail.spatial_columns.append(column)
 
 
 def scan_head(
@@ -546,14 +610,12 @@ def scan_finish(
         summary=[(c, t, lab, p, n) for (c, t, lab, p), n in sorted(summary.items())],
         blocks=[b for p in parts for b in p.blocks],
         has_full_gene_cells=any(p.has_full_gene_cells for p in parts),
+        assays=sorted({a for p in parts for a in p.assays}),
     )
     n_included = sum(p.n_included for p in parts)
     hashes = np.empty(base.n_obs, dtype=np.uint64)
     for p in parts:
         hashes[p.start : p.stop] = np.load(_part_hashes(work_dir, key, p.start, p.stop))
-    with H5ADSource(base.path, dataset_id) as src:
-        _check_duplicate_names(src, hashes)
-    del hashes
     summary_out = _replace(
         base,
         n_included=n_included,
@@ -561,9 +623,23 @@ def scan_finish(
         n_values=sum(p.n_values for p in parts),
         seconds=base.seconds + sum(p.seconds for p in parts) + time.perf_counter() - t0,
     )
-    if n_included == 0:
+    with H5ADSource(base.path, dataset_id) as src:
+        _check_duplicate_names(src, hashes)
+        del hashes
+        if _spatial.check_assays(detail.assays, dataset_id=dataset_id):  # a mix is refused
+            summary_out = _replace(summary_out, spatial_assay=detail.assays[0])
+            organism = S.ORGANISM_BY_TERM[base.organism_term]
+            if organism not in S.SPATIAL_ORGANISMS:
+                reason = f"spatial datasets of {organism.label} have no census experiment"
+                n_included = 0
+                summary_out = _excluded(summary_out, reason)
+        if n_included and summary_out.spatial:
+            _check_spatial(src, detail)
+    if summary_out.excluded_reason is not None:
+        _save(work_dir, summary_out, ScanDetail())
+    elif n_included == 0:
         summary_out = _excluded(
-            summary_out, "no cells pass the census filters (assay, tissue_type)"
+            summary_out, "no cells pass the census filters (assay, tissue_type, is_primary_data)"
         )
         _save(work_dir, summary_out, ScanDetail())
     else:

@@ -77,6 +77,23 @@ OBS_FIELDS: tuple[Field, ...] = (
     *OBS_MAPPED_FIELDS,
     *OBS_STATS_FIELDS,
 )
+#: Columns a spatial experiment's obs adds after the term columns (int64; the H5AD's, when it has
+#: them: Visium does, Slide-seqV2 does not).
+SPATIAL_OBS_FIELDS: tuple[Field, ...] = (
+    Field("in_tissue", pa.int64()),
+    Field("array_row", pa.int64()),
+    Field("array_col", pa.int64()),
+)
+
+
+def obs_fields(*, spatial: bool) -> tuple[Field, ...]:
+    """The obs columns of a census_data (``spatial=False``) or a spatial experiment, in order."""
+    if not spatial:
+        return OBS_FIELDS
+    n = 2 + len(OBS_TERM_FIELDS)
+    return (*OBS_FIELDS[:n], *SPATIAL_OBS_FIELDS, *OBS_FIELDS[n:])
+
+
 #: H5AD obs columns a dataset must have (the copied ones, less nothing: all are required).
 REQUIRED_OBS_COLUMNS: tuple[str, ...] = tuple(f.name for f in OBS_TERM_FIELDS)
 #: H5AD var columns the builder reads (index is the feature id).
@@ -181,8 +198,11 @@ ORGANISMS: tuple[Organism, ...] = (
     Organism("macaca_mulatta", "Macaca mulatta", "NCBITaxon:9544"),
     Organism("pan_troglodytes", "Pan troglodytes", "NCBITaxon:9598"),
 )
-#: Organisms with an (empty, for now) experiment in census_spatial_sequencing.
+#: Organisms with an experiment in census_spatial_sequencing (created even when empty).
 SPATIAL_ORGANISMS: tuple[Organism, ...] = ORGANISMS[:2]
+#: Assays of census_spatial_sequencing (exact term ids): Visium Spatial Gene Expression V1 and
+#: Slide-seqV2. Their cells never go to census_data, other assays' never to spatial experiments.
+SPATIAL_ASSAYS: tuple[str, ...] = ("EFO:0022857", "EFO:0030062")
 ORGANISM_BY_TERM = {o.ontology_term_id: o for o in ORGANISMS}
 ORGANISM_BY_NAME = {o.name: o for o in ORGANISMS}
 
@@ -205,6 +225,8 @@ def full_gene_assays() -> frozenset[str]:
 
 
 ACCEPTED_TISSUE_TYPES = ("tissue", "organoid")
+#: H5AD obs columns the inclusion rule reads (``_scan.include_mask``).
+INCLUSION_COLUMNS = ("tissue_type", "assay_ontology_term_id", "is_primary_data")
 
 # --- TileDB storage settings (filters and tiling as the official builder uses) ---------------
 #: The official builder creates arrays that allow duplicate coordinates. We do not: a write is then
@@ -213,7 +235,7 @@ ACCEPTED_TISSUE_TYPES = ("tissue", "organoid")
 ALLOWS_DUPLICATES = False
 _ZSTD9: dict[str, Any] = {"_type": "ZstdFilter", "level": 9}
 _NUMERIC_OBS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
-SPATIAL_OBS_NUMERIC = ("in_tissue", "array_row", "array_col")
+SPATIAL_OBS_NUMERIC = tuple(f.name for f in SPATIAL_OBS_FIELDS)
 
 
 def _zstd(official_level: int, compression: str) -> dict[str, Any]:
@@ -318,3 +340,10 @@ def x_platform_config(layer: str, compression: str = "fast") -> dict[str, Any]:
 
 
 X_LAYERS = ("raw", "normalized")
+#: X layers of a spatial experiment: raw counts only (the official builder writes no normalized).
+SPATIAL_X_LAYERS = ("raw",)
+
+
+def x_layers(*, spatial: bool) -> tuple[str, ...]:
+    """The X layers of a census_data (``spatial=False``) or a spatial experiment."""
+    return SPATIAL_X_LAYERS if spatial else X_LAYERS

@@ -177,6 +177,11 @@ class H5ADSource:
             raise KeyError(msg)
         return int(node.shape[0])
 
+    @property
+    def file(self) -> h5py.File:
+        """The open HDF5 file (anndata's on-disk layout), for readers of other elements."""
+        return self._file
+
     # -- uns ---------------------------------------------------------------------------------
     def uns_str(self, key: str) -> str | None:
         """A scalar string from uns, or None when absent or not a scalar."""
@@ -217,6 +222,13 @@ class H5ADSource:
             cats = _decode(np.asarray(read_elem(node["categories"])))
             return ColumnInfo(True, tuple(str(c) for c in cats))
         return ColumnInfo(False, None)
+
+    def is_integer_column(self, column: str) -> bool:
+        """Whether an obs column holds integers (a plain integer array or a nullable integer)."""
+        col = self._column(self._obs, column)
+        if col.kind == "nullable-integer":
+            return True
+        return col.kind == "plain" and np.dtype(col.data.dtype).kind in "iu"
 
     def _column(self, group: h5py.Group, column: str) -> _Column:
         """How to read a dataframe column (looked up once per file and column)."""

@@ -39,7 +39,7 @@ def _triples(
 
 
 def check_genes(
-    expect: Callable[[bool, str], None],
+    expect: Callable[[bool, str], object],
     census: soma.Collection[Any],
     name: str,
     *,

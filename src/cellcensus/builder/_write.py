@@ -23,8 +23,6 @@ logger = logging.getLogger(__name__)
 
 _Group = soma.Collection[Any] | soma.Experiment | soma.Measurement
 
-_SPATIAL_OBS_EXTRA = tuple(S.Field(name, pa.int64()) for name in S.SPATIAL_OBS_NUMERIC)
-
 
 def create_dataframe(
     parent: _Group,
@@ -64,13 +62,9 @@ def _n_categories(plan: OrganismPlan) -> dict[str, int]:
     return {k: len(v) for k, v in plan.dictionaries.items()}
 
 
-def obs_schema(plan: OrganismPlan, *, spatial: bool = False) -> pa.Schema:
+def obs_schema(plan: OrganismPlan) -> pa.Schema:
     """Arrow schema of an experiment's obs (dictionary index types sized to the vocabularies)."""
-    fields = S.OBS_FIELDS
-    if spatial:
-        n = 2 + len(S.OBS_TERM_FIELDS)
-        fields = (*fields[:n], *_SPATIAL_OBS_EXTRA, *fields[n:])
-    return S.arrow_schema(fields, _n_categories(plan))
+    return S.arrow_schema(S.obs_fields(spatial=plan.spatial), _n_categories(plan))
 
 
 def create_root(uri: str, build_tag: str) -> soma.Collection[Any]:
@@ -86,17 +80,18 @@ def create_root(uri: str, build_tag: str) -> soma.Collection[Any]:
 
 
 def create_experiment(
-    parent: soma.Collection[Any],
-    plan: OrganismPlan,
-    *,
-    spatial: bool = False,
-    compression: str = "fast",
+    parent: soma.Collection[Any], plan: OrganismPlan, *, compression: str = "fast"
 ) -> str:
-    """Create an experiment with obs, ms/RNA/var, X layers (when it has cells); returns its URI."""
+    """Create an experiment with obs, ms/RNA/var, X layers (when it has cells); returns its URI.
+
+    A spatial plan's experiment (census_spatial_sequencing) has the spatial obs columns, X ``raw``
+    only, and an (empty) ``spatial`` collection for its scenes.
+    """
+    spatial = plan.spatial
     exp = parent.add_new_collection(plan.organism.name, soma.Experiment)
     uri = exp.uri
     domain = (0, plan.n_obs - 1) if plan.n_obs else None
-    schema = obs_schema(plan, spatial=spatial)
+    schema = obs_schema(plan)
     obs_uri = create_dataframe(
         exp,
         "obs",
@@ -127,7 +122,7 @@ def create_experiment(
     )
     x = rna.add_new_collection("X")
     if plan.n_obs > 0:
-        for layer in S.X_LAYERS:
+        for layer in plan.x_layers:
             x.add_new_sparse_ndarray(
                 layer,
                 type=pa.float32(),

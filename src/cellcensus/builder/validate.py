@@ -3,7 +3,10 @@
 Re-reads the output and checks: the schema of every table, cells per dataset and organism, the
 joinids, X raw values of sampled cells against the staged H5ADs, normalized values and per-cell
 stats recomputed for those cells, their obs values, var statistics, the presence matrix, and that
-the census_info tables add up.
+the census_info tables add up. Spatial experiments (census_spatial_sequencing) get the same checks
+(X ``raw`` only, primary cells only, ``in_tissue``/``array_row``/``array_col`` of the sampled
+cells) and their scenes more (``_validate_spatial``): one per dataset, spots and locations,
+the image's shape, sampled pixel rows and scale factor, and ``obs_spatial_presence``.
 
 Memory stays bounded whatever the census size: obs is streamed in batches of a few columns
 (aggregated per dataset), the presence matrix is read one dataset row at a time, and sources are
@@ -29,7 +32,7 @@ import pyarrow.compute as pc
 import tiledbsoma as soma
 
 from cellcensus.builder import _schema as S
-from cellcensus.builder._band import soma_context
+from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import OBS_CHUNK_ROWS, H5ADSource
 from cellcensus.builder._validate_genes import check_genes
@@ -65,11 +68,12 @@ class ValidationReport:
     problems: list[str] = field(default_factory=list)
     cells_sampled: int = 0
 
-    def expect(self, ok: bool, message: str) -> None:
-        """Count a check; record ``message`` when it failed."""
+    def expect(self, ok: bool, message: str) -> bool:
+        """Count a check; record ``message`` when it failed. Returns ``ok``."""
         self.checks += 1
         if not ok:
             self.problems.append(message)
+        return ok
 
 
 def _damage(rep: ValidationReport, what: str, e: BaseException) -> None:
@@ -173,6 +177,19 @@ class _Experiment:
     rng: np.random.Generator
     sample_cells: int
     totals: _ObsTotals
+    spatial: bool = False
+    spatial_columns: tuple[str, ...] = ()  # spatial obs columns some dataset has
+
+    @property
+    def name(self) -> str:
+        """The experiment, as problems name it."""
+        prefix = f"{S.CENSUS_SPATIAL}/" if self.spatial else ""
+        return f"{prefix}{self.organism.name}"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Its X layers."""
+        return S.x_layers(spatial=self.spatial)
 
 
 @dataclass
@@ -195,14 +212,15 @@ def _sample_source(
     for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
         stop = min(start + OBS_CHUNK_ROWS, src.n_obs)
         included = np.flatnonzero(
-            include_mask(src.read_obs(["tissue_type", "assay_ontology_term_id"], start, stop))
+            include_mask(src.read_obs(list(S.INCLUSION_COLUMNS), start, stop))
         )
         lo, hi = np.searchsorted(ranks, [seen, seen + len(included)])
         if hi > lo:
             rows.extend((start + included[ranks[lo:hi] - seen]).tolist())
         seen += len(included)
     sample_rows = np.array(rows, dtype=np.int64)
-    obs = src.read_obs_rows(list(_COMPARED_OBS), sample_rows)
+    spatial = [c for c in S.SPATIAL_OBS_NUMERIC if c in src.obs_columns()]
+    obs = src.read_obs_rows([*_COMPARED_OBS, *spatial], sample_rows)
     return _Sampled(sample_rows, ranks, obs, seen)
 
 
@@ -242,13 +260,12 @@ def _check_dataset(ctx: _Experiment, dataset: pd.Series, presence: set[int]) -> 
         expected_presence = set(feature_joinid[kept_ids].to_numpy().tolist())
         rep.expect(
             presence == expected_presence,
-            f"{organism.name}: presence matrix row of dataset {dataset_id} does not match "
-            "its features",
+            f"{ctx.name}: presence matrix row of dataset {dataset_id} does not match its features",
         )
         sampled = _sample_source(src, n_census, ctx.sample_cells, ctx.rng)
         rep.expect(
             sampled.n_included == n_census == n_info,
-            f"{organism.name}: dataset {dataset_id} has {n_census} cells in obs, {n_info} in "
+            f"{ctx.name}: dataset {dataset_id} has {n_census} cells in obs, {n_info} in "
             f"census_info, {sampled.n_included} in the source",
         )
         if not (sampled.n_included == n_census == n_info) or n_census == 0:
@@ -260,9 +277,10 @@ def _check_dataset(ctx: _Experiment, dataset: pd.Series, presence: set[int]) -> 
         x_layers = ctx.exp.ms[S.MEASUREMENT].X
         stored = {
             layer: _read_rows(cast("soma.SparseNDArray", x_layers[layer]), joinids)
-            for layer in S.X_LAYERS
+            for layer in ctx.layers
         }
-        columns = ["soma_joinid", "dataset_id", *_COMPARED_OBS, *_STATS]
+        spatial_obs = list(S.SPATIAL_OBS_NUMERIC) if ctx.spatial else []
+        columns = ["soma_joinid", "dataset_id", *_COMPARED_OBS, *spatial_obs, *_STATS]
         cells = ctx.exp.obs.read(coords=(np.sort(joinids),), column_names=columns)
         by_joinid = cells.concat().to_pandas().set_index("soma_joinid").to_dict("index")
         source_obs = sampled.obs.to_dict("records")
@@ -272,12 +290,16 @@ def _check_dataset(ctx: _Experiment, dataset: pd.Series, presence: set[int]) -> 
         stats = obs_stats(source_x)
         full_gene = S.full_gene_assays()
         for i, joinid in enumerate(joinids.tolist()):
-            where = f"{organism.name} cell {joinid} ({dataset_id} row {int(sampled.rows[i])})"
+            where = f"{ctx.name} cell {joinid} ({dataset_id} row {int(sampled.rows[i])})"
             row = by_joinid.get(joinid)
             if row is None:
                 rep.problems.append(f"{where}: missing from obs")
                 continue
             _check_obs_values(rep, where, row, source_obs[i], dataset_id)
+            for name in spatial_obs:
+                _check_spatial_obs_value(
+                    rep, where, name, got=row[name], src_obs=source_obs[i], ctx=ctx
+                )
             for name in _STATS[:4]:
                 value = float(getattr(stats, name)[i])
                 rep.expect(
@@ -292,12 +314,35 @@ def _check_dataset(ctx: _Experiment, dataset: pd.Series, presence: set[int]) -> 
                 rep,
                 where,
                 x=source_x[i : i + 1],
-                got={layer: stored[layer].get(joinid, {}) for layer in S.X_LAYERS},
+                got={layer: stored[layer].get(joinid, {}) for layer in ctx.layers},
                 census_cols=census_cols,
                 lengths=lengths,
                 full_gene=str(source_obs[i]["assay_ontology_term_id"]) in full_gene,
             )
             rep.cells_sampled += 1
+        if ctx.spatial:
+            from cellcensus.builder._validate_spatial import check_scene
+
+            check_scene(ctx, src, dataset_id, joinids=joinids, rows=sampled.rows)
+
+
+def _check_spatial_obs_value(
+    rep: ValidationReport,
+    where: str,
+    name: str,
+    *,
+    got: Any,  # noqa: ANN401 - a cell of the census obs
+    src_obs: dict[Any, Any],
+    ctx: _Experiment,
+) -> None:
+    """in_tissue, array_row, array_col: the source's, else null or the official placeholder."""
+    if name in src_obs:
+        want = src_obs[name]
+        want = None if pd.isna(want) else int(want)
+    else:
+        want = None if name in ctx.spatial_columns else INT64_PLACEHOLDER
+    value = None if got is None or pd.isna(got) else int(got)
+    rep.expect(value == want, f"{where}: obs.{name} is {value!r}, expected {want!r}")
 
 
 def _check_obs_values(
@@ -329,6 +374,8 @@ def _check_cell(
         zip(census_cols[x.indices].tolist(), x.data.astype(np.float32).tolist(), strict=True)
     )
     rep.expect(got["raw"] == expected, f"{where}: X/raw differs from the source counts")
+    if "normalized" not in got:  # spatial experiments have raw counts only
+        return
     order = np.argsort(census_cols[x.indices], kind="stable")
     cols_sorted = x.indices[order]
     data = x.data.astype(np.float32)[order]
@@ -372,56 +419,65 @@ def _presence_row(pm: soma.SparseNDArray, ds_joinid: int) -> set[int]:
     return set(t["soma_dim_1"].to_pylist())
 
 
-def _check_organism(
+def _check_experiment(
     rep: ValidationReport,
     census: soma.Collection[Any],
     organism: S.Organism,
     *,
-    tables: tuple[pd.DataFrame, pd.DataFrame],
+    spatial: bool,
+    datasets: pd.DataFrame,
     root: Path,
     rng: np.random.Generator,
     sample_cells: int,
     gene_major: bool | None = None,
-) -> tuple[int, int]:
-    """Check one experiment; returns its (total, unique) cell counts."""
-    datasets, counts = tables
-    name = organism.name
-    rep.expect(name in census[S.CENSUS_DATA], f"census_data has no {name} experiment")
-    exp = census[S.CENSUS_DATA][name]
-    _check_schema(rep, f"{name}/obs", exp.obs.schema, S.OBS_FIELDS)
+) -> _ObsTotals:
+    """Check one experiment (of census_data, or of census_spatial_sequencing); its obs totals."""
+    collection = S.CENSUS_SPATIAL if spatial else S.CENSUS_DATA
+    name = f"{S.CENSUS_SPATIAL}/{organism.name}" if spatial else organism.name
+    rep.expect(
+        organism.name in census[collection], f"{collection} has no {organism.name} experiment"
+    )
+    exp = census[collection][organism.name]
+    _check_schema(rep, f"{name}/obs", exp.obs.schema, S.obs_fields(spatial=spatial))
     rna = exp.ms[S.MEASUREMENT]
     _check_schema(rep, f"{name}/var", rna.var.schema, S.VAR_FIELDS)
     totals = _stream_obs(exp.obs)
     if totals.n == 0:
-        return 0, 0
+        if spatial:
+            rep.expect(
+                not list(exp.spatial.keys()), f"{name}: scenes in an experiment without cells"
+            )
+        return totals
     rep.expect(
         totals.min_joinid == 0 and totals.max_joinid == totals.n - 1,
         f"{name}: obs soma_joinid is not 0..n-1 (min {totals.min_joinid}, max "
         f"{totals.max_joinid}, {totals.n} rows)",
     )
+    layers = S.x_layers(spatial=spatial)
+    rep.expect(
+        sorted(rna.X.keys()) == sorted(layers),
+        f"{name}: X layers {sorted(rna.X.keys())}, expected {sorted(layers)}",
+    )
+    if spatial:
+        rep.expect(
+            totals.primary == totals.n,
+            f"{name}: {totals.n - totals.primary} cells are not primary data (spatial "
+            "experiments hold primary cells only)",
+        )
     var = rna.var.read().concat().to_pandas()
     x_nnz = _stored_cells(rep, rna.X["raw"].uri)
     rep.expect(
         totals.nnz == int(var["nnz"].sum()) == x_nnz,
         f"{name}: nnz of obs ({totals.nnz}), var ({var['nnz'].sum()}) and X/raw ({x_nnz}) disagree",
     )
-    rep.expect(
-        _stored_cells(rep, rna.X["normalized"].uri) == x_nnz,
-        f"{name}: X/normalized nnz != X/raw nnz",
-    )
-    mine = counts[counts["organism"] == name]
-    all_row = mine[mine["category"] == "all"]
-    rep.expect(
-        len(all_row) == 1 and int(all_row["total_cell_count"].iloc[0]) == totals.n,
-        f"{name}: summary_cell_counts 'all' does not equal the obs row count",
-    )
-    for category, cat_rows in mine.groupby("category", observed=True):
+    if "normalized" in layers:
         rep.expect(
-            int(cat_rows["total_cell_count"].sum()) == totals.n,
-            f"{name}: summary_cell_counts category {category} does not add up to {totals.n}",
+            _stored_cells(rep, rna.X["normalized"].uri) == x_nnz,
+            f"{name}: X/normalized nnz != X/raw nnz",
         )
     unknown = set(totals.cells) - set(datasets["dataset_id"])
     rep.expect(not unknown, f"{name}: obs names datasets without a census_info row: {unknown}")
+    mine = datasets[datasets["dataset_id"].isin(list(totals.cells))]
     ctx = _Experiment(
         rep=rep,
         exp=exp,
@@ -431,10 +487,15 @@ def _check_organism(
         rng=rng,
         sample_cells=sample_cells,
         totals=totals,
+        spatial=spatial,
     )
+    if spatial:
+        from cellcensus.builder._validate_spatial import check_presence, spatial_columns
+
+        ctx.spatial_columns = spatial_columns(ctx, [str(d) for d in mine["dataset_id"]])
     pm = rna[S.PRESENCE_MATRIX]
     measured = np.zeros(len(var), dtype=np.int64)
-    for _, dataset in datasets[datasets["dataset_id"].isin(list(totals.cells))].iterrows():
+    for _, dataset in mine.iterrows():
         presence = _presence_row(pm, int(dataset["soma_joinid"]))
         if presence:
             measured[list(presence)] += totals.cells[str(dataset["dataset_id"])]
@@ -446,22 +507,42 @@ def _check_organism(
         np.array_equal(measured, var["n_measured_obs"].to_numpy()),
         f"{name}: var.n_measured_obs does not match the presence matrix",
     )
-    try:
-        check_genes(
-            rep.expect,
-            census,
-            name,
-            n_obs=totals.n,
-            var_nnz=var["nnz"].to_numpy(dtype=np.int64),
-            x_nnz=x_nnz,
-            primary=(totals.primary, totals.primary_nnz),
-            gene_major=gene_major,
-            stored_cells=lambda uri: _stored_cells(rep, uri),
-            rng=rng,
+    if spatial:
+        check_presence(ctx)
+    else:
+        try:
+            check_genes(
+                rep.expect,
+                census,
+                organism.name,
+                n_obs=totals.n,
+                var_nnz=var["nnz"].to_numpy(dtype=np.int64),
+                x_nnz=x_nnz,
+                primary=(totals.primary, totals.primary_nnz),
+                gene_major=gene_major,
+                stored_cells=lambda uri: _stored_cells(rep, uri),
+                rng=rng,
+            )
+        except _READ_ERRORS as e:
+            _damage(rep, f"cellcensus_genes/{organism.name}", e)
+    return totals
+
+
+def _check_counts(rep: ValidationReport, counts: pd.DataFrame, name: str, n: int) -> None:
+    """summary_cell_counts of an organism add up to its cells (census_data and spatial)."""
+    mine = counts[counts["organism"] == name]
+    if n == 0 and mine.empty:
+        return
+    all_row = mine[mine["category"] == "all"]
+    rep.expect(
+        len(all_row) == 1 and int(all_row["total_cell_count"].iloc[0]) == n,
+        f"{name}: summary_cell_counts 'all' does not equal the obs row count",
+    )
+    for category, cat_rows in mine.groupby("category", observed=True):
+        rep.expect(
+            int(cat_rows["total_cell_count"].sum()) == n,
+            f"{name}: summary_cell_counts category {category} does not add up to {n}",
         )
-    except _READ_ERRORS as e:
-        _damage(rep, f"cellcensus_genes/{name}", e)
-    return totals.n, totals.primary
 
 
 def validate_build(
@@ -539,23 +620,30 @@ def _validate_census(
         )
         counts = info["summary_cell_counts"].read().concat().to_pandas()
         total = unique = 0
-        for organism in S.ORGANISMS:
+        experiments = [(o, False) for o in S.ORGANISMS] + [(o, True) for o in S.SPATIAL_ORGANISMS]
+        per_organism: dict[str, int] = defaultdict(int)
+        for organism, spatial in experiments:
+            where = f"{S.CENSUS_SPATIAL if spatial else S.CENSUS_DATA}/{organism.name}"
             try:
-                n_total, n_unique = _check_organism(
+                totals = _check_experiment(
                     rep,
                     census,
                     organism,
-                    tables=(datasets, counts),
+                    spatial=spatial,
+                    datasets=datasets,
                     root=root,
                     rng=rng,
                     sample_cells=sample_cells,
                     gene_major=gene_major,
                 )
             except _READ_ERRORS as e:
-                _damage(rep, f"census_data/{organism.name}", e)
+                _damage(rep, where, e)
                 continue
-            total += n_total
-            unique += n_unique
+            total += totals.n
+            unique += totals.primary
+            per_organism[organism.name] += totals.n
+        for name, n in per_organism.items():
+            _check_counts(rep, counts, name, n)
         rep.expect(
             summary.get("total_cell_count") == str(total), "summary total_cell_count is wrong"
         )

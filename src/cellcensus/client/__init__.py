@@ -35,6 +35,7 @@ from cellcensus.client._query import (
 )
 from cellcensus.client._readback import read_export
 from cellcensus.client._source_h5ad import download_source_h5ad, get_source_h5ad_uri
+from cellcensus.client._spatialdata import SpatialDataExportResult, export_spatialdata
 from cellcensus.errors import (
     AccessDeniedError,
     CensusNotFoundError,
@@ -65,12 +66,14 @@ __all__ = [
     "ReleaseRootUnreachableError",
     "ReleaseSource",
     "ResolvedRelease",
+    "SpatialDataExportResult",
     "check_value_filter",
     "clear_cache",
     "configure",
     "download_source_h5ad",
     "estimate",
     "export",
+    "export_spatialdata",
     "format_bytes",
     "get_anndata",
     "get_census_mirror_directory",

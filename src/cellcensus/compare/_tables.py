@@ -205,9 +205,12 @@ def _compare_by_index(
     common: list[str],
     res: ObjectResult,
     opts: CompareOptions,
+    *,
+    index: list[str] | None = None,
 ) -> None:
     """Whole-table comparison matched on the index columns (small tables such as point clouds)."""
-    index = [c for c in a.index_column_names if c in common]
+    if index is None:
+        index = [c for c in a.index_column_names if c in common]
     ta: pa.Table = a.read(column_names=common).concat()
     tb: pa.Table = b.read(column_names=common).concat()
     keys_a = list(zip(*(plain(ta[c]).to_pylist() for c in index), strict=True))
@@ -245,6 +248,13 @@ def compare_dataframes(
         _compare_by_joinid(a, b, comparable, res, opts)
     elif tuple(a.index_column_names) == tuple(b.index_column_names):
         _compare_by_index(a, b, comparable, res, opts)
+    else:
+        # different index columns (already reported; e.g. tiledbsoma >= 2 makes soma_joinid an
+        # index column of every point cloud): when both tables have every index column of
+        # either, their rows are still matched on all of them and compared
+        index = list(dict.fromkeys((*a.index_column_names, *b.index_column_names)))
+        if all(c in comparable for c in index):
+            _compare_by_index(a, b, comparable, res, opts, index=index)
 
 
 def _castable(ta: pa.DataType, tb: pa.DataType) -> bool:

@@ -10,6 +10,8 @@ Lifecycle: experimental — names here may change or move between minor releases
 - :func:`estimate`, :func:`export`, :func:`plan_export`, :func:`read_export` (with
   :class:`ExportPlan`, :class:`ExportResult`, :class:`QueryEstimate`): a query's size before it
   runs, and bounded-memory export to ``.h5ad`` / ``.zarr`` / ``.parquet``;
+- :func:`export_spatialdata` (with :class:`SpatialDataExportResult`): a query of a spatial
+  experiment as a SpatialData zarr store (needs the ``[spatial]`` extra; ``docs/spatial.md``);
 - :func:`ontology_filter`, :func:`ontology_terms`, :func:`multi_value_filter`: value filters
   from ontology terms ("all T cells");
 - :mod:`pp`: ``cellxgene_census.experimental.pp`` over any release;
@@ -29,8 +31,10 @@ if TYPE_CHECKING:
         ExportPlan,
         ExportResult,
         QueryEstimate,
+        SpatialDataExportResult,
         estimate,
         export,
+        export_spatialdata,
         multi_value_filter,
         ontology_filter,
         ontology_terms,
@@ -59,8 +63,10 @@ _HOMES = {
             "ExportPlan",
             "ExportResult",
             "QueryEstimate",
+            "SpatialDataExportResult",
             "estimate",
             "export",
+            "export_spatialdata",
             "multi_value_filter",
             "ontology_filter",
             "ontology_terms",
@@ -92,8 +98,10 @@ __all__ = [
     "ExportResult",
     "NeighborObs",
     "QueryEstimate",
+    "SpatialDataExportResult",
     "estimate",
     "export",
+    "export_spatialdata",
     "find_nearest_obs",
     "get_all_available_embeddings",
     "get_all_census_versions_with_embedding",
