@@ -102,7 +102,7 @@ def check_genes(
 
 
 def _check_copies(
-    expect: Callable[[bool, str], None],
+    expect: Callable[[bool, str], object],
     census: soma.Collection[Any],
     copies: soma.Collection[Any],
     *,
@@ -163,7 +163,7 @@ def _check_copies(
 
 
 def _check_summary(
-    expect: Callable[[bool, str], None],
+    expect: Callable[[bool, str], object],
     org: soma.Collection[Any],
     n_var: int,
     primary: tuple[int, int],
