@@ -388,12 +388,16 @@ class H5ADSource:
         rows = np.asarray(rows, dtype=np.int64)
         try:
             if self.x_format == "csr":
-                # nearby rows in one row-range read; never a read spanning far-apart rows
+                # nearby rows in one row-range read, each spanning fewer than _SAMPLE_SPAN rows
+                # (so a read never grows with the dataset, however dense the sample)
                 parts = []
-                for group in np.split(rows, np.flatnonzero(np.diff(rows) > _SAMPLE_SPAN) + 1):
-                    if len(group):
+                first = 0
+                for i in range(1, len(rows) + 1):
+                    if i == len(rows) or rows[i] - rows[first] >= _SAMPLE_SPAN:
+                        group = rows[first:i]
                         block = self.read_x_rows(int(group[0]), int(group[-1]) + 1)
                         parts.append(block[group - group[0]])
+                        first = i
                 m = (
                     sparse.vstack(parts, format="csr")
                     if parts
