@@ -194,6 +194,24 @@ def test_difference_listing_is_bounded(census_build: Path, tmp_path: Path) -> No
     assert compare_builds(census_build, copy, options=CompareOptions(rtol=1.0)).equal
 
 
+def test_what_only_cellcensus_writes_is_left_out_unless_asked(
+    census_build: Path, tmp_path: Path
+) -> None:
+    """A build without ``cellcensus_genes`` (as an official build is) compares equal by default;
+    with ``ignore_members=()`` the missing member is the one difference."""
+    copy = tmp_path / "official-like"
+    shutil.copytree(census_build, copy)
+    with soma.Collection.open(str(copy / "soma"), "d") as root:
+        assert "cellcensus_genes" in root
+        del root["cellcensus_genes"]
+    assert compare_builds(census_build, copy).equal
+    report = compare_builds(census_build, copy, options=CompareOptions(ignore_members=frozenset()))
+    assert not report.equal
+    assert [(o.path, d.kind) for o in report.objects for d in o.differences] == [
+        ("cellcensus_genes", "member")
+    ]
+
+
 @pytest.mark.filterwarnings("ignore:Support for spatial types is experimental:UserWarning")
 def test_spatial_scenes_are_compared(census_build: Path, tmp_path: Path) -> None:
     """Scenes with a point cloud and a multiscale image: equal copies, then one point moved and

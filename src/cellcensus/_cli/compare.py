@@ -77,6 +77,13 @@ def compare(
     all_metadata: Annotated[
         bool, typer.Option(help="Compare every metadata key, including build time and version.")
     ] = False,
+    all_members: Annotated[
+        bool,
+        typer.Option(
+            help="Also compare what only cellcensus writes (cellcensus_genes: gene-major copies "
+            "and the expression summary), which an official build does not have."
+        ),
+    ] = False,
     block_values: Annotated[
         int, typer.Option(help="Stored values per block read from each build (bounds memory).")
     ] = 4_000_000,
@@ -92,7 +99,12 @@ def compare(
     dictionary categories), X layers and presence matrices (every coordinate and value, read in
     blocks), and spatial scenes when present.
     """
-    from cellcensus.compare import DEFAULT_IGNORED_METADATA, CompareOptions, compare_builds
+    from cellcensus.compare import (
+        DEFAULT_IGNORED_MEMBERS,
+        DEFAULT_IGNORED_METADATA,
+        CompareOptions,
+        compare_builds,
+    )
 
     ignored = frozenset() if all_metadata else DEFAULT_IGNORED_METADATA
     options = CompareOptions(
@@ -100,6 +112,7 @@ def compare(
         rtol=rtol,
         dictionary_as_plain=dictionary_as_plain,
         ignore_metadata=ignored | frozenset(ignore_metadata or ()),
+        ignore_members=frozenset() if all_members else DEFAULT_IGNORED_MEMBERS,
         block_values=block_values,
     )
     settings = s3_settings(endpoint_url, region, no_sign_request, path_style)

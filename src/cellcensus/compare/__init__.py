@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cellcensus._progress import NoProgress
 from cellcensus.compare._arrays import compare_dense, compare_sparse
 from cellcensus.compare._report import (
+    DEFAULT_IGNORED_MEMBERS,
     DEFAULT_IGNORED_METADATA,
     CompareOptions,
     CompareReport,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from cellcensus.settings import Settings
 
 __all__ = [
+    "DEFAULT_IGNORED_MEMBERS",
     "DEFAULT_IGNORED_METADATA",
     "CompareOptions",
     "CompareReport",
@@ -128,6 +130,8 @@ class _Walker:
         """Compare ``a`` and ``b`` (either may be None: the member exists in one build only)."""
         lim = self.opts.max_differences
         name = path or "(root)"
+        if path in self.opts.ignore_members:
+            return
         if a is None or b is None:
             present = a if a is not None else b
             res = ObjectResult(path=name, soma_type=present.soma_type)

@@ -16,6 +16,11 @@ DEFAULT_IGNORED_METADATA = frozenset(
     {"created_on", "git_commit_sha", "cellcensus_version", "census_build_date"}
 )
 
+#: Members of the root collection that only cellcensus writes (the gene-major copies and the
+#: expression summary): not compared unless asked (``ignore_members=()``), so that a cellcensus
+#: build and an official one compare equal.
+DEFAULT_IGNORED_MEMBERS = frozenset({"cellcensus_genes"})
+
 #: Kinds of difference, in the order the summary lists them.
 Kind = Literal[
     "member",  # an object exists in one build only
@@ -54,6 +59,9 @@ class CompareOptions:
         (pandas categoricals), so it is a difference unless you decide it is not.
     ignore_metadata
         Metadata keys not compared (default: build time and program version).
+    ignore_members
+        Paths of objects not compared, e.g. ``"cellcensus_genes"`` (the default: what only
+        cellcensus writes).
     """
 
     max_differences: int = 10
@@ -62,6 +70,7 @@ class CompareOptions:
     rtol: float = 0.0
     dictionary_as_plain: bool = False
     ignore_metadata: frozenset[str] = DEFAULT_IGNORED_METADATA
+    ignore_members: frozenset[str] = DEFAULT_IGNORED_MEMBERS
 
     def __post_init__(self) -> None:
         from cellcensus.errors import BadInputError
@@ -175,6 +184,7 @@ class CompareReport:
                 "rtol": o.rtol,
                 "dictionary_as_plain": o.dictionary_as_plain,
                 "ignore_metadata": sorted(o.ignore_metadata),
+                "ignore_members": sorted(o.ignore_members),
             },
             "objects": [r.to_dict() for r in self.objects],
         }
