@@ -7,6 +7,7 @@ batch: memory does not grow with the census.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,31 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
     import tiledbsoma as soma
+
+#: TileDB memory of the reads of the copies and the summary: a read holds a tile of every
+#: fragment at once (one fragment per band, about 64 in a large census), so the 64 MiB of the
+#: builder's other reads are too little (measured: at 10 M cells the read of a copy failed with
+#: "Cannot load enough tiles to emit results from all fragments in global order").
+READ_BUDGET = 1024**3
+
+
+@cache
+def _read_context() -> soma.SOMATileDBContext:
+    import tiledbsoma as soma
+
+    from cellcensus.builder._band import BOUNDED_READS
+
+    return soma.SOMATileDBContext(
+        tiledb_config={**BOUNDED_READS, "sm.mem.total_budget": str(READ_BUDGET)}
+    )
+
+
+def _reopen(obj: Any) -> Any:  # noqa: ANN401 - a tiledbsoma object
+    """The same SOMA object, opened for reading with :func:`_read_context`."""
+    import tiledbsoma as soma
+
+    return soma.open(obj.uri, context=_read_context())
+
 
 #: Cells and genes of the random sample compared between X and each gene-major copy.
 SAMPLE_CELLS = 64
@@ -127,39 +153,39 @@ def _check_copies(
         expect(layer in copies, f"{where}/X has no copy of layer {layer}")
         if layer not in copies:
             continue
-        copy = copies[layer]
-        expect(
-            tuple(int(s) for s in copy.shape) == (n_obs, n_var),
-            f"{where}/X/{layer}: shape {copy.shape}, expected {(n_obs, n_var)}",
-        )
-        schema = tiledb.ArraySchema.load(copy.uri)
-        expect(
-            schema.cell_order == "col-major"
-            and schema.tile_order == "col-major"
-            and int(schema.domain.dim(1).tile) == 1
-            and int(schema.domain.dim(0).tile) == CELL_TILE,
-            f"{where}/X/{layer}: not gene-major (cell and tile order {schema.cell_order}, "
-            f"{schema.tile_order}; gene tile {schema.domain.dim(1).tile})",
-        )
-        n = stored_cells(copy.uri)
-        expect(n == x_nnz, f"{where}/X/{layer}: {n} stored values, X/{layer} has {x_nnz}")
-        if len(cells) and len(genes):
-            got = _triples(copy, cells, genes)
-            want = _triples(x[layer], cells, genes)
-            expect(got.equals(want), f"{where}/X/{layer}: sampled values differ from X/{layer}")
-        # whole genes: a gene's values in the copy add up to var.nnz
-        if len(genes):
-            g = genes[: min(4, len(genes))]
-            t = copy.read(coords=(slice(None), g)).tables()
-            counts = np.zeros(len(g), dtype=np.int64)
-            for table in t:
-                col = table["soma_dim_1"].to_numpy()
-                counts += np.array([(col == j).sum() for j in g], dtype=np.int64)
+        with _reopen(copies[layer]) as copy:
             expect(
-                bool(np.array_equal(counts, var_nnz[g])),
-                f"{where}/X/{layer}: values of genes {g.tolist()} ({counts.tolist()}) differ "
-                f"from var.nnz ({var_nnz[g].tolist()})",
+                tuple(int(s) for s in copy.shape) == (n_obs, n_var),
+                f"{where}/X/{layer}: shape {copy.shape}, expected {(n_obs, n_var)}",
             )
+            schema = tiledb.ArraySchema.load(copy.uri)
+            expect(
+                schema.cell_order == "col-major"
+                and schema.tile_order == "col-major"
+                and int(schema.domain.dim(1).tile) == 1
+                and int(schema.domain.dim(0).tile) == CELL_TILE,
+                f"{where}/X/{layer}: not gene-major (cell and tile order {schema.cell_order}, "
+                f"{schema.tile_order}; gene tile {schema.domain.dim(1).tile})",
+            )
+            n = stored_cells(copy.uri)
+            expect(n == x_nnz, f"{where}/X/{layer}: {n} stored values, X/{layer} has {x_nnz}")
+            if len(cells) and len(genes):
+                got = _triples(copy, cells, genes)
+                want = _triples(x[layer], cells, genes)
+                expect(got.equals(want), f"{where}/X/{layer}: sampled values differ from X/{layer}")
+            # whole genes: a gene's values in the copy add up to var.nnz
+            if len(genes):
+                g = genes[: min(4, len(genes))]
+                t = copy.read(coords=(slice(None), g)).tables()
+                counts = np.zeros(len(g), dtype=np.int64)
+                for table in t:
+                    col = table["soma_dim_1"].to_numpy()
+                    counts += np.array([(col == j).sum() for j in g], dtype=np.int64)
+                expect(
+                    bool(np.array_equal(counts, var_nnz[g])),
+                    f"{where}/X/{layer}: values of genes {g.tolist()} ({counts.tolist()}) differ "
+                    f"from var.nnz ({var_nnz[g].tolist()})",
+                )
 
 
 def _check_summary(
@@ -173,39 +199,43 @@ def _check_summary(
         expect(member in org, f"{where} has no {member}")
         if member not in org:
             return
-    summary, groups = org[SUMMARY], org[GROUPS]
-    expect(
-        set(SUMMARY_SCHEMA.names) <= set(summary.schema.names),
-        f"{where}/{SUMMARY}: columns {summary.schema.names} lack some of {SUMMARY_SCHEMA.names}",
-    )
-    n_groups = 0
-    n_cells = 0
-    for batch in groups.read(column_names=["soma_joinid", "n_cells"]):
-        n_groups += batch.num_rows
-        n_cells += int(pc.sum(batch["n_cells"]).as_py() or 0)
-    n_primary, primary_nnz = primary
-    expect(
-        n_cells == n_primary,
-        f"{where}/{GROUPS}: groups hold {n_cells} cells, obs has {n_primary} primary cells",
-    )
-    n_expressing = 0
-    bad = 0
-    for batch in summary.read(column_names=["var_joinid", "group_joinid", "n_expressing", "sum"]):
-        n_expressing += int(pc.sum(batch["n_expressing"]).as_py() or 0)
-        var_ids = batch["var_joinid"].to_numpy()
-        group_ids = batch["group_joinid"].to_numpy()
-        ok = (
-            (var_ids >= 0)
-            & (var_ids < n_var)
-            & (group_ids >= 0)
-            & (group_ids < n_groups)
-            & (batch["n_expressing"].to_numpy() > 0)
-            & (batch["sum"].to_numpy() >= 0)
+    with _reopen(org[SUMMARY]) as summary, _reopen(org[GROUPS]) as groups:
+        expect(
+            set(SUMMARY_SCHEMA.names) <= set(summary.schema.names),
+            f"{where}/{SUMMARY}: columns {summary.schema.names} lack some of "
+            f"{SUMMARY_SCHEMA.names}",
         )
-        bad += int((~ok).sum())
-    expect(bad == 0, f"{where}/{SUMMARY}: {bad} rows out of range (gene, group, counts or sums)")
-    expect(
-        n_expressing == primary_nnz,
-        f"{where}/{SUMMARY}: n_expressing adds up to {n_expressing}, the primary cells store "
-        f"{primary_nnz} values",
-    )
+        n_groups = 0
+        n_cells = 0
+        for batch in groups.read(column_names=["soma_joinid", "n_cells"]):
+            n_groups += batch.num_rows
+            n_cells += int(pc.sum(batch["n_cells"]).as_py() or 0)
+        n_primary, primary_nnz = primary
+        expect(
+            n_cells == n_primary,
+            f"{where}/{GROUPS}: groups hold {n_cells} cells, obs has {n_primary} primary cells",
+        )
+        n_expressing = 0
+        bad = 0
+        columns = ["var_joinid", "group_joinid", "n_expressing", "sum"]
+        for batch in summary.read(column_names=columns):
+            n_expressing += int(pc.sum(batch["n_expressing"]).as_py() or 0)
+            var_ids = batch["var_joinid"].to_numpy()
+            group_ids = batch["group_joinid"].to_numpy()
+            ok = (
+                (var_ids >= 0)
+                & (var_ids < n_var)
+                & (group_ids >= 0)
+                & (group_ids < n_groups)
+                & (batch["n_expressing"].to_numpy() > 0)
+                & (batch["sum"].to_numpy() >= 0)
+            )
+            bad += int((~ok).sum())
+        expect(
+            bad == 0, f"{where}/{SUMMARY}: {bad} rows out of range (gene, group, counts or sums)"
+        )
+        expect(
+            n_expressing == primary_nnz,
+            f"{where}/{SUMMARY}: n_expressing adds up to {n_expressing}, the primary cells store "
+            f"{primary_nnz} values",
+        )
