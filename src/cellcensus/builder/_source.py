@@ -207,11 +207,12 @@ class H5ADSource:
     # -- obs / var columns ----------------------------------------------------------------
     def obs_columns(self) -> list[str]:
         """Names of the obs columns, in file order."""
-        return [str(c) for c in self._obs.attrs.get("column-order", [])]
+        # a column listed in column-order but absent from the file is missing
+        return [str(c) for c in self._obs.attrs.get("column-order", []) if str(c) in self._obs]
 
     def var_columns(self) -> list[str]:
         """Names of the var (raw/var when raw exists) columns, in file order."""
-        return [str(c) for c in self._var.attrs.get("column-order", [])]
+        return [str(c) for c in self._var.attrs.get("column-order", []) if str(c) in self._var]
 
     def column_info(self, column: str) -> ColumnInfo:
         """Whether an obs column is categorical, and its categories in file order."""
