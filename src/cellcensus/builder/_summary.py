@@ -112,6 +112,19 @@ def _platform_config(compression: str) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- compiled kernels
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _n_runs(
+    genes: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], order: npt.NDArray[np.int64]
+) -> int:
+    """How many distinct (gene, group) runs the rows sorted by ``order`` form."""
+    m = 0
+    for j in range(order.shape[0]):
+        i = order[j]
+        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
+            m += 1
+    return m
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _order(
     genes: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], n_genes: int, n_groups: int
 ) -> npt.NDArray[np.int64]:
@@ -156,11 +169,7 @@ def _accumulate(
 ]:
     """Exact fixed-point sums per (gene, group) of values sorted by ``order``."""
     n = order.shape[0]
-    m = 0
-    for j in range(n):
-        i = order[j]
-        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
-            m += 1
+    m = _n_runs(genes, groups, order)
     out_gene = np.empty(m, np.int64)
     out_group = np.empty(m, np.int64)
     nnz = np.zeros(m, np.int64)
@@ -196,11 +205,7 @@ def _combine(
 ]:
     """Add partial rows with the same (gene, group), sorted by ``order``."""
     n = order.shape[0]
-    m = 0
-    for j in range(n):
-        i = order[j]
-        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
-            m += 1
+    m = _n_runs(genes, groups, order)
     out_gene = np.empty(m, np.int64)
     out_group = np.empty(m, np.int64)
     out_nnz = np.zeros(m, np.int64)
