@@ -684,7 +684,8 @@ def summarize_census(
     sizes: Sizes | None = None,
     histograms: bool = True,
 ) -> BuildSummary:
-    """Compute the numbers of one build.
+    """Compute the numbers of one build, per collection (``census_data`` and, when present,
+    ``census_spatial_sequencing``) and organism; totals over both.
 
     Parameters
     ----------
@@ -705,7 +706,9 @@ def summarize_census(
     Returns
     -------
     BuildSummary
-        Schema versions, totals, per-organism counts, categories, histograms and datasets.
+        Schema versions, totals, per-organism counts of each collection, categories,
+        histograms and datasets. Where the census disagrees with itself (``census_info``
+        against the experiments), ``notes`` say so.
     """
     import tiledbsoma as soma
 
