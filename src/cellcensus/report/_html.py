@@ -184,7 +184,13 @@ def _summary(s: BuildSummary) -> str:
         _card("Cells", count(s.total_cells), cells_sub),
         _card("Datasets", count(len(s.datasets)), _inputs_line(s)),
         _card("Organisms", count(len(s.organism_names))),
-        _card("Genes", count(genes), "summed over organisms"),
+        _card(
+            "Genes",
+            count(genes),
+            "census_data, summed over organisms"
+            if s.spatial_organisms
+            else "summed over organisms",
+        ),
         _card("Stored values (nnz)", count(s.nnz), "X/raw"),
         _card(
             "Store size",
