@@ -236,7 +236,7 @@ def _raw_directory(source: ReleaseSource, settings: Settings | None) -> dict[str
     raw = _fetch_json(source.directory_uri, _storage(settings, source), "release directory")
     # the one model of release.json checks it (clear errors for malformed entries); the raw
     # form is kept for the descriptions, which the official client returns as written
-    from cellcensus.release._models import ReleaseDirectory
+    from cellcensus._formats.directory import ReleaseDirectory
 
     ReleaseDirectory.from_dict(raw, where=source.directory_uri)
     return raw
@@ -244,7 +244,7 @@ def _raw_directory(source: ReleaseSource, settings: Settings | None) -> dict[str
 
 def _raw_mirrors(source: ReleaseSource, settings: Settings | None) -> dict[str, Any]:
     raw = _fetch_json(source.mirrors_uri, _storage(settings, source), "mirror directory")
-    from cellcensus.release._models import MirrorDirectory
+    from cellcensus._formats.directory import MirrorDirectory
 
     MirrorDirectory.from_dict(raw, where=source.mirrors_uri)
     return raw
