@@ -88,14 +88,14 @@ class ExportInfo:
             For content that is not an export description.
         """
         d = load_object(data, where=where, advice=_ADVICE)
-        if d.get("format") != FORMAT_NAME:
-            what = f"'format' is {d.get('format')!r}, not {FORMAT_NAME!r}"
-            raise malformed(where, what, _ADVICE)
         reader = check_version(d, where=where, readers={1: cls._from_v1}, advice=_ADVICE)
         return reader(d, where=where)
 
     @classmethod
     def _from_v1(cls, d: Mapping[str, Any], *, where: str) -> ExportInfo:
+        if d.get("format") != FORMAT_NAME:
+            what = f"'format' is {d.get('format')!r}, not {FORMAT_NAME!r}"
+            raise malformed(where, what, _ADVICE)
         text = {k: d.get(k) for k in ("organism", "measurement_name", "X_name")}
         for key, v in text.items():
             if not isinstance(v, str):
