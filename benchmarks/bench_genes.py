@@ -107,17 +107,11 @@ def _same(a: Any, b: Any) -> bool:
     )
 
 
-def _query_part(build: Path, rounds: int) -> None:
-    import warnings
-
+def _queries(uri: str) -> tuple[dict[str, dict[str, Any]], Any, Any, int]:
+    """The gene queries (same genes every run), the expressed gene names, the rng, human cells."""
     import cellxgene_census
     import numpy as np
-    from anndata import ImplicitModificationWarning
 
-    import cellcensus
-
-    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
-    uri = str(build / "soma")
     with cellxgene_census.open_soma(uri=uri) as census:
         var = (
             census["census_data"]["homo_sapiens"]
@@ -142,6 +136,20 @@ def _query_part(build: Path, rounds: int) -> None:
         "var_value_filter": queries["2 gene(s) x all cells"]["var_value_filter"],
         "obs_value_filter": "tissue_general == 'lung'",
     }
+    return queries, picks, rng, n_obs
+
+
+def _query_part(build: Path, rounds: int) -> None:
+    import warnings
+
+    import cellxgene_census
+    from anndata import ImplicitModificationWarning
+
+    import cellcensus
+
+    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
+    uri = str(build / "soma")
+    queries, picks, rng, n_obs = _queries(uri)
 
     def ours(layout: str):
         def run(census: Any, organism: str, **kw: Any) -> Any:
@@ -194,6 +202,7 @@ _COLD = """
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 import cellcensus, cellxgene_census
+import cellcensus.client, cellcensus.experimental  # cellcensus imports these on first use
 client, uri, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t0 = time.perf_counter()
 if client == "official":
@@ -210,7 +219,10 @@ def _cold_part(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> Non
     """Each query as the first of a fresh process, official vs routed, alternating."""
     import subprocess
 
-    print(f"\n## cold: the first query of a fresh process (median of {rounds}, alternating)")
+    print(
+        f"\n## cold: the first query of a fresh process, modules imported (median of {rounds}, "
+        "alternating)"
+    )
     print("| query | official | cellcensus routed | official / routed |")
     print("| --- | ---: | ---: | ---: |")
     for qname, kwargs in queries.items():
@@ -361,6 +373,9 @@ def main() -> None:
     )
     ap.add_argument("--no-queries", action="store_true", help="measure the builds only")
     ap.add_argument(
+        "--cold-only", action="store_true", help="only the cold queries, on an existing build"
+    )
+    ap.add_argument(
         "--summary-uri",
         help="also time summarize on this release's soma/ (e.g. a 1 M-cell build)",
     )
@@ -370,6 +385,10 @@ def main() -> None:
     import os
 
     print(f"load average at start: {os.getloadavg()}")
+    if args.cold_only:
+        uri = str(args.workdir / f"build-{args.cells}-genes" / "soma")
+        _cold_part(uri, _queries(uri)[0], args.rounds)
+        return
     build = _build_part(args)
     if not args.no_queries:
         _query_part(build, args.rounds)
