@@ -103,7 +103,9 @@ def _same(a: Any, b: Any) -> bool:
         a.shape == b.shape
         and a.X.nnz == b.X.nnz
         and (a.X != b.X).nnz == 0
-        and list(a.obs["soma_joinid"]) == list(b.obs["soma_joinid"])
+        and a.obs.equals(b.obs)
+        and a.var.equals(b.var)
+        and a.obs.index.equals(b.obs.index)
     )
 
 
