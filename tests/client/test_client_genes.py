@@ -149,7 +149,7 @@ def test_routed_and_unrouted_queries_are_equal(
 
 
 def test_default_names_are_the_strings_anndata_makes() -> None:
-    from cellcensus.client._genemajor import _str_index
+    from cellcensus._compat import str_index as _str_index
 
     for index in (pd.RangeIndex(0), pd.RangeIndex(1), pd.RangeIndex(123_457), pd.RangeIndex(5, 9)):
         got = _str_index(index)

@@ -29,16 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import anndata
 import numpy as np
 import pyarrow as pa
 import tiledbsoma as soma
+from pandas.api.types import is_string_dtype
 
+from cellcensus._compat import csr_from_soma, soma_axis_frame, str_index
+from cellcensus.client._embedding_query import _columns
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import anndata
     import numpy.typing as npt
     import pandas as pd
     from scipy import sparse
@@ -188,8 +191,6 @@ def read_csr(
     gene-major array), drops cells outside the selection, maps joinids to positions and assembles
     the CSR matrix with the same function as ``tiledbsoma`` (sorted indices, same index types).
     """
-    from cellcensus._compat import csr_from_soma
-
     index_type = np.int32 if max(len(obs_ids), len(var_ids)) < np.iinfo(np.int32).max else np.int64
     schema = pa.schema(
         [
@@ -243,42 +244,13 @@ def _read_table(
     return table, joinids
 
 
-def _str_index(index: pd.Index) -> pd.Index:
-    """``index.astype(str)``, as ``anndata`` converts a default index; for ``0 .. n-1`` the
-    strings are formatted by Arrow and known to be unique without hashing them."""
-    import pandas as pd
-
-    if isinstance(index, pd.RangeIndex) and index.step == 1 and index.name is None:
-        text = pa.array(np.arange(index.start, index.stop, dtype=np.int64)).cast(pa.string())
-        names = pd.Index(text.to_numpy(zero_copy_only=False), dtype=object)
-        # Distinct integers make distinct strings: record it in pandas' cache of ``is_unique``
-        # (read by AnnData's name check), which would otherwise hash every name again.
-        cache = getattr(names, "_cache", None)
-        if isinstance(cache, dict):
-            cache["is_unique"] = True
-        return names
-    formatted: pd.Index = index.astype(str)
-    return formatted
-
-
 def _frame(df: soma.DataFrame, table: pa.Table, fallback_index: str) -> pd.DataFrame:
     """The axis frame ``tiledbsoma``'s ``to_anndata`` makes from ``table``, with the string
     index ``anndata`` gives it (the same frame, built without its slow steps: strings are not
-    deduplicated, the default index is formatted by Arrow)."""
-    import json
-
-    from pandas.api.types import is_string_dtype
-    from tiledbsoma._constants import SOMA_DATAFRAME_ORIGINAL_INDEX_NAME_JSON
-    from tiledbsoma._util import _df_set_index
-
-    original = json.loads(df.metadata.get(SOMA_DATAFRAME_ORIGINAL_INDEX_NAME_JSON, "null"))
-    if not (original is None or isinstance(original, str)):
-        msg = f"{df.uri}: invalid {SOMA_DATAFRAME_ORIGINAL_INDEX_NAME_JSON} metadata: {original}"
-        raise ValueError(msg)
-    frame: pd.DataFrame = table.to_pandas(deduplicate_objects=False)
-    _df_set_index(frame, original, fallback_index)
+    deduplicated, the default index is formatted by Arrow and known unique)."""
+    frame = soma_axis_frame(df, table.to_pandas(deduplicate_objects=False), fallback_index)
     if not is_string_dtype(frame.index):
-        frame.index = _str_index(frame.index)
+        frame.index = str_index(frame.index)
     return frame
 
 
@@ -287,8 +259,6 @@ def _column_names(
     obs_column_names: Sequence[str] | None,
     var_column_names: Sequence[str] | None,
 ) -> soma.AxisColumnNames:
-    from cellcensus.client._embedding_query import _columns
-
     obs, var = _columns(column_names, obs_column_names, var_column_names)
     return {"obs": obs, "var": var}
 
@@ -317,8 +287,6 @@ def get_anndata_routed(
     both axes (for the cost rule), then obs, var and each X layer at once; it builds the same
     frames and matrices (see :func:`_frame`, :func:`read_csr`) and the AnnData from them.
     """
-    import anndata
-
     columns = _column_names(column_names, obs_column_names, var_column_names)
     obs_query = soma.AxisQuery(
         value_filter=obs_value_filter,
