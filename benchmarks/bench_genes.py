@@ -11,8 +11,12 @@ Run by hand (not in CI):
    cells (and 2 genes in one tissue) with the official client (cell-major X), ours with
    ``x_layout="cell-major"`` and ours routed (``"auto"``), alternating the order, several rounds
    (median). Checks the three give the same matrix. Ratio = official / routed (target >= 10 for
-   <= 10 genes).
-3. Times ``cellcensus.experimental.summarize`` of 10 genes (first call and repeated calls).
+   <= 10 genes). Then the same queries *cold*: each the first query of a fresh process (after
+   ``import cellcensus, cellxgene_census``; open + query timed), official and routed alternating.
+   Then the floor of any client that returns the same AnnData: reading obs of the selected cells
+   (all columns) and making its frame, measured alone.
+3. Times ``cellcensus.experimental.summarize`` of 10 genes (first call and repeated calls), on
+   this release and on ``--summary-uri`` (e.g. a 1 M-cell build).
 """
 
 from __future__ import annotations
@@ -99,21 +103,17 @@ def _same(a: Any, b: Any) -> bool:
         a.shape == b.shape
         and a.X.nnz == b.X.nnz
         and (a.X != b.X).nnz == 0
-        and list(a.obs["soma_joinid"]) == list(b.obs["soma_joinid"])
+        and a.obs.equals(b.obs)
+        and a.var.equals(b.var)
+        and a.obs.index.equals(b.obs.index)
     )
 
 
-def _query_part(build: Path, rounds: int) -> None:
-    import warnings
-
+def _queries(uri: str) -> tuple[dict[str, dict[str, Any]], Any, Any, int]:
+    """The gene queries (same genes every run), the expressed gene names, the rng, human cells."""
     import cellxgene_census
     import numpy as np
-    from anndata import ImplicitModificationWarning
 
-    import cellcensus
-
-    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
-    uri = str(build / "soma")
     with cellxgene_census.open_soma(uri=uri) as census:
         var = (
             census["census_data"]["homo_sapiens"]
@@ -130,10 +130,28 @@ def _query_part(build: Path, rounds: int) -> None:
     for n in (1, 2, 10, 100):
         names = sorted(rng.choice(picks, size=n, replace=False).tolist())
         queries[f"{n} gene(s) x all cells"] = {"var_value_filter": f"feature_name in {names}"}
+    queries["2 genes x all cells, obs cell_type only"] = {
+        "var_value_filter": queries["2 gene(s) x all cells"]["var_value_filter"],
+        "obs_column_names": ["cell_type"],
+    }
     queries["2 genes x lung"] = {
         "var_value_filter": queries["2 gene(s) x all cells"]["var_value_filter"],
         "obs_value_filter": "tissue_general == 'lung'",
     }
+    return queries, picks, rng, n_obs
+
+
+def _query_part(build: Path, rounds: int) -> None:
+    import warnings
+
+    import cellxgene_census
+    from anndata import ImplicitModificationWarning
+
+    import cellcensus
+
+    warnings.filterwarnings("ignore", category=ImplicitModificationWarning)
+    uri = str(build / "soma")
+    queries, picks, rng, n_obs = _queries(uri)
 
     def ours(layout: str):
         def run(census: Any, organism: str, **kw: Any) -> Any:
@@ -177,7 +195,93 @@ def _query_part(build: Path, rounds: int) -> None:
         )
 
     _x_only(uri, queries, rounds)
+    _cold_part(uri, queries, max(rounds // 2, 3))
+    _obs_floor(uri, rounds)
     _summarize_part(uri, picks, rng, rounds)
+
+
+_COLD = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+import cellcensus, cellxgene_census
+import cellcensus.client, cellcensus.experimental  # cellcensus imports these on first use
+client, uri, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+t0 = time.perf_counter()
+if client == "official":
+    with cellxgene_census.open_soma(uri=uri) as census:
+        adata = cellxgene_census.get_anndata(census, "Homo sapiens", **kwargs)
+else:
+    with cellcensus.open_soma(uri=uri) as census:
+        adata = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+print(json.dumps({"seconds": time.perf_counter() - t0, "nnz": int(adata.X.nnz)}))
+"""
+
+
+def _cold_part(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> None:
+    """Each query as the first of a fresh process, official vs routed, alternating."""
+    import compileall
+    import subprocess
+
+    import cellcensus
+
+    # as an installed wheel: byte-compiled (a source checkout run with PYTHONDONTWRITEBYTECODE
+    # compiles cellcensus's modules in every process, the dependencies' are compiled)
+    compileall.compile_dir(str(Path(cellcensus.__file__).parent), quiet=1)
+    print(
+        f"\n## cold: the first query of a fresh process, modules imported (median of {rounds}, "
+        "alternating)"
+    )
+    print("| query | official | cellcensus routed | official / routed |")
+    print("| --- | ---: | ---: | ---: |")
+    for qname, kwargs in queries.items():
+        if qname.startswith("100") or not qname.endswith("x all cells"):
+            continue
+        times: dict[str, list[float]] = {"official": [], "routed": []}
+        for rnd in range(rounds):
+            order = list(times) if rnd % 2 == 0 else list(reversed(times))
+            for client in order:
+                out = subprocess.run(
+                    [sys.executable, "-c", _COLD, client, uri, json.dumps(kwargs)],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                times[client].append(json.loads(out.stdout.splitlines()[-1])["seconds"])
+        med = {c: statistics.median(t) for c, t in times.items()}
+        print(
+            f"| {qname} | {med['official']:.3f} s | {med['routed']:.3f} s | "
+            f"{med['official'] / med['routed']:.1f}x |"
+        )
+
+
+def _obs_floor(uri: str, rounds: int) -> None:
+    """What returning the same AnnData costs whatever X is read from: obs of every human cell
+    (all columns) read and made into its frame, by tiledbsoma's ``to_anndata`` path (the
+    official client) and by the routed path's."""
+    import tiledbsoma
+    from anndata import AnnData
+
+    from cellcensus.client._genemajor import _frame, _read_table
+
+    every = tiledbsoma.AxisQuery(coords=(slice(None),))
+    times: dict[str, list[float]] = {"tiledbsoma": [], "cellcensus": []}
+    with tiledbsoma.open(uri) as census:
+        obs = census["census_data"]["homo_sapiens"].obs
+        for rnd in range(rounds):
+            order = list(times) if rnd % 2 == 0 else list(reversed(times))
+            for name in order:
+                t0 = time.perf_counter()
+                if name == "tiledbsoma":
+                    frame = obs.read().concat().to_pandas()
+                    AnnData(obs=frame)  # makes the string index, checks it
+                else:
+                    table, _ = _read_table(obs, every, None)
+                    AnnData(obs=_frame(obs, table, "obs_id"))
+                times[name].append(time.perf_counter() - t0)
+    med = {c: statistics.median(t) for c, t in times.items()}
+    print(
+        f"\nobs of all human cells, read and made into the AnnData's frame (median of {rounds}): "
+        f"tiledbsoma's way {med['tiledbsoma'] * 1000:.0f} ms, the routed path's "
+        f"{med['cellcensus'] * 1000:.0f} ms — every get_anndata across all cells pays this"
+    )
 
 
 def _summarize_part(uri: str, picks: Any, rng: Any, rounds: int) -> None:
@@ -196,8 +300,16 @@ def _summarize_part(uri: str, picks: Any, rng: Any, rounds: int) -> None:
             t0 = time.perf_counter()
             summarize(census, "Homo sapiens", ten, by=["tissue_general", "cell_type"])
             warm.append(time.perf_counter() - t0)
+    others = []
+    with cellcensus.open_soma(uri=uri) as census:
+        for _ in range(max(rounds, 5)):
+            genes = sorted(rng.choice(picks, size=10, replace=False).tolist())
+            t0 = time.perf_counter()
+            summarize(census, "Homo sapiens", genes, by=["tissue_general", "cell_type"])
+            others.append(time.perf_counter() - t0)
     print(
-        f"\nsummarize(10 genes, by tissue_general x cell_type): {len(frame)} rows; first call "
+        f"\nsummarize on {uri}: 10 genes by tissue_general x cell_type: {len(frame)} rows; "
+        f"other sets of 10 genes {statistics.median(others) * 1000:.0f} ms (median); first call "
         f"{first * 1000:.0f} ms (reads the groups and var), then "
         f"{statistics.median(warm) * 1000:.0f} ms (median; target <= 50 ms on a 1 M-cell release)"
     )
@@ -217,7 +329,7 @@ def _x_only(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> None:
             "gene-major": census["cellcensus_genes"]["homo_sapiens"]["X"]["raw"],
         }
         for qname, kwargs in queries.items():
-            if "obs_value_filter" in kwargs:
+            if "obs_value_filter" in kwargs or "obs_column_names" in kwargs:
                 continue
             ids = (
                 var.read(value_filter=kwargs["var_value_filter"], column_names=["soma_joinid"])
@@ -243,6 +355,19 @@ def _x_only(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> None:
             )
 
 
+def _summary_release(uri: str, rounds: int) -> None:
+    import numpy as np
+    import tiledbsoma
+
+    with tiledbsoma.open(uri) as census:
+        exp = census["census_data"]["homo_sapiens"]
+        var = exp.ms["RNA"].var.read(column_names=["feature_name", "nnz"]).concat().to_pandas()
+        n_cells = sum(int(census["census_data"][o].obs.count) for o in census["census_data"])
+    picks = var[var["nnz"] > 0]["feature_name"].astype(str).to_numpy()
+    print(f"\n## summarize on a {n_cells:,}-cell release")
+    _summarize_part(uri, picks, np.random.default_rng(0), rounds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=200_000)
@@ -255,15 +380,28 @@ def main() -> None:
         help="builds of each kind (0: reuse an existing build with copies, no build timing)",
     )
     ap.add_argument("--no-queries", action="store_true", help="measure the builds only")
+    ap.add_argument(
+        "--cold-only", action="store_true", help="only the cold queries, on an existing build"
+    )
+    ap.add_argument(
+        "--summary-uri",
+        help="also time summarize on this release's soma/ (e.g. a 1 M-cell build)",
+    )
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
     import os
 
     print(f"load average at start: {os.getloadavg()}")
+    if args.cold_only:
+        uri = str(args.workdir / f"build-{args.cells}-genes" / "soma")
+        _cold_part(uri, _queries(uri)[0], args.rounds)
+        return
     build = _build_part(args)
     if not args.no_queries:
         _query_part(build, args.rounds)
+    if args.summary_uri:
+        _summary_release(args.summary_uri, args.rounds)
     print(f"load average at end: {os.getloadavg()}")
 
 

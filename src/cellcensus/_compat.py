@@ -17,13 +17,16 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
     from scipy import sparse
 
 __all__ = [
     "WRITTEN_FOR",
     "csr_from_soma",
+    "soma_axis_frame",
     "storage_failure",
+    "str_index",
     "tiledb_error_types",
     "untested_versions",
 ]
@@ -86,3 +89,39 @@ def csr_from_soma(table: pa.Table, shape: tuple[int, int], context: Any) -> spar
         table, shape, "csr", True, context
     ).to_scipy()
     return matrix
+
+
+def soma_axis_frame(df: Any, frame: pd.DataFrame, fallback_index: str) -> pd.DataFrame:  # noqa: ANN401 - a SOMA DataFrame
+    """Set the index of an axis frame as ``tiledbsoma``'s ``to_anndata`` does (its private
+    ``_df_set_index``, from the DataFrame's original-index metadata or the fallback column)."""
+    import json
+
+    from tiledbsoma._constants import SOMA_DATAFRAME_ORIGINAL_INDEX_NAME_JSON as KEY
+    from tiledbsoma._util import _df_set_index
+
+    original = json.loads(df.metadata.get(KEY, "null"))
+    if not (original is None or isinstance(original, str)):
+        msg = f"{df.uri}: invalid {KEY} metadata: {original}"
+        raise ValueError(msg)
+    _df_set_index(frame, original, fallback_index)
+    return frame
+
+
+def str_index(index: pd.Index) -> pd.Index:
+    """``index.astype(str)``, as ``anndata`` converts a non-string index; for ``0 .. n-1`` the
+    strings are formatted by Arrow, and recorded as unique in pandas' private cache of
+    ``Index.is_unique`` (distinct integers give distinct strings), which ``anndata``'s name
+    check would otherwise compute by hashing every name."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(index, pd.RangeIndex) and index.step == 1 and index.name is None:
+        text = pa.array(np.arange(index.start, index.stop, dtype=np.int64)).cast(pa.string())
+        names = pd.Index(text.to_numpy(zero_copy_only=False), dtype=object)
+        cache = getattr(names, "_cache", None)
+        if isinstance(cache, dict):
+            cache["is_unique"] = True
+        return names
+    formatted: pd.Index = index.astype(str)
+    return formatted

@@ -91,6 +91,16 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         "Mus musculus",
         {"var_coords": [0, 5, 9], "obs_value_filter": "is_primary_data == True"},
     ),
+    "X_layers repeating X_name, joinid column asked for": (
+        "Homo sapiens",
+        {
+            "var_value_filter": GENES_2,
+            "X_layers": ["raw", "normalized"],
+            "obs_column_names": ["soma_joinid", "sex"],
+            "var_column_names": ["feature_name", "soma_joinid"],
+        },
+    ),
+    "one cell, one gene": ("Homo sapiens", {"var_coords": [7], "obs_coords": [1500]}),
     "no cells": (
         "Homo sapiens",
         {"var_value_filter": GENES_2, "obs_value_filter": "sex == 'no such sex'"},
@@ -136,6 +146,42 @@ def test_routed_and_unrouted_queries_are_equal(
     cell_major = cellcensus.get_anndata(census, "Homo sapiens", x_layout="cell-major", **kwargs)
     gene_major = cellcensus.get_anndata(census, "Homo sapiens", x_layout="gene-major", **kwargs)
     _same(gene_major, cell_major)
+
+
+def test_default_names_are_the_strings_anndata_makes() -> None:
+    from cellcensus._compat import str_index as _str_index
+
+    for index in (pd.RangeIndex(0), pd.RangeIndex(1), pd.RangeIndex(123_457), pd.RangeIndex(5, 9)):
+        got = _str_index(index)
+        pd.testing.assert_index_equal(got, index.astype(str), exact=True)
+        assert got.is_unique
+    named = pd.RangeIndex(3, name="x")
+    pd.testing.assert_index_equal(_str_index(named), named.astype(str), exact=True)
+
+
+def test_concurrent_routed_queries_return_the_same_anndata(census) -> None:
+    """Queries from several threads share the reader pool; each gets its own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kwargs = [
+        {"var_value_filter": GENES_2},
+        {"var_coords": [3, 1, 2000], "obs_value_filter": "sex == 'female'"},
+        {"var_coords": [10], "X_name": "normalized", "X_layers": ["raw"]},
+    ] * 2
+    want = [
+        cellcensus.get_anndata(census, "Homo sapiens", x_layout="cell-major", **k) for k in kwargs
+    ]
+    with ThreadPoolExecutor(max_workers=len(kwargs)) as pool:
+        got = list(
+            pool.map(
+                lambda k: cellcensus.get_anndata(
+                    census, "Homo sapiens", x_layout="gene-major", **k
+                ),
+                kwargs,
+            )
+        )
+    for g, w in zip(got, want, strict=True):
+        _same(g, w)
 
 
 def test_cost_rule_routes_few_genes_to_the_copy_and_many_to_x() -> None:
@@ -283,6 +329,21 @@ def test_summarize_equals_a_recomputation_from_get_anndata(
     np.testing.assert_allclose(
         got["fraction_expressing"], want["n_expressing"] / want["n_cells"], rtol=1e-12
     )
+
+
+def test_summarize_of_many_genes_equals_each_gene_alone(census) -> None:
+    """Many genes are read in parts at once; the rows equal those of one gene at a time."""
+    with tiledbsoma.open(census.uri) as root:
+        var = root["census_data"]["homo_sapiens"].ms["RNA"].var
+        names = var.read(column_names=["feature_id", "nnz"]).concat().to_pandas()
+    genes = names[names["nnz"] > 0]["feature_id"].astype(str).tolist()[:20]
+    assert len(genes) == 20
+    together = summarize(census, "Homo sapiens", genes, by=["cell_type"])
+    alone = pd.concat(
+        [summarize(census, "Homo sapiens", [g], by=["cell_type"]) for g in genes],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(together, alone, check_categorical=False)
 
 
 def test_summarize_orders_genes_as_asked_and_totals_without_by(census) -> None:

@@ -313,12 +313,17 @@ def layer_peak_bound(exp: soma.Experiment, measurement_name: str, X_name: str) -
     try:
         ms = exp.ms[measurement_name]
         layer = ms.X[X_name]
-        ctx = _tiledb_ctx(tuple(sorted((k, str(v)) for k, v in exp.context.tiledb_config.items())))
 
-        def cells(uri: str) -> int:
-            return int(sum(tiledb.array_fragments(uri, ctx=ctx).cell_num))
+        def cells(obj: Any) -> int:  # noqa: ANN401 - a SOMA array
+            # the open handle's fragment info (what tiledbsoma's own reads use); else tiledb-py
+            count = getattr(getattr(obj, "_handle", None), "fragment_cell_count", None)
+            if count is not None:
+                return int(count())
+            config = exp.context.tiledb_config.items()
+            ctx = _tiledb_ctx(tuple(sorted((k, str(v)) for k, v in config)))
+            return int(sum(tiledb.array_fragments(obj.uri, ctx=ctx).cell_num))
 
-        x_cells, n_obs, n_var = cells(layer.uri), cells(exp.obs.uri), cells(ms.var.uri)
+        x_cells, n_obs, n_var = cells(layer), cells(exp.obs), cells(ms.var)
         obs_bytes = n_obs * _row_bytes(exp.obs.schema, None)
         var_bytes = n_var * _row_bytes(ms.var.schema, None)
     except (KeyError, AttributeError, soma.SOMAError, tiledb.TileDBError):

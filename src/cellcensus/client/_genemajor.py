@@ -24,20 +24,26 @@ same code from the same (cell, gene, value) triples, whichever array they were r
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import anndata
 import numpy as np
 import pyarrow as pa
 import tiledbsoma as soma
+from pandas.api.types import is_string_dtype
 
+from cellcensus._compat import csr_from_soma, soma_axis_frame, str_index
+from cellcensus.client._embedding_query import _columns
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import anndata
     import numpy.typing as npt
+    import pandas as pd
     from scipy import sparse
     from somacore.options import SparseDFCoord
 
@@ -62,6 +68,25 @@ X_TILE = 2048
 
 Layout = Literal["auto", "cell-major", "gene-major"]
 _LAYOUTS = ("auto", "cell-major", "gene-major")
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+#: Threads of :func:`reader_pool`.
+READERS = 4
+
+
+def reader_pool() -> ThreadPoolExecutor:
+    """The process's pool of threads for the concurrent reads of a gene query or summary.
+
+    Started once (starting threads on every query cost tens of milliseconds on a loaded
+    machine); tasks submitted to it never wait on other tasks of the pool.
+    """
+    global _POOL  # noqa: PLW0603 - one pool per process, created on first use
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="cellcensus-read")
+        return _POOL
 
 
 def check_layout(x_layout: str) -> None:
@@ -135,11 +160,29 @@ def choose_layout(
     return RouteDecision(layout, cell_cost, gene_cost)
 
 
+def _positions(
+    joinids: npt.NDArray[np.int64],
+    selected: npt.NDArray[np.int64],
+    context: Any,  # noqa: ANN401
+) -> npt.NDArray[np.int64]:
+    """Position of each of ``joinids`` in ``selected`` (-1 when absent), as tiledbsoma's indexer.
+
+    A selection of consecutive ascending joinids (every cell of a range: the usual gene query)
+    is a subtraction; otherwise tiledbsoma's ``IntIndexer`` (the one ``to_anndata`` uses).
+    """
+    n = len(selected)
+    if n and int(selected[-1]) - int(selected[0]) + 1 == n and bool(np.all(np.diff(selected) == 1)):
+        pos = joinids.astype(np.int64, copy=False) - int(selected[0])
+        pos[(pos < 0) | (pos >= n)] = -1
+        return pos
+    indexer = soma.IntIndexer(selected, context=context)
+    return np.asarray(indexer.get_indexer(joinids), dtype=np.int64)
+
+
 def read_csr(
     array: soma.SparseNDArray,
     obs_ids: npt.NDArray[np.int64],
     var_ids: npt.NDArray[np.int64],
-    indexer: Any,  # noqa: ANN401 - a tiledbsoma AxisIndexer
     context: soma.SOMATileDBContext,
 ) -> sparse.csr_matrix:
     """The query's X from a gene-major copy, as ``tiledbsoma``'s ``to_anndata`` builds it.
@@ -148,8 +191,6 @@ def read_csr(
     gene-major array), drops cells outside the selection, maps joinids to positions and assembles
     the CSR matrix with the same function as ``tiledbsoma`` (sorted indices, same index types).
     """
-    from cellcensus._compat import csr_from_soma
-
     index_type = np.int32 if max(len(obs_ids), len(var_ids)) < np.iinfo(np.int32).max else np.int64
     schema = pa.schema(
         [
@@ -159,29 +200,58 @@ def read_csr(
         ]
     )
     lo, hi = int(obs_ids.min()), int(obs_ids.max())
-    every_cell = hi - lo + 1 == len(obs_ids)  # joinids are unique: the range is the selection
-    batches = []
-    for table in array.read((slice(lo, hi), var_ids)).tables():
-        for batch in table.to_batches():
-            rows = indexer.by_obs(batch["soma_dim_0"])
-            cols = indexer.by_var(batch["soma_dim_1"])
-            data = batch["soma_data"]
-            if not every_cell:
-                keep = rows >= 0
-                rows, cols = rows[keep], cols[keep]
-                data = data.filter(pa.array(keep))
-            batches.append(
-                pa.RecordBatch.from_pydict(
-                    {
-                        "soma_dim_0": rows.astype(index_type),
-                        "soma_dim_1": cols.astype(index_type),
-                        "soma_data": data,
-                    },
-                    schema=schema,
-                )
-            )
-    table = pa.Table.from_batches(batches, schema=schema)
-    return csr_from_soma(table, (len(obs_ids), len(var_ids)), context)
+    table = array.read((slice(lo, hi), var_ids)).tables().concat()
+    rows = _positions(table["soma_dim_0"].to_numpy(), obs_ids, context)
+    cols = _positions(table["soma_dim_1"].to_numpy(), var_ids, context)
+    data = table["soma_data"].combine_chunks() if table.num_rows else table["soma_data"]
+    keep = rows >= 0
+    if not bool(keep.all()):
+        rows, cols = rows[keep], cols[keep]
+        data = data.filter(pa.array(keep))
+    triples = pa.Table.from_arrays(
+        [pa.array(rows.astype(index_type)), pa.array(cols.astype(index_type)), data],
+        schema=schema,
+    )
+    return csr_from_soma(triples, (len(obs_ids), len(var_ids)), context)
+
+
+def _read_joinids(df: soma.DataFrame, query: soma.AxisQuery) -> npt.NDArray[np.int64]:
+    """The ``soma_joinid`` a query selects, in the order ``to_anndata`` returns its rows."""
+    table = df.read(
+        query.coords, value_filter=query.value_filter, column_names=["soma_joinid"]
+    ).concat()
+    return np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
+
+
+def _var_nnz(var: soma.DataFrame) -> npt.NDArray[np.int64]:
+    """``var.nnz`` of every gene, indexed by ``soma_joinid``."""
+    table = var.read(column_names=["soma_joinid", "nnz"]).concat().sort_by("soma_joinid")
+    return np.asarray(table["nnz"].to_numpy(), dtype=np.int64)
+
+
+def _read_table(
+    df: soma.DataFrame, query: soma.AxisQuery, columns: Sequence[str] | None
+) -> tuple[pa.Table, npt.NDArray[np.int64]]:
+    """The selected rows' columns (one Arrow read) and their ``soma_joinid``."""
+    wanted = None if columns is None else list(columns)
+    added = wanted is not None and "soma_joinid" not in wanted
+    if added:
+        wanted = ["soma_joinid", *wanted]  # type: ignore[misc]
+    table = df.read(query.coords, value_filter=query.value_filter, column_names=wanted).concat()
+    joinids = np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
+    if added:
+        table = table.drop(["soma_joinid"])
+    return table, joinids
+
+
+def _frame(df: soma.DataFrame, table: pa.Table, fallback_index: str) -> pd.DataFrame:
+    """The axis frame ``tiledbsoma``'s ``to_anndata`` makes from ``table``, with the string
+    index ``anndata`` gives it (the same frame, built without its slow steps: strings are not
+    deduplicated, the default index is formatted by Arrow and known unique)."""
+    frame = soma_axis_frame(df, table.to_pandas(deduplicate_objects=False), fallback_index)
+    if not is_string_dtype(frame.index):
+        frame.index = str_index(frame.index)
+    return frame
 
 
 def _column_names(
@@ -189,8 +259,6 @@ def _column_names(
     obs_column_names: Sequence[str] | None,
     var_column_names: Sequence[str] | None,
 ) -> soma.AxisColumnNames:
-    from cellcensus.client._embedding_query import _columns
-
     obs, var = _columns(column_names, obs_column_names, var_column_names)
     return {"obs": obs, "var": var}
 
@@ -213,40 +281,54 @@ def get_anndata_routed(
     var_column_names: Sequence[str] | None,
 ) -> tuple[anndata.AnnData, RouteDecision]:
     """The official ``get_anndata`` query, with X read from the copies when the cost rule (or
-    ``x_layout="gene-major"``) says so. The caller checked that every layer has a copy."""
+    ``x_layout="gene-major"``) says so. The caller checked that every layer has a copy.
+
+    The gene-major path reads what ``to_anndata`` reads, concurrently: the selected joinids of
+    both axes (for the cost rule), then obs, var and each X layer at once; it builds the same
+    frames and matrices (see :func:`_frame`, :func:`read_csr`) and the AnnData from them.
+    """
     columns = _column_names(column_names, obs_column_names, var_column_names)
-    with exp.axis_query(
-        measurement_name,
-        obs_query=soma.AxisQuery(
-            value_filter=obs_value_filter,
-            coords=(slice(None),) if obs_coords is None else (obs_coords,),
-        ),
-        var_query=soma.AxisQuery(
-            value_filter=var_value_filter,
-            coords=(slice(None),) if var_coords is None else (var_coords,),
-        ),
-    ) as query:
-        var_ids = query.var_joinids().to_numpy()
-        obs_ids = query.obs_joinids().to_numpy()
-        ms = exp.ms[measurement_name]
-        var_nnz = (
-            ms.var.read(column_names=["soma_joinid", "nnz"])
-            .concat()
-            .sort_by("soma_joinid")["nnz"]
-            .to_numpy()
-        )
-        decision = choose_layout(
-            obs_ids, var_ids, n_obs=int(exp.obs.count), n_var=len(var_nnz), var_nnz=var_nnz
-        )
-        if x_layout == "gene-major" and len(obs_ids) and len(var_ids):
-            decision = replace(decision, layout="gene-major")
-        logger.debug("get_anndata reads X %s (%s)", decision.layout, decision)
-        if decision.layout == "cell-major":
-            adata = query.to_anndata(X_name=X_name, column_names=columns, X_layers=X_layers)
-            return adata, decision
-        adata = query.to_anndata(X_name=None, column_names=columns)
-        context = census.context
-        adata.X = read_csr(copies[X_name], obs_ids, var_ids, query.indexer, context)
-        for layer in X_layers:
-            adata.layers[layer] = read_csr(copies[layer], obs_ids, var_ids, query.indexer, context)
+    obs_query = soma.AxisQuery(
+        value_filter=obs_value_filter,
+        coords=(slice(None),) if obs_coords is None else (obs_coords,),
+    )
+    var_query = soma.AxisQuery(
+        value_filter=var_value_filter,
+        coords=(slice(None),) if var_coords is None else (var_coords,),
+    )
+    ms = exp.ms[measurement_name]
+    context = census.context
+    pool = reader_pool()
+    obs_ids_f = pool.submit(_read_joinids, exp.obs, obs_query)
+    var_nnz_f = pool.submit(_var_nnz, ms.var)
+    var_ids = _read_joinids(ms.var, var_query)
+    obs_ids = obs_ids_f.result()
+    var_nnz = var_nnz_f.result()
+    decision = choose_layout(
+        obs_ids, var_ids, n_obs=int(exp.obs.count), n_var=len(var_nnz), var_nnz=var_nnz
+    )
+    if x_layout == "gene-major" and len(obs_ids) and len(var_ids):
+        decision = replace(decision, layout="gene-major")
+    logger.debug("get_anndata reads X %s (%s)", decision.layout, decision)
+    if decision.layout == "cell-major":
+        with exp.axis_query(measurement_name, obs_query=obs_query, var_query=var_query) as q:
+            adata = q.to_anndata(X_name=X_name, column_names=columns, X_layers=X_layers)
+        return adata, decision
+    obs_f = pool.submit(_read_table, exp.obs, obs_query, columns["obs"])
+    var_f = pool.submit(_read_table, ms.var, var_query, columns["var"])
+    layer_f = {  # as to_anndata: a layer named like X_name is X, not a layer
+        name: pool.submit(read_csr, copies[name], obs_ids, var_ids, context)
+        for name in dict.fromkeys(X_layers)
+        if name != X_name
+    }
+    x = read_csr(copies[X_name], obs_ids, var_ids, context)
+    obs_table, obs_read_ids = obs_f.result()
+    var_table, var_read_ids = var_f.result()
+    if not (np.array_equal(obs_read_ids, obs_ids) and np.array_equal(var_read_ids, var_ids)):
+        msg = f"{exp.uri} changed while it was read (the selected joinids differ between reads)"
+        raise soma.SOMAError(msg)
+    obs = _frame(exp.obs, obs_table, "obs_id")
+    var = _frame(ms.var, var_table, "var_id")
+    layers = {name: f.result() for name, f in layer_f.items()}
+    adata = anndata.AnnData(X=x, obs=obs, var=var, layers=layers)
     return adata, decision

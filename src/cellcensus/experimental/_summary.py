@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cellcensus.errors import BadInputError, CensusNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from concurrent.futures import ThreadPoolExecutor
 
     import tiledbsoma as soma
 
@@ -39,6 +41,8 @@ SUMMARY_BY: dict[str, str | None] = {
     "dataset_id": None,
 }
 _STATS = ("sum", "sumsq", "sum_log1p", "sumsq_log1p")
+#: The genes' summary rows are read in up to this many parts at once.
+_PARTS = 8
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,30 @@ def _genes(static: _Static, genes: str | Sequence[str]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _summary_rows(
+    summary: Any,  # noqa: ANN401 - a SOMA DataFrame
+    var_ids: np.ndarray[Any, np.dtype[np.int64]],
+    pool: ThreadPoolExecutor,
+) -> pa.Table:
+    """The summary rows of the genes ``var_ids`` (the columns ``summarize`` uses).
+
+    The genes are read in up to ``_PARTS`` parts at once: one read of a few scattered
+    genes decodes a data tile for each anyway, and TileDB answers separate small reads in
+    parallel faster than one read of several ranges (measured in ``benchmarks/bench_genes.py``).
+    """
+    columns = ["var_joinid", "group_joinid", "n_expressing", *_STATS]
+    genes = np.unique(var_ids)
+    parts = [p for p in np.array_split(genes, min(len(genes), _PARTS)) if len(p)]
+
+    def read(part: np.ndarray[Any, np.dtype[np.int64]]) -> pa.Table:
+        table: pa.Table = summary.read(coords=(part,), column_names=columns).concat()
+        return table
+
+    if len(parts) == 1:
+        return read(parts[0])
+    return pa.concat_tables(list(pool.map(read, parts)))
+
+
 def _check_by(by: str | Sequence[str]) -> list[str]:
     cols = [by] if isinstance(by, str) else list(by)
     bad = [c for c in cols if c not in SUMMARY_BY]
@@ -223,6 +251,7 @@ def summarize(
     BadInputError
         Unknown genes or ``by`` columns.
     """
+    from cellcensus.client._genemajor import reader_pool
     from cellcensus.client._query import experiment, experiment_name
 
     cols = _check_by(by)
@@ -232,14 +261,11 @@ def summarize(
     static = _static(census, exp_name, org)
     chosen = _genes(static, genes)
     var_ids = chosen["soma_joinid"].to_numpy(dtype=np.int64)
-    rows = org[SUMMARY].read(coords=(var_ids,)).concat()
-    presence = (
-        census["census_data"][exp_name]
-        .ms["RNA"]["feature_dataset_presence_matrix"]
-        .read((slice(None), var_ids))
-        .tables()
-        .concat()
-    )
+    pm = census["census_data"][exp_name].ms["RNA"]["feature_dataset_presence_matrix"]
+    pool = reader_pool()
+    presence_f = pool.submit(lambda: pm.read((slice(None), var_ids)).tables().concat())
+    rows = _summary_rows(org[SUMMARY], var_ids, pool)
+    presence = presence_f.result()
     keys = [c for col in cols for c in (col, SUMMARY_BY[col]) if c is not None]
     codes, values = static.key_codes(keys)
     n_genes, n_keys = len(var_ids), len(values)
