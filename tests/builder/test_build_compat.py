@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tiledbsoma
-from expected_census import ExpectedDataset, expected_datasets
+
+from .expected_census import ExpectedDataset, expected_datasets
 
 if TYPE_CHECKING:
     from cellcensus.builder import BuildResult

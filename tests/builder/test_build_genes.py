@@ -12,10 +12,11 @@ import pyarrow as pa
 import pytest
 import tiledb
 import tiledbsoma as soma
-from expected_census import gene_tables
 
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.errors import IntegrityError
+
+from .expected_census import gene_tables
 
 if TYPE_CHECKING:
     from pathlib import Path

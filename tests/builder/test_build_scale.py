@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from expected_census import census_tables
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
+
+from .expected_census import census_tables
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -22,11 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tiledbsoma as soma
-from expected_census import ExpectedDataset, census_tables, expected_datasets
 
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.synth import DatasetSpec, SynthCorpus, synth_corpus
+
+from .expected_census import ExpectedDataset, census_tables, expected_datasets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tiledbsoma as soma
-from expected_census import ExpectedDataset, census_tables, expected_datasets
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.builder._schema import (
@@ -21,6 +20,8 @@ from cellcensus.builder._schema import (
     full_gene_assays,
 )
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
+
+from .expected_census import ExpectedDataset, census_tables, expected_datasets
 
 if TYPE_CHECKING:
     from pathlib import Path

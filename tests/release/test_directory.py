@@ -29,8 +29,8 @@ from cellcensus.release import (
     verify,
 )
 from cellcensus.release._local import LocalRoot
-
-from .conftest import N_OBS, cli_env, run_cli
+from tests._cli import cli_env, run_cli
+from tests._tinybuild import N_OBS
 
 TODAY = dt.datetime.now(dt.UTC).date()
 

@@ -31,8 +31,9 @@ from cellcensus.errors import BadInputError, NotFoundError, PermissionDeniedErro
 from cellcensus.release import ReleaseRoot, publish
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
-
-from .conftest import DATASET_IDS, N_OBS, N_VAR, make_settings, run_cli
+from tests._cli import run_cli
+from tests._s3server import make_settings
+from tests._tinybuild import DATASET_IDS, N_OBS, N_VAR
 
 TAG = "2026-11-01"
 DIMS = 6

@@ -24,8 +24,7 @@ from cellcensus.release._validate import (
     validate_relative_path,
     validate_tag,
 )
-
-from .conftest import run_cli
+from tests._cli import run_cli
 
 
 # ---------------------------------------------------------------------------- tags

@@ -27,8 +27,7 @@ from cellcensus.release import (
 )
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
-
-from .conftest import N_OBS
+from tests._tinybuild import N_OBS
 
 LTS_TAG, WEEKLY_TAG, BAD_TAG = "2026-10-01", "2026-10-08", "2026-10-15"
 

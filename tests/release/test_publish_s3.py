@@ -21,14 +21,8 @@ from cellcensus.release._root import MULTIPART_CHUNKSIZE
 from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import hash_file, hash_stream
 from cellcensus.release.publish import _plan_uploads
-
-from .conftest import (
-    N_OBS,
-    cli_env,
-    publisher_env,
-    run_cli,
-    s3_cli_args,
-)
+from tests._cli import cli_env, publisher_env, run_cli, s3_cli_args
+from tests._tinybuild import N_OBS
 
 pytestmark = pytest.mark.s3
 

@@ -15,8 +15,8 @@ from cellcensus.release import publish, read_manifest, retract, sync, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
 from cellcensus.report import BuildReport, build_report, list_releases
-
-from .conftest import N_OBS, publisher_env, run_cli, s3_cli_args
+from tests._cli import publisher_env, run_cli, s3_cli_args
+from tests._tinybuild import N_OBS
 
 
 class _SomaFailsRoot(LocalRoot):

@@ -15,8 +15,7 @@ from cellcensus.release._local import LocalRoot
 from cellcensus.release._root import PreconditionFailedError
 from cellcensus.release._s3 import S3Root
 from cellcensus.release.directory import read_directory, update_directory
-
-from .conftest import make_settings
+from tests._s3server import make_settings
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -8,11 +8,9 @@ import urllib.request
 
 import pytest
 
-from _s3server import S3Server, WeedNotFoundError, find_weed
 from cellcensus.errors import PermissionDeniedError
 from cellcensus.release._s3 import S3Root
-
-from .conftest import make_settings
+from tests._s3server import S3Server, WeedNotFoundError, find_weed, make_settings
 
 
 def test_missing_binary_is_a_clear_error(monkeypatch, tmp_path) -> None:

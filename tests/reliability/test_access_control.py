@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from cellcensus.release import publish
-
-from .conftest import cli_env, run_cli, s3_cli_args
+from tests._cli import cli_env, run_cli, s3_cli_args
 
 pytestmark = pytest.mark.s3
 

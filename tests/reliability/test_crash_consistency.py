@@ -35,8 +35,7 @@ import pytest
 from cellcensus.release import publish, read_directory, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.release.sync import SYNC_MARKER, read_sync_state
-
-from .conftest import cli_env
+from tests._cli import cli_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable

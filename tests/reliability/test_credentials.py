@@ -19,8 +19,7 @@ import pytest
 from cellcensus.release import publish, read_directory, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
-
-from .conftest import publisher_env, run_cli, s3_cli_args
+from tests._cli import publisher_env, run_cli, s3_cli_args
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,8 +16,7 @@ from cellcensus.errors import BadInputError, CellCensusError, IntegrityError, No
 from cellcensus.release import Manifest, ReleaseDirectory, publish, read_directory
 from cellcensus.release import sync as do_sync
 from cellcensus.release._local import LocalRoot
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=6)

@@ -16,9 +16,9 @@ import pytest
 
 from cellcensus.release import publish
 from cellcensus.release._local import LocalRoot
+from tests._cli import cli_env, run_cli
 
 from ._ns import mount_namespaces_work, run_in_namespace
-from .conftest import cli_env, run_cli
 
 needs_ns = pytest.mark.skipif(
     not mount_namespaces_work(), reason="no private mount namespaces (unshare) on this machine"

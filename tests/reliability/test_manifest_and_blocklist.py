@@ -21,8 +21,7 @@ from cellcensus.builder.manifest import (
     validate_dataset_id,
 )
 from cellcensus.errors import BadInputError
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

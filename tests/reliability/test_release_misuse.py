@@ -14,8 +14,7 @@ from cellcensus.errors import BadInputError, CellCensusError, NotFoundError
 from cellcensus.release import publish, read_directory, remove_alias, retract, set_alias, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from _s3server import S3Server
 from cellcensus.release import publish, read_directory, verify
 from cellcensus.release.sync import PART_SUFFIX, read_sync_state
-
-from .conftest import make_settings, write_tiny_build
+from tests._s3server import S3Server, make_settings
+from tests._tinybuild import write_tiny_build
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

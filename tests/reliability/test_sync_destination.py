@@ -16,8 +16,9 @@ from cellcensus.errors import BadInputError
 from cellcensus.release import publish, read_manifest, sync
 from cellcensus.release._local import LocalRoot
 from cellcensus.release.sync import PART_SUFFIX, SYNC_MARKER, read_sync_state
+from tests._cli import cli_env, run_cli
 
-from .conftest import cli_env, run_cli, tree_digest
+from .conftest import tree_digest
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -10,8 +10,7 @@ from cellcensus.builder import BuildOptions, build_census
 from cellcensus.errors import BadInputError
 from cellcensus.release import publish, read_directory
 from cellcensus.release._local import LocalRoot
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,11 @@ def _spatial_python() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+#: Chosen once at collection: the tests run with the machine's CELLCENSUS_* variables cleared
+#: (the root ``isolated_aws_env`` fixture).
+SPATIAL_PYTHON = _spatial_python()
+
+
 READ = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
@@ -82,7 +87,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    _spatial_python() is None,
+    SPATIAL_PYTHON is None,
     reason="no Python with spatialdata (set CELLCENSUS_SPATIALDATA_PYTHON or run "
     "scripts/setup_spatial.sh)",
 )
@@ -118,7 +123,7 @@ def test_to_spatialdata_reads_our_scenes(tmp_path: Path) -> None:
                 )
         write_obs_spatial_presence(uri, parts)
 
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     run = subprocess.run(
         [str(python), "-c", READ, uri], capture_output=True, text=True, timeout=600, check=False
@@ -228,13 +233,13 @@ def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.skipif(
-    _spatial_python() is None,
+    SPATIAL_PYTHON is None,
     reason="no Python with spatialdata (set CELLCENSUS_SPATIALDATA_PYTHON or run "
     "scripts/setup_spatial.sh)",
 )
 def test_to_spatialdata_reads_a_cellcensus_build(census_build: Path) -> None:
     """tiledbsoma's to_spatialdata of each whole spatial experiment of a real build."""
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     run = subprocess.run(
         [str(python), "-c", READ_BUILD, str(census_build / "soma")],
@@ -257,7 +262,7 @@ def test_to_spatialdata_reads_a_cellcensus_build(census_build: Path) -> None:
 
 
 def _spatial_cellcensus() -> bool:
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     if python is None:
         return False
     run = subprocess.run(
@@ -275,7 +280,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
     census_build: Path, tmp_path: Path
 ) -> None:
     """`cellcensus export --format spatialdata` of one Visium dataset, read back by spatialdata."""
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     truth = _build_spatial_truth(census_build)["homo_sapiens"]
     (scene_id,) = list(truth["datasets"])  # the demo's one Visium dataset
