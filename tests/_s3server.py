@@ -342,7 +342,32 @@ class S3Server:
         """The Prometheus metrics page of the server (request counters by type)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+        return body.decode()
+
+    def in_flight_requests(self) -> int:
+        """S3 requests the server is handling now (its ``SeaweedFS_s3_in_flight_requests``)."""
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            if line.startswith("SeaweedFS_s3_in_flight_requests"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until the server handles no S3 request, e.g. after a client was killed while
+        its uploads were in flight (the server finishes or drops them).
+
+        Raises
+        ------
+        TimeoutError
+            When requests are still in flight after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while (n := self.in_flight_requests()) > 0:
+            if time.monotonic() > deadline:
+                msg = f"{n} S3 requests still in flight on {self.endpoint_url} after {timeout} s"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
 
     def __enter__(self) -> S3Server:
         self.start()

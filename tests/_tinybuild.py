@@ -8,7 +8,7 @@ builder's output, for the release and reliability tests that need a build but no
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
@@ -61,9 +61,9 @@ def _write_tiny_soma(soma: Path) -> None:
             context=ctx,
         ) as df:
             df.write(table)
-    with tiledbsoma.Collection.open(str(info_uri), "w", context=ctx) as c:
+    with tiledbsoma.Collection[Any].open(str(info_uri), "w", context=ctx) as coll:
         for name in ("summary", "datasets"):
-            c.set(
+            coll.set(
                 name,
                 tiledbsoma.DataFrame.open(str(info_uri / name), context=ctx),
                 use_relative_uri=True,
@@ -139,8 +139,8 @@ def _write_tiny_soma(soma: Path) -> None:
         )
 
     # group membership, relative URIs only (the copy must open after upload)
-    with tiledbsoma.Collection.open(str(x_uri), "w", context=ctx) as c:
-        c.set(
+    with tiledbsoma.Collection[Any].open(str(x_uri), "w", context=ctx) as coll:
+        coll.set(
             "raw",
             tiledbsoma.SparseNDArray.open(str(x_uri / "raw"), context=ctx),
             use_relative_uri=True,
@@ -151,34 +151,38 @@ def _write_tiny_soma(soma: Path) -> None:
             tiledbsoma.DataFrame.open(str(rna_uri / "var"), context=ctx),
             use_relative_uri=True,
         )
-        c.set("X", tiledbsoma.Collection.open(str(x_uri), context=ctx), use_relative_uri=True)
-    with tiledbsoma.Collection.open(str(ms_uri), "w", context=ctx) as c:
-        c.set("RNA", tiledbsoma.Measurement.open(str(rna_uri), context=ctx), use_relative_uri=True)
+        c.set("X", tiledbsoma.Collection[Any].open(str(x_uri), context=ctx), use_relative_uri=True)
+    with tiledbsoma.Collection[Any].open(str(ms_uri), "w", context=ctx) as coll:
+        coll.set(
+            "RNA", tiledbsoma.Measurement.open(str(rna_uri), context=ctx), use_relative_uri=True
+        )
     with tiledbsoma.Experiment.open(str(exp_uri), "w", context=ctx) as c:
         c.set(
             "obs",
             tiledbsoma.DataFrame.open(str(exp_uri / "obs"), context=ctx),
             use_relative_uri=True,
         )
-        c.set("ms", tiledbsoma.Collection.open(str(ms_uri), context=ctx), use_relative_uri=True)
-    with tiledbsoma.Collection.open(str(data_uri), "w", context=ctx) as c:
         c.set(
+            "ms", tiledbsoma.Collection[Any].open(str(ms_uri), context=ctx), use_relative_uri=True
+        )
+    with tiledbsoma.Collection[Any].open(str(data_uri), "w", context=ctx) as coll:
+        coll.set(
             "homo_sapiens",
             tiledbsoma.Experiment.open(str(exp_uri), context=ctx),
             use_relative_uri=True,
         )
-    with tiledbsoma.Collection.open(str(soma), "w", context=ctx) as c:
-        c.set(
+    with tiledbsoma.Collection[Any].open(str(soma), "w", context=ctx) as coll:
+        coll.set(
             "census_info",
             tiledbsoma.Collection.open(str(info_uri), context=ctx),
             use_relative_uri=True,
         )
-        c.set(
+        coll.set(
             "census_data",
             tiledbsoma.Collection.open(str(data_uri), context=ctx),
             use_relative_uri=True,
         )
-        c.metadata["cxg_schema_version"] = "2.1.0"
+        coll.metadata["cxg_schema_version"] = "2.1.0"
 
 
 def _write_h5ads(h5ads: Path) -> None:

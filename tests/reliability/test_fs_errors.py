@@ -12,6 +12,8 @@ file is left) and the re-run resumes with the objects already verified.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from cellcensus.release import publish
@@ -20,12 +22,15 @@ from tests._cli import cli_env, run_cli
 
 from ._ns import mount_namespaces_work, run_in_namespace
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 needs_ns = pytest.mark.skipif(
     not mount_namespaces_work(), reason="no private mount namespaces (unshare) on this machine"
 )
 
 
-def _one_clear_line(res: dict, *words: str) -> None:
+def _one_clear_line(res: dict[str, Any], *words: str) -> None:
     """Exit 1, no traceback, and the error is one line (the last; logs and bars may precede)."""
     assert res["rc"] == 1, res
     lines = res["err"].strip().splitlines()
@@ -38,7 +43,9 @@ def _one_clear_line(res: dict, *words: str) -> None:
 
 
 @needs_ns
-def test_read_only_targets_are_one_clear_line(census_build, tiny_corpus, tmp_path) -> None:
+def test_read_only_targets_are_one_clear_line(
+    census_build: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
     local = LocalRoot(tmp_path / "src-root")
     publish(census_build, local, tag="2026-11-01")
     ro = tmp_path / "ro"
@@ -62,7 +69,9 @@ def test_read_only_targets_are_one_clear_line(census_build, tiny_corpus, tmp_pat
     assert res["left"] == []
 
 
-def test_a_root_that_is_a_regular_file_is_one_clear_line(census_build, tmp_path) -> None:
+def test_a_root_that_is_a_regular_file_is_one_clear_line(
+    census_build: Path, tmp_path: Path
+) -> None:
     f = tmp_path / "root.txt"
     f.write_text("not a directory")
     env = cli_env()
@@ -80,7 +89,9 @@ def test_a_root_that_is_a_regular_file_is_one_clear_line(census_build, tmp_path)
 
 
 @needs_ns
-def test_full_disk_sync_and_publish_resume_once_space_is_freed(census_build, tmp_path) -> None:
+def test_full_disk_sync_and_publish_resume_once_space_is_freed(
+    census_build: Path, tmp_path: Path
+) -> None:
     local = LocalRoot(tmp_path / "src-root")
     publish(census_build, local, tag="2026-11-01")
     disk = tmp_path / "disk"
@@ -127,7 +138,7 @@ def test_full_disk_sync_and_publish_resume_once_space_is_freed(census_build, tmp
 
 @needs_ns
 def test_full_disk_build_and_export_are_one_clear_line_and_resume(
-    census_build, tiny_corpus, tmp_path
+    census_build: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()

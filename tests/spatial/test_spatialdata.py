@@ -15,6 +15,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import anndata
 import h5py
@@ -202,12 +203,12 @@ print(json.dumps({
 """
 
 
-def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, object]]:
+def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, Any]]:
     """Per spatial experiment of the build, read with tiledbsoma here: spots, images, X sum."""
-    truth: dict[str, dict[str, object]] = {}
+    truth: dict[str, dict[str, Any]] = {}
     with (
         warnings.catch_warnings(),
-        tiledbsoma.open(str(census_build / "soma")) as census,
+        tiledbsoma.Collection[Any].open(str(census_build / "soma")) as census,
     ):
         warnings.filterwarnings("ignore", message="Support for spatial types is experimental")
         for organism in ("homo_sapiens", "mus_musculus"):
