@@ -21,6 +21,8 @@ from .expected_census import census_tables
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pyarrow as pa
+
 TAG = "2026-02-02"
 
 
@@ -30,7 +32,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthCorpus:
 
 
 @pytest.fixture(scope="module")
-def serial_tables(corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def serial_tables(
+    corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, pa.Table]:
     out = tmp_path_factory.mktemp("serial") / "build"
     build_census(
         corpus.manifest_path,
@@ -49,7 +53,7 @@ def bulk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
     """The bulk corpus built in one band per experiment (one process)."""
     out = tmp_path_factory.mktemp("bulk-one") / "build"
     result = build_census(bulk, out, options=BuildOptions(tag=TAG, validate=False))
@@ -57,14 +61,16 @@ def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return census_tables(out)
 
 
-def _assert_same(a: dict, b: dict) -> None:
+def _assert_same(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
     assert a.keys() == b.keys()
     for key, table in a.items():
         assert table.schema == b[key].schema, key
         assert table.equals(b[key]), key
 
 
-def test_local_cluster_build_equals_serial_build(corpus, serial_tables, tmp_path: Path) -> None:
+def test_local_cluster_build_equals_serial_build(
+    corpus: SynthCorpus, serial_tables: dict[str, pa.Table], tmp_path: Path
+) -> None:
     out = tmp_path / "build"
     build_census(
         corpus.manifest_path,
@@ -127,7 +133,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     try:
         from distributed import Client
 
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
@@ -141,7 +147,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
 
 
 def test_build_on_a_separate_scheduler_and_workers_equals_serial(
-    corpus, serial_tables, dask_cluster: str, tmp_path: Path
+    corpus: SynthCorpus, serial_tables: dict[str, pa.Table], dask_cluster: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "build"
     build_census(
@@ -191,7 +197,7 @@ def _kill_after(cmd: list[str], done_dir: Path, pattern: str, n: int) -> set[str
 
 
 def test_killed_then_resumed_build_equals_uninterrupted(
-    bulk: Path, bulk_tables: dict, tmp_path: Path
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path
 ) -> None:
     """Killed during the band stage (small bands: many tasks), resumed, equal to one band."""
     out = tmp_path / "build"
@@ -241,7 +247,7 @@ def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_many_bands_equal_one_band_table_by_table(
-    bulk: Path, bulk_tables: dict, tmp_path: Path, workers: int
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int
 ) -> None:
     """X and obs cut into many bands (fragments) read the same as one band, on 1 or 2 workers."""
     import tiledb
@@ -271,7 +277,7 @@ def test_many_bands_equal_one_band_table_by_table(
     _assert_same(census_tables(out), bulk_tables)
 
 
-def test_resume_refuses_changed_settings(corpus, tmp_path: Path) -> None:
+def test_resume_refuses_changed_settings(corpus: SynthCorpus, tmp_path: Path) -> None:
     out = tmp_path / "build"
     staging = tmp_path / ".build.staging"
     (staging / "_work").mkdir(parents=True)
