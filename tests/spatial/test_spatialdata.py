@@ -26,6 +26,7 @@ import tiledbsoma
 import tiledbsoma.io
 
 from cellcensus._spatial import write_obs_spatial_presence, write_scene
+from tests._cli import python_path_env
 
 from ._h5ad import LIBRARY, SLIDE_SEQ, VISIUM, hires_image, spatial_adata, write
 
@@ -267,7 +268,10 @@ def _spatial_cellcensus() -> bool:
     if python is None:
         return False
     run = subprocess.run(
-        [str(python), "-c", "import cellcensus, spatialdata"], capture_output=True, check=False
+        [str(python), "-c", "import cellcensus, spatialdata"],
+        capture_output=True,
+        check=False,
+        env=python_path_env(dict(os.environ)),
     )
     return run.returncode == 0
 
@@ -291,6 +295,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
          "--uri", str(census_build / "soma"), "--format", "spatialdata",
          "--obs-filter", f"dataset_id == '{scene_id}'", "--to", str(store)],
         capture_output=True, text=True, timeout=600, check=False,
+        env=python_path_env(dict(os.environ)),  # the code under test in that Python
     )  # fmt: skip
     assert export.returncode == 0, export.stderr[-3000:]
     assert f"scenes {scene_id}" in export.stdout
@@ -314,6 +319,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
         [str(python), "-m", "cellcensus", "export", "homo_sapiens",
          "--uri", str(census_build / "soma"), "--format", "spatialdata", "--to", str(store)],
         capture_output=True, text=True, timeout=600, check=False,
+        env=python_path_env(dict(os.environ)),  # the code under test in that Python
     )  # fmt: skip
     assert again.returncode != 0
     assert "exists" in again.stderr + again.stdout
