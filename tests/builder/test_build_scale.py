@@ -94,6 +94,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask-logs"
     logs.mkdir()
+    log_files = [(logs / f"{name}.log").open("w") for name in ("scheduler", "worker0", "worker1")]
     procs = [
         subprocess.Popen(
             [
@@ -105,7 +106,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 str(port),
                 "--no-dashboard",
             ],
-            stdout=(logs / "scheduler.log").open("w"),
+            stdout=log_files[0],
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
         )
@@ -125,7 +126,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                     "--name",
                     f"w{i}",
                 ],
-                stdout=(logs / f"worker{i}.log").open("w"),
+                stdout=log_files[1 + i],
                 stderr=subprocess.STDOUT,
                 cwd=tmp_path,
             )
@@ -144,6 +145,9 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait(timeout=20)
+        for f in log_files:
+            f.close()
 
 
 def test_build_on_a_separate_scheduler_and_workers_equals_serial(

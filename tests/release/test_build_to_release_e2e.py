@@ -58,7 +58,8 @@ def test_real_build_published_to_s3_reads_with_the_official_client(
 
 def _upload_corpus(small_corpus: SynthCorpus, s3: S3Env, prefix: str) -> Path:
     client = s3.publisher.boto3_client()
-    rows = list(csv.DictReader(small_corpus.manifest_path.open()))
+    with small_corpus.manifest_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     for row in rows:
         key = f"{prefix}/{row['dataset_id']}.h5ad"
         client.upload_file(row["dataset_asset_h5ad_uri"], "private", key)
