@@ -25,6 +25,7 @@ def _cellcensus(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow  # 112 s CPU measured (2026-12-02)
 def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
     res = _cellcensus("demo", str(tmp_path / "demo"), "--cells", "3000")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -47,6 +48,7 @@ def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
     assert "reusing the corpus" in again.stderr
 
 
+@pytest.mark.slow  # 67 s CPU measured (2026-12-02)
 def test_build_and_validate_commands(small_corpus: SynthCorpus, tmp_path: Path) -> None:
     out = tmp_path / "b"
     res = _cellcensus(

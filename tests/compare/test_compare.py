@@ -114,6 +114,7 @@ def modified_copy(census_build: Path, tmp_path_factory: pytest.TempPathFactory) 
     return copy
 
 
+@pytest.mark.slow  # 42 s CPU measured (2026-12-02)
 def test_two_builds_of_the_same_corpus_compare_equal(
     census_build: Path, second_build: Path
 ) -> None:

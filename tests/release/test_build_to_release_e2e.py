@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.s3
 
 
+@pytest.mark.slow  # 55 s CPU measured (2026-12-02)
 def test_real_build_published_to_s3_reads_with_the_official_client(
     small_build: BuildResult, s3: S3Env, tmp_path: Path
 ) -> None:
@@ -72,6 +73,7 @@ def _upload_corpus(small_corpus: SynthCorpus, s3: S3Env, prefix: str) -> Path:
     return manifest
 
 
+@pytest.mark.slow  # 29 s CPU measured (2026-12-02)
 def test_build_from_s3_sources_equals_local_build(
     small_corpus: SynthCorpus, small_build: BuildResult, s3: S3Env, tmp_path: Path
 ) -> None:

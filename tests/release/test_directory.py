@@ -240,6 +240,7 @@ def test_retention_deletes_exactly_the_right_builds(census_build: Path, tmp_path
     assert cleanup(root, days=32, today=TODAY).delete == []
 
 
+@pytest.mark.slow  # 30 s CPU measured (2026-12-02)
 def test_interrupted_local_publish_resumes_and_a_different_build_is_refused(
     census_build: Path, build_copy: Path, tmp_path: Path
 ) -> None:

@@ -126,6 +126,7 @@ def test_private_bucket_needs_signed_requests(s3: S3Env, census_build: Path) -> 
         sync(root_uri, TAG, Path("/nonexistent-never-created"), settings=s3.anon)
 
 
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
 def test_publish_without_credentials_is_refused(
     s3: S3Env, census_build: Path, tmp_path: Path
 ) -> None:
@@ -156,6 +157,7 @@ def test_publish_without_credentials_is_refused(
     assert list(S3Root(root_uri, s3.publisher).list_objects()) == []
 
 
+@pytest.mark.slow  # 34 s CPU measured (2026-12-02)
 def test_credentials_never_appear_in_logs_or_files(
     s3: S3Env,
     census_build: Path,
@@ -212,6 +214,7 @@ def test_build_json_containing_the_secret_is_not_published(s3: S3Env, build_copy
         publish(build_copy, f"s3://public/{s3.prefix}/", tag=TAG, settings=s3.publisher)
 
 
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
 def test_interrupted_publish_leaves_release_json_and_resumes(s3: S3Env, census_build: Path) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     first = publish(census_build, root_uri, tag="2026-10-01", settings=s3.publisher)
@@ -296,6 +299,7 @@ def test_two_concurrent_publishes_both_land(s3: S3Env, census_build: Path) -> No
     assert d.resolve("latest") == "2026-11-08"
 
 
+@pytest.mark.slow  # 46 s CPU measured (2026-12-02)
 def test_corrupted_object_is_reported_by_verify_and_refused_by_sync(
     s3: S3Env, census_build: Path, tmp_path: Path
 ) -> None:
