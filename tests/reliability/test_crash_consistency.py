@@ -326,6 +326,7 @@ def _scenario(name: str, census_build: Path, other_build: Path, cache: Path) -> 
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.slow  # 43 s CPU measured for the publish scenario (2026-12-02)
 def test_killed_commands_recover(
     name: str, census_build: Path, other_build: Path, cache: Path, tmp_path: Path
 ) -> None:
