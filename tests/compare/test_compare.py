@@ -215,6 +215,7 @@ def test_what_only_cellcensus_writes_is_left_out_unless_asked(
 
 
 @pytest.mark.filterwarnings("ignore:Support for spatial types is experimental:UserWarning")
+@pytest.mark.slow  # 24 s CPU measured (2026-12-02)
 def test_spatial_scenes_are_compared(census_build: Path, tmp_path: Path) -> None:
     """Scenes with a point cloud and a multiscale image: equal copies, then one point moved and
     one pixel changed."""

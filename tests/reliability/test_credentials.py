@@ -58,6 +58,7 @@ print(json.dumps({{
     return config, calls
 
 
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
 def test_profile_credentials_are_refreshed_during_a_publish(
     s3: S3Env, census_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,6 +79,7 @@ def test_profile_credentials_are_refreshed_during_a_publish(
     assert s3.server.publisher.secret_access_key not in repr(settings)
 
 
+@pytest.mark.slow  # 20 s CPU measured (2026-12-02)
 def test_no_secret_in_debug_logs_errors_or_files(
     s3: S3Env, census_build: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
