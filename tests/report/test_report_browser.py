@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from .conftest import TAG_A, TAG_B, DiffCase
+from .conftest import TAG, TAG_A, TAG_B, DiffCase
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,3 +158,26 @@ def test_report_renders_in_headless_chromium(diff_case: DiffCase, chromium: str,
     assert bar_pixels > 5_000, bar_pixels  # the bar charts are drawn
     hist_pixels = np.all(np.abs(charts.astype(int) - HIST_RGB) <= 6, axis=-1).sum()
     assert hist_pixels > 5_000, hist_pixels  # and the histograms
+
+
+@pytest.mark.slow  # one chromium run: ~15-25 s on 2 busy cores
+def test_spatial_sections_render_in_headless_chromium(
+    published_root: Path, chromium: str, tmp_path: Path
+) -> None:
+    """The page of a build with spatial datasets: a section per spatial organism, with its
+    charts, after the census_data ones (the DOM as chromium built it)."""
+    page = published_root / TAG / "report.html"
+    dom = _chromium(chromium, tmp_path / "profile-dom", "--dump-dom", page.as_uri()).stdout
+    outline = _Outline()
+    outline.feed(dom)
+    h2 = [t for tag, t in outline.headings if tag == "h2"]
+    h3 = [t for tag, t in outline.headings if tag == "h3"]
+    assert h2[2:6] == [
+        "Homo sapiens",
+        "Mus musculus",
+        "Homo sapiens · spatial",
+        "Mus musculus · spatial",
+    ]
+    assert "Spatial sequencing per organism" in h3
+    # 4 category charts and 2 histograms for each of 2 organisms x 2 collections
+    assert outline.counts.get("svg", 0) == 24

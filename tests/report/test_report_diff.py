@@ -37,6 +37,7 @@ def _check(d, case: DiffCase) -> None:
     assert change.old.sha256 != change.new.sha256
     assert change.new.cells == change.old.cells - 7  # the revision dropped 7 cells
     assert d.schema_changes == ()
+    assert (d.spatial_cells, d.spatial_organisms) == ((0, 0), ())
 
 
 def test_published_report_carries_the_diff_against_the_previous_build(diff_case: DiffCase):
@@ -92,7 +93,9 @@ def test_diff_cli_prints_tables_and_json(diff_case: DiffCase) -> None:
     proc = _cli("diff", str(diff_case.root), TAG_A, TAG_B, "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
+    assert doc["spatial_cells"] == [0, 0]  # single-cell builds: nothing spatial
+    assert doc["spatial_organisms"] == []
     assert [x["dataset_id"] for x in doc["datasets_added"]] == [diff_case.added]
     assert [x["dataset_id"] for x in doc["datasets_removed"]] == [diff_case.removed]
     assert [x["dataset_id"] for x in doc["datasets_changed"]] == [diff_case.changed]

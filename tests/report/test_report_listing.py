@@ -9,8 +9,6 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-import pytest
-
 from cellcensus.release import read_manifest
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, list_releases
@@ -21,14 +19,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 14, after the spatial merge): census_info totals and "
-    "summary_cell_counts "
-    "include census_spatial_sequencing cells, as the official builder's do, while the report's "
-    "per-organism numbers come from census_data obs; the report mixes the two for builds with "
-    "spatial datasets",
-)
 def test_listing_reads_report_totals_and_falls_back_for_old_builds(
     published_root: Path, census_build: Path, tmp_path: Path
 ) -> None:
@@ -42,7 +32,10 @@ def test_listing_reads_report_totals_and_falls_back_for_old_builds(
     [row] = list_releases(root)
     assert (row.tag, row.kind, row.aliases, row.retracted) == (TAG, "weekly", ("latest",), False)
     assert row.cells == report.summary.total_cells == build["summary"]["total_cell_count"]
-    assert row.unique_cells == report.summary.unique_cells
+    assert row.unique_cells == report.summary.unique_cells == build["summary"]["unique_cell_count"]
+    # the build has spatial datasets: their cells are part of the total, and shown apart
+    spatial = sum(v["cells"] for v in build["summary"]["spatial"].values())
+    assert row.spatial_cells == report.summary.spatial_cells == spatial > 0
     assert row.datasets == len(report.summary.datasets)
     assert row.store_bytes == store
 
@@ -50,6 +43,7 @@ def test_listing_reads_report_totals_and_falls_back_for_old_builds(
     (root / TAG / "report.json").unlink()
     [old] = list_releases(root)
     assert (old.cells, old.unique_cells, old.store_bytes) == (row.cells, row.unique_cells, store)
+    assert old.spatial_cells == spatial
     assert old.datasets == build["summary"]["datasets_included"]
     # nothing readable: the row is still listed, without numbers
     (root / TAG / "build.json").unlink()
@@ -73,5 +67,5 @@ def test_listing_reads_report_totals_and_falls_back_for_old_builds(
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
     )
     assert proc.returncode == 0, proc.stderr
-    for needle in (TAG, "weekly", "latest", f"{row.cells:,}", "MB"):
+    for needle in (TAG, "weekly", "latest", f"{row.cells:,}", "spatial", f"{spatial:,}", "MB"):
         assert needle in proc.stdout, needle

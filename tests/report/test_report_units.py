@@ -269,3 +269,60 @@ def test_html_escapes_data_and_is_deterministic() -> None:
     assert page == render_html(BuildReport.from_json(rep.to_json()))
     assert "Changes since 2025-12-25" in page
     assert "<script" not in page
+
+
+# ---------------------------------------------------------------------------- spatial split
+def _cc(label: str, term: str, total: int, unique: int | None = None) -> CategoryCount:
+    return CategoryCount(
+        label=label,
+        ontology_term_id=term,
+        total_cells=total,
+        unique_cells=total if unique is None else unique,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "minus", "want"),
+    [
+        # by label and term; a row left empty is dropped
+        (
+            [_cc("10x", "EFO:1", 10), _cc("Visium", "EFO:2", 5)],
+            {("Visium", "EFO:2"): (5, 5)},
+            [_cc("10x", "EFO:1", 10)],
+        ),
+        # no term ids (suspension_type): one "na" row, labelled by the experiment counted first
+        ([_cc("cell", "na", 12, 9)], {("na", "na"): (4, 4)}, [_cc("cell", "na", 8, 5)]),
+        # more spatial cells than the row holds, or a term it lacks: not the same cells
+        ([_cc("10x", "EFO:1", 3)], {("10x", "EFO:1"): (4, 4)}, None),
+        ([_cc("10x", "EFO:1", 3)], {("Visium", "EFO:2"): (1, 1)}, None),
+        # an ambiguous label among several rows of one term
+        ([_cc("cell", "na", 3), _cc("nucleus", "na", 3)], {("na", "na"): (1, 1)}, None),
+    ],
+)
+def test_spatial_counts_are_taken_off_summary_cell_counts(rows, minus, want) -> None:
+    from cellcensus.report._collect import _subtract
+
+    assert _subtract(rows, minus) == want
+
+
+def test_version_1_report_reads_with_empty_spatial_parts() -> None:
+    org = _org("homo_sapiens", 5, {"assay": [("10x", "EFO:1", 5)]})
+    rep = make_report(_summary("b", organisms=[org]), _summary("a", organisms=[org]))
+    doc = json.loads(rep.to_json())
+    assert doc["format_version"] == 2
+    doc["format_version"] = 1
+    for part in (doc["totals"], doc["summary"], doc["diff"]):
+        for key in ("spatial_cells", "spatial_organisms"):
+            part.pop(key, None)
+    old = BuildReport.from_json(json.dumps(doc).encode())
+    assert old.format_version == 1
+    assert old.summary.spatial_organisms == ()
+    assert old.diff is not None
+    assert (old.diff.spatial_cells, old.diff.spatial_organisms) == ((None, None), ())
+    assert old.summary == rep.summary
+    totals = read_totals(json.dumps(doc).encode())
+    assert totals is not None
+    assert totals.spatial_cells is None
+    doc["format_version"] = True  # a JSON boolean is not version 1
+    with pytest.raises(IntegrityError, match="format_version True"):
+        BuildReport.from_json(json.dumps(doc).encode())

@@ -136,8 +136,11 @@ def releases_list(
         out.print_json(json.dumps({"root": r.uri, "releases": [x.to_dict() for x in rows]}))
         return
     table = Table(title=f"releases in {r.uri}")
-    for col in ("tag", "date", "kind", "aliases", "retracted", "cells", "size"):
-        table.add_column(col, justify="right" if col in ("cells", "size") else "left")
+    spatial = any(x.spatial_cells for x in rows)  # a column only when some build has spatial
+    cols = ("tag", "date", "kind", "aliases", "retracted", "cells", "spatial", "size")
+    for col in cols:
+        if col != "spatial" or spatial:
+            table.add_column(col, justify="right" if col in cols[5:] else "left")
     for x in rows:
         kind = x.kind + (", pinned" if x.pinned else "")
         table.add_row(
@@ -147,6 +150,7 @@ def releases_list(
             ",".join(x.aliases),
             "[red]retracted[/]" if x.retracted else "",
             count(x.cells),
+            *([count(x.spatial_cells)] if spatial else []),
             nbytes(x.store_bytes),
         )
     out.print(table)

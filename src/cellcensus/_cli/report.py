@@ -19,7 +19,7 @@ from cellcensus._cli._options import (
 )
 
 if TYPE_CHECKING:
-    from cellcensus.report import ReleaseDiff
+    from cellcensus.report import OrganismDelta, ReleaseDiff
     from cellcensus.report._model import Pair
 
 #: Terms listed per category in the terminal diff (the JSON has them all).
@@ -73,9 +73,10 @@ def report(
     write_report(rep, out_path, json_path)
     s = rep.summary
     vs = f"; compared with {rep.diff.old_tag}" if rep.diff else ""
+    spatial = f" ({s.spatial_cells:,} spatial)" if s.spatial_organisms else ""
     out.print(
-        f"report of {s.tag}: {s.total_cells:,} cells, {len(s.datasets):,} datasets, "
-        f"{len(s.organisms)} organisms{vs}\nwrote {out_path} and {json_path}",
+        f"report of {s.tag}: {s.total_cells:,} cells{spatial}, {len(s.datasets):,} datasets, "
+        f"{len(s.organism_names)} organisms{vs}\nwrote {out_path} and {json_path}",
         highlight=False,
     )
 
@@ -108,11 +109,11 @@ def _print_totals(d: ReleaseDiff) -> None:
     from cellcensus.report._fmt import nbytes, nbytes_change
 
     t = _table(f"{d.old_tag} → {d.new_tag}", ("", d.old_tag, d.new_tag, "Δ"), right=3)
-    for label, p in (
-        ("cells", d.total_cells),
-        ("unique cells", d.unique_cells),
-        ("datasets", d.datasets),
-    ):
+    rows = [("cells", d.total_cells), ("unique cells", d.unique_cells)]
+    if d.spatial_organisms:
+        rows.append(("spatial cells", d.spatial_cells))
+    rows.append(("datasets", d.datasets))
+    for label, p in rows:
         t.add_row(label, _num(p[0]), _num(p[1]), _delta(p))
     b0, b1 = d.store_bytes
     t.add_row("store size", nbytes(b0), nbytes(b1), nbytes_change(b0, b1))
@@ -125,11 +126,12 @@ def _print_totals(d: ReleaseDiff) -> None:
 
 
 def _print_datasets(d: ReleaseDiff) -> None:
-    labels = {o.name: o.label for o in d.organisms}
+    labels = {o.name: o.label for o in (*d.organisms, *d.spatial_organisms)}
     for title, items in (("datasets added", d.added), ("datasets removed", d.removed)):
         t = _table(f"{title}: {len(items)}", ("dataset", "title", "organism", "cells"), right=1)
         for x in items:
             organism = labels.get(x.organism, x.organism) if x.organism else ""
+            organism += " (spatial)" if x.spatial else ""
             t.add_row(x.dataset_id, x.title or "", organism, _num(x.cells))
         out.print(t)
     t = _table(
@@ -149,13 +151,14 @@ def _print_datasets(d: ReleaseDiff) -> None:
     out.print(t)
 
 
-def _print_organisms(d: ReleaseDiff) -> None:
+def _print_organisms(orgs: tuple[OrganismDelta, ...], *, spatial: bool) -> None:
+    what = " (census_spatial_sequencing)" if spatial else ""
     t = _table(
-        "per organism",
+        f"per organism{what}",
         ("organism", "cells", "Δ cells", "Δ unique", "genes", "Δ genes", "Δ datasets"),
         right=6,
     )
-    for o in d.organisms:
+    for o in orgs:
         t.add_row(
             o.label,
             _num(o.total_cells[1]),
@@ -168,12 +171,13 @@ def _print_organisms(d: ReleaseDiff) -> None:
     out.print(t)
     from cellcensus.report._html import CATEGORY_TITLES
 
-    for o in d.organisms:
+    for o in orgs:
+        label = f"{o.label} (spatial)" if spatial else o.label
         for cat, rows in sorted(o.categories.items()):
             more = f" (largest {CATEGORY_ROWS} of {len(rows)})" if len(rows) > CATEGORY_ROWS else ""
             name = CATEGORY_TITLES.get(cat, cat).lower()
             t = _table(
-                f"{o.label}: cells by {name}{more}", ("term", "id", "before", "now", "Δ"), right=3
+                f"{label}: cells by {name}{more}", ("term", "id", "before", "now", "Δ"), right=3
             )
             for c in rows[:CATEGORY_ROWS]:
                 t.add_row(
@@ -189,7 +193,9 @@ def _print_organisms(d: ReleaseDiff) -> None:
 def _print_diff(d: ReleaseDiff) -> None:
     _print_totals(d)
     _print_datasets(d)
-    _print_organisms(d)
+    _print_organisms(d.organisms, spatial=False)
+    if d.spatial_organisms:
+        _print_organisms(d.spatial_organisms, spatial=True)
 
 
 @app.command()

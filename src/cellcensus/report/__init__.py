@@ -1,7 +1,9 @@
 """Release reports: what is in a build, what changed since another one, as HTML and JSON.
 
 Every published build carries ``report.html`` (one static page, charts as inline SVG) and
-``report.json`` (the same numbers, with a ``format_version``). See ``docs/reports.md``.
+``report.json`` (the same numbers, with a ``format_version``). Numbers are given per collection
+(``census_data``, and ``census_spatial_sequencing`` for builds with spatial datasets) and
+organism; totals cover both. See ``docs/reports.md``.
 
 >>> from cellcensus.report import build_report, render_html     # doctest: +SKIP
 >>> report = build_report("s3://bucket/cell-census/", "latest")  # doctest: +SKIP
@@ -14,6 +16,8 @@ from cellcensus.report._diff import diff_summaries
 from cellcensus.report._html import render_html
 from cellcensus.report._listing import ReleaseRow, list_releases
 from cellcensus.report._model import (
+    CENSUS_DATA,
+    CENSUS_SPATIAL,
     REPORT_FORMAT_VERSION,
     BuildReport,
     BuildSummary,
@@ -44,6 +48,8 @@ from cellcensus.report._release import (
 )
 
 __all__ = [
+    "CENSUS_DATA",
+    "CENSUS_SPATIAL",
     "CHART_CATEGORIES",
     "REPORT_FORMAT_VERSION",
     "REPORT_HTML",

@@ -1,10 +1,15 @@
 """Compute a build's numbers from its SOMA collection, in memory bounded by the read buffer.
 
-Per-category counts come from ``census_info/summary_cell_counts`` (a few thousand rows even for
-the full Census). ``obs`` is read once, in batches of the columns actually needed (``dataset_id``,
-``is_primary_data``, ``nnz``, ``raw_sum``; a category column only when the census has no
-``summary_cell_counts`` row for it), and reduced batch by batch into counters and fixed-bin
-histograms: memory does not grow with the number of cells.
+Both experiment collections are read: ``census_data`` and, when the build has spatial datasets,
+``census_spatial_sequencing``; each organism of each gets its own numbers.
+
+Per-category counts of ``census_data`` come from ``census_info/summary_cell_counts`` (a few
+thousand rows even for the full Census). Those rows count an organism's spatial cells too, so the
+spatial experiments are read first, their categories counted from their (small) obs, and taken
+off. ``obs`` is read once, in batches of the columns actually needed (``dataset_id``,
+``is_primary_data``, ``nnz``, ``raw_sum``; a category column only when the census has no usable
+``summary_cell_counts`` row for it, and for the spatial experiments), and reduced batch by batch
+into counters and fixed-bin histograms: memory does not grow with the number of cells.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from cellcensus.report._model import (
     BINS_PER_DECADE,
+    CENSUS_DATA,
+    CENSUS_SPATIAL,
     BuildSummary,
     CategoryCount,
     DatasetInfo,
@@ -26,17 +33,37 @@ from cellcensus.report._model import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import numpy as np
     import numpy.typing as npt
     import pyarrow as pa
     import tiledbsoma as soma
 
-__all__ = ["CHART_CATEGORIES", "HISTOGRAM_COLUMNS", "Sizes", "summarize_census"]
+__all__ = [
+    "CHART_CATEGORIES",
+    "HISTOGRAM_COLUMNS",
+    "SUMMARY_CATEGORIES",
+    "Sizes",
+    "summarize_census",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Categories drawn as bar charts, per organism.
 CHART_CATEGORIES = ("tissue_general", "assay", "disease", "cell_type")
+#: Categories of ``census_info/summary_cell_counts`` (besides ``all``); a spatial experiment's
+#: are counted from its obs, to be told apart from the ``census_data`` ones.
+SUMMARY_CATEGORIES = (
+    "assay",
+    "cell_type",
+    "disease",
+    "self_reported_ethnicity",
+    "sex",
+    "suspension_type",
+    "tissue",
+    "tissue_general",
+)
 #: Per-cell obs columns drawn as histograms.
 HISTOGRAM_COLUMNS = ("nnz", "raw_sum")
 #: Read buffer per obs batch: bounds the memory of a report, whatever the census size.
@@ -365,16 +392,22 @@ def _organism_name(value: str, info: _Info) -> str:
 def _obs_columns(
     name: str,
     names: set[str],
-    counts: Mapping[str, list[CategoryCount]],
+    *,
     histograms: bool,
+    primary: bool,
+    count_from_obs: Iterable[str],
+    required: Iterable[str],
     notes: list[str],
 ) -> tuple[list[str], list[tuple[str, str | None]]]:
-    """obs columns to stream, and (category, term column) pairs to count from obs because
-    ``summary_cell_counts`` has no rows for them."""
+    """obs columns to stream, and (category, term column) pairs to count from obs.
+
+    ``count_from_obs`` are the categories to count (those the experiment's
+    ``summary_cell_counts`` rows cannot give); a missing column of one of ``required`` is noted.
+    """
     columns: list[str] = []
     if "dataset_id" in names:
         columns.append("dataset_id")
-    if "is_primary_data" in names and (histograms or "all" not in counts):
+    if "is_primary_data" in names and primary:
         columns.append("is_primary_data")
     if histograms:
         for col in HISTOGRAM_COLUMNS:
@@ -383,30 +416,138 @@ def _obs_columns(
             else:
                 notes.append(f"{name}: obs has no {col!r} column; no {col} histogram")
     fallback: list[tuple[str, str | None]] = []
-    for cat in CHART_CATEGORIES:
-        if cat in counts:
-            continue
+    required = set(required)
+    for cat in count_from_obs:
         if cat in names:
             term = f"{cat}_ontology_term_id"
             fallback.append((cat, term if term in names else None))
-        else:
+        elif cat in required:
             notes.append(f"{name}: no {cat!r} counts (not in summary_cell_counts nor obs)")
     return columns, fallback
 
 
-def _summarize_organism(
-    name: str, exp: soma.Experiment, info: _Info, *, histograms: bool, notes: list[str]
+def _subtract(
+    rows: list[CategoryCount], minus: Mapping[tuple[str, str], tuple[int, int]]
+) -> list[CategoryCount] | None:
+    """``rows`` less ``minus``, matched by (label, term id); rows left with no cells are dropped.
+
+    A ``minus`` entry whose label ``rows`` lacks goes to the one row of its term id, if there is
+    exactly one: builders group ``summary_cell_counts`` by term id, so a category without ids
+    (``suspension_type``, all ``na``) is one row labelled by the experiment counted first.
+    ``None`` when an entry has no row or more cells than its row (the two do not describe the
+    same cells).
+    """
+    index = {(c.label, c.ontology_term_id): i for i, c in enumerate(rows)}
+    by_term: dict[str, list[int]] = {}
+    for i, c in enumerate(rows):
+        by_term.setdefault(c.ontology_term_id, []).append(i)
+    left = [(c.total_cells, c.unique_cells) for c in rows]
+    for (label, term), (total, unique) in minus.items():
+        if not total and not unique:
+            continue
+        same = by_term.get(term, [])
+        found = index.get((label, term))
+        if found is None and len(same) != 1:
+            return None
+        i = same[0] if found is None else found
+        t, u = left[i][0] - total, left[i][1] - unique
+        if t < 0 or u < 0:
+            return None
+        left[i] = (t, u)
+    return [
+        CategoryCount(
+            label=c.label, ontology_term_id=c.ontology_term_id, total_cells=t, unique_cells=u
+        )
+        for c, (t, u) in zip(rows, left, strict=True)
+        if t
+    ]
+
+
+def _data_counts(
+    name: str,
+    scc: Mapping[str, list[CategoryCount]],
+    spatial: OrganismSummary | None,
+    n_obs: int,
+    notes: list[str],
+) -> dict[str, list[CategoryCount]]:
+    """The ``summary_cell_counts`` rows of one ``census_data`` experiment.
+
+    ``census_info/summary_cell_counts`` counts an organism's spatial cells (of
+    ``census_spatial_sequencing``) in the same rows as its single-cell ones, as the official
+    builder does. When the organism has spatial cells and the ``all`` row holds both, the spatial
+    counts (from the spatial obs) are taken off; when it holds ``census_data`` only (builders
+    that count it apart), the rows are used as they are. Otherwise nothing is trusted and the
+    categories are counted from obs (noted).
+    """
+    if not scc:
+        return {}
+    sp_cells = spatial.total_cells if spatial is not None else 0
+    if sp_cells == 0:
+        return dict(scc)
+    all_total = sum(c.total_cells for c in scc["all"]) if "all" in scc else None
+    if all_total == n_obs:
+        return dict(scc)  # census_data only
+    if all_total == n_obs + sp_cells and spatial is not None:
+        out: dict[str, list[CategoryCount]] = {}
+        sp_unique = spatial.unique_cells or 0
+        for cat, rows in scc.items():
+            if cat == "all":
+                minus = {(c.label, c.ontology_term_id): (sp_cells, sp_unique) for c in rows[:1]}
+            elif cat in spatial.categories:
+                minus = {
+                    (c.label, c.ontology_term_id): (c.total_cells, c.unique_cells)
+                    for c in spatial.categories[cat]
+                }
+            else:
+                notes.append(
+                    f"{name}: census_info/summary_cell_counts {cat!r} includes spatial cells and "
+                    "the spatial obs has no such column; counted from obs where possible"
+                )
+                continue
+            got = _subtract(rows, minus)
+            if got is None:
+                break
+            out[cat] = got
+        else:
+            return out
+    notes.append(
+        f"{name}: census_info/summary_cell_counts holds {all_total} cells, census_data has "
+        f"{n_obs} and census_spatial_sequencing {sp_cells}; categories are counted from obs"
+    )
+    return {}
+
+
+def _summarize_experiment(
+    name: str,
+    exp: soma.Experiment,
+    info: _Info,
+    *,
+    counts: Mapping[str, list[CategoryCount]],
+    count_from_obs: Iterable[str],
+    histograms: bool,
+    notes: list[str],
+    where: str,
 ) -> tuple[OrganismSummary, Counter[str]]:
+    """Numbers of one experiment: ``counts`` (its own ``summary_cell_counts`` rows) plus one
+    streamed pass over obs for the rest."""
     import tiledbsoma as soma
 
     obs = exp.obs
-    counts = info.counts.get(name, {})
-    columns, fallback = _obs_columns(name, set(obs.schema.names), counts, histograms, notes)
-    logger.info("reading obs of %s (%s)", name, ", ".join(columns + [c for c, _ in fallback]))
+    names = set(obs.schema.names)
+    columns, fallback = _obs_columns(
+        where,
+        names,
+        histograms=histograms,
+        primary=histograms or "all" not in counts,
+        count_from_obs=[c for c in count_from_obs if c not in counts],
+        required=CHART_CATEGORIES,
+        notes=notes,
+    )
+    logger.info("reading obs of %s (%s)", where, ", ".join(columns + [c for c, _ in fallback]))
     stats = _stream_obs(obs, columns=columns, categories=fallback)
 
     categories: dict[str, tuple[CategoryCount, ...]] = {
-        cat: _sort_counts(rows) for cat, rows in counts.items() if cat != "all"
+        cat: _sort_counts(list(rows)) for cat, rows in counts.items() if cat != "all"
     }
     for cat, (total, unique) in stats.categories.items():
         categories[cat] = _counts_to_rows(total, unique)
@@ -418,7 +559,7 @@ def _summarize_organism(
         scc_total = sum(c.total_cells for c in counts["all"])
         if scc_total != stats.cells:
             notes.append(
-                f"{name}: census_info/summary_cell_counts says {scc_total} cells, obs has "
+                f"{where}: census_info/summary_cell_counts says {scc_total} cells, obs has "
                 f"{stats.cells}"
             )
     genes: int | None = None
@@ -431,7 +572,7 @@ def _summarize_organism(
             if isinstance(raw, soma.SparseNDArray):
                 nnz = int(raw.nnz)
     else:
-        notes.append(f"{name}: no RNA measurement")
+        notes.append(f"{where}: no RNA measurement")
     summary = OrganismSummary(
         name=name,
         label=info.labels.get(name) or name.replace("_", " ").capitalize(),
@@ -446,10 +587,26 @@ def _summarize_organism(
     return summary, stats.datasets
 
 
+def _experiments(
+    census: soma.Collection[Any], collection: str
+) -> list[tuple[str, soma.Experiment]]:
+    import tiledbsoma as soma
+
+    if collection not in census:
+        return []
+    coll = census[collection]
+    out = []
+    for name in sorted(coll.keys()):
+        exp = coll[name]
+        if isinstance(exp, soma.Experiment):
+            out.append((name, exp))
+    return out
+
+
 # ---------------------------------------------------------------------------- datasets
 def _datasets(
     info: _Info,
-    by_organism: dict[str, Counter[str]],
+    by_experiment: dict[tuple[str, str], Counter[str]],
     build_info: Mapping[str, Any] | None,
     sizes: Sizes | None,
 ) -> tuple[DatasetInfo, ...]:
@@ -459,10 +616,12 @@ def _datasets(
         if isinstance(i, Mapping) and i.get("dataset_id")
     }
     organism_of: dict[str, str] = {}
+    collection_of: dict[str, str] = {}
     cells_of: Counter[str] = Counter()
-    for org, counts in sorted(by_organism.items()):
+    for (coll, org), counts in sorted(by_experiment.items()):
         for did, n in counts.items():
             organism_of.setdefault(did, org)
+            collection_of.setdefault(did, coll)
             cells_of[did] += n
     rows: dict[str, DatasetInfo] = {}
     for d in info.datasets:
@@ -490,6 +649,7 @@ def _datasets(
         if cells is None:
             cells = cells_of.get(did) if did in cells_of else inp.get("n_obs_census")
         h5ad = (sizes.h5ad_files.get(did) if sizes else None) or inp.get("size")
+        collection: str | None = collection_of.get(did) or _str(inp.get("collection"))
         out.append(
             DatasetInfo(
                 dataset_id=did,
@@ -500,6 +660,7 @@ def _datasets(
                 cells=None if cells is None else int(cells),
                 sha256=inp.get("sha256") or None,
                 h5ad_bytes=None if h5ad is None else int(h5ad),
+                collection=collection,
             )
         )
     return tuple(out)
@@ -523,7 +684,8 @@ def summarize_census(
     sizes: Sizes | None = None,
     histograms: bool = True,
 ) -> BuildSummary:
-    """Compute the numbers of one build.
+    """Compute the numbers of one build, per collection (``census_data`` and, when present,
+    ``census_spatial_sequencing``) and organism; totals over both.
 
     Parameters
     ----------
@@ -544,14 +706,17 @@ def summarize_census(
     Returns
     -------
     BuildSummary
-        Schema versions, totals, per-organism counts, categories, histograms and datasets.
+        Schema versions, totals, per-organism counts of each collection, categories,
+        histograms and datasets. Where the census disagrees with itself (``census_info``
+        against the experiments), ``notes`` say so.
     """
     import tiledbsoma as soma
 
     bi: Mapping[str, Any] = build_info or {}
     notes: list[str] = []
     organisms: list[OrganismSummary] = []
-    by_organism: dict[str, Counter[str]] = {}
+    spatial: list[OrganismSummary] = []
+    by_experiment: dict[tuple[str, str], Counter[str]] = {}
     with soma.open(soma_uri, context=context) as census:
         if not isinstance(census, soma.Collection):
             from cellcensus.errors import BadInputError
@@ -561,21 +726,52 @@ def summarize_census(
         info = _read_info(census)
         notes.extend(info.notes)
         created_on = census.metadata.get("created_on")
-        if "census_data" not in census:
+        # spatial first: census_info/summary_cell_counts mixes its cells into the organism rows
+        for name, exp in _experiments(census, CENSUS_SPATIAL):
+            org, ds = _summarize_experiment(
+                name,
+                exp,
+                info,
+                counts={},
+                count_from_obs=SUMMARY_CATEGORIES,
+                histograms=histograms,
+                notes=notes,
+                where=f"{CENSUS_SPATIAL}/{name}",
+            )
+            if org.total_cells:
+                spatial.append(org)
+                by_experiment[(CENSUS_SPATIAL, name)] = ds
+        spatial_by_name = {o.name: o for o in spatial}
+        if CENSUS_DATA not in census:
             notes.append("the census has no census_data collection")
-        else:
-            data = census["census_data"]
-            for name in sorted(data.keys()):
-                exp = data[name]
-                if not isinstance(exp, soma.Experiment):
-                    continue
-                org, ds = _summarize_organism(name, exp, info, histograms=histograms, notes=notes)
-                if org.total_cells:
-                    organisms.append(org)
-                    by_organism[name] = ds
+        for name, exp in _experiments(census, CENSUS_DATA):
+            counts = _data_counts(
+                name,
+                info.counts.get(name, {}),
+                spatial_by_name.get(name),
+                int(exp.obs.count),
+                notes,
+            )
+            org, ds = _summarize_experiment(
+                name,
+                exp,
+                info,
+                counts=counts,
+                count_from_obs=CHART_CATEGORIES,
+                histograms=histograms,
+                notes=notes,
+                where=name,
+            )
+            if org.total_cells:
+                organisms.append(org)
+                by_experiment[(CENSUS_DATA, name)] = ds
     organisms.sort(key=lambda o: (-o.total_cells, o.name))
-    unique = [o.unique_cells for o in organisms]
-    nnz = [o.nnz for o in organisms]
+    spatial.sort(key=lambda o: (-o.total_cells, o.name))
+    every = organisms + spatial
+    unique = [o.unique_cells for o in every]
+    nnz = [o.nnz for o in every]
+    total = sum(o.total_cells for o in every)
+    _check_totals(info, total, unique, notes)
     return BuildSummary(
         tag=tag,
         build_date=_str(bi.get("created_on")) or _str(created_on),
@@ -584,16 +780,34 @@ def summarize_census(
         dataset_schema_version=info.summary.get("dataset_schema_version")
         or _str(bi.get("dataset_schema_version")),
         cellcensus_version=_str(bi.get("cellcensus_version")),
-        total_cells=sum(o.total_cells for o in organisms),
+        total_cells=total,
         unique_cells=None if any(u is None for u in unique) else sum(u or 0 for u in unique),
         nnz=None if any(n is None for n in nnz) else sum(n or 0 for n in nnz),
         soma_bytes=sizes.soma_bytes if sizes else None,
         h5ads_bytes=sizes.h5ads_bytes if sizes else None,
         inputs=_inputs(bi),
         organisms=tuple(organisms),
-        datasets=_datasets(info, by_organism, bi, sizes),
+        spatial_organisms=tuple(spatial),
+        datasets=_datasets(info, by_experiment, bi, sizes),
         notes=tuple(notes),
     )
+
+
+def _check_totals(info: _Info, total: int, unique: list[int | None], notes: list[str]) -> None:
+    """Note where ``census_info/summary`` disagrees with the experiments' cells."""
+    for label, got in (
+        ("total_cell_count", total),
+        (
+            "unique_cell_count",
+            None if any(u is None for u in unique) else sum(u or 0 for u in unique),
+        ),
+    ):
+        said = info.summary.get(label)
+        if said is not None and got is not None and said.strip() != str(got):
+            notes.append(
+                f"census_info/summary says {label} {said}, its experiments (census_data and "
+                f"{CENSUS_SPATIAL}) hold {got}"
+            )
 
 
 def _str(v: object) -> str | None:

@@ -99,8 +99,9 @@ def diff_summaries(old: BuildSummary, new: BuildSummary) -> ReleaseDiff:
 
     Datasets are matched by ``dataset_id``: *added* and *removed* are in one build only;
     *changed* are in both with a different source (sha256 of the H5AD, or dataset_version_id).
-    Cell and gene counts are compared per organism, and cell counts per category term (only
-    terms whose counts differ are listed, largest change first).
+    Cell and gene counts are compared per organism of each collection (``census_data`` and
+    ``census_spatial_sequencing`` apart), and cell counts per category term (only terms whose
+    counts differ are listed, largest change first).
 
     Parameters
     ----------
@@ -124,25 +125,30 @@ def diff_summaries(old: BuildSummary, new: BuildSummary) -> ReleaseDiff:
         reasons = _changed(o[did], n[did])
         if reasons:
             changed.append(DatasetChange(dataset_id=did, reasons=reasons, old=o[did], new=n[did]))
-    names = sorted(
-        {x.name for x in old.organisms} | {x.name for x in new.organisms},
-        key=lambda name: (
-            -max((s.total_cells for s in (new.organism(name),) if s), default=0),
-            name,
-        ),
-    )
     return ReleaseDiff(
         old_tag=old.tag,
         new_tag=new.tag,
         schema_changes=schema,
         total_cells=pair(old.total_cells, new.total_cells),
         unique_cells=pair(old.unique_cells, new.unique_cells),
+        spatial_cells=pair(old.spatial_cells, new.spatial_cells),
         datasets=pair(len(old.datasets), len(new.datasets)),
         store_bytes=pair(old.store_bytes, new.store_bytes),
         added=tuple(n[d] for d in sorted(set(n) - set(o))),
         removed=tuple(o[d] for d in sorted(set(o) - set(n))),
         changed=tuple(changed),
-        organisms=tuple(
-            _organism_delta(name, old.organism(name), new.organism(name)) for name in names
-        ),
+        organisms=_organism_deltas(old.organisms, new.organisms),
+        spatial_organisms=_organism_deltas(old.spatial_organisms, new.spatial_organisms),
     )
+
+
+def _organism_deltas(
+    old: tuple[OrganismSummary, ...], new: tuple[OrganismSummary, ...]
+) -> tuple[OrganismDelta, ...]:
+    """Deltas of the organisms of one collection, largest (in the new build) first."""
+    o = {x.name: x for x in old}
+    n = {x.name: x for x in new}
+    names = sorted(
+        set(o) | set(n), key=lambda name: (-(n[name].total_cells if name in n else 0), name)
+    )
+    return tuple(_organism_delta(name, o.get(name), n.get(name)) for name in names)

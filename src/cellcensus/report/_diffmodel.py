@@ -113,7 +113,8 @@ class CategoryDelta:
 
 @dataclass(frozen=True, kw_only=True)
 class OrganismDelta:
-    """Old and new numbers of one organism; ``categories`` lists only terms that changed."""
+    """Old and new numbers of one organism of one collection; ``categories`` lists only terms
+    that changed."""
 
     name: str
     label: str
@@ -160,19 +161,26 @@ class OrganismDelta:
 
 @dataclass(frozen=True, kw_only=True)
 class ReleaseDiff:
-    """What changed from build ``old_tag`` to build ``new_tag``."""
+    """What changed from build ``old_tag`` to build ``new_tag``.
+
+    ``total_cells`` and ``unique_cells`` cover both collections; ``spatial_cells`` is the
+    ``census_spatial_sequencing`` part. ``organisms`` compares the experiments of
+    ``census_data``, ``spatial_organisms`` those of ``census_spatial_sequencing``.
+    """
 
     old_tag: str
     new_tag: str
     schema_changes: tuple[SchemaChange, ...] = ()
     total_cells: Pair = (None, None)
     unique_cells: Pair = (None, None)
+    spatial_cells: Pair = (None, None)
     datasets: Pair = (None, None)
     store_bytes: Pair = (None, None)
     added: tuple[DatasetInfo, ...] = ()
     removed: tuple[DatasetInfo, ...] = ()
     changed: tuple[DatasetChange, ...] = ()
     organisms: tuple[OrganismDelta, ...] = ()
+    spatial_organisms: tuple[OrganismDelta, ...] = ()
 
     @property
     def identical_datasets(self) -> bool:
@@ -187,12 +195,14 @@ class ReleaseDiff:
             "schema_changes": [c.to_dict() for c in self.schema_changes],
             "total_cells": list(self.total_cells),
             "unique_cells": list(self.unique_cells),
+            "spatial_cells": list(self.spatial_cells),
             "datasets": list(self.datasets),
             "store_bytes": list(self.store_bytes),
             "datasets_added": [d.to_dict() for d in self.added],
             "datasets_removed": [d.to_dict() for d in self.removed],
             "datasets_changed": [c.to_dict() for c in self.changed],
             "organisms": [o.to_dict() for o in self.organisms],
+            "spatial_organisms": [o.to_dict() for o in self.spatial_organisms],
         }
 
     def to_json(self) -> bytes:
@@ -209,12 +219,17 @@ class ReleaseDiff:
             schema_changes=tuple(SchemaChange.from_reader(x) for x in items(r, "schema_changes")),
             total_cells=r.pair("total_cells"),
             unique_cells=r.pair("unique_cells"),
+            # absent from version 1
+            spatial_cells=r.pair("spatial_cells") if "spatial_cells" in r.d else (None, None),
             datasets=r.pair("datasets"),
             store_bytes=r.pair("store_bytes"),
             added=tuple(DatasetInfo.from_reader(x) for x in items(r, "datasets_added")),
             removed=tuple(DatasetInfo.from_reader(x) for x in items(r, "datasets_removed")),
             changed=tuple(DatasetChange.from_reader(x) for x in items(r, "datasets_changed")),
             organisms=tuple(OrganismDelta.from_reader(x) for x in items(r, "organisms")),
+            spatial_organisms=tuple(
+                OrganismDelta.from_reader(x) for x in items(r, "spatial_organisms")
+            ),
         )
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         CategoryCount,
         DatasetInfo,
         Histogram,
+        OrganismDelta,
         OrganismSummary,
         Pair,
         ReleaseDiff,
@@ -45,6 +46,10 @@ HISTOGRAM_TITLES = {
     "nnz": ("Genes detected per cell", "nnz (stored values per cell)"),
     "raw_sum": ("Counts per cell", "raw_sum (total raw counts per cell)"),
 }
+SPATIAL_NOTE = (
+    "Spatial sequencing (census_spatial_sequencing: Visium spots, Slide-seqV2 beads), "
+    "counted apart from the single-cell data of census_data; the totals include both."
+)
 #: Bars per category chart (the rest is summed into one "other" bar).
 TOP_N = {"cell_type": 20}
 DEFAULT_TOP_N = 15
@@ -172,29 +177,26 @@ def _header(s: BuildSummary, generator: str) -> str:
 
 def _summary(s: BuildSummary) -> str:
     genes = s.genes
+    cells_sub = f"{count(s.unique_cells)} unique"
+    if s.spatial_organisms:
+        cells_sub += f" · {count(s.spatial_cells)} spatial"
     cards = [
-        _card("Cells", count(s.total_cells), f"{count(s.unique_cells)} unique"),
+        _card("Cells", count(s.total_cells), cells_sub),
         _card("Datasets", count(len(s.datasets)), _inputs_line(s)),
-        _card("Organisms", count(len(s.organisms))),
-        _card("Genes", count(genes), "summed over organisms"),
+        _card("Organisms", count(len(s.organism_names))),
+        _card(
+            "Genes",
+            count(genes),
+            "census_data, summed over organisms"
+            if s.spatial_organisms
+            else "summed over organisms",
+        ),
         _card("Stored values (nnz)", count(s.nnz), "X/raw"),
         _card(
             "Store size",
             nbytes(s.store_bytes),
             f"soma {nbytes(s.soma_bytes)} · h5ads {nbytes(s.h5ads_bytes)}",
         ),
-    ]
-    rows = [
-        (
-            f'<a href="#org-{_e(o.name)}">{_e(o.label)}</a>',
-            count(o.total_cells),
-            count(o.unique_cells),
-            _e(pct(o.unique_cells, o.total_cells)),
-            count(o.genes),
-            count(o.datasets),
-            count(o.nnz),
-        )
-        for o in s.organisms
     ]
     versions = _table(
         ("schema", "version"),
@@ -208,11 +210,12 @@ def _summary(s: BuildSummary) -> str:
         ],
         set(),
     )
-    per_org = _table(
-        ("organism", "cells", "unique cells", "unique %", "genes", "datasets", "nnz"),
-        rows,
-        {1, 2, 3, 4, 5, 6},
-    )
+    per_org = _organism_table(s.organisms, "org")
+    if s.spatial_organisms:
+        per_org += (
+            f"<h3>Spatial sequencing per organism</h3><p class=sub>{_e(SPATIAL_NOTE)}</p>"
+            + _organism_table(s.spatial_organisms, "spatial")
+        )
     notes = ""
     if s.notes:
         items = "".join(f"<li>{_e(n)}</li>" for n in s.notes)
@@ -220,6 +223,26 @@ def _summary(s: BuildSummary) -> str:
     return (
         f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
         f"<h3>Per organism</h3>{per_org}<h3>Schema versions</h3>{versions}{notes}</section>"
+    )
+
+
+def _organism_table(orgs: Sequence[OrganismSummary], anchor: str) -> str:
+    rows = [
+        (
+            f'<a href="#{anchor}-{_e(o.name)}">{_e(o.label)}</a>',
+            count(o.total_cells),
+            count(o.unique_cells),
+            _e(pct(o.unique_cells, o.total_cells)),
+            count(o.genes),
+            count(o.datasets),
+            count(o.nnz),
+        )
+        for o in orgs
+    ]
+    return _table(
+        ("organism", "cells", "unique cells", "unique %", "genes", "datasets", "nnz"),
+        rows,
+        {1, 2, 3, 4, 5, 6},
     )
 
 
@@ -237,7 +260,10 @@ def _dataset_rows(ds: Iterable[DatasetInfo], labels: Mapping[str, str]) -> list[
         (
             f"<code>{_e(d.dataset_id)}</code>",
             _e(d.title or ""),
-            _e(labels.get(d.organism, d.organism) if d.organism else ""),
+            _e(
+                (labels.get(d.organism, d.organism) if d.organism else "")
+                + (" (spatial)" if d.spatial else "")
+            ),
             count(d.cells),
             f"<code>{_e(d.dataset_version_id)}</code>" if d.dataset_version_id else "",
             f'<code title="{_e(d.sha256)}">{_e(d.sha256[:12])}…</code>' if d.sha256 else "",
@@ -260,6 +286,17 @@ def _changes(d: ReleaseDiff | None, s: BuildSummary) -> str:
     cards = [
         _card("Cells", signed(_diff(d.total_cells)), f"{count(d.total_cells[0])} before"),
         _card("Unique cells", signed(_diff(d.unique_cells)), f"{count(d.unique_cells[0])} before"),
+        *(
+            [
+                _card(
+                    "Spatial cells",
+                    signed(_diff(d.spatial_cells)),
+                    f"{count(d.spatial_cells[0])} before",
+                )
+            ]
+            if d.spatial_organisms
+            else []
+        ),
         _card("Datasets added", count(len(d.added))),
         _card("Datasets removed", count(len(d.removed))),
         _card("Datasets changed", count(len(d.changed))),
@@ -274,41 +311,20 @@ def _changes(d: ReleaseDiff | None, s: BuildSummary) -> str:
         rows = [(_e(c.field), _e(c.old or "—"), _e(c.new or "—")) for c in d.schema_changes]
         parts.append("<h3>Schema versions changed</h3>")
         parts.append(_table(("schema", d.old_tag, s.tag), rows, set()))
-    org_rows: list[tuple[str, ...]] = [
-        (
-            _e(o.label),
-            count(o.total_cells[0]),
-            count(o.total_cells[1]),
-            _delta(o.total_cells),
-            _delta(o.unique_cells),
-            count(o.genes[1]),
-            _delta(o.genes),
-            _delta(o.datasets),
-        )
-        for o in d.organisms
-    ]
     parts.append("<h3>Per organism</h3>")
-    parts.append(
-        _table(
-            (
-                "organism",
-                "cells before",
-                "cells now",
-                "Δ cells",
-                "Δ unique",
-                "genes",
-                "Δ genes",
-                "Δ datasets",
-            ),
-            org_rows,
-            {1, 2, 3, 4, 5, 6, 7},
-        )
-    )
+    parts.append(_organism_delta_table(d.organisms))
+    if d.spatial_organisms:
+        parts.append("<h3>Spatial sequencing per organism</h3>")
+        parts.append(_organism_delta_table(d.spatial_organisms))
     for title, items in (("Datasets added", d.added), ("Datasets removed", d.removed)):
         parts.append(f"<h3>{title} ({len(items)})</h3>")
         parts.append(
             _table(
-                _DATASET_HEAD, _dataset_rows(items, {o.name: o.label for o in d.organisms}), {3, 6}
+                _DATASET_HEAD,
+                _dataset_rows(
+                    items, {o.name: o.label for o in (*d.organisms, *d.spatial_organisms)}
+                ),
+                {3, 6},
             )
             if items
             else '<p class="empty">none</p>'
@@ -338,6 +354,36 @@ def _changes(d: ReleaseDiff | None, s: BuildSummary) -> str:
     return "".join(parts)
 
 
+def _organism_delta_table(orgs: Sequence[OrganismDelta]) -> str:
+    rows: list[tuple[str, ...]] = [
+        (
+            _e(o.label),
+            count(o.total_cells[0]),
+            count(o.total_cells[1]),
+            _delta(o.total_cells),
+            _delta(o.unique_cells),
+            count(o.genes[1]),
+            _delta(o.genes),
+            _delta(o.datasets),
+        )
+        for o in orgs
+    ]
+    return _table(
+        (
+            "organism",
+            "cells before",
+            "cells now",
+            "Δ cells",
+            "Δ unique",
+            "genes",
+            "Δ genes",
+            "Δ datasets",
+        ),
+        rows,
+        {1, 2, 3, 4, 5, 6, 7},
+    )
+
+
 def _delta0(p: Pair) -> str:
     """Change of a cell count, a term absent from a build counting as 0 cells."""
     return _delta((p[0] or 0, p[1] or 0))
@@ -346,7 +392,7 @@ def _delta0(p: Pair) -> str:
 def _category_changes(d: ReleaseDiff) -> str:
     parts = ["<h3>Largest changes by category</h3>"]
     shown = False
-    for o in d.organisms:
+    for o, spatial in [(o, False) for o in d.organisms] + [(o, True) for o in d.spatial_organisms]:
         tables = []
         for cat in CHART_CATEGORIES:
             rows = o.categories.get(cat, ())
@@ -371,7 +417,8 @@ def _category_changes(d: ReleaseDiff) -> str:
             tables.append(f'<div><p class="cap">{title}</p>{table}{more}</div>')
         if tables:
             shown = True
-            parts.append(f'<p><strong>{_e(o.label)}</strong></p><div class="grid2">')
+            who = f"{o.label} (spatial)" if spatial else o.label
+            parts.append(f'<p><strong>{_e(who)}</strong></p><div class="grid2">')
             parts.extend(tables)
             parts.append("</div>")
     if not shown:
@@ -434,11 +481,13 @@ def _histogram_figure(o: OrganismSummary, key: str, h: Histogram) -> str:
     )
 
 
-def _organism(o: OrganismSummary) -> str:
+def _organism(o: OrganismSummary, *, spatial: bool = False) -> str:
     facts = (
         f"{count(o.total_cells)} cells ({count(o.unique_cells)} unique) from "
         f"{count(o.datasets)} datasets; {count(o.genes)} genes; {count(o.nnz)} stored values."
     )
+    if spatial:
+        facts = f"{SPATIAL_NOTE} {facts}"
     figs = [_category_figure(o, cat) for cat in CHART_CATEGORIES if cat in o.categories]
     hists = [_histogram_figure(o, k, h) for k, h in sorted(o.histograms.items())]
     body = f'<div class="grid">{"".join(figs)}</div>' if figs else ""
@@ -446,14 +495,16 @@ def _organism(o: OrganismSummary) -> str:
         body += f'<h3>Per-cell distributions</h3><div class="grid">{"".join(hists)}</div>'
     if not figs and not hists:
         body = '<p class="empty">no category counts or per-cell statistics in this census</p>'
-    return (
-        f'<section id="org-{_e(o.name)}"><h2>{_e(o.label)}</h2><p>{_e(facts)}</p>{body}</section>'
+    anchor, title = (
+        (f"spatial-{o.name}", f"{o.label} · spatial") if spatial else (f"org-{o.name}", o.label)
     )
+    return f'<section id="{_e(anchor)}"><h2>{_e(title)}</h2><p>{_e(facts)}</p>{body}</section>'
 
 
 def _datasets(s: BuildSummary) -> str:
     ds = sorted(s.datasets, key=lambda d: (-(d.cells or 0), d.dataset_id))
-    table = _table(_DATASET_HEAD, _dataset_rows(ds, {o.name: o.label for o in s.organisms}), {3, 6})
+    labels = {o.name: o.label for o in (*s.organisms, *s.spatial_organisms)}
+    table = _table(_DATASET_HEAD, _dataset_rows(ds, labels), {3, 6})
     inner = (
         table
         if len(ds) <= 50
@@ -481,6 +532,7 @@ def render_html(report: BuildReport) -> str:
         _summary(s),
         _changes(report.diff, s),
         *(_organism(o) for o in s.organisms),
+        *(_organism(o, spatial=True) for o in s.spatial_organisms),
         _datasets(s),
         f"<footer>Release {_e(s.tag)} · generated by {_e(report.generator or 'cellcensus')} · "
         "the same numbers, complete, are in <code>report.json</code> next to this page.</footer>",

@@ -8,9 +8,22 @@ from typing import Any
 
 from cellcensus.errors import IntegrityError
 
-__all__ = ["REPORT_FORMAT_VERSION", "Pair", "Reader", "check_version", "items", "loads"]
+__all__ = [
+    "READABLE_VERSIONS",
+    "REPORT_FORMAT_VERSION",
+    "Pair",
+    "Reader",
+    "check_version",
+    "items",
+    "loads",
+]
 
-REPORT_FORMAT_VERSION = 1
+#: Version written. 2: numbers per collection (``census_data`` and ``census_spatial_sequencing``:
+#: ``spatial_organisms``, ``spatial_cells``, a dataset's ``collection``); totals over both.
+REPORT_FORMAT_VERSION = 2
+#: Versions read. A version-1 file has no spatial parts (they read as empty / ``None``); its
+#: totals cover ``census_data`` only.
+READABLE_VERSIONS = (1, 2)
 
 #: ``(old, new)`` values of a diff; ``None`` where a build has no value.
 Pair = tuple[int | None, int | None]
@@ -98,10 +111,11 @@ def items(r: Reader, key: str) -> list[Reader]:
 def check_version(d: object, where: str) -> Reader:
     r = Reader(d, where)
     version = r.d.get("format_version")
-    if version != REPORT_FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        known = ", ".join(str(v) for v in READABLE_VERSIONS)
         msg = (
-            f"{where} has format_version {version!r}; this cellcensus reads version "
-            f"{REPORT_FORMAT_VERSION}: upgrade cellcensus, or regenerate the report"
+            f"{where} has format_version {version!r}; this cellcensus reads versions "
+            f"{known}: upgrade cellcensus, or regenerate the report"
         )
         raise IntegrityError(msg)
     return r

@@ -2,7 +2,8 @@
 size from the head of each build's ``report.json`` (one small read per build, in parallel).
 
 Builds published before reports existed fall back to ``build.json`` (cells) and
-``manifest.json`` (size).
+``manifest.json`` (size), and so do builds with spatial datasets whose ``report.json`` is of
+version 1 (its totals count ``census_data`` only).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ReleaseRow:
     aliases: tuple[str, ...]
     cells: int | None
     unique_cells: int | None
+    spatial_cells: int | None
     datasets: int | None
     store_bytes: int | None
     soma_uri: str
@@ -67,6 +69,7 @@ class ReleaseRow:
             "aliases": list(self.aliases),
             "cells": self.cells,
             "unique_cells": self.unique_cells,
+            "spatial_cells": self.spatial_cells,
             "datasets": self.datasets,
             "store_bytes": self.store_bytes,
             "soma_uri": self.soma_uri,
@@ -79,6 +82,10 @@ def _head(root: ReleaseRoot, key: str, n: int) -> bytes | None:
             return f.read(n)
     except NotFoundError:
         return None
+
+
+def _dict(v: object) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
 
 
 def _legacy_totals(root: ReleaseRoot, tag: str) -> Totals | None:
@@ -100,12 +107,22 @@ def _legacy_totals(root: ReleaseRoot, tag: str) -> Totals | None:
         size = None
     unique = summary.get("unique_cell_count")
     datasets = summary.get("datasets_included")
+    data = _dict(summary.get("organisms"))
+    # census_spatial_sequencing per organism; builders before spatial support wrote none
+    spatial = _dict(summary.get("spatial"))
+    spatial_cells = sum(
+        int(v["cells"])
+        for v in spatial.values()
+        if isinstance(v, dict) and isinstance(v.get("cells"), int)
+    )
+    organisms = set(data) | set(spatial)
     return Totals(
         tag=tag,
         cells=int(summary["total_cell_count"]),
         unique_cells=unique if isinstance(unique, int) else None,
+        spatial_cells=spatial_cells,
         datasets=datasets if isinstance(datasets, int) else 0,
-        organisms=len(summary.get("organisms") or {}),
+        organisms=len(organisms),
         nnz=None,
         store_bytes=size,
     )
@@ -116,6 +133,12 @@ def _totals(root: ReleaseRoot, tag: str) -> Totals | None:
         head = _head(root, f"{tag}/{REPORT_JSON}", HEAD_BYTES)
         if head is not None:
             totals = read_totals(head, where=root.object_uri(f"{tag}/{REPORT_JSON}"))
+            if totals is not None and totals.spatial_cells is None:
+                # a version-1 report counts census_data only: build.json has the totals of
+                # builds with spatial datasets
+                legacy = _legacy_totals(root, tag)
+                if legacy is not None and legacy.spatial_cells:
+                    return legacy
             if totals is not None:
                 return totals
             logger.debug("%s: totals not in the first %d bytes", tag, HEAD_BYTES)
@@ -162,6 +185,7 @@ def list_releases(
             aliases=tuple(d.aliases_of(e.tag)),
             cells=t.cells if t else None,
             unique_cells=t.unique_cells if t else None,
+            spatial_cells=t.spatial_cells if t else None,
             datasets=t.datasets if t else None,
             store_bytes=t.store_bytes if t else None,
             soma_uri=e.soma.uri,

@@ -23,6 +23,8 @@ from cellcensus.report._diffmodel import (
 from cellcensus.report._json import REPORT_FORMAT_VERSION, Pair, check_version, loads
 from cellcensus.report._summary import (
     BINS_PER_DECADE,
+    CENSUS_DATA,
+    CENSUS_SPATIAL,
     BuildSummary,
     CategoryCount,
     DatasetInfo,
@@ -33,6 +35,8 @@ from cellcensus.report._summary import (
 
 __all__ = [
     "BINS_PER_DECADE",
+    "CENSUS_DATA",
+    "CENSUS_SPATIAL",
     "REPORT_FORMAT_VERSION",
     "BuildReport",
     "BuildSummary",
@@ -55,7 +59,11 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class BuildReport:
-    """``report.json``: a build's summary and, when there is a baseline, its diff."""
+    """``report.json``: a build's summary and, when there is a baseline, its diff.
+
+    ``format_version`` is the version the report was read from (a version-1 report has no
+    spatial numbers); it is always written as :data:`REPORT_FORMAT_VERSION`.
+    """
 
     summary: BuildSummary
     diff: ReleaseDiff | None = None
@@ -65,7 +73,7 @@ class BuildReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``format_version`` and ``totals`` first)."""
         return {
-            "format_version": self.format_version,
+            "format_version": REPORT_FORMAT_VERSION,
             "totals": self.summary.totals().to_dict(),
             "generator": self.generator,
             "summary": self.summary.to_dict(),
@@ -91,6 +99,7 @@ class BuildReport:
             summary=BuildSummary.from_reader(r.sub("summary")),
             diff=None if diff is None else ReleaseDiff.from_reader(r.sub("diff")),
             generator=str(r.d.get("generator") or ""),
+            format_version=r.integer("format_version"),
         )
 
 

@@ -53,6 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The first ``report.json`` version with per-collection numbers (``census_spatial_sequencing``).
+SPATIAL_SINCE = 2
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 BUILD_JSON = "build.json"
@@ -186,10 +188,33 @@ def read_published_report(root: ReleaseRoot, tag: str) -> BuildReport | None:
     return BuildReport.from_json(got[0], where=root.object_uri(f"{tag}/{REPORT_JSON}"))
 
 
+def _build_info(root: ReleaseRoot, tag: str) -> Mapping[str, Any] | None:
+    got = root.read_versioned(f"{tag}/{BUILD_JSON}")
+    if got is None:
+        return None
+    return BuildInfo.from_json(got[0], where=root.object_uri(f"{tag}/{BUILD_JSON}")).data
+
+
+def _spatial_cells(info: Mapping[str, Any] | None) -> int:
+    """Cells of ``census_spatial_sequencing`` according to ``build.json`` (0: none, or unknown)."""
+    summary = (info or {}).get("summary")
+    spatial = summary.get("spatial") if isinstance(summary, dict) else None
+    if not isinstance(spatial, dict):
+        return 0
+    return sum(
+        v["cells"]
+        for v in spatial.values()
+        if isinstance(v, dict) and isinstance(v.get("cells"), int)
+    )
+
+
 def summarize_published(
     root: ReleaseRoot, tag: str, *, histograms: bool = True, recompute: bool = False
 ) -> BuildSummary:
     """Numbers of a published build: from its ``report.json``, else computed from ``soma/``.
+
+    A ``report.json`` of format version 1 counts ``census_data`` only: when ``build.json``
+    says the build has spatial cells, the numbers are computed from the census instead.
 
     Parameters
     ----------
@@ -207,24 +232,31 @@ def summarize_published(
     BuildSummary
         The build's numbers.
     """
+    info: Mapping[str, Any] | None = None
     if not recompute:
         try:
             stored = read_published_report(root, tag)
         except IntegrityError as e:
             logger.warning("%s; computing the numbers from the census instead", e)
             stored = None
-        if stored is not None:
+        if stored is not None and stored.format_version >= SPATIAL_SINCE:
             return stored.summary
+        if stored is not None:
+            info = _build_info(root, tag)
+            if not _spatial_cells(info):
+                return stored.summary
+            logger.info(
+                "%s is of format version %d (census_data only) and the build has spatial "
+                "datasets: computing its numbers from the census",
+                root.object_uri(f"{tag}/{REPORT_JSON}"),
+                stored.format_version,
+            )
     try:
         sizes = _manifest_sizes(read_manifest(root, tag))
     except NotFoundError:
         sizes = Sizes()
-    got = root.read_versioned(f"{tag}/{BUILD_JSON}")
-    info = (
-        None
-        if got is None
-        else BuildInfo.from_json(got[0], where=root.object_uri(f"{tag}/{BUILD_JSON}")).data
-    )
+    if info is None:
+        info = _build_info(root, tag)
     logger.info("computing the numbers of %s from its census", root.object_uri(f"{tag}/"))
     return _summarize(
         _soma_uri(root, tag),

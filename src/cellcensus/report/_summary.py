@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BINS_PER_DECADE",
+    "CENSUS_DATA",
+    "CENSUS_SPATIAL",
     "BuildSummary",
     "CategoryCount",
     "DatasetInfo",
@@ -23,6 +25,10 @@ __all__ = [
     "Totals",
 ]
 
+#: The two experiment collections of a census: single-cell data, and spatial sequencing
+#: (Visium, Slide-seqV2; only present in builds with spatial datasets).
+CENSUS_DATA = "census_data"
+CENSUS_SPATIAL = "census_spatial_sequencing"
 #: Histogram bins per decade (bin ``k`` covers ``[10**(k/B), 10**((k+1)/B))``).
 BINS_PER_DECADE = 20
 
@@ -131,7 +137,8 @@ class Histogram:
 
 @dataclass(frozen=True, kw_only=True)
 class OrganismSummary:
-    """One experiment of ``census_data``: cells, genes, stored values, categories, histograms."""
+    """One experiment (of ``census_data`` or ``census_spatial_sequencing``): cells, genes,
+    stored values, categories, histograms."""
 
     name: str
     label: str
@@ -192,11 +199,19 @@ class DatasetInfo:
     cells: int | None = None
     sha256: str | None = None
     h5ad_bytes: int | None = None
+    #: ``census_data`` or ``census_spatial_sequencing`` (``None``: unknown, version-1 reports)
+    collection: str | None = None
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the dataset's cells are in ``census_spatial_sequencing``."""
+        return self.collection == CENSUS_SPATIAL
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
             "dataset_id": self.dataset_id,
+            "collection": self.collection,
             "dataset_version_id": self.dataset_version_id,
             "title": self.title,
             "collection_name": self.collection_name,
@@ -218,12 +233,18 @@ class DatasetInfo:
             cells=r.integer_opt("cells"),
             sha256=r.text_opt("sha256"),
             h5ad_bytes=r.integer_opt("h5ad_bytes"),
+            collection=r.text_opt("collection"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class BuildSummary:
-    """Everything a report says about one build (its diff aside)."""
+    """Everything a report says about one build (its diff aside).
+
+    ``organisms`` are the experiments of ``census_data``, ``spatial_organisms`` those of
+    ``census_spatial_sequencing`` (empty when the build has none). ``total_cells``,
+    ``unique_cells`` and ``nnz`` cover both collections, as ``census_info/summary`` does.
+    """
 
     tag: str
     build_date: str | None = None
@@ -237,6 +258,7 @@ class BuildSummary:
     h5ads_bytes: int | None = None
     inputs: Mapping[str, int] = field(default_factory=dict)
     organisms: tuple[OrganismSummary, ...] = ()
+    spatial_organisms: tuple[OrganismSummary, ...] = ()
     datasets: tuple[DatasetInfo, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -249,13 +271,33 @@ class BuildSummary:
 
     @property
     def genes(self) -> int | None:
-        """Genes summed over organisms (a gene id is per organism)."""
+        """Genes of ``census_data`` summed over organisms (a gene id is per organism)."""
         vals = [o.genes for o in self.organisms]
         return None if any(v is None for v in vals) else sum(v or 0 for v in vals)
 
+    @property
+    def data_cells(self) -> int:
+        """Cells of ``census_data``."""
+        return sum(o.total_cells for o in self.organisms)
+
+    @property
+    def spatial_cells(self) -> int:
+        """Cells (spots, beads) of ``census_spatial_sequencing``."""
+        return sum(o.total_cells for o in self.spatial_organisms)
+
+    @property
+    def organism_names(self) -> tuple[str, ...]:
+        """Organisms with cells in either collection."""
+        names = [o.name for o in (*self.organisms, *self.spatial_organisms)]
+        return tuple(dict.fromkeys(names))
+
     def organism(self, name: str) -> OrganismSummary | None:
-        """The organism called ``name`` (``homo_sapiens``), if the build has cells of it."""
+        """The ``census_data`` organism called ``name`` (``homo_sapiens``), if it has cells."""
         return next((o for o in self.organisms if o.name == name), None)
+
+    def spatial_organism(self, name: str) -> OrganismSummary | None:
+        """The ``census_spatial_sequencing`` organism called ``name``, if it has cells."""
+        return next((o for o in self.spatial_organisms if o.name == name), None)
 
     def totals(self) -> Totals:
         """The few headline numbers."""
@@ -263,8 +305,9 @@ class BuildSummary:
             tag=self.tag,
             cells=self.total_cells,
             unique_cells=self.unique_cells,
+            spatial_cells=self.spatial_cells,
             datasets=len(self.datasets),
-            organisms=len(self.organisms),
+            organisms=len(self.organism_names),
             nnz=self.nnz,
             store_bytes=self.store_bytes,
         )
@@ -284,6 +327,7 @@ class BuildSummary:
             "h5ads_bytes": self.h5ads_bytes,
             "inputs": dict(sorted(self.inputs.items())),
             "organisms": [o.to_dict() for o in self.organisms],
+            "spatial_organisms": [o.to_dict() for o in self.spatial_organisms],
             "datasets": [d.to_dict() for d in self.datasets],
             "notes": list(self.notes),
         }
@@ -305,6 +349,9 @@ class BuildSummary:
             h5ads_bytes=r.integer_opt("h5ads_bytes"),
             inputs={str(k): inputs.integer(k) for k in inputs.d},
             organisms=tuple(OrganismSummary.from_reader(x) for x in items(r, "organisms")),
+            spatial_organisms=tuple(
+                OrganismSummary.from_reader(x) for x in items(r, "spatial_organisms")
+            ),
             datasets=tuple(DatasetInfo.from_reader(x) for x in items(r, "datasets")),
             notes=tuple(str(n) for n in r.array("notes")),
         )
@@ -312,11 +359,17 @@ class BuildSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class Totals:
-    """The headline numbers of a build, first in ``report.json``."""
+    """The headline numbers of a build, first in ``report.json``.
+
+    ``cells``, ``unique_cells``, ``datasets`` and ``nnz`` cover both collections;
+    ``spatial_cells`` is the ``census_spatial_sequencing`` part of ``cells`` (``None`` in
+    version-1 reports, whose totals cover ``census_data`` only).
+    """
 
     tag: str
     cells: int
     unique_cells: int | None
+    spatial_cells: int | None
     datasets: int
     organisms: int
     nnz: int | None
@@ -328,6 +381,7 @@ class Totals:
             "tag": self.tag,
             "cells": self.cells,
             "unique_cells": self.unique_cells,
+            "spatial_cells": self.spatial_cells,
             "datasets": self.datasets,
             "organisms": self.organisms,
             "nnz": self.nnz,
@@ -341,6 +395,7 @@ class Totals:
             tag=r.text("tag"),
             cells=r.integer("cells"),
             unique_cells=r.integer_opt("unique_cells"),
+            spatial_cells=r.integer_opt("spatial_cells"),
             datasets=r.integer("datasets"),
             organisms=r.integer("organisms"),
             nnz=r.integer_opt("nnz"),
