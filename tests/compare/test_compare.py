@@ -281,6 +281,7 @@ def test_resolve_accepts_a_build_or_its_soma(census_build: Path, tmp_path: Path)
         CompareOptions(block_values=0)
 
 
+@pytest.mark.slow  # 37 s CPU measured with the modified copy it makes (2026-12-02)
 def test_command_prints_differences_and_exits_non_zero(
     census_build: Path, modified_copy: Path, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ def _one_clear_line(res: dict[str, Any], *words: str) -> None:
 
 
 @needs_ns
+@pytest.mark.slow  # 49 s CPU measured (2026-12-02)
 def test_read_only_targets_are_one_clear_line(
     census_build: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
