@@ -68,6 +68,7 @@ def _assert_same(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
         assert table.equals(b[key]), key
 
 
+@pytest.mark.slow  # 99 s CPU measured (2026-12-02)
 def test_local_cluster_build_equals_serial_build(
     corpus: SynthCorpus, serial_tables: dict[str, pa.Table], tmp_path: Path
 ) -> None:

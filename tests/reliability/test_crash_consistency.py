@@ -327,7 +327,7 @@ def _scenario(name: str, census_build: Path, other_build: Path, cache: Path) -> 
 
 @pytest.mark.parametrize(
     "name",
-    # publish: 43 s CPU measured (2026-12-02); sync: 9 s
+    # publish: 43 s CPU measured (2026-12-02); sync, cleanup, retract: 9 s each
     [pytest.param(n, marks=pytest.mark.slow) if n == "publish" else n for n in SCENARIOS],
 )
 def test_killed_commands_recover(

@@ -70,6 +70,7 @@ def test_read_only_targets_are_one_clear_line(
     assert res["left"] == []
 
 
+@pytest.mark.slow  # 41 s CPU measured (2026-12-02)
 def test_a_root_that_is_a_regular_file_is_one_clear_line(
     census_build: Path, tmp_path: Path
 ) -> None:
@@ -90,6 +91,7 @@ def test_a_root_that_is_a_regular_file_is_one_clear_line(
 
 
 @needs_ns
+@pytest.mark.slow  # 38 s CPU measured (2026-12-02)
 def test_full_disk_sync_and_publish_resume_once_space_is_freed(
     census_build: Path, tmp_path: Path
 ) -> None:
