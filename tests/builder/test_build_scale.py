@@ -151,6 +151,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
             f.close()
 
 
+@pytest.mark.slow  # 95 s CPU measured (2026-12-02)
 def test_build_on_a_separate_scheduler_and_workers_equals_serial(
     corpus: SynthCorpus, serial_tables: dict[str, pa.Table], dask_cluster: str, tmp_path: Path
 ) -> None:
@@ -201,6 +202,7 @@ def _kill_after(cmd: list[str], done_dir: Path, pattern: str, n: int) -> set[str
     return {p.name for p in done_dir.glob(pattern)}
 
 
+@pytest.mark.slow  # 54 s CPU measured (2026-12-02)
 def test_killed_then_resumed_build_equals_uninterrupted(
     bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path
 ) -> None:

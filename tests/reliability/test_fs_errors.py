@@ -140,6 +140,7 @@ def test_full_disk_sync_and_publish_resume_once_space_is_freed(
 
 
 @needs_ns
+@pytest.mark.slow  # 92 s CPU measured (2026-12-02)
 def test_full_disk_build_and_export_are_one_clear_line_and_resume(
     census_build: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:

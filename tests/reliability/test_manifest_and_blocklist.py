@@ -157,6 +157,7 @@ def test_apply_blocklist_keeps_order_and_reports_unknown_ids(
     assert "typo" in caplog.text
 
 
+@pytest.mark.slow  # 20 s CPU measured (2026-12-02)
 def test_a_blocklisted_dataset_is_left_out_and_recorded(tiny_corpus: Path, tmp_path: Path) -> None:
     dataset_id = load_manifest(tiny_corpus)[0].dataset_id
     with pytest.raises(BadInputError, match="every dataset"):
