@@ -132,6 +132,7 @@ PUBLIC = {
         "QueryTooLargeError",
         "ReleaseRootUnreachableError",
         "StorageError",
+        "UnsupportedFormatError",
     ],
     "cellcensus.settings": [
         "ClientConfig",

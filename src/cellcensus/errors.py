@@ -22,6 +22,7 @@ Error                                 Also a
 :class:`AccessDeniedError`            ``PermissionDeniedError``, ``tiledbsoma.SOMAError``
 :class:`ReleaseRootUnreachableError`  ``requests.ConnectionError``, ``tiledbsoma.SOMAError``
 :class:`IntegrityError`
+:class:`UnsupportedFormatError`       ``ValueError``
 :class:`StorageError`                 ``OSError``
 :class:`PreconditionFailedError`
 :class:`QueryTooLargeError`           ``MemoryError``
@@ -70,6 +71,7 @@ __all__ = [
     "QueryTooLargeError",
     "ReleaseRootUnreachableError",
     "StorageError",
+    "UnsupportedFormatError",
 ]
 
 #: Classes defined in :mod:`cellcensus._soma_errors` (their bases load TileDB-SOMA).
@@ -159,6 +161,15 @@ class PermissionDeniedError(CellCensusError, PermissionError):
 
 class IntegrityError(CellCensusError):
     """Stored data does not match what was recorded (checksum, size, cell count)."""
+
+
+class UnsupportedFormatError(CellCensusError, ValueError):
+    """A file written by cellcensus has a ``format_version`` this cellcensus cannot read.
+
+    Raised by every reader of :mod:`cellcensus._formats` (``build.json``, ``manifest.json``,
+    ``<stem>.export.json``, the resume state, the sync marker); the message names the file, the
+    version found, the versions supported and what to do (usually: upgrade cellcensus).
+    """
 
 
 class StorageError(CellCensusError, OSError):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import cellxgene_census
 import pytest
 
-from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
+from cellcensus.errors import BadInputError, IntegrityError, NotFoundError, UnsupportedFormatError
 from cellcensus.release import (
     add_mirror,
     cleanup,
@@ -86,7 +86,7 @@ def test_bad_build_directories_are_refused(census_build: Path, tmp_path: Path) -
     b = tmp_path / "b"
     shutil.copytree(census_build, b)
     (b / "build.json").write_text('{"format_version": 7}')
-    with pytest.raises(BadInputError, match="format_version 7"):
+    with pytest.raises(UnsupportedFormatError, match=r"format_version 7.*upgrade cellcensus"):
         publish(b, root, tag="2026-01-01")
     shutil.rmtree(b / "h5ads")
     with pytest.raises(BadInputError, match="h5ads"):

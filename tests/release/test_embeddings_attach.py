@@ -434,10 +434,10 @@ def test_a_commit_that_loses_to_a_concurrent_writer_deletes_its_upload(
     check and the commit; the compare-and-swap refuses the entry and the upload is deleted."""
     import datetime as dt
 
+    from cellcensus._formats.manifest import ManifestObject
     from cellcensus.embeddings._attach import _claim_upload_commit, _hash, _make_entry, _stage
     from cellcensus.embeddings._census import KeyedMatrix, open_census, resolve_keys
     from cellcensus.release import Manifest
-    from cellcensus.release._manifest import ManifestObject
 
     root, _ = local_published
     inp = EmbeddingInput(matrix=_vectors(N_OBS), source="mem", soma_joinids=np.arange(N_OBS))

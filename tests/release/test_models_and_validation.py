@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
+from cellcensus._formats.build import BuildInfo
+from cellcensus._formats.directory import Locator
+from cellcensus._formats.manifest import ManifestObject
+from cellcensus.errors import (
+    BadInputError,
+    IntegrityError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
 from cellcensus.release import (
     Manifest,
     MirrorDirectory,
@@ -17,8 +25,6 @@ from cellcensus.release import (
     open_root,
     plan_cleanup,
 )
-from cellcensus.release._manifest import BuildInfo, ManifestObject
-from cellcensus.release._models import Locator
 from cellcensus.release._validate import (
     tag_date,
     validate_name,
@@ -262,7 +268,7 @@ def test_manifest_round_trip_and_version_check() -> None:
     assert Manifest.from_json(m.to_json()) == m
     raw = json.loads(m.to_json())
     raw["format_version"] = 99
-    with pytest.raises(IntegrityError, match=r"format_version 99.*upgrade cellcensus"):
+    with pytest.raises(UnsupportedFormatError, match=r"format_version 99.*upgrade cellcensus"):
         Manifest.from_json(json.dumps(raw).encode())
     raw["format_version"] = 1
     raw["objects"][0]["path"] = "../../etc/passwd"
@@ -274,16 +280,16 @@ def test_manifest_round_trip_and_version_check() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "match"),
+    ("content", "error", "match"),
     [
-        (b'{"format_version": 2}', "format_version 2"),
-        (b'{"no_version": 1}', "format_version None"),
-        (b"[1]", "JSON object"),
-        (b"{not json", "not valid JSON"),
+        (b'{"format_version": 2}', UnsupportedFormatError, "format_version 2"),
+        (b'{"no_version": 1}', BadInputError, "'format_version' is None"),
+        (b"[1]", BadInputError, "JSON object"),
+        (b"{not json", BadInputError, "not valid JSON"),
     ],
 )
-def test_build_json_versions(content: bytes, match: str) -> None:
-    with pytest.raises(BadInputError, match=match):
+def test_build_json_versions(content: bytes, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
         BuildInfo.from_json(content)
     assert BuildInfo.from_json(b'{"format_version": 1, "x": [1]}').data["x"] == [1]
 

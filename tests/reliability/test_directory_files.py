@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 import cellcensus
 import cellcensus.client
-from cellcensus.errors import BadInputError, CellCensusError, IntegrityError, NotFoundError
+from cellcensus.errors import (
+    BadInputError,
+    CellCensusError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
 from cellcensus.release import Manifest, ReleaseDirectory, publish, read_directory
 from cellcensus.release import sync as do_sync
 from cellcensus.release._local import LocalRoot
@@ -155,7 +160,7 @@ def test_alias_loops_dangling_aliases_and_unknown_versions_are_clear(
     m = json.loads((root / "2026-11-01" / "manifest.json").read_text())
     m["format_version"] = 99
     (root / "2026-11-01" / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(IntegrityError, match="upgrade cellcensus"):
+    with pytest.raises(UnsupportedFormatError, match="upgrade cellcensus"):
         do_sync(root, "2026-11-01", tmp_path / "d2")
     proc = run_cli("verify", str(root), "latest", env=env)
     assert proc.returncode == 1

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
+from cellcensus._formats.directory import Locator, ReleaseDirectory, ReleaseEntry
 from cellcensus.errors import IntegrityError
-from cellcensus.release._models import Locator, ReleaseDirectory, ReleaseEntry
 from cellcensus.report import (
     BuildReport,
     BuildSummary,

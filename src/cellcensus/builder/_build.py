@@ -20,7 +20,6 @@ Nothing scales with the number of cells of the census or of a dataset (see ``_sc
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ import numpy as np
 import tiledbsoma as soma
 
 from cellcensus import __version__
+from cellcensus._formats.build import FORMAT_VERSION, BuildInfo, BuildInput
 from cellcensus._progress import NoProgress, Progress
 from cellcensus.builder import _schema as S
 from cellcensus.builder import _write as W
@@ -82,7 +82,7 @@ __all__ = ["BUILD_FORMAT_VERSION", "BuildOptions", "BuildResult", "build_census"
 
 logger = logging.getLogger(__name__)
 
-BUILD_FORMAT_VERSION = 1
+BUILD_FORMAT_VERSION = FORMAT_VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -561,7 +561,7 @@ def _write_build_json(
 ) -> dict[str, Any]:
     joinids = {d.dataset_id: d.soma_joinid for p in plans for d in p.datasets}
     spatial_ids = {d.dataset_id for p in plans if p.spatial for d in p.datasets}
-    inputs = []
+    inputs: list[BuildInput] = []
     for e in entries:
         staged = run.staged.get(e.dataset_id)
         scan = scans.get(e.dataset_id)
@@ -574,24 +574,24 @@ def _write_build_json(
         else:
             status, reason = "excluded", scan.excluded_reason if scan else None
         inputs.append(
-            {
-                "dataset_id": e.dataset_id,
-                "uri": e.uri,
-                "sha256": staged.sha256 if staged else None,
-                "size": staged.size if staged else None,
-                "status": status,
-                "reason": reason,
-                "warnings": list(scan.warnings) if scan else [],
-                "organism_ontology_term_id": scan.organism_term if scan else None,
-                "n_obs_source": scan.n_obs if scan else None,
-                "n_obs_census": scan.n_included if scan else 0,
-                "soma_joinid": joinids.get(e.dataset_id),
-                "collection": (
+            BuildInput(
+                dataset_id=e.dataset_id,
+                uri=e.uri,
+                sha256=staged.sha256 if staged else None,
+                size=staged.size if staged else None,
+                status=status,
+                reason=reason,
+                warnings=tuple(scan.warnings) if scan else (),
+                organism_ontology_term_id=scan.organism_term if scan else None,
+                n_obs_source=scan.n_obs if scan else None,
+                n_obs_census=scan.n_included if scan else 0,
+                soma_joinid=joinids.get(e.dataset_id),
+                collection=(
                     (S.CENSUS_SPATIAL if e.dataset_id in spatial_ids else S.CENSUS_DATA)
                     if e.dataset_id in joinids
                     else None
                 ),
-            }
+            )
         )
     versions: dict[str, str | None] = {}
     for pkg in ("tiledbsoma", "tiledb", "anndata", "numpy", "pyarrow", "pandas", "h5py", "dask"):
@@ -601,17 +601,16 @@ def _write_build_json(
             versions[pkg] = None
     settings = {k: v for k, v in asdict(run.options).items() if k != "tag"}
     settings["blocklist"] = sorted(run.options.blocklist)
-    doc = {
-        "format_version": BUILD_FORMAT_VERSION,
-        "build_tag": run.tag,
-        "created_on": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-        "census_schema_version": S.CENSUS_SCHEMA_VERSION,
-        "dataset_schema_version": S.CXG_SCHEMA_VERSION,
-        "cellcensus_version": __version__,
-        "versions": versions,
-        "settings": settings,
-        "inputs": inputs,
-        "summary": {
+    info = BuildInfo(
+        build_tag=run.tag,
+        created_on=datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        census_schema_version=S.CENSUS_SCHEMA_VERSION,
+        dataset_schema_version=S.CXG_SCHEMA_VERSION,
+        cellcensus_version=__version__,
+        versions=versions,
+        settings=settings,
+        inputs=tuple(inputs),
+        summary={
             "total_cell_count": sum(p.n_obs for p in plans),
             "unique_cell_count": sum(p.n_primary for p in plans),
             "organisms": {
@@ -642,9 +641,9 @@ def _write_build_json(
                 e.dataset_id for e in entries if e.dataset_id in run.options.blocklist
             ),
         },
-    }
-    (run.staging / "build.json").write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    return doc
+    )
+    (run.staging / "build.json").write_bytes(info.to_json())
+    return info.data
 
 
 def build_census(
@@ -747,9 +746,8 @@ def _output_settings(run: _Run) -> dict[str, Any]:
 
 def _add_to_build_json(run: _Run, keys: dict[str, Any]) -> None:
     path = run.staging / "build.json"
-    doc = json.loads(path.read_text())
-    doc["summary"].update(keys)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    info = BuildInfo.from_json(path.read_bytes(), where=str(path))
+    path.write_bytes(replace(info, summary={**info.summary, **keys}).to_json())
 
 
 def _plan_bands(

@@ -17,12 +17,13 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cellcensus._formats.state import FORMAT_VERSION, PlanMarker, ResumeState
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-STATE_FORMAT_VERSION = 2
+STATE_FORMAT_VERSION = FORMAT_VERSION
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -56,32 +57,24 @@ class BuildState:
         """
         path = self.work / "state.json"
         if resume and path.exists():
-            state = json.loads(path.read_text())
-            if state.get("format_version") != STATE_FORMAT_VERSION:
-                msg = (
-                    f"cannot resume: the interrupted build's state has format "
-                    f"{state.get('format_version')!r}, this version writes "
-                    f"{STATE_FORMAT_VERSION}; start the build again without --resume"
-                )
-                raise BadInputError(msg)
-            if state.get("fingerprint") != fingerprint:
+            state = ResumeState.from_json(path.read_bytes(), where=str(path))
+            if state.fingerprint != fingerprint:
                 msg = (
                     "cannot resume: the manifest or the build settings changed since the "
                     "interrupted build; run again without --resume to start over"
                 )
                 raise BadInputError(msg)
             return True
-        doc = {"format_version": STATE_FORMAT_VERSION, "fingerprint": fingerprint}
-        atomic_write_bytes(path, json.dumps(doc).encode())
+        atomic_write_bytes(path, ResumeState(fingerprint=fingerprint).to_json())
         return False
 
     def begin_plan(self, plan_fingerprint: str) -> bool:
         """Enter the steps of one plan; forget every step of another plan. True when resumed."""
         path = self.work / "plan.json"
-        if path.exists() and json.loads(path.read_text()).get("plan") == plan_fingerprint:
+        if path.exists() and PlanMarker.from_json(path.read_bytes()).plan == plan_fingerprint:
             return True
         shutil.rmtree(self.work / "done", ignore_errors=True)
-        atomic_write_bytes(path, json.dumps({"plan": plan_fingerprint}).encode())
+        atomic_write_bytes(path, PlanMarker(plan=plan_fingerprint).to_json())
         return False
 
     def done(self, step: str) -> bool:

@@ -7,7 +7,6 @@ batch: memory does not grow with the census.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,29 +24,36 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import tiledbsoma as soma
 
-#: TileDB memory of the reads of the copies and the summary: a read holds a tile of every
-#: fragment at once (one fragment per band, about 64 in a large census), so the 64 MiB of the
-#: builder's other reads are too little (measured: at 10 M cells the read of a copy failed with
-#: "Cannot load enough tiles to emit results from all fragments in global order").
-READ_BUDGET = 1024**3
 
+def _spans(uri: str) -> list[tuple[int, int]]:
+    """The ranges of the first dimension that the array's fragments cover, overlapping ones merged.
 
-@cache
-def _read_context() -> soma.SOMATileDBContext:
-    import tiledbsoma as soma
+    The copies (one fragment per band, disjoint in cells) and the summary (one fragment per
+    written gene range) are read one span at a time: a read over all fragments at once holds a
+    tile of every fragment (at 10 M cells, 44 bands: TileDB could not do it in the builder's
+    64 MiB, and with a larger budget the validation's memory grew with the number of bands).
+    """
+    import tiledb
 
-    from cellcensus.builder._band import BOUNDED_READS
-
-    return soma.SOMATileDBContext(
-        tiledb_config={**BOUNDED_READS, "sm.mem.total_budget": str(READ_BUDGET)}
-    )
+    spans: list[tuple[int, int]] = []
+    for lo, hi in sorted(
+        (int(f.nonempty_domain[0][0]), int(f.nonempty_domain[0][1]))
+        for f in tiledb.array_fragments(uri)
+    ):
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    return spans
 
 
 def _reopen(obj: Any) -> Any:  # noqa: ANN401 - a tiledbsoma object
-    """The same SOMA object, opened for reading with :func:`_read_context`."""
+    """The same SOMA object, opened for reading with the builder's bounded reads."""
     import tiledbsoma as soma
 
-    return soma.open(obj.uri, context=_read_context())
+    from cellcensus.builder._band import soma_context
+
+    return soma.open(obj.uri, context=soma_context())
 
 
 #: Cells and genes of the random sample compared between X and each gene-major copy.
@@ -59,7 +65,15 @@ def _triples(
     arr: soma.SparseNDArray, cells: npt.NDArray[np.int64], genes: npt.NDArray[np.int64]
 ) -> pa.Table:
     """The stored (cell, gene, value) of a selection, sorted by cell then gene."""
-    t = arr.read(coords=(cells, genes)).tables().concat()
+    tables = [
+        arr.read(coords=(part, genes)).tables().concat()
+        for lo, hi in _spans(arr.uri)
+        if len(part := cells[(cells >= lo) & (cells <= hi)])
+    ]
+    if not tables:
+        empty = pa.array([], pa.int64())
+        return pa.table({"r": empty, "c": empty, "v": pa.array([], pa.float32())})
+    t = pa.concat_tables(tables)
     frame = pa.table({"r": t["soma_dim_0"], "c": t["soma_dim_1"], "v": t["soma_data"]})
     return frame.sort_by([("r", "ascending"), ("c", "ascending")])
 
@@ -176,11 +190,11 @@ def _check_copies(
             # whole genes: a gene's values in the copy add up to var.nnz
             if len(genes):
                 g = genes[: min(4, len(genes))]
-                t = copy.read(coords=(slice(None), g)).tables()
                 counts = np.zeros(len(g), dtype=np.int64)
-                for table in t:
-                    col = table["soma_dim_1"].to_numpy()
-                    counts += np.array([(col == j).sum() for j in g], dtype=np.int64)
+                for lo, hi in _spans(copy.uri):
+                    for table in copy.read(coords=(slice(lo, hi), g)).tables():
+                        col = table["soma_dim_1"].to_numpy()
+                        counts += np.array([(col == j).sum() for j in g], dtype=np.int64)
                 expect(
                     bool(np.array_equal(counts, var_nnz[g])),
                     f"{where}/X/{layer}: values of genes {g.tolist()} ({counts.tolist()}) differ "
@@ -218,7 +232,12 @@ def _check_summary(
         n_expressing = 0
         bad = 0
         columns = ["var_joinid", "group_joinid", "n_expressing", "sum"]
-        for batch in summary.read(column_names=columns):
+        batches = (
+            batch
+            for lo, hi in _spans(summary.uri)
+            for batch in summary.read(coords=(slice(lo, hi),), column_names=columns)
+        )
+        for batch in batches:
             n_expressing += int(pc.sum(batch["n_expressing"]).as_py() or 0)
             var_ids = batch["var_joinid"].to_numpy()
             group_ids = batch["group_joinid"].to_numpy()

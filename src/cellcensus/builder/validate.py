@@ -17,7 +17,6 @@ fragment, missing object, corrupt source copy) is reported as problems, not as a
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 from collections import defaultdict
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tiledbsoma as soma
 
+from cellcensus._formats.build import BuildInfo
 from cellcensus.builder import _schema as S
 from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
 from cellcensus.builder._scan import include_mask
@@ -577,8 +577,9 @@ def validate_build(
     rep = ValidationReport()
     gene_major: bool | None = None
     try:
-        build_json = json.loads((root / "build.json").read_text())
-        setting = build_json.get("settings", {}).get("gene_major")
+        bj = root / "build.json"
+        info = BuildInfo.from_json(bj.read_bytes(), where=str(bj))
+        setting = info.settings.get("gene_major")
         gene_major = bool(setting) if setting is not None else None
     except (OSError, ValueError, AttributeError) as e:
         _damage(rep, "build.json", e)

@@ -15,7 +15,6 @@ cached for a short time (:data:`DEFAULT_CACHE_TTL`, see :func:`configure`).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -26,6 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from cellcensus import settings as _settings
+from cellcensus._formats.directory import (
+    Locator,
+    Mirror,
+    MirrorDirectory,
+    ReleaseDirectory,
+    ReleaseEntry,
+)
 from cellcensus.client._locations import (
     is_local,
     local_path,
@@ -206,24 +212,15 @@ def _fetch(uri: str, settings: Settings | None) -> bytes:
     return data
 
 
-def _fetch_json(uri: str, settings: Settings | None, what: str) -> dict[str, Any]:
+def _fetch_file(uri: str, settings: Settings | None, what: str) -> bytes:
     try:
-        data = _fetch(uri, settings)
+        return _fetch(uri, settings)
     except NotFoundError as e:
         msg = (
             f"no {what} at {uri}: is this a cellcensus release root? Publish a build there "
             f"(`cellcensus publish`) or point release_root / {ENV_RELEASE_ROOT} at another root"
         )
         raise NotFoundError(msg) from e
-    try:
-        parsed = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        msg = f"{uri} is not valid JSON ({e}); the {what} is damaged"
-        raise BadInputError(msg) from e
-    if not isinstance(parsed, dict):
-        msg = f"{uri}: the {what} must be a JSON object"
-        raise BadInputError(msg)
-    return parsed
 
 
 def _storage(settings: Settings | None, source: ReleaseSource) -> Settings | None:
@@ -232,62 +229,49 @@ def _storage(settings: Settings | None, source: ReleaseSource) -> Settings | Non
     return default_settings(settings)
 
 
-def _raw_directory(source: ReleaseSource, settings: Settings | None) -> dict[str, Any]:
-    raw = _fetch_json(source.directory_uri, _storage(settings, source), "release directory")
-    # the one model of release.json checks it (clear errors for malformed entries); the raw
-    # form is kept for the descriptions, which the official client returns as written
-    from cellcensus.release._models import ReleaseDirectory
-
-    ReleaseDirectory.from_dict(raw, where=source.directory_uri)
-    return raw
+def _read_directory(source: ReleaseSource, settings: Settings | None) -> ReleaseDirectory:
+    """``release.json`` through its one model (clear errors for malformed entries)."""
+    data = _fetch_file(source.directory_uri, _storage(settings, source), "release directory")
+    return ReleaseDirectory.from_json(data, where=source.directory_uri)
 
 
-def _raw_mirrors(source: ReleaseSource, settings: Settings | None) -> dict[str, Any]:
-    raw = _fetch_json(source.mirrors_uri, _storage(settings, source), "mirror directory")
-    from cellcensus.release._models import MirrorDirectory
-
-    MirrorDirectory.from_dict(raw, where=source.mirrors_uri)
-    return raw
+def _read_mirrors(source: ReleaseSource, settings: Settings | None) -> MirrorDirectory:
+    """``mirrors.json`` through its one model."""
+    data = _fetch_file(source.mirrors_uri, _storage(settings, source), "mirror directory")
+    return MirrorDirectory.from_json(data, where=source.mirrors_uri)
 
 
-def _directory(
-    raw: dict[str, Any], *, lts: bool | None, retracted: bool | None
+def _description(entry: ReleaseEntry) -> CensusVersionDescription:
+    """The official client's description of a build: its entry's fields, in its layout."""
+    d: dict[str, Any] = dict(entry.to_dict())
+    return cast("CensusVersionDescription", {k: d[k] for k in _DESCRIPTION_KEYS if k in d})
+
+
+def _versions(
+    directory: ReleaseDirectory, *, lts: bool | None, retracted: bool | None
 ) -> dict[str, CensusVersionDescription]:
-    """The official client's view of a raw ``release.json``: aliases resolved (dangling and
-    looping ones dropped), fields limited to the description's, filtered by flags, ordered
-    aliases first then builds, each by name descending."""
-    out: dict[str, CensusVersionDescription] = {}
-    aliases: set[str] = set()
-    for name, value in raw.items():
-        seen = {name}
-        target = value
-        is_alias = False
-        while isinstance(target, str):
-            is_alias = True
-            if target in seen or target not in raw:
-                logger.warning("release directory: alias %r dangles or loops; ignored", name)
-                target = None
-                break
-            seen.add(target)
-            target = raw[target]
-        if not isinstance(target, dict):
+    """The official client's view of ``release.json``: aliases resolved (dangling and looping
+    ones dropped), fields limited to the description's, filtered by flags, ordered aliases
+    first then builds, each by name descending."""
+    targets: dict[str, ReleaseEntry] = dict(directory.builds)
+    aliases: list[str] = []
+    for name in directory.aliases:
+        try:
+            targets[name] = directory.builds[directory.resolve(name)]
+        except NotFoundError:
+            logger.warning("release directory: alias %r dangles or loops; ignored", name)
             continue
-        description = cast(
-            "CensusVersionDescription", {k: target[k] for k in _DESCRIPTION_KEYS if k in target}
-        )
-        flags = cast("dict[str, bool]", description.get("flags") or {})
-        wanted = {"lts": lts, "retracted": retracted}
-        if any(v is not None and flags.get(k, False) != v for k, v in wanted.items()):
-            continue
-        if is_alias:
-            aliases.add(name)
-        out[name] = cast("CensusVersionDescription", dict(description))
-    ordered: OrderedDict[str, CensusVersionDescription] = OrderedDict()
-    for name in sorted((n for n in out if n in aliases), reverse=True):
-        ordered[name] = out[name]
-    for name in sorted((n for n in out if n not in aliases), reverse=True):
-        ordered[name] = out[name]
-    return ordered
+        aliases.append(name)
+    wanted = {"lts": lts, "retracted": retracted}
+    out: OrderedDict[str, CensusVersionDescription] = OrderedDict()
+    for names in (sorted(aliases, reverse=True), sorted(directory.builds, reverse=True)):
+        for name in names:
+            e = targets[name]
+            flags = {"lts": e.lts, "retracted": e.retracted}
+            if any(v is not None and flags[k] != v for k, v in wanted.items()):
+                continue
+            out[name] = _description(e)
+    return out
 
 
 def get_census_version_directory(
@@ -325,11 +309,13 @@ def get_census_version_directory(
         Version name to description.
     """
     source = release_source(release_root)
-    return _directory(_raw_directory(source, settings), lts=lts, retracted=retracted)
+    return _versions(_read_directory(source, settings), lts=lts, retracted=retracted)
 
 
-def _not_found(census_version: str, source: ReleaseSource, raw: dict[str, Any]) -> Exception:
-    hidden = _directory(raw, lts=None, retracted=True)
+def _not_found(
+    census_version: str, source: ReleaseSource, directory: ReleaseDirectory
+) -> Exception:
+    hidden = _versions(directory, lts=None, retracted=True)
     if census_version in hidden:
         d = hidden[census_version]
         r: dict[str, Any] = dict(d.get("retraction") or {})
@@ -340,7 +326,7 @@ def _not_found(census_version: str, source: ReleaseSource, raw: dict[str, Any]) 
             f"{extra}; reason: {r.get('reason')}. "
             "Use get_census_version_directory() to see the valid versions."
         )
-    known = list(_directory(raw, lts=None, retracted=False))
+    known = list(_versions(directory, lts=None, retracted=False))
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") if known else "none"
     return CensusNotFoundError(
         f'The "{census_version}" Census version is not valid: it is not in {source.directory_uri} '
@@ -376,17 +362,18 @@ def get_census_version_description(
     CensusNotFoundError
         (a ``ValueError``) when the version is unknown or retracted.
     """
-    return _description(release_source(release_root), settings, census_version)
+    return _find_version(release_source(release_root), settings, census_version)[0]
 
 
-def _description(
+def _find_version(
     source: ReleaseSource, settings: Settings | None, census_version: str
-) -> CensusVersionDescription:
-    raw = _raw_directory(source, settings)
-    directory = _directory(raw, lts=None, retracted=False)
-    if census_version not in directory:
-        raise _not_found(census_version, source, raw)
-    return directory[census_version]
+) -> tuple[CensusVersionDescription, ReleaseEntry]:
+    directory = _read_directory(source, settings)
+    versions = _versions(directory, lts=None, retracted=False)
+    if census_version not in versions:
+        raise _not_found(census_version, source, directory)
+    tag = directory.resolve(census_version)
+    return versions[census_version], directory.builds[tag]
 
 
 def get_census_mirror_directory(
@@ -408,8 +395,13 @@ def get_census_mirror_directory(
     dict[str, CensusMirror]
         Mirror name to ``provider``, ``base_uri``, ``region``, ``embeddings_base_uri``.
     """
-    raw = _raw_mirrors(release_source(release_root), settings)
-    return {k: cast("CensusMirror", v) for k, v in raw.items() if k != "default"}
+    mirrors = _read_mirrors(release_source(release_root), settings).mirrors
+    return {k: _census_mirror(m) for k, m in mirrors.items()}
+
+
+def _census_mirror(m: Mirror) -> CensusMirror:
+    """The official client's shape of a mirror."""
+    return cast("CensusMirror", m.to_dict())
 
 
 @dataclass(frozen=True)
@@ -435,45 +427,39 @@ def _select_mirror(
     source: ReleaseSource, settings: Settings | None, mirror: str | None
 ) -> tuple[str | None, CensusMirror | None]:
     try:
-        raw = _raw_mirrors(source, settings)
+        directory = _read_mirrors(source, settings)
     except NotFoundError:
         if mirror is not None:
             raise
         logger.info("%s has no mirrors.json; using the absolute locators", source.root_uri)
         return None, None
-    names = sorted(k for k, v in raw.items() if k != "default" and isinstance(v, dict))
-    name = mirror if mirror is not None else raw.get("default")
-    if not isinstance(name, str) or not isinstance(raw.get(name), dict):
+    name = mirror if mirror is not None else directory.default
+    m = directory.mirrors.get(name) if name is not None else None
+    if m is None:
         if mirror is None:
             msg = f"{source.mirrors_uri}: the default mirror {name!r} is not defined"
             raise BadInputError(msg)
         msg = (
             f"Mirror not found: {mirror!r} is not in {source.mirrors_uri} "
-            f"(known mirrors: {', '.join(names) or 'none'})"
+            f"(known mirrors: {', '.join(sorted(directory.mirrors)) or 'none'})"
         )
         raise CensusNotFoundError(msg)
-    m = cast("CensusMirror", raw[name])
-    if m.get("provider") not in _PROVIDERS:
+    if m.provider not in _PROVIDERS:
         msg = (
-            f"Unsupported mirror provider: {m.get('provider')!r} (mirror {name!r} in "
+            f"Unsupported mirror provider: {m.provider!r} (mirror {name!r} in "
             f"{source.mirrors_uri}); supported providers: {', '.join(_PROVIDERS)}"
         )
         raise BadInputError(msg)
-    return name, m
+    return name, _census_mirror(m)
 
 
-def _locate(
-    locator: Any,  # noqa: ANN401 - a CensusLocator read from JSON
-    mirror: CensusMirror | None,
-) -> tuple[str, str | None]:
-    rel = locator.get("relative_uri") if isinstance(locator, dict) else None
-    if rel and mirror is not None:
-        return uri_join(mirror["base_uri"], rel), mirror.get("region")
-    uri = locator.get("uri") if isinstance(locator, dict) else None
-    if not uri:
+def _locate(locator: Locator, mirror: CensusMirror | None) -> tuple[str, str | None]:
+    if locator.relative_uri and mirror is not None:
+        return uri_join(mirror["base_uri"], locator.relative_uri), mirror.get("region")
+    if not locator.uri:
         msg = "a release entry has neither a usable relative_uri (with a mirror) nor a uri"
         raise BadInputError(msg)
-    return str(uri), locator.get("s3_region")
+    return locator.uri, locator.s3_region
 
 
 def _local_fallback(uri: str, source: ReleaseSource, tag: str, part: str) -> str:
@@ -502,11 +488,11 @@ def resolve_release(
         Unknown version or mirror (a ``ValueError``, as in the official client).
     """
     source = release_source(release_root)
-    description = _description(source, settings, census_version)
+    description, entry = _find_version(source, settings, census_version)
     name, m = _select_mirror(source, settings, mirror)
-    soma_uri, region = _locate(description["soma"], m)
-    h5ads_uri, _ = _locate(description["h5ads"], m)
-    tag = description["release_build"]
+    soma_uri, region = _locate(entry.soma, m)
+    h5ads_uri, _ = _locate(entry.h5ads, m)
+    tag = entry.release_build
     provider = m["provider"] if m is not None else "unknown"
     return ResolvedRelease(
         census_version=census_version,

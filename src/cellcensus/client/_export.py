@@ -26,6 +26,7 @@ import pyarrow as pa
 import tiledbsoma as soma
 from scipy import sparse
 
+from cellcensus._formats.export import ExportInfo
 from cellcensus._fs import mapped_fs_errors
 from cellcensus._progress import NoProgress
 from cellcensus.client._args import check_axis_column_names, check_coords, last_joinid
@@ -421,16 +422,16 @@ class ExportPlan:
                 writer.write_x(_empty_rows(self.obs.ids, self.var.ids))
             p.finish("X")
             seconds = time.monotonic() - t0
-            meta = {
-                "organism": self.organism,
-                "measurement_name": self.measurement_name,
-                "X_name": self.X_name,
-                "query": self.query,
-                "n_obs": self.obs.count,
-                "n_vars": self.var.count,
-                "nnz": nnz,
-                "estimate": dataclasses.asdict(est),
-            }
+            meta = ExportInfo(
+                organism=self.organism,
+                measurement_name=self.measurement_name,
+                X_name=self.X_name,
+                query=self.query,
+                n_obs=self.obs.count,
+                n_vars=self.var.count,
+                nnz=nnz,
+                estimate=dataclasses.asdict(est),
+            )
             writer.commit(meta)
         except BaseException:
             try:

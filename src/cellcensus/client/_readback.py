@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anndata
@@ -11,7 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import sparse
 
-from cellcensus.client._writers import PARQUET_FORMAT_VERSION, export_format, parquet_paths
+from cellcensus._formats.export import ExportInfo
+from cellcensus.client._writers import export_format, parquet_paths
 from cellcensus.errors import BadInputError, NotFoundError
 
 __all__ = ["read_export"]
@@ -23,13 +23,7 @@ def _read_parquet(path: Path) -> anndata.AnnData:
         if not p.exists():
             msg = f"{p} is missing: {path} is not a complete parquet export ({key} part)"
             raise NotFoundError(msg)
-    meta = json.loads(paths["meta"].read_text())
-    if meta.get("format_version") != PARQUET_FORMAT_VERSION:
-        msg = (
-            f"{paths['meta']} has format_version {meta.get('format_version')!r}; this cellcensus "
-            f"reads version {PARQUET_FORMAT_VERSION}"
-        )
-        raise BadInputError(msg)
+    ExportInfo.from_json(paths["meta"].read_bytes(), where=str(paths["meta"]))
     obs = pq.read_table(paths["obs"]).to_pandas()
     var = pq.read_table(paths["var"]).to_pandas()
     obs.index = pd.Index(np.arange(len(obs)).astype(str), dtype=object)

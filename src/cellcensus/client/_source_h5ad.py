@@ -23,8 +23,8 @@ from cellcensus.errors import BadInputError, DatasetNotFoundError, IntegrityErro
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cellcensus._formats.manifest import ManifestObject
     from cellcensus.client._types import CensusLocator
-    from cellcensus.release._manifest import ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["download_source_h5ad", "get_source_h5ad_uri"]

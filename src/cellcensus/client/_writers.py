@@ -14,7 +14,6 @@ anndata 0.12).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cellcensus._extras import require_extra
+from cellcensus._formats.export import FORMAT_VERSION, ExportInfo
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ __all__ = [
 
 EXPORT_FORMATS = ("h5ad", "zarr", "parquet")
 #: Version of the parquet export layout (in ``<stem>.export.json``).
-PARQUET_FORMAT_VERSION = 1
+PARQUET_FORMAT_VERSION = FORMAT_VERSION
 _CHUNK = 1 << 16
 
 
@@ -115,7 +115,7 @@ class ExportWriter(ABC):
         """Append the next rows of X (consecutive rows, in order)."""
 
     @abstractmethod
-    def commit(self, meta: dict[str, Any]) -> None:
+    def commit(self, meta: ExportInfo) -> None:
         """Finish, then move the result to its final name."""
 
     @abstractmethod
@@ -338,7 +338,7 @@ class AnnDataWriter(ExportWriter):
             sparse_dataset(self.store["X"]).append(m)
         self._rows += m.shape[0]
 
-    def commit(self, meta: dict[str, Any]) -> None:
+    def commit(self, meta: ExportInfo) -> None:
         """Check the row count, close, rename into place."""
         self._finish_axis()
         if not self._x_started:
@@ -454,15 +454,13 @@ class ParquetWriter(ExportWriter):
             var = chunk.var_joinids[chunk.indices]
             self._x.write_table(pa.table([obs, var, chunk.data], schema=self.X_SCHEMA))
 
-    def commit(self, meta: dict[str, Any]) -> None:
+    def commit(self, meta: ExportInfo) -> None:
         """Close the files, write the metadata, rename into place."""
         if self._x is not None:
             self._x.close()
         if self._axis is not None:
             self._axis.close()
-        doc = {"format": "cellcensus-parquet-export", "format_version": PARQUET_FORMAT_VERSION}
-        doc.update(meta)
-        self.tmp["meta"].write_text(json.dumps(doc, indent=2) + "\n")
+        self.tmp["meta"].write_bytes(meta.to_json())
         for key in ("obs", "var", "meta", "X"):
             _remove(self.paths[key])
             self.tmp[key].rename(self.paths[key])

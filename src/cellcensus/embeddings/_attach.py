@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cellcensus._formats.manifest import ManifestObject
 from cellcensus.embeddings._census import (
     KeyedMatrix,
     experiment_name,
@@ -51,7 +52,6 @@ from cellcensus.embeddings._write import (
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError, PermissionDeniedError
 from cellcensus.release import Manifest, open_root, read_directory
 from cellcensus.release._cas import cas_update
-from cellcensus.release._manifest import ManifestObject
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import (

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cellcensus._formats.build import BuildInfo
 from cellcensus.embeddings._census import experiment, experiment_name, resolve_keys
 from cellcensus.embeddings._input import EmbeddingInput, read_input
 from cellcensus.embeddings._write import EMBEDDING_INFO_KEY, write_embedding_array
@@ -49,10 +50,10 @@ def _local(uri: str) -> Path:
 def _record(build_dir: Path, step: dict[str, object]) -> None:
     """Append the step to ``build.json``'s ``post_build_steps`` (provenance), atomically."""
     path = build_dir / BUILD_JSON
-    data = json.loads(path.read_text())
-    data.setdefault("post_build_steps", []).append(step)
+    info = BuildInfo.from_json(path.read_bytes(), where=str(path))
+    info = replace(info, post_build_steps=(*info.post_build_steps, step))
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_bytes(info.to_json())
     tmp.replace(path)
 
 
@@ -126,7 +127,8 @@ def add_obsm_layer(
         if isinstance(obsm, soma.Collection) and name in obsm:
             msg = f"{exp_name} in {bdir} already has an obsm layer {name!r}; choose another name"
             raise BadInputError(msg, field="name")
-    tag = str(json.loads((bdir / BUILD_JSON).read_text()).get("tag") or bdir.name)
+    bj = bdir / BUILD_JSON
+    tag = BuildInfo.from_json(bj.read_bytes(), where=str(bj)).build_tag or bdir.name
     obsm_uri = f"{ms_uri.rstrip('/')}/{OBSM}"
     layer_uri = f"{obsm_uri}/{name}"
     if not has_obsm:

@@ -14,8 +14,8 @@ Lifecycle: maturing.
 
 from __future__ import annotations
 
-from cellcensus.release._manifest import Manifest
-from cellcensus.release._models import Mirror, MirrorDirectory, ReleaseDirectory, ReleaseEntry
+from cellcensus._formats.directory import Mirror, MirrorDirectory, ReleaseDirectory, ReleaseEntry
+from cellcensus._formats.manifest import Manifest
 from cellcensus.release._open import open_root
 from cellcensus.release._root import ReleaseRoot
 from cellcensus.release.directory import (

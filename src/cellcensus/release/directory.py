@@ -12,15 +12,15 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from cellcensus.errors import BadInputError, NotFoundError
-from cellcensus.release._cas import cas_update
-from cellcensus.release._manifest import Manifest
-from cellcensus.release._models import (
+from cellcensus._formats.directory import (
     AUTO_ALIASES,
     ReleaseDirectory,
     ReleaseEntry,
     Retraction,
 )
+from cellcensus._formats.manifest import Manifest
+from cellcensus.errors import BadInputError, NotFoundError
+from cellcensus.release._cas import cas_update
 from cellcensus.release._open import open_root
 from cellcensus.release._validate import tag_date, validate_name
 

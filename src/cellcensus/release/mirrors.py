@@ -12,9 +12,9 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cellcensus._formats.directory import Mirror, MirrorDirectory
 from cellcensus.errors import BadInputError, NotFoundError
 from cellcensus.release._cas import cas_update
-from cellcensus.release._models import Mirror, MirrorDirectory
 from cellcensus.release._root import PreconditionFailedError, ReleaseRoot
 from cellcensus.release._validate import validate_name
 

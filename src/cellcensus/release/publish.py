@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cellcensus._formats.build import BuildInfo
+from cellcensus._formats.directory import Locator, ReleaseDirectory, ReleaseEntry
+from cellcensus._formats.manifest import Manifest, ManifestObject
 from cellcensus._fs import mapped_fs_errors
 from cellcensus.errors import (
     BadInputError,
@@ -40,8 +43,6 @@ from cellcensus.errors import (
     PermissionDeniedError,
 )
 from cellcensus.release._local import LocalRoot
-from cellcensus.release._manifest import BuildInfo, Manifest, ManifestObject
-from cellcensus.release._models import Locator, ReleaseDirectory, ReleaseEntry
 from cellcensus.release._open import open_root
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root

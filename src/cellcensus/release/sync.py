@@ -23,7 +23,6 @@ file is left behind.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from cellcensus._formats.sync import SyncState
 from cellcensus._fs import mapped_fs_errors
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.release._open import open_root
@@ -48,8 +48,8 @@ from cellcensus.release.directory import read_directory, read_manifest
 from cellcensus.release.verify import MANIFEST_KEY
 
 if TYPE_CHECKING:
+    from cellcensus._formats.manifest import Manifest, ManifestObject
     from cellcensus._progress import Progress
-    from cellcensus.release._manifest import Manifest, ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["PART_SUFFIX", "SYNC_MARKER", "SyncResult", "SyncState", "read_sync_state", "sync"]
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 PART_SUFFIX = ".cellcensus-part"
 #: The file in a sync destination that says which build it holds and whether it is complete.
 SYNC_MARKER = ".cellcensus-sync.json"
-SYNC_MARKER_VERSION = 1
 _STREAM_BLOCK = 1024 * 1024
 #: Directories a sync always manages in its destination (plus every top-level name of a build).
 _PARTS = ("soma", "h5ads")
@@ -80,80 +79,6 @@ class SyncResult:
     bytes_downloaded: int
     seconds: float
     removed: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncState:
-    """The content of ``DEST/.cellcensus-sync.json``.
-
-    Parameters
-    ----------
-    source
-        URI of the build that was synced (``<root>/<tag>/``).
-    tag
-        Its tag.
-    manifest_sha256
-        sha256 of its ``manifest.json``: identifies the build's exact content.
-    parts
-        Top-level directories of the build verified complete in ``DEST`` (``soma``, ``h5ads``).
-    owned
-        Top-level names in ``DEST`` that sync manages (removed or replaced by the next sync).
-    complete
-        Whether the destination holds exactly that build (``parts`` of it).
-    """
-
-    source: str
-    tag: str
-    manifest_sha256: str
-    parts: frozenset[str]
-    owned: frozenset[str]
-    complete: bool
-
-    def to_json(self) -> bytes:
-        """JSON form."""
-        doc = {
-            "format_version": SYNC_MARKER_VERSION,
-            "source": self.source,
-            "tag": self.tag,
-            "manifest_sha256": self.manifest_sha256,
-            "parts": sorted(self.parts),
-            "owned": sorted(self.owned),
-            "complete": self.complete,
-        }
-        return (json.dumps(doc, indent=1) + "\n").encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, *, where: str) -> SyncState:
-        """Parse; a malformed marker is an error (the destination's state is then unknown)."""
-        try:
-            d = json.loads(data)
-            ok = (
-                isinstance(d, dict)
-                and d.get("format_version") == SYNC_MARKER_VERSION
-                and all(isinstance(d.get(k), str) for k in ("source", "tag", "manifest_sha256"))
-                and all(
-                    isinstance(d.get(k), list) and all(isinstance(x, str) for x in d[k])
-                    for k in ("parts", "owned")
-                )
-                and isinstance(d.get("complete"), bool)
-            )
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            ok = False
-        if not ok:
-            msg = (
-                f"{where} is not a sync marker this cellcensus understands; delete it and sync "
-                "into an empty directory (or pass --delete)"
-            )
-            raise BadInputError(msg)
-        owned = frozenset(n for n in d["owned"] if _safe_top_name(n))
-        return cls(
-            source=d["source"],
-            tag=d["tag"],
-            manifest_sha256=d["manifest_sha256"],
-            parts=frozenset(d["parts"]) & owned,
-            owned=owned,
-            complete=d["complete"],
-        )
 
 
 def _safe_top_name(name: str) -> bool:
@@ -450,7 +375,7 @@ def _stream_to(r: ReleaseRoot, key: str, part: Path, stage: Stage) -> tuple[int,
 
 def _is_legacy_sync(out: Path) -> bool:
     """Whether ``out`` was written by a cellcensus sync that predates the marker."""
-    from cellcensus.release._manifest import Manifest
+    from cellcensus._formats.manifest import Manifest
 
     path = out / MANIFEST_KEY
     try:

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from cellcensus._formats.manifest import Manifest, ManifestObject
     from cellcensus._progress import Progress
-    from cellcensus.release._manifest import Manifest, ManifestObject
     from cellcensus.settings import Settings
 
 __all__ = ["Problem", "VerifyReport", "check_build", "resolve_build", "verify"]

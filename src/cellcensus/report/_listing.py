@@ -23,7 +23,7 @@ from cellcensus.report._release import BUILD_JSON, REPORT_JSON
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from cellcensus.release._models import ReleaseEntry
+    from cellcensus._formats.directory import ReleaseEntry
     from cellcensus.release._root import ReleaseRoot
     from cellcensus.settings import Settings
 

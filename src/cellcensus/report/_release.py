@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cellcensus._formats.build import BuildInfo
 from cellcensus.errors import BadInputError, CellCensusError, IntegrityError, NotFoundError
 from cellcensus.release._local import LocalRoot
-from cellcensus.release._manifest import BuildInfo, Manifest
 from cellcensus.release._open import open_root
 from cellcensus.release._validate import tag_date
 from cellcensus.release.directory import read_directory, read_manifest
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
     import tiledbsoma as soma
 
-    from cellcensus.release._models import ReleaseDirectory
+    from cellcensus._formats.directory import ReleaseDirectory
+    from cellcensus._formats.manifest import Manifest
     from cellcensus.release._root import ReleaseRoot
     from cellcensus.settings import Settings
 

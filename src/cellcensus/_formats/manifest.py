@@ -1,6 +1,9 @@
-"""Typed models of the cellcensus files of a build: ``manifest.json`` and ``build.json``.
+"""``<tag>/manifest.json``: every object of a published build, with its size and sha256.
 
-Both carry ``format_version``; an unknown version fails with a clear message.
+Written by ``publish``; read by ``verify``, ``sync``, ``download_source_h5ad`` and reports.
+Version 1 is the only version so far. Malformed content is an
+:class:`~cellcensus.errors.IntegrityError` (the release is damaged); an unknown version an
+:class:`~cellcensus.errors.UnsupportedFormatError`.
 """
 
 from __future__ import annotations
@@ -10,20 +13,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from cellcensus.errors import BadInputError, IntegrityError
-from cellcensus.release._models import _loads
-from cellcensus.release._validate import validate_relative_path
+from cellcensus._formats._json import check_version, load_object
+from cellcensus.errors import IntegrityError
 
 __all__ = [
-    "BUILD_FORMAT_VERSIONS",
+    "FORMAT_VERSION",
     "MANIFEST_FORMAT_VERSION",
-    "BuildInfo",
     "Manifest",
+    "ManifestDict",
     "ManifestObject",
+    "ManifestObjectDict",
 ]
 
-MANIFEST_FORMAT_VERSION = 1
-BUILD_FORMAT_VERSIONS = frozenset({1})
+FORMAT_VERSION = 1
+MANIFEST_FORMAT_VERSION = FORMAT_VERSION
+_ADVICE = "the release is damaged: publish the build again"
 
 
 class ManifestObjectDict(TypedDict):
@@ -65,7 +69,7 @@ class Manifest:
     tag: str
     objects: tuple[ManifestObject, ...]
     created_at: str = ""
-    format_version: int = MANIFEST_FORMAT_VERSION
+    format_version: int = FORMAT_VERSION
 
     @property
     def total_size(self) -> int:
@@ -100,22 +104,23 @@ class Manifest:
 
         Raises
         ------
+        UnsupportedFormatError
+            On an unknown ``format_version``.
         IntegrityError
-            On an unknown ``format_version`` or a malformed entry.
+            On malformed content.
         BadInputError
             On an unsafe object path.
         """
-        d = _loads(data, where)
-        if not isinstance(d, Mapping):
-            msg = f"{where}: the top level must be an object"
-            raise IntegrityError(msg)
-        version = d.get("format_version")
-        if version != MANIFEST_FORMAT_VERSION:
-            msg = (
-                f"{where} has format_version {version!r}; this cellcensus reads version "
-                f"{MANIFEST_FORMAT_VERSION} only: upgrade cellcensus to read this release"
-            )
-            raise IntegrityError(msg)
+        d = load_object(data, where=where, advice=_ADVICE, error=IntegrityError)
+        reader = check_version(
+            d, where=where, readers={1: cls._from_v1}, advice=_ADVICE, error=IntegrityError
+        )
+        return reader(d, where=where)
+
+    @classmethod
+    def _from_v1(cls, d: Mapping[str, Any], *, where: str) -> Manifest:
+        from cellcensus.release._validate import validate_relative_path
+
         raw = d.get("objects")
         if not isinstance(raw, list):
             msg = f"{where}: 'objects' must be a list"
@@ -141,41 +146,3 @@ class Manifest:
             created_at=str(d.get("created_at") or ""),
             objects=tuple(sorted(objects)),
         )
-
-
-# ---------------------------------------------------------------------------- build.json
-@dataclass(frozen=True, kw_only=True)
-class BuildInfo:
-    """``build.json``, written by the builder: opaque provenance, except ``format_version``."""
-
-    format_version: int
-    data: Mapping[str, Any]
-
-    @classmethod
-    def from_json(cls, data: bytes, *, where: str = "build.json") -> BuildInfo:
-        """Parse and check the format version.
-
-        Raises
-        ------
-        BadInputError
-            When the file is not a JSON object or its ``format_version`` is unknown.
-        """
-        try:
-            d = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            msg = f"{where} is not valid JSON ({e}); rebuild the census"
-            raise BadInputError(msg) from e
-        if not isinstance(d, dict):
-            msg = f"{where} must hold a JSON object"
-            raise BadInputError(msg)
-        version = d.get("format_version")
-        if version not in BUILD_FORMAT_VERSIONS:
-            msg = (
-                f"{where} has format_version {version!r}; this cellcensus knows versions "
-                f"{sorted(BUILD_FORMAT_VERSIONS)}: rebuild with a matching cellcensus or upgrade"
-            )
-            raise BadInputError(
-                msg,
-                field="format_version",
-            )
-        return cls(format_version=int(version), data=d)

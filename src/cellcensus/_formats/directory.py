@@ -1,9 +1,10 @@
-"""Typed models of the directory files at a release root: ``release.json`` and ``mirrors.json``.
+"""The directory files at a release root: ``release.json`` and ``mirrors.json``.
 
 Both use exactly the formats the official ``cellxgene_census`` client parses, so they carry no
 ``format_version`` of ours (a top-level key would show up in the client as a bogus release or
-mirror). Unknown keys in an entry are kept on rewrite. The per-build cellcensus files
-(``manifest.json``, ``build.json``) are in :mod:`cellcensus.release._manifest`.
+mirror): :data:`FORMAT_VERSION` is ``None``. Unknown keys in an entry are kept on rewrite. The
+release machinery writes them (:mod:`cellcensus.release`); the client reads them through the
+same models (:mod:`cellcensus.client._directory`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from cellcensus.errors import BadInputError, NotFoundError
-from cellcensus.release._validate import tag_date
 
 __all__ = [
     "AUTO_ALIASES",
+    "FORMAT_VERSION",
+    "FlagsDict",
     "Locator",
+    "LocatorDict",
     "Mirror",
+    "MirrorDict",
     "MirrorDirectory",
     "ReleaseDirectory",
     "ReleaseEntry",
+    "ReleaseEntryDict",
     "Retraction",
+    "RetractionDict",
 ]
 
 AUTO_ALIASES = ("latest", "stable")
+#: The official client's formats carry no version field of ours.
+FORMAT_VERSION = None
 
 Provider = Literal["S3", "file"]
 
@@ -174,6 +182,8 @@ class ReleaseEntry:
 
     def sort_key(self) -> tuple[dt.date, str]:
         """Order of builds: by the tag's date, else by ``release_date``, then by tag."""
+        from cellcensus.release._validate import tag_date
+
         d = tag_date(self.release_build)
         if d is None and self.release_date:
             d = tag_date(self.release_date)
