@@ -15,6 +15,9 @@ Usage::
     server.start()      # waits until the S3 API answers
     ...
     server.stop()       # SIGTERM, then SIGKILL after a grace period
+
+The session's server is the ``s3_server`` fixture of ``tests/conftest.py``; ``make_settings`` and
+``S3Env`` give a test the library settings of each identity against a server.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Literal
 
-__all__ = ["Identity", "S3Server", "WeedNotFoundError", "find_weed"]
+from cellcensus.settings import Settings
+
+__all__ = ["Identity", "S3Env", "S3Server", "WeedNotFoundError", "find_weed", "make_settings"]
 
 PUBLIC_BUCKET = "public"
 PRIVATE_BUCKET = "private"
@@ -125,7 +131,7 @@ class S3Server:
         self.port = 0
         self.metrics_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: object | None = None
+        self._log_file: IO[bytes] | None = None
         self._args: list[str] = []
 
     # ------------------------------------------------------------------ addresses
@@ -298,7 +304,7 @@ class S3Server:
         log = self._log_file
         self._log_file = None
         if log is not None:
-            log.close()  # type: ignore[attr-defined]
+            log.close()
 
     # ------------------------------------------------------------------ faults (tests)
     def kill(self) -> None:
@@ -312,7 +318,7 @@ class S3Server:
         log = self._log_file
         self._log_file = None
         if log is not None:
-            log.close()  # type: ignore[attr-defined]
+            log.close()
 
     def restart(self, timeout: float = 30.0) -> None:
         """Start the server again after :meth:`kill` or :meth:`stop` (same ports and data)."""
@@ -336,7 +342,32 @@ class S3Server:
         """The Prometheus metrics page of the server (request counters by type)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+        return body.decode()
+
+    def in_flight_requests(self) -> int:
+        """S3 requests the server is handling now (its ``SeaweedFS_s3_in_flight_requests``)."""
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            if line.startswith("SeaweedFS_s3_in_flight_requests"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until the server handles no S3 request, e.g. after a client was killed while
+        its uploads were in flight (the server finishes or drops them).
+
+        Raises
+        ------
+        TimeoutError
+            When requests are still in flight after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while (n := self.in_flight_requests()) > 0:
+            if time.monotonic() > deadline:
+                msg = f"{n} S3 requests still in flight on {self.endpoint_url} after {timeout} s"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
 
     def __enter__(self) -> S3Server:
         self.start()
@@ -344,3 +375,31 @@ class S3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def make_settings(server: S3Server, who: Literal["anonymous", "reader", "publisher"]) -> Settings:
+    """Settings for ``who`` against ``server`` (path-style requests to its endpoint)."""
+    if who == "anonymous":
+        return Settings(endpoint_url=server.endpoint_url, path_style=True, anonymous=True)
+    ident = server.reader if who == "reader" else server.publisher
+    return Settings(
+        endpoint_url=server.endpoint_url,
+        path_style=True,
+        access_key_id=ident.access_key_id,
+        secret_access_key=ident.secret_access_key,
+    )
+
+
+@dataclass(frozen=True)
+class S3Env:
+    """The test server, settings for each identity, and a key prefix unique to the test."""
+
+    server: S3Server
+    anon: Settings
+    reader: Settings
+    publisher: Settings
+    prefix: str
+
+    def root_uri(self, bucket: str = PUBLIC_BUCKET) -> str:
+        """``s3://<bucket>/<prefix>/``."""
+        return f"s3://{bucket}/{self.prefix}/"

@@ -138,7 +138,7 @@ def _spatial_tables(census: Any, out: dict[str, pa.Table]) -> None:
 def census_tables(path: Path) -> dict[str, pa.Table]:
     """Every table of a build (X sorted by coordinates), for equality comparisons."""
     out: dict[str, pa.Table] = {}
-    with soma.open(str(path / "soma")) as census:
+    with soma.Collection[Any].open(str(path / "soma")) as census:
         for key in ("datasets", "summary_cell_counts", "summary", "organisms"):
             out[key] = census["census_info"][key].read().concat()
         for organism in ("homo_sapiens", "mus_musculus"):
@@ -159,7 +159,7 @@ def census_tables(path: Path) -> dict[str, pa.Table]:
     return out
 
 
-def gene_tables(census: soma.Collection, organism: str) -> dict[str, pa.Table]:
+def gene_tables(census: soma.Collection[Any], organism: str) -> dict[str, pa.Table]:
     """The ``cellcensus_genes`` tables of an organism (copies sorted by coordinates)."""
     out: dict[str, pa.Table] = {}
     if "cellcensus_genes" not in census or organism not in census["cellcensus_genes"]:

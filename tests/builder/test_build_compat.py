@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import numpy as np
 import pandas as pd
 import pytest
 import tiledbsoma
-from expected_census import ExpectedDataset, expected_datasets
+
+from .expected_census import ExpectedDataset, expected_datasets
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from cellcensus.builder import BuildResult
     from cellcensus.synth import SynthCorpus
 
@@ -48,7 +52,11 @@ def _expected_obs(expected: list[ExpectedDataset], organism: str) -> pd.DataFram
     ],
 )
 def test_obs_read_with_value_filter_returns_the_source_cells(
-    census_build, expected, organism, value_filter, mask
+    census_build: Path,
+    expected: list[ExpectedDataset],
+    organism: str,
+    value_filter: str,
+    mask: Callable[[pd.DataFrame], pd.Series],
 ) -> None:
     exp_obs = _expected_obs(expected, organism)
     want = exp_obs[mask(exp_obs).to_numpy()]
@@ -70,7 +78,9 @@ def test_obs_read_with_value_filter_returns_the_source_cells(
     )
 
 
-def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expected) -> None:
+def test_get_anndata_returns_expected_cells_genes_and_counts(
+    census_build: Path, expected: list[ExpectedDataset]
+) -> None:
     human = [d for d in expected if d.organism == "homo_sapiens" and not d.spatial]
     # three gene symbols present in some human dataset
     names = sorted(set(human[0].var["feature_name"].astype(str)))[:3]
@@ -99,7 +109,7 @@ def test_get_anndata_returns_expected_cells_genes_and_counts(census_build, expec
         order = got_obs.index.get_indexer(src_ids)
         assert (order >= 0).all()
         feature_ids = list(got.var["feature_id"])
-        cols = d.var.index.get_indexer(feature_ids)
+        cols = d.var.index.get_indexer(pd.Index(feature_ids))
         want = np.zeros((len(rows), len(feature_ids)), dtype=np.float32)
         present = cols >= 0
         want[:, present] = d.counts[rows][:, cols[present]].toarray()
@@ -117,7 +127,9 @@ def _lung_descendants(obs: pd.DataFrame) -> list[str]:
     ]
 
 
-def test_presence_matrix_matches_sources(census_build, expected, small_build: BuildResult) -> None:
+def test_presence_matrix_matches_sources(
+    census_build: Path, expected: list[ExpectedDataset], small_build: BuildResult
+) -> None:
     with cellxgene_census.open_soma(uri=str(census_build / "soma")) as census:
         for organism, label in (("homo_sapiens", "Homo sapiens"), ("mus_musculus", "Mus musculus")):
             pm = cellxgene_census.get_presence_matrix(census, label, "RNA")
@@ -134,9 +146,9 @@ def test_presence_matrix_matches_sources(census_build, expected, small_build: Bu
                 assert present == set(d.var.index)
 
 
-def test_tiledbsoma_open_with_the_official_context(census_build) -> None:
+def test_tiledbsoma_open_with_the_official_context(census_build: Path) -> None:
     ctx = cellxgene_census.get_default_soma_context()
-    with tiledbsoma.open(str(census_build / "soma"), context=ctx) as census:
+    with tiledbsoma.Collection[Any].open(str(census_build / "soma"), context=ctx) as census:
         assert census.soma_type == "SOMACollection"
         exp = census["census_data"]["homo_sapiens"]
         assert exp.ms["RNA"].X["raw"].shape[0] == len(

@@ -4,7 +4,7 @@ them; checked against X and obs read back independently (and by the validator)."
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,10 +12,11 @@ import pyarrow as pa
 import pytest
 import tiledb
 import tiledbsoma as soma
-from expected_census import gene_tables
 
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.errors import IntegrityError
+
+from .expected_census import gene_tables
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,7 +51,7 @@ def _sorted_x(arr: soma.SparseNDArray) -> pa.Table:
 
 @pytest.mark.parametrize("organism", ORGANISMS)
 def test_gene_major_copies_hold_exactly_x(census_build: Path, organism: str) -> None:
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         x = census["census_data"][organism].ms["RNA"].X
         copies = census["cellcensus_genes"][organism]["X"]
         assert set(copies) == {"raw", "normalized"}
@@ -68,7 +69,7 @@ def test_gene_major_copies_hold_exactly_x(census_build: Path, organism: str) -> 
 
 def test_copies_are_gene_major_and_outside_the_experiments(census_build: Path) -> None:
     soma_dir = census_build / "soma"
-    with soma.open(str(soma_dir)) as census:
+    with soma.Collection[Any].open(str(soma_dir)) as census:
         for organism in ORGANISMS:
             exp = census["census_data"][organism]
             # the experiment is exactly the Census schema's: nothing added to it
@@ -83,7 +84,9 @@ def test_copies_are_gene_major_and_outside_the_experiments(census_build: Path) -
             assert len(tiledb.array_fragments(copy.uri)) == len(tiledb.array_fragments(x_uri))
 
 
-def _recomputed_summary(census: soma.Collection, organism: str) -> pd.DataFrame:
+def _recomputed_summary(
+    census: soma.Collection[Any], organism: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (gene, group) of primary cells: counts and sums from obs and X/normalized."""
     exp = census["census_data"][organism]
     obs = (
@@ -112,7 +115,7 @@ def _recomputed_summary(census: soma.Collection, organism: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize("organism", ORGANISMS)
 def test_summary_equals_a_recomputation_from_x_and_obs(census_build: Path, organism: str) -> None:
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         want, want_groups = _recomputed_summary(census, organism)
         genes = census["cellcensus_genes"][organism]
         groups = genes["expression_summary_cell_groups"].read().concat().to_pandas()
@@ -164,7 +167,10 @@ def other_build(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFact
 def test_no_gene_major_writes_the_summary_only_and_it_does_not_depend_on_chunking(
     census_build: Path, other_build: Path
 ) -> None:
-    with soma.open(str(census_build / "soma")) as a, soma.open(str(other_build / "soma")) as b:
+    with (
+        soma.Collection[Any].open(str(census_build / "soma")) as a,
+        soma.Collection[Any].open(str(other_build / "soma")) as b,
+    ):
         for organism in ORGANISMS:
             assert "X" not in b["cellcensus_genes"][organism]
             want = gene_tables(a, organism)
@@ -205,7 +211,7 @@ def test_validation_finds_a_damaged_gene_major_copy(census_build: Path, tmp_path
 def test_validation_finds_a_missing_summary(census_build: Path, tmp_path: Path) -> None:
     build = _copy_build(census_build, tmp_path)
     uri = str(build / "soma" / "cellcensus_genes" / "homo_sapiens")
-    with soma.Collection.open(uri, "d") as coll:
+    with soma.Collection[Any].open(uri, "d") as coll:
         del coll["expression_summary"]
     with pytest.raises(
         IntegrityError, match=r"cellcensus_genes/homo_sapiens has no expression_summary"
@@ -218,7 +224,7 @@ def test_validation_finds_missing_copies_of_a_gene_major_build(
 ) -> None:
     build = _copy_build(census_build, tmp_path)
     uri = str(build / "soma" / "cellcensus_genes" / "homo_sapiens")
-    with soma.Collection.open(uri, "d") as coll:
+    with soma.Collection[Any].open(uri, "d") as coll:
         del coll["X"]
     with pytest.raises(IntegrityError, match=r"gene-major copies missing"):
         validate_build(build, sample_cells=8)

@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from expected_census import census_tables
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
 
+from .expected_census import census_tables
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import pyarrow as pa
 
 TAG = "2026-02-02"
 
@@ -29,7 +32,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthCorpus:
 
 
 @pytest.fixture(scope="module")
-def serial_tables(corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def serial_tables(
+    corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, pa.Table]:
     out = tmp_path_factory.mktemp("serial") / "build"
     build_census(
         corpus.manifest_path,
@@ -48,7 +53,7 @@ def bulk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
     """The bulk corpus built in one band per experiment (one process)."""
     out = tmp_path_factory.mktemp("bulk-one") / "build"
     result = build_census(bulk, out, options=BuildOptions(tag=TAG, validate=False))
@@ -56,14 +61,17 @@ def bulk_tables(bulk: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return census_tables(out)
 
 
-def _assert_same(a: dict, b: dict) -> None:
+def _assert_same(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
     assert a.keys() == b.keys()
     for key, table in a.items():
         assert table.schema == b[key].schema, key
         assert table.equals(b[key]), key
 
 
-def test_local_cluster_build_equals_serial_build(corpus, serial_tables, tmp_path: Path) -> None:
+@pytest.mark.slow  # 99 s CPU measured (2026-12-02)
+def test_local_cluster_build_equals_serial_build(
+    corpus: SynthCorpus, serial_tables: dict[str, pa.Table], tmp_path: Path
+) -> None:
     out = tmp_path / "build"
     build_census(
         corpus.manifest_path,
@@ -87,6 +95,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask-logs"
     logs.mkdir()
+    log_files = [(logs / f"{name}.log").open("w") for name in ("scheduler", "worker0", "worker1")]
     procs = [
         subprocess.Popen(
             [
@@ -98,7 +107,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 str(port),
                 "--no-dashboard",
             ],
-            stdout=(logs / "scheduler.log").open("w"),
+            stdout=log_files[0],
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
         )
@@ -118,7 +127,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                     "--name",
                     f"w{i}",
                 ],
-                stdout=(logs / f"worker{i}.log").open("w"),
+                stdout=log_files[1 + i],
                 stderr=subprocess.STDOUT,
                 cwd=tmp_path,
             )
@@ -126,7 +135,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
     try:
         from distributed import Client
 
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
@@ -137,10 +146,14 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait(timeout=20)
+        for f in log_files:
+            f.close()
 
 
+@pytest.mark.slow  # 95 s CPU measured (2026-12-02)
 def test_build_on_a_separate_scheduler_and_workers_equals_serial(
-    corpus, serial_tables, dask_cluster: str, tmp_path: Path
+    corpus: SynthCorpus, serial_tables: dict[str, pa.Table], dask_cluster: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "build"
     build_census(
@@ -189,8 +202,9 @@ def _kill_after(cmd: list[str], done_dir: Path, pattern: str, n: int) -> set[str
     return {p.name for p in done_dir.glob(pattern)}
 
 
+@pytest.mark.slow  # 54 s CPU measured (2026-12-02)
 def test_killed_then_resumed_build_equals_uninterrupted(
-    bulk: Path, bulk_tables: dict, tmp_path: Path
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path
 ) -> None:
     """Killed during the band stage (small bands: many tasks), resumed, equal to one band."""
     out = tmp_path / "build"
@@ -207,6 +221,7 @@ def test_killed_then_resumed_build_equals_uninterrupted(
     _assert_same(census_tables(out), bulk_tables)
 
 
+@pytest.mark.slow  # 61 s CPU measured (2026-12-02)
 def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
     """A source overwritten at the same path between kill and resume is staged and read anew."""
     from cellcensus.synth import bulk_corpus
@@ -240,7 +255,7 @@ def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_many_bands_equal_one_band_table_by_table(
-    bulk: Path, bulk_tables: dict, tmp_path: Path, workers: int
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int
 ) -> None:
     """X and obs cut into many bands (fragments) read the same as one band, on 1 or 2 workers."""
     import tiledb
@@ -270,7 +285,7 @@ def test_many_bands_equal_one_band_table_by_table(
     _assert_same(census_tables(out), bulk_tables)
 
 
-def test_resume_refuses_changed_settings(corpus, tmp_path: Path) -> None:
+def test_resume_refuses_changed_settings(corpus: SynthCorpus, tmp_path: Path) -> None:
     out = tmp_path / "build"
     staging = tmp_path / ".build.staging"
     (staging / "_work").mkdir(parents=True)

@@ -22,11 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tiledbsoma as soma
-from expected_census import ExpectedDataset, census_tables, expected_datasets
 
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.synth import DatasetSpec, SynthCorpus, synth_corpus
+
+from .expected_census import ExpectedDataset, census_tables, expected_datasets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -89,11 +90,14 @@ def expected(corpus: SynthCorpus) -> dict[str, ExpectedDataset]:
 
 
 def _obs(build: Path, organism: str) -> pd.DataFrame:
-    with soma.open(str(build / "soma")) as census:
-        return census["census_spatial_sequencing"][organism].obs.read().concat().to_pandas()
+    with soma.Collection[Any].open(str(build / "soma")) as census:
+        obs: pd.DataFrame = (
+            census["census_spatial_sequencing"][organism].obs.read().concat().to_pandas()
+        )
+    return obs
 
 
-def test_spatial_obs_equals_the_sources(build: Path, expected) -> None:
+def test_spatial_obs_equals_the_sources(build: Path, expected: dict[str, ExpectedDataset]) -> None:
     """Primary spots only, in H5AD order, with in_tissue/array_row/array_col as the official
     builder writes them: the H5AD's, null for a dataset without them when another dataset of the
     experiment has them, INT64_MIN when no dataset of the experiment has them."""
@@ -122,7 +126,7 @@ def test_spatial_obs_equals_the_sources(build: Path, expected) -> None:
         "array_col",
         "tissue_general",
     ]
-    with soma.open(str(build / "soma")) as census:
+    with soma.Collection[Any].open(str(build / "soma")) as census:
         schema = census["census_spatial_sequencing"]["homo_sapiens"].obs.schema
         assert schema.field("in_tissue").type == pa.int64()
         assert sorted(census["census_spatial_sequencing"]["homo_sapiens"].ms["RNA"].X) == ["raw"]
@@ -131,8 +135,10 @@ def test_spatial_obs_equals_the_sources(build: Path, expected) -> None:
         assert set(data.concat()["dataset_id"].to_pylist()) == {"h-cells"}
 
 
-def test_spatial_x_equals_the_source_counts(build: Path, expected) -> None:
-    with soma.open(str(build / "soma")) as census:
+def test_spatial_x_equals_the_source_counts(
+    build: Path, expected: dict[str, ExpectedDataset]
+) -> None:
+    with soma.Collection[Any].open(str(build / "soma")) as census:
         for d in expected.values():
             if not d.spatial:
                 continue
@@ -157,8 +163,10 @@ def test_spatial_x_equals_the_source_counts(build: Path, expected) -> None:
             pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
-def test_scenes_locations_images_and_presence(build: Path, expected) -> None:
-    with soma.open(str(build / "soma")) as census:
+def test_scenes_locations_images_and_presence(
+    build: Path, expected: dict[str, ExpectedDataset]
+) -> None:
+    with soma.Collection[Any].open(str(build / "soma")) as census:
         for organism, ids in (
             ("homo_sapiens", ["h-visium", "h-slide"]),
             ("mus_musculus", ["m-slide"]),
@@ -175,6 +183,7 @@ def test_scenes_locations_images_and_presence(build: Path, expected) -> None:
                 d = expected[dataset_id]
                 scene = exp.spatial[dataset_id]
                 assert isinstance(scene, soma.Scene)
+                assert scene.coordinate_space is not None
                 axes = [(a.name, a.unit) for a in scene.coordinate_space.axes]
                 assert axes == [("y", "pixels"), ("x", "pixels")]
                 loc = scene.obsl["loc"].read().concat().to_pandas().sort_values("soma_joinid")
@@ -200,15 +209,18 @@ def test_scenes_locations_images_and_presence(build: Path, expected) -> None:
                 assert pixels.shape == (3, hires.shape[0], hires.shape[1])
                 np.testing.assert_array_equal(pixels, np.transpose(hires[:, :, :3], (2, 0, 1)))
                 scale = scene.get_transform_to_multiscale_image(lib)
+                assert isinstance(scale, soma.ScaleTransform)
                 np.testing.assert_array_equal(
                     scale.scale_factors, [factors["tissue_hires_scalef"]] * 2
                 )
 
 
-def test_census_info_counts_spatial_cells_as_the_official_builder(build: Path, expected) -> None:
+def test_census_info_counts_spatial_cells_as_the_official_builder(
+    build: Path, expected: dict[str, ExpectedDataset]
+) -> None:
     """Datasets rows for every contributing dataset (build order); spots counted into the
     organism's summary_cell_counts rows and the summary totals."""
-    with soma.open(str(build / "soma")) as census:
+    with soma.Collection[Any].open(str(build / "soma")) as census:
         info = census["census_info"]
         datasets = info["datasets"].read().concat().to_pandas()
         counts = info["summary_cell_counts"].read().concat().to_pandas()
@@ -245,7 +257,9 @@ def test_census_info_counts_spatial_cells_as_the_official_builder(build: Path, e
     assert doc["summary"]["spatial"]["homo_sapiens"]["scenes"] == 2
 
 
-def test_the_official_client_reads_the_spatial_experiments(build: Path, expected) -> None:
+def test_the_official_client_reads_the_spatial_experiments(
+    build: Path, expected: dict[str, ExpectedDataset]
+) -> None:
     """cellxgene_census 1.18: get_anndata / get_obs / get_var / get_presence_matrix with
     modality="census_spatial_sequencing"."""
     visium = expected["h-visium"]
@@ -279,14 +293,15 @@ def test_the_official_client_reads_the_spatial_experiments(build: Path, expected
         assert pm.shape == (4, len(var))
         assert pm[1].nnz == len(visium.var)
         assert pm[0].nnz == 0
-        with pytest.raises(Exception, match="normalized"):
+        # tiledbsoma's query refuses an X layer the spatial experiment does not have
+        with pytest.raises(ValueError, match="X layer name 'normalized' not found"):
             cellxgene_census.get_anndata(
                 census, "homo_sapiens", modality="census_spatial_sequencing", X_name="normalized"
             )
 
 
 def test_tiledbsoma_scene_api_and_spatial_query(build: Path) -> None:
-    with soma.open(str(build / "soma")) as census:
+    with soma.Collection[Any].open(str(build / "soma")) as census:
         exp = census["census_spatial_sequencing"]["homo_sapiens"]
         with exp.axis_query(
             "RNA", obs_query=soma.AxisQuery(value_filter="dataset_id == 'h-slide'")
@@ -315,7 +330,9 @@ def test_validation_finds_damaged_scenes(build: Path, tmp_path: Path) -> None:
     x = pa.array(np.roll(np.asarray(table["x"]), 1), schema.field("x").type)
     with soma.PointCloudDataFrame.open(loc_uri, "w") as loc:
         loc.write(table.set_column(1, "x", x))
-    with soma.open(str(copy / "soma/census_spatial_sequencing/homo_sapiens/spatial"), "d") as sp:
+    with soma.Collection[Any].open(
+        str(copy / "soma/census_spatial_sequencing/homo_sapiens/spatial"), "d"
+    ) as sp:
         del sp["h-slide"]
     with pytest.raises(IntegrityError) as err:
         validate_build(copy, sample_cells=32)

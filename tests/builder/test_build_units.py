@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from cellcensus.builder._xkernel import global_order
 from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize("n_cols", [100, 2048, 5000])
@@ -69,7 +73,7 @@ def test_normalize_and_stats_follow_their_definitions() -> None:
     np.testing.assert_array_equal(stats.nnz, [3, 2, 0])
     np.testing.assert_allclose(stats.raw_sum, [8, 4, 0])
     np.testing.assert_allclose(stats.raw_mean_nnz, [8 / 3, 2, 0])
-    np.testing.assert_allclose(stats.raw_variance_nnz, [np.var([1, 2, 5], ddof=1), 2.0, 0.0])
+    np.testing.assert_allclose(stats.raw_variance_nnz, [float(np.var([1, 2, 5], ddof=1)), 2.0, 0.0])
 
 
 def _random_cells(rng: np.random.Generator, n_rows: int, n_cols: int) -> tuple[np.ndarray, ...]:
@@ -83,7 +87,7 @@ def _random_cells(rng: np.random.Generator, n_rows: int, n_cols: int) -> tuple[n
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_path) -> None:
+def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_path: Path) -> None:
     """Chunks that split tile rows (2048 rows) anywhere are merged into one global-order write."""
     import pyarrow as pa
     import tiledb
@@ -135,7 +139,7 @@ def test_layer_writer_makes_one_fragment_from_unaligned_chunks(seed: int, tmp_pa
             np.testing.assert_array_equal(got["soma_data"].to_numpy(), expected)
 
 
-def test_layer_writer_order_check_refuses_bad_cells(tmp_path) -> None:
+def test_layer_writer_order_check_refuses_bad_cells(tmp_path: Path) -> None:
     """The writer's own check (TileDB's per-cell checks are off) catches every kind of bad cell."""
     from cellcensus.builder._band import XLayersWriter
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 import tiledbsoma as soma
-from expected_census import ExpectedDataset, census_tables, expected_datasets
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.builder._schema import (
@@ -22,6 +21,8 @@ from cellcensus.builder._schema import (
 )
 from cellcensus.synth import SynthCorpus, demo_corpus_specs, synth_corpus
 
+from .expected_census import ExpectedDataset, census_tables, expected_datasets
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -32,13 +33,13 @@ def expected(small_corpus: SynthCorpus) -> list[ExpectedDataset]:
 
 
 def _read_x(
-    census: soma.Collection,
+    census: soma.Collection[Any],
     organism: str,
     layer: str,
     joinids: np.ndarray,
     collection: str = "census_data",
 ) -> pd.DataFrame:
-    return (
+    x: pd.DataFrame = (
         census[collection][organism]
         .ms["RNA"]
         .X[layer]
@@ -47,12 +48,13 @@ def _read_x(
         .concat()
         .to_pandas()
     )
+    return x
 
 
 def _joinids(
-    census: soma.Collection, organism: str, dataset_id: str, collection: str = "census_data"
+    census: soma.Collection[Any], organism: str, dataset_id: str, collection: str = "census_data"
 ) -> pd.DataFrame:
-    return (
+    obs: pd.DataFrame = (
         census[collection][organism]
         .obs.read(
             value_filter=f"dataset_id == '{dataset_id}'",
@@ -70,13 +72,16 @@ def _joinids(
         .concat()
         .to_pandas()
     )
+    return obs
 
 
-def test_x_raw_normalized_and_stats_match_the_sources(census_build: Path, expected) -> None:
+def test_x_raw_normalized_and_stats_match_the_sources(
+    census_build: Path, expected: list[ExpectedDataset]
+) -> None:
     """Every dataset, census_data's and census_spatial_sequencing's (which has no normalized)."""
     full = full_gene_assays()
     assert {d.collection for d in expected} == {"census_data", "census_spatial_sequencing"}
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         for d in expected:
             exp = census[d.collection][d.organism]
             var = exp.ms["RNA"].var.read().concat().to_pandas()
@@ -144,8 +149,10 @@ EXPERIMENTS = [
 ]
 
 
-def test_var_stats_equal_a_recomputation(census_build: Path, expected) -> None:
-    with soma.open(str(census_build / "soma")) as census:
+def test_var_stats_equal_a_recomputation(
+    census_build: Path, expected: list[ExpectedDataset]
+) -> None:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         for collection, organism in EXPERIMENTS:
             var = census[collection][organism].ms["RNA"].var.read().concat().to_pandas()
             assert len(var) > 0, (collection, organism)
@@ -161,7 +168,7 @@ def test_var_stats_equal_a_recomputation(census_build: Path, expected) -> None:
 
 
 def test_excluded_cells_datasets_and_features_are_absent(
-    census_build: Path, small_corpus, expected
+    census_build: Path, small_corpus: SynthCorpus, expected: list[ExpectedDataset]
 ) -> None:
     build = json.loads((census_build / "build.json").read_text())
     statuses = {i["dataset_id"]: i["status"] for i in build["inputs"]}
@@ -171,7 +178,7 @@ def test_excluded_cells_datasets_and_features_are_absent(
     assert sorted(p.name for p in (census_build / "h5ads").iterdir()) == sorted(
         f"{i}.h5ad" for i in included
     )
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         for collection, organism in EXPERIMENTS:
             obs = (
                 census[collection][organism]
@@ -200,7 +207,7 @@ def test_excluded_cells_datasets_and_features_are_absent(
 
 
 def test_census_info_adds_up(census_build: Path) -> None:
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         info = census["census_info"]
         summary = dict(
             info["summary"].read().concat().to_pandas()[["label", "value"]].to_numpy().tolist()
@@ -244,7 +251,7 @@ def _value_type(t: pa.DataType) -> pa.DataType:
 
 
 def test_schema_column_order_types_and_dictionaries(census_build: Path) -> None:
-    with soma.open(str(census_build / "soma")) as census:
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
         tables = {
             "obs": (census["census_data"]["homo_sapiens"].obs, OBS_FIELDS),
             "var": (census["census_data"]["homo_sapiens"].ms["RNA"].var, VAR_FIELDS),

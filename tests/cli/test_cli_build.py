@@ -11,6 +11,8 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from cellcensus.synth import SynthCorpus
+
 
 def _cellcensus(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -23,6 +25,7 @@ def _cellcensus(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow  # 112 s CPU measured (2026-12-02)
 def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
     res = _cellcensus("demo", str(tmp_path / "demo"), "--cells", "3000")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -45,7 +48,8 @@ def test_demo_builds_publishes_and_queries(tmp_path: Path) -> None:
     assert "reusing the corpus" in again.stderr
 
 
-def test_build_and_validate_commands(small_corpus, tmp_path: Path) -> None:
+@pytest.mark.slow  # 67 s CPU measured (2026-12-02)
+def test_build_and_validate_commands(small_corpus: SynthCorpus, tmp_path: Path) -> None:
     out = tmp_path / "b"
     res = _cellcensus(
         "--quiet", "build", str(small_corpus.manifest_path), str(out), "--tag", "2026-05-05"
@@ -66,7 +70,7 @@ def test_build_and_validate_commands(small_corpus, tmp_path: Path) -> None:
     ],
 )
 def test_errors_are_one_clear_line_and_exit_non_zero(
-    args: tuple[str, ...], needle: str, small_corpus, tmp_path: Path
+    args: tuple[str, ...], needle: str, small_corpus: SynthCorpus, tmp_path: Path
 ) -> None:
     real = [
         str(small_corpus.manifest_path)

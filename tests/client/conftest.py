@@ -8,14 +8,13 @@ import contextlib
 import functools
 import http.server
 import json
-import os
 import shutil
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator  # noqa: TC003 - pytest resolves fixture annotations
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,8 +23,8 @@ from cellcensus.release import publish
 from cellcensus.release._s3 import S3Root
 from cellcensus.settings import Settings, reset_configuration
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _s3server import S3Server, WeedNotFoundError
+if TYPE_CHECKING:
+    from tests._s3server import S3Server
 
 LTS_TAG = "2026-11-01"
 WEEKLY_TAG = "2026-11-08"
@@ -35,16 +34,9 @@ MOUSE = "mus_musculus"
 
 # ---------------------------------------------------------------------------- isolation
 @pytest.fixture(autouse=True)
-def _isolated_client(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """No AWS/CELLCENSUS settings from the machine, no ~/.aws, and a fresh client config and
-    directory cache for every test."""
-    for key in list(os.environ):
-        if key.startswith(("AWS_", "CELLCENSUS_")):
-            monkeypatch.delenv(key)
-    empty = tmp_path_factory.getbasetemp() / "no-aws-config"
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+def _isolated_client(isolated_aws_env: None) -> Iterator[None]:
+    """A fresh client config and directory cache for every test (after the root's
+    ``isolated_aws_env``: no AWS/CELLCENSUS settings from the machine)."""
     reset_configuration()
     directory.clear_cache()
     yield
@@ -136,18 +128,6 @@ def closed_port() -> int:
 
 
 # ---------------------------------------------------------------------------- S3
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """The SeaweedFS S3 test server (buckets ``public`` with anonymous reads, ``private``)."""
-    server = S3Server(tmp_path_factory.mktemp("seaweedfs-client"))
-    try:
-        server.start()
-    except WeedNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
-    yield server
-    server.stop()
-
-
 @dataclass(frozen=True)
 class S3Release:
     """The census published to ``s3://public/<prefix>/`` and settings to read it."""

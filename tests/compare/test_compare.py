@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,13 +50,13 @@ def second_build(
 
 def _recreate_with_type(collection_uri: str, key: str, column: str, new_type: pa.DataType) -> None:
     """Replace ``collection[key]`` by a copy whose ``column`` has another Arrow type."""
-    with soma.Collection.open(collection_uri) as coll:
+    with soma.Collection[Any].open(collection_uri) as coll:
         old = coll[key]
         table = old.read().concat()
         schema = old.schema
         domain = old.domain
         metadata = dict(old.metadata)
-    with soma.Collection.open(collection_uri, "d") as coll:
+    with soma.Collection[Any].open(collection_uri, "d") as coll:
         del coll[key]
     fields = [
         pa.field(f.name, new_type if f.name == column else f.type)
@@ -71,7 +71,7 @@ def _recreate_with_type(collection_uri: str, key: str, column: str, new_type: pa
         for k, v in metadata.items():
             if k not in df.metadata:
                 df.metadata[k] = v
-    with soma.Collection.open(collection_uri, "w") as coll, soma.DataFrame.open(new_uri) as df:
+    with soma.Collection[Any].open(collection_uri, "w") as coll, soma.DataFrame.open(new_uri) as df:
         coll.set(key, df, use_relative_uri=True)
 
 
@@ -114,6 +114,7 @@ def modified_copy(census_build: Path, tmp_path_factory: pytest.TempPathFactory) 
     return copy
 
 
+@pytest.mark.slow  # 42 s CPU measured (2026-12-02)
 def test_two_builds_of_the_same_corpus_compare_equal(
     census_build: Path, second_build: Path
 ) -> None:
@@ -128,12 +129,13 @@ def test_two_builds_of_the_same_corpus_compare_equal(
     } <= paths
     assert "census_data/homo_sapiens/ms/RNA/feature_dataset_presence_matrix" in paths
     by_path = {o.path: o for o in report.objects}
-    with soma.open(str(census_build / "soma" / X_RAW)) as x:
+    with soma.SparseNDArray.open(str(census_build / "soma" / X_RAW)) as x:
         assert by_path[X_RAW].compared == x.nnz > 0
-    with soma.open(str(census_build / "soma" / OBS)) as obs:
+    with soma.DataFrame.open(str(census_build / "soma" / OBS)) as obs:
         assert by_path[OBS].compared == obs.count
 
 
+@pytest.mark.slow  # 59 s CPU measured (2026-12-02)
 def test_each_change_is_reported_exactly(census_build: Path, modified_copy: Path) -> None:
     report = compare_builds(census_build, modified_copy)
     assert not report.equal
@@ -201,7 +203,7 @@ def test_what_only_cellcensus_writes_is_left_out_unless_asked(
     with ``ignore_members=()`` the missing member is the one difference."""
     copy = tmp_path / "official-like"
     shutil.copytree(census_build, copy)
-    with soma.Collection.open(str(copy / "soma"), "d") as root:
+    with soma.Collection[Any].open(str(copy / "soma"), "d") as root:
         assert "cellcensus_genes" in root
         del root["cellcensus_genes"]
     assert compare_builds(census_build, copy).equal
@@ -213,6 +215,7 @@ def test_what_only_cellcensus_writes_is_left_out_unless_asked(
 
 
 @pytest.mark.filterwarnings("ignore:Support for spatial types is experimental:UserWarning")
+@pytest.mark.slow  # 24 s CPU measured (2026-12-02)
 def test_spatial_scenes_are_compared(census_build: Path, tmp_path: Path) -> None:
     """Scenes with a point cloud and a multiscale image: equal copies, then one point moved and
     one pixel changed."""
@@ -221,7 +224,7 @@ def test_spatial_scenes_are_compared(census_build: Path, tmp_path: Path) -> None
         copy = tmp_path / name
         shutil.copytree(census_build, copy)
         spatial = f"{copy}/soma/census_spatial_sequencing/homo_sapiens/spatial"
-        with soma.Collection.open(spatial, "w") as coll:
+        with soma.Collection[Any].open(spatial, "w") as coll:
             scene = coll.add_new_collection("ds1", soma.Scene)
             scene.coordinate_space = soma.CoordinateSpace.from_axis_names(["x", "y"])
             scene.add_new_collection("obsl")
@@ -258,14 +261,14 @@ def test_spatial_scenes_are_compared(census_build: Path, tmp_path: Path) -> None
         copies.append(copy)
     assert compare_builds(copies[0], copies[0]).equal
     report = compare_builds(copies[0], copies[1])
-    scene = "census_spatial_sequencing/homo_sapiens/spatial/ds1"
+    ds1 = "census_spatial_sequencing/homo_sapiens/spatial/ds1"
     assert _found(report) == {
-        (f"{scene}/obsl/loc", "rows", 2),
-        (f"{scene}/img/tissue/hires", "data", 1),
+        (f"{ds1}/obsl/loc", "rows", 2),
+        (f"{ds1}/img/tissue/hires", "data", 1),
     }
     # a scene present in one build only
     only = compare_builds(census_build, copies[0])
-    assert _found(only) == {(scene, "member", 1)}
+    assert _found(only) == {(ds1, "member", 1)}
 
 
 def test_resolve_accepts_a_build_or_its_soma(census_build: Path, tmp_path: Path) -> None:
@@ -278,6 +281,7 @@ def test_resolve_accepts_a_build_or_its_soma(census_build: Path, tmp_path: Path)
         CompareOptions(block_values=0)
 
 
+@pytest.mark.slow  # 37 s CPU measured with the modified copy it makes (2026-12-02)
 def test_command_prints_differences_and_exits_non_zero(
     census_build: Path, modified_copy: Path, tmp_path: Path
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import pytest
@@ -19,11 +19,15 @@ from cellcensus.release import publish, read_directory, sync, verify
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from cellcensus.synth import SynthCorpus
+    from tests._s3server import S3Env
+
 pytestmark = pytest.mark.s3
 
 
+@pytest.mark.slow  # 55 s CPU measured (2026-12-02)
 def test_real_build_published_to_s3_reads_with_the_official_client(
-    small_build: BuildResult, s3, tmp_path: Path
+    small_build: BuildResult, s3: S3Env, tmp_path: Path
 ) -> None:
     root = s3.root_uri("public")
     res = publish(small_build.out_dir, root, tag="2026-11-01", settings=s3.publisher)
@@ -44,8 +48,8 @@ def test_real_build_published_to_s3_reads_with_the_official_client(
         assert set(adata.obs["sex"]) == {"female"}
         datasets = c["census_info"]["datasets"].read().concat().to_pandas()
         assert len(datasets) == len([d for d in small_build.datasets if d["status"] == "included"])
-    ctx = tiledbsoma.SOMATileDBContext(tiledb_config=s3.anon.tiledb_config())
-    with tiledbsoma.open(res.soma_uri, context=ctx) as census:
+    ctx = tiledbsoma.SOMATileDBContext(tiledb_config={**s3.anon.tiledb_config()})
+    with tiledbsoma.Collection[Any].open(res.soma_uri, context=ctx) as census:
         assert "mus_musculus" in census["census_data"]
     dest = tmp_path / "copy"
     sync(root, "2026-11-01", dest, settings=s3.anon)
@@ -53,9 +57,10 @@ def test_real_build_published_to_s3_reads_with_the_official_client(
         assert c["census_data"]["homo_sapiens"].obs.count == n_human
 
 
-def _upload_corpus(small_corpus, s3, prefix: str) -> Path:
+def _upload_corpus(small_corpus: SynthCorpus, s3: S3Env, prefix: str) -> Path:
     client = s3.publisher.boto3_client()
-    rows = list(csv.DictReader(small_corpus.manifest_path.open()))
+    with small_corpus.manifest_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     for row in rows:
         key = f"{prefix}/{row['dataset_id']}.h5ad"
         client.upload_file(row["dataset_asset_h5ad_uri"], "private", key)
@@ -68,8 +73,9 @@ def _upload_corpus(small_corpus, s3, prefix: str) -> Path:
     return manifest
 
 
+@pytest.mark.slow  # 29 s CPU measured (2026-12-02)
 def test_build_from_s3_sources_equals_local_build(
-    small_corpus, small_build: BuildResult, s3, tmp_path: Path
+    small_corpus: SynthCorpus, small_build: BuildResult, s3: S3Env, tmp_path: Path
 ) -> None:
     manifest = _upload_corpus(small_corpus, s3, s3.prefix)
     result = build_census(
@@ -89,7 +95,7 @@ def test_build_from_s3_sources_equals_local_build(
 
 
 def test_s3_staging_resumes_a_partial_download_and_verifies_it(
-    small_corpus, s3, tmp_path: Path
+    small_corpus: SynthCorpus, s3: S3Env, tmp_path: Path
 ) -> None:
     source = next(iter(small_corpus.paths.values()))
     data = source.read_bytes()

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
+from typing import TYPE_CHECKING
 
 import cellxgene_census
 import pytest
@@ -29,8 +30,11 @@ from cellcensus.release import (
     verify,
 )
 from cellcensus.release._local import LocalRoot
+from tests._cli import cli_env, run_cli
+from tests._tinybuild import N_OBS
 
-from .conftest import N_OBS, cli_env, run_cli
+if TYPE_CHECKING:
+    from cellcensus.release._root import Callback
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -39,7 +43,7 @@ def _tag(days_ago: int) -> str:
     return (TODAY - dt.timedelta(days=days_ago)).isoformat()
 
 
-def test_publish_to_a_directory_root(census_build, tmp_path) -> None:
+def test_publish_to_a_directory_root(census_build: Path, tmp_path: Path) -> None:
     root = LocalRoot(tmp_path / "releases")
     res = publish(census_build, root, tag="2026-01-05")
     base = (tmp_path / "releases").resolve()
@@ -75,7 +79,7 @@ def test_publish_to_a_directory_root(census_build, tmp_path) -> None:
     assert read_directory(root).resolve("latest") == "nightly-7"
 
 
-def test_bad_build_directories_are_refused(census_build, tmp_path) -> None:
+def test_bad_build_directories_are_refused(census_build: Path, tmp_path: Path) -> None:
     root = tmp_path / "r"
     with pytest.raises(BadInputError, match="does not exist"):
         publish(tmp_path / "nope", root, tag="2026-01-01")
@@ -94,7 +98,7 @@ def test_bad_build_directories_are_refused(census_build, tmp_path) -> None:
     assert not root.exists() or not (root / "release.json").exists()
 
 
-def test_promote_retract_alias_pin(census_build, tmp_path) -> None:
+def test_promote_retract_alias_pin(census_build: Path, tmp_path: Path) -> None:
     root = LocalRoot(tmp_path / "r")
     for tag, lts in (("2026-01-01", True), ("2026-01-08", False), ("2026-01-15", False)):
         publish(census_build, root, tag=tag, lts=lts)
@@ -178,7 +182,7 @@ class _SpyRoot(LocalRoot):
         return super().delete_prefix(prefix)
 
 
-def test_retention_deletes_exactly_the_right_builds(census_build, tmp_path) -> None:
+def test_retention_deletes_exactly_the_right_builds(census_build: Path, tmp_path: Path) -> None:
     root = _SpyRoot(tmp_path / "r")
     builds = {
         "old_lts": _tag(200),
@@ -236,8 +240,9 @@ def test_retention_deletes_exactly_the_right_builds(census_build, tmp_path) -> N
     assert cleanup(root, days=32, today=TODAY).delete == []
 
 
+@pytest.mark.slow  # 30 s CPU measured (2026-12-02)
 def test_interrupted_local_publish_resumes_and_a_different_build_is_refused(
-    census_build, build_copy, tmp_path
+    census_build: Path, build_copy: Path, tmp_path: Path
 ) -> None:
     root = tmp_path / "r"
     proc = run_cli(
@@ -286,7 +291,14 @@ def test_interrupted_local_publish_resumes_and_a_different_build_is_refused(
 class _CorruptingRoot(LocalRoot):
     """A root whose storage silently corrupts one file on write (fault injection)."""
 
-    def upload_file(self, path, key, *, sha256, callback=None) -> None:
+    def upload_file(
+        self,
+        path: Path,
+        key: str,
+        *,
+        sha256: str,
+        callback: Callback | None = None,
+    ) -> None:
         super().upload_file(path, key, sha256=sha256, callback=callback)
         if key.endswith(".h5ad"):
             p = self.path / key
@@ -295,14 +307,16 @@ class _CorruptingRoot(LocalRoot):
             p.write_bytes(bytes(data))
 
 
-def test_publish_refuses_to_commit_what_did_not_land_intact(census_build, tmp_path) -> None:
+def test_publish_refuses_to_commit_what_did_not_land_intact(
+    census_build: Path, tmp_path: Path
+) -> None:
     root = _CorruptingRoot(tmp_path / "r")
     with pytest.raises(IntegrityError, match=r"h5ads/.*sha256.*release.json was not changed"):
         publish(census_build, root, tag="2026-04-01")
     assert not (tmp_path / "r" / "release.json").exists()
 
 
-def test_mirrors(census_build, tmp_path) -> None:
+def test_mirrors(census_build: Path, tmp_path: Path) -> None:
     root = LocalRoot(tmp_path / "r")
     publish(census_build, root, tag="2026-05-01")
     d = add_mirror(root, "s3-copy", "s3://bucket", region="eu-west-1")

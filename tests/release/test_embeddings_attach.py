@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import cellxgene_census
@@ -31,15 +32,22 @@ from cellcensus.errors import BadInputError, NotFoundError, PermissionDeniedErro
 from cellcensus.release import ReleaseRoot, publish
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
+from tests._cli import run_cli
+from tests._s3server import make_settings
+from tests._tinybuild import DATASET_IDS, N_OBS, N_VAR
 
-from .conftest import DATASET_IDS, N_OBS, N_VAR, make_settings, run_cli
+if TYPE_CHECKING:
+    from cellcensus.settings import Settings
+    from tests._s3server import S3Server
 
 TAG = "2026-11-01"
 DIMS = 6
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def published(request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str, census_build):
+def published(
+    request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str, census_build: Path
+) -> tuple[ReleaseRoot, Settings | None]:
     """The tiny census published as ``TAG`` to a fresh root on each backend; yields (root,
     settings to read it with)."""
     if request.param == "local":
@@ -54,7 +62,7 @@ def published(request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str
 
 
 @pytest.fixture
-def local_published(tmp_path: Path, census_build) -> tuple[ReleaseRoot, None]:
+def local_published(tmp_path: Path, census_build: Path) -> tuple[ReleaseRoot, None]:
     """The tiny census published as ``TAG`` to a fresh directory root."""
     root = LocalRoot(tmp_path / "cell-census")
     publish(census_build, root, tag=TAG, lts=True)
@@ -75,7 +83,9 @@ def _nothing_stored(root: ReleaseRoot) -> None:
 
 
 # ---------------------------------------------------------------------------- round trip
-def test_attach_discover_read_remove(published, tmp_path: Path) -> None:
+def test_attach_discover_read_remove(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     root, reader = published
     subset = np.sort(np.random.default_rng(1).choice(N_OBS, size=40, replace=False))
     vectors = _vectors(len(subset))
@@ -101,7 +111,7 @@ def test_attach_discover_read_remove(published, tmp_path: Path) -> None:
     assert root.exists(f"embeddings/{TAG}/{e.id}.manifest.json")
 
     # discover
-    kw = {"release_root": _root_arg(root), "settings": reader}
+    kw: dict[str, Any] = {"release_root": _root_arg(root), "settings": reader}
     listed = experimental.get_all_available_embeddings("stable", **kw)
     assert [d["id"] for d in listed] == [e.id]
     md = experimental.get_embedding_metadata_by_name("scvi", "homo_sapiens", TAG, **kw)
@@ -141,7 +151,9 @@ def test_attach_discover_read_remove(published, tmp_path: Path) -> None:
     assert experimental.get_all_available_embeddings(TAG, **kw) == []
 
 
-def test_stable_cell_keys_from_a_parquet_table(published, tmp_path: Path) -> None:
+def test_stable_cell_keys_from_a_parquet_table(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     root, reader = published
     rng = np.random.default_rng(2)
     joinids = rng.permutation(N_OBS)[:30]
@@ -164,7 +176,9 @@ def test_stable_cell_keys_from_a_parquet_table(published, tmp_path: Path) -> Non
     np.testing.assert_array_equal(got, vectors)
 
 
-def test_anndata_obsm_source_keyed_by_soma_joinid(published, tmp_path: Path) -> None:
+def test_anndata_obsm_source_keyed_by_soma_joinid(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     root, reader = published
     vectors = _vectors(N_OBS, seed=4)
     a = ad.AnnData(
@@ -183,7 +197,7 @@ def test_anndata_obsm_source_keyed_by_soma_joinid(published, tmp_path: Path) -> 
     np.testing.assert_array_equal(adata.obsm["umap"], vectors[10:20])
 
 
-def test_gene_embedding_as_varm(local_published, tmp_path: Path) -> None:
+def test_gene_embedding_as_varm(local_published: tuple[ReleaseRoot, None], tmp_path: Path) -> None:
     root, _ = local_published
     vectors = _vectors(N_VAR, seed=7)
     add_embedding(
@@ -305,13 +319,18 @@ BAD_CASES = [
     ids=[c[0] for c in BAD_CASES],
 )
 def test_bad_input_is_refused_and_nothing_is_written(  # noqa: PLR0917 - parametrized
-    local_published, tmp_path: Path, source, kwargs, error, fragment
+    local_published: tuple[ReleaseRoot, None],
+    tmp_path: Path,
+    source: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    fragment: str,
 ) -> None:
     root, _ = local_published
     np.save(tmp_path / "ids4.npy", np.arange(4))
     np.save(tmp_path / "ids_unknown.npy", np.array([0, N_OBS + 5]))
     np.save(tmp_path / "ids_dup.npy", np.array([3, 3]))
-    kw = {"name": "e", "organism": "homo_sapiens", "tag": TAG, **kwargs}
+    kw: dict[str, Any] = {"name": "e", "organism": "homo_sapiens", "tag": TAG, **kwargs}
     if "joinids" in kw:
         kw["joinids"] = tmp_path / f"{kw['joinids']}.npy"
     tag = kw.pop("tag")
@@ -321,7 +340,9 @@ def test_bad_input_is_refused_and_nothing_is_written(  # noqa: PLR0917 - paramet
 
 
 @pytest.mark.s3
-def test_bad_input_on_s3_leaves_nothing(s3_server, census_build, unique_prefix, tmp_path) -> None:
+def test_bad_input_on_s3_leaves_nothing(
+    s3_server: S3Server, census_build: Path, unique_prefix: str, tmp_path: Path
+) -> None:
     root = S3Root(f"s3://public/{unique_prefix}/", make_settings(s3_server, "publisher"))
     publish(census_build, root, tag=TAG)
     with pytest.raises(BadInputError, match="NaN"):
@@ -353,7 +374,9 @@ def test_bad_input_on_s3_leaves_nothing(s3_server, census_build, unique_prefix, 
     _nothing_stored(root)
 
 
-def test_duplicate_name_is_refused_and_the_first_is_kept(published, tmp_path: Path) -> None:
+def test_duplicate_name_is_refused_and_the_first_is_kept(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     root, _ = published
     first = add_embedding(
         root, TAG, _npy(tmp_path, _vectors(N_OBS)), name="scvi", organism="homo_sapiens"
@@ -374,7 +397,9 @@ def test_duplicate_name_is_refused_and_the_first_is_kept(published, tmp_path: Pa
     assert len(read_contributions(root).entries) == 2
 
 
-def test_concurrent_attaches_of_one_name_commit_exactly_one(published, tmp_path: Path) -> None:
+def test_concurrent_attaches_of_one_name_commit_exactly_one(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     """Two writers pass the early duplicate check at once; the compare-and-swap commit lets one
     win, and the loser deletes what it uploaded (no orphans)."""
     root, _ = published
@@ -403,7 +428,7 @@ def test_concurrent_attaches_of_one_name_commit_exactly_one(published, tmp_path:
 
 
 def test_a_commit_that_loses_to_a_concurrent_writer_deletes_its_upload(
-    local_published, tmp_path: Path
+    local_published: tuple[ReleaseRoot, None], tmp_path: Path
 ) -> None:
     """Deterministically the losing side of the race above: the name is taken between the early
     check and the commit; the compare-and-swap refuses the entry and the upload is deleted."""
@@ -448,7 +473,7 @@ def test_a_commit_that_loses_to_a_concurrent_writer_deletes_its_upload(
     assert not root.exists(f"embeddings/{TAG}/{entry.id}.manifest.json")
 
 
-def test_removing_an_unknown_embedding(published) -> None:
+def test_removing_an_unknown_embedding(published: tuple[ReleaseRoot, Settings | None]) -> None:
     root, _ = published
     with pytest.raises(NotFoundError, match="no embedding"):
         remove_embedding(root, "nope")
@@ -458,7 +483,9 @@ def test_removing_an_unknown_embedding(published) -> None:
         remove_embedding(root, "../x/nope-1")
 
 
-def test_orphans_are_found_and_removed(published, tmp_path: Path) -> None:
+def test_orphans_are_found_and_removed(
+    published: tuple[ReleaseRoot, Settings | None], tmp_path: Path
+) -> None:
     """Data an interrupted attach left behind is invisible to readers and removable."""
     root, _ = published
     res = add_embedding(
@@ -475,7 +502,7 @@ def test_orphans_are_found_and_removed(published, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- CLI
 @pytest.mark.slow  # five CLI processes: ~45 s on a shared 2-core machine
-def test_cli_add_list_show_remove(census_build, tmp_path: Path) -> None:
+def test_cli_add_list_show_remove(census_build: Path, tmp_path: Path) -> None:
     root = tmp_path / "cell-census"
     publish(census_build, root, tag=TAG, lts=True)
     src = _npy(tmp_path, _vectors(N_OBS))

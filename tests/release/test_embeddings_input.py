@@ -28,6 +28,7 @@ def test_npy_rows_are_joinids_unless_keys_are_given(tmp_path: Path) -> None:
     )
     keyed = read_input(tmp_path / "m.npy", joinids=tmp_path / "keys.csv")
     assert keyed.soma_joinids is None
+    assert keyed.observation_joinids is not None
     assert list(keyed.observation_joinids) == list("abcd")
 
 
@@ -65,9 +66,12 @@ def test_anndata_by_observation_joinid_and_file_name(tmp_path: Path) -> None:
     a.obsm["X_scvi"] = M
     a.write_h5ad(tmp_path / "dataset-7.h5ad")
     got = read_input(tmp_path / "dataset-7.h5ad", obsm_key="X_scvi")
+    assert got.dataset_ids is not None
+    assert got.observation_joinids is not None
     assert set(got.dataset_ids) == {"dataset-7"}
     assert list(got.observation_joinids) == list("wxyz")
     other = read_input(tmp_path / "dataset-7.h5ad", obsm_key="X_scvi", dataset_id="other")
+    assert other.dataset_ids is not None
     assert set(other.dataset_ids) == {"other"}
     with pytest.raises(BadInputError, match=r"no obsm\['nope'\] \(obsm keys: X_scvi\)"):
         read_input(tmp_path / "dataset-7.h5ad", obsm_key="nope")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,13 +31,17 @@ from cellcensus.release._validate import (
     validate_relative_path,
     validate_tag,
 )
+from tests._cli import run_cli
 
-from .conftest import run_cli
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cellcensus.release import ReleaseRoot
 
 
 # ---------------------------------------------------------------------------- tags
 @pytest.mark.parametrize("tag", ["2024-07-01", "1999-12-31", "2024-02-29"])
-def test_date_tags_are_accepted(tag) -> None:
+def test_date_tags_are_accepted(tag: str) -> None:
     assert validate_tag(tag) == tag
 
 
@@ -67,14 +72,14 @@ def test_date_tags_are_accepted(tag) -> None:
         ("mirrors.json", True, "reserved"),
     ],
 )
-def test_bad_tags_are_refused_clearly(tag, custom, match) -> None:
+def test_bad_tags_are_refused_clearly(tag: str, custom: bool, match: str) -> None:
     with pytest.raises(BadInputError, match=match) as e:
         validate_tag(tag, allow_custom=custom)
     assert "tag" in str(e.value)
 
 
 @pytest.mark.parametrize("tag", ["nightly-1", "2024-07-01-rc1", "v1.2.3", "A_b"])
-def test_custom_tags_need_the_flag(tag) -> None:
+def test_custom_tags_need_the_flag(tag: str) -> None:
     with pytest.raises(BadInputError, match="allow-custom-tag"):
         validate_tag(tag)
     assert validate_tag(tag, allow_custom=True) == tag
@@ -89,12 +94,12 @@ def test_custom_tags_need_the_flag(tag) -> None:
         ("2024-07-011", None),
     ],
 )
-def test_tag_date(tag, date) -> None:
+def test_tag_date(tag: str, date: dt.date | None) -> None:
     assert tag_date(tag) == date
 
 
 @pytest.mark.parametrize("name", ["default", "a/b", "..", "release.json", ""])
-def test_bad_alias_names(name) -> None:
+def test_bad_alias_names(name: str) -> None:
     with pytest.raises(BadInputError):
         validate_name(name)
 
@@ -103,7 +108,7 @@ def test_bad_alias_names(name) -> None:
     "path",
     ["../x", "/etc/passwd", "soma/../../x", "soma//x", "./soma", "soma\\x", "C:/x", "a\x00b", ""],
 )
-def test_unsafe_manifest_paths_are_refused(path) -> None:
+def test_unsafe_manifest_paths_are_refused(path: str) -> None:
     with pytest.raises(BadInputError, match="unsafe object path"):
         validate_relative_path(path, where="manifest.json")
 
@@ -120,12 +125,12 @@ def test_unsafe_manifest_paths_are_refused(path) -> None:
         ("/", "file-system root"),
     ],
 )
-def test_bad_release_roots(root, match) -> None:
+def test_bad_release_roots(root: ReleaseRoot, match: str) -> None:
     with pytest.raises(BadInputError, match=match):
         open_root(root)
 
 
-def test_cli_reports_a_bad_tag_without_traceback(census_build, tmp_path) -> None:
+def test_cli_reports_a_bad_tag_without_traceback(census_build: Path, tmp_path: Path) -> None:
     proc = run_cli("publish", str(census_build), str(tmp_path / "root"), "--tag", "../evil")
     assert proc.returncode == 1
     assert "path separator" in proc.stderr
@@ -204,7 +209,7 @@ def test_release_directory_reads_official_files_and_keeps_unknown_keys() -> None
         ({"a": {"release_build": "a", "h5ads": {"uri": "x"}}}, "'soma' is missing"),
     ],
 )
-def test_malformed_release_json(doc, match) -> None:
+def test_malformed_release_json(doc: object, match: str) -> None:
     with pytest.raises(BadInputError, match=match):
         ReleaseDirectory.from_json(json.dumps(doc).encode())
 
@@ -283,14 +288,14 @@ def test_manifest_round_trip_and_version_check() -> None:
         (b"{not json", BadInputError, "not valid JSON"),
     ],
 )
-def test_build_json_versions(content, error, match) -> None:
+def test_build_json_versions(content: bytes, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         BuildInfo.from_json(content)
     assert BuildInfo.from_json(b'{"format_version": 1, "x": [1]}').data["x"] == [1]
 
 
 def test_mirrors_round_trip() -> None:
-    raw = {
+    raw: dict[str, Any] = {
         "default": "a",
         "a": {
             "provider": "S3",

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator  # noqa: TC003
 from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import cellxgene_census._release_directory as rd
@@ -27,8 +28,12 @@ from cellcensus.release import (
 )
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
+from tests._tinybuild import N_OBS
 
-from .conftest import N_OBS
+if TYPE_CHECKING:
+    import tiledbsoma
+
+    from tests._s3server import S3Env
 
 LTS_TAG, WEEKLY_TAG, BAD_TAG = "2026-10-01", "2026-10-08", "2026-10-15"
 
@@ -38,13 +43,13 @@ def _point_client_at(monkeypatch: pytest.MonkeyPatch, release_url: str, mirrors_
     monkeypatch.setattr(rd, "CELL_CENSUS_MIRRORS_DIRECTORY_URL", mirrors_url)
 
 
-def _version_of(census) -> str:
+def _version_of(census: tiledbsoma.Collection[Any]) -> str:
     return cellxgene_census._util._extract_census_version(census)  # tag from the path
 
 
 @pytest.mark.s3
 def test_official_client_through_s3_and_file_mirrors(
-    s3, census_build, tmp_path, monkeypatch
+    s3: S3Env, census_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prefix = f"cell-census-{int(time.time() * 1000) % 10**8}"
     root = S3Root(f"s3://public/{prefix}/", s3.publisher)
@@ -166,7 +171,7 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def test_official_client_with_a_directory_root_and_its_origin_file_mirror(
-    census_build, http_server, monkeypatch
+    census_build: Path, http_server: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served, url = http_server
     root = LocalRoot(served / "cell-census")

@@ -7,35 +7,34 @@ import logging
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import numpy as np
 import pytest
 import tiledbsoma
 
-from cellcensus.errors import IntegrityError, PermissionDeniedError
+from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
 from cellcensus.release import publish, read_directory, read_manifest, sync, verify
 from cellcensus.release._root import MULTIPART_CHUNKSIZE
 from cellcensus.release._s3 import S3Root
 from cellcensus.release._transfer import hash_file, hash_stream
 from cellcensus.release.publish import _plan_uploads
+from tests._cli import cli_env, publisher_env, run_cli, s3_cli_args
+from tests._tinybuild import N_OBS
 
-from .conftest import (
-    N_OBS,
-    cli_env,
-    publisher_env,
-    run_cli,
-    s3_cli_args,
-)
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tests._s3server import S3Env, S3Server
 
 pytestmark = pytest.mark.s3
 
 TAG = "2026-11-01"
 
 
-def _put_count(server, bucket: str) -> int:
+def _put_count(server: S3Server, bucket: str) -> int:
     """Successful PUT requests the server has answered for ``bucket`` (its own metrics)."""
     m = re.search(
         rf'SeaweedFS_s3_request_total\{{bucket="{bucket}",code="200",type="PUT"\}} (\d+)',
@@ -44,17 +43,20 @@ def _put_count(server, bucket: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _read_x(census) -> np.ndarray:
+def _read_x(census: tiledbsoma.Collection[Any]) -> pd.DataFrame:
     x = census["census_data"]["homo_sapiens"].ms["RNA"].X["raw"]
-    return x.read().tables().concat().to_pandas().sort_values(["soma_dim_0", "soma_dim_1"])
+    table: pd.DataFrame = x.read().tables().concat().to_pandas()
+    return table.sort_values(["soma_dim_0", "soma_dim_1"])
 
 
-def _local_x(build: Path):
-    with tiledbsoma.open(str(build / "soma")) as c:
+def _local_x(build: Path) -> pd.DataFrame:
+    with tiledbsoma.Collection[Any].open(str(build / "soma")) as c:
         return _read_x(c)
 
 
-def test_publish_list_and_open_anonymously_from_the_public_bucket(s3, census_build) -> None:
+def test_publish_list_and_open_anonymously_from_the_public_bucket(
+    s3: S3Env, census_build: Path
+) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     res = publish(census_build, root_uri, tag=TAG, settings=s3.publisher)
     assert res.uploaded == res.total_objects > 50
@@ -88,17 +90,17 @@ def test_publish_list_and_open_anonymously_from_the_public_bucket(s3, census_bui
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
 
     # tiledbsoma directly, with a context built from the same settings
-    ctx = tiledbsoma.SOMATileDBContext(tiledb_config=s3.anon.tiledb_config())
-    with tiledbsoma.open(res.soma_uri, context=ctx) as c:
+    ctx = tiledbsoma.SOMATileDBContext(tiledb_config={**s3.anon.tiledb_config()})
+    with tiledbsoma.Collection[Any].open(res.soma_uri, context=ctx) as c:
         assert c["census_data"]["homo_sapiens"].obs.count == N_OBS
 
 
-def test_private_bucket_needs_signed_requests(s3, census_build) -> None:
+def test_private_bucket_needs_signed_requests(s3: S3Env, census_build: Path) -> None:
     root_uri = f"s3://private/{s3.prefix}/"
     res = publish(census_build, root_uri, tag=TAG, lts=True, settings=s3.publisher)
 
     # the seed's private-bucket config, plus endpoint settings and the reader's keys
-    cfg = {
+    cfg: dict[str, str | float] = {
         "vfs.s3.no_sign_request": "false",
         "vfs.s3.region": s3.reader.region,
         "vfs.s3.endpoint_override": s3.server.endpoint_url,
@@ -111,7 +113,7 @@ def test_private_bucket_needs_signed_requests(s3, census_build) -> None:
     with cellxgene_census.open_soma(uri=res.soma_uri, tiledb_config=cfg) as c:
         assert c["census_data"]["homo_sapiens"].obs.count == N_OBS
     ctx = tiledbsoma.SOMATileDBContext(tiledb_config=cfg)
-    with tiledbsoma.open(res.soma_uri, context=ctx) as c:
+    with tiledbsoma.Collection[Any].open(res.soma_uri, context=ctx) as c:
         assert c["census_data"]["homo_sapiens"].ms["RNA"].var.count > 0
     assert read_directory(root_uri, s3.reader).resolve("stable") == TAG
 
@@ -124,7 +126,10 @@ def test_private_bucket_needs_signed_requests(s3, census_build) -> None:
         sync(root_uri, TAG, Path("/nonexistent-never-created"), settings=s3.anon)
 
 
-def test_publish_without_credentials_is_refused(s3, census_build, tmp_path) -> None:
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
+def test_publish_without_credentials_is_refused(
+    s3: S3Env, census_build: Path, tmp_path: Path
+) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     with pytest.raises(PermissionDeniedError, match="needs credentials"):
         publish(census_build, root_uri, tag=TAG, settings=s3.anon)
@@ -152,8 +157,13 @@ def test_publish_without_credentials_is_refused(s3, census_build, tmp_path) -> N
     assert list(S3Root(root_uri, s3.publisher).list_objects()) == []
 
 
+@pytest.mark.slow  # 34 s CPU measured (2026-12-02)
 def test_credentials_never_appear_in_logs_or_files(
-    s3, census_build, tmp_path, caplog, capsys
+    s3: S3Env,
+    census_build: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     secret = s3.server.publisher.secret_access_key
     root_uri = f"s3://public/{s3.prefix}/"
@@ -195,16 +205,17 @@ def test_credentials_never_appear_in_logs_or_files(
         assert secret.encode() not in p.read_bytes()
 
 
-def test_build_json_containing_the_secret_is_not_published(s3, build_copy) -> None:
+def test_build_json_containing_the_secret_is_not_published(s3: S3Env, build_copy: Path) -> None:
     bj = build_copy / "build.json"
     doc = json.loads(bj.read_text())
     doc["config"] = {"s3": {"secret": s3.publisher.secret_access_key}}
     bj.write_text(json.dumps(doc))
-    with pytest.raises(Exception, match="contains the S3 secret key"):
+    with pytest.raises(BadInputError, match="contains the S3 secret key"):
         publish(build_copy, f"s3://public/{s3.prefix}/", tag=TAG, settings=s3.publisher)
 
 
-def test_interrupted_publish_leaves_release_json_and_resumes(s3, census_build) -> None:
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
+def test_interrupted_publish_leaves_release_json_and_resumes(s3: S3Env, census_build: Path) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     first = publish(census_build, root_uri, tag="2026-10-01", settings=s3.publisher)
     r = S3Root(root_uri, s3.publisher)
@@ -221,7 +232,7 @@ def test_interrupted_publish_leaves_release_json_and_resumes(s3, census_build) -
         env=publisher_env(s3.server) | {"CELLCENSUS_TEST_FAIL_AFTER_UPLOADS": str(kill_after)},
     )
     assert proc.returncode == -9, proc.stderr  # SIGKILL, mid-upload
-    time.sleep(0.5)  # let the server finish requests whose body had fully arrived
+    s3.server.wait_idle()  # the server finishes requests whose body had fully arrived
     assert r.read_bytes("release.json") == before
     present = {o.key for o in r.list_objects(f"{TAG}/")} - {f"{TAG}/manifest.json"}
     total = first.total_objects
@@ -240,7 +251,7 @@ def test_interrupted_publish_leaves_release_json_and_resumes(s3, census_build) -
     assert verify(root_uri, TAG, settings=s3.publisher).ok
 
 
-def test_published_tags_are_immutable(s3, census_build, build_copy):
+def test_published_tags_are_immutable(s3: S3Env, census_build: Path, build_copy: Path) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     publish(census_build, root_uri, tag=TAG, settings=s3.publisher)
     (build_copy / "build.json").write_text((build_copy / "build.json").read_text() + " ")
@@ -257,7 +268,7 @@ def test_published_tags_are_immutable(s3, census_build, build_copy):
     assert "published tags are immutable" in proc.stderr
 
 
-def test_two_concurrent_publishes_both_land(s3, census_build) -> None:
+def test_two_concurrent_publishes_both_land(s3: S3Env, census_build: Path) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     env = publisher_env(s3.server)
     procs = [
@@ -288,8 +299,9 @@ def test_two_concurrent_publishes_both_land(s3, census_build) -> None:
     assert d.resolve("latest") == "2026-11-08"
 
 
+@pytest.mark.slow  # 46 s CPU measured (2026-12-02)
 def test_corrupted_object_is_reported_by_verify_and_refused_by_sync(
-    s3, census_build, tmp_path
+    s3: S3Env, census_build: Path, tmp_path: Path
 ) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     publish(census_build, root_uri, tag=TAG, settings=s3.publisher)
@@ -329,7 +341,7 @@ def test_corrupted_object_is_reported_by_verify_and_refused_by_sync(
     assert kinds == {("build.json", "missing"), ("soma/stray.bin", "unexpected")}
 
 
-def test_sync_is_resumable_and_verified(s3, census_build, tmp_path) -> None:
+def test_sync_is_resumable_and_verified(s3: S3Env, census_build: Path, tmp_path: Path) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     pub = publish(census_build, root_uri, tag=TAG, lts=True, settings=s3.publisher)
     dest = tmp_path / "copy"
@@ -372,7 +384,9 @@ def test_sync_is_resumable_and_verified(s3, census_build, tmp_path) -> None:
     assert only.total_objects == sum("/" not in p or p.startswith("h5ads/") for p in manifest)
 
 
-def test_plain_aws_s3_sync_fetches_an_openable_release(s3, census_build, tmp_path) -> None:
+def test_plain_aws_s3_sync_fetches_an_openable_release(
+    s3: S3Env, census_build: Path, tmp_path: Path
+) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     publish(census_build, root_uri, tag=TAG, settings=s3.publisher)
     aws = Path(sys.executable).parent / "aws"
@@ -420,7 +434,9 @@ def test_plain_aws_s3_sync_fetches_an_openable_release(s3, census_build, tmp_pat
     assert float(total) == pytest.approx(float(want["soma_data"].sum()))
 
 
-def test_multipart_etag_is_predicted_and_a_resume_skips_the_object(s3, tmp_path) -> None:
+def test_multipart_etag_is_predicted_and_a_resume_skips_the_object(
+    s3: S3Env, tmp_path: Path
+) -> None:
     """A file above the multipart threshold: the ETag we predict is the one the server computes,
     so publish verifies it without downloading it, and a resumed publish does not send it again."""
     big = tmp_path / "big.bin"

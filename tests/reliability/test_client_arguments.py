@@ -7,6 +7,7 @@ type the official client raises), never anything else."""
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -17,16 +18,22 @@ from hypothesis import strategies as st
 import cellcensus
 from cellcensus.errors import CellCensusError, QueryArgumentError, QueryArgumentTypeError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import tiledbsoma as soma
+
 OBS_COLUMNS = ["soma_joinid", "dataset_id", "cell_type", "assay", "tissue_general"]
 
 
 @pytest.fixture(scope="module")
-def census(census_build):
+def census(census_build: Path) -> Iterator[soma.Collection[Any]]:
     with cellcensus.open_soma(uri=str(census_build / "soma")) as c:
         yield c
 
 
-def test_unknown_columns_are_clear_and_compatible(census) -> None:
+def test_unknown_columns_are_clear_and_compatible(census: soma.Collection[Any]) -> None:
     for call in (
         lambda: cellcensus.get_obs(census, "Homo sapiens", column_names=["cell_typ"]),
         lambda: cellcensus.get_var(census, "Homo sapiens", column_names=["gene"]),
@@ -41,16 +48,20 @@ def test_unknown_columns_are_clear_and_compatible(census) -> None:
         assert "cell_type" in str(e.value) or "feature_name" in str(e.value)  # lists columns
 
 
-def test_misspelled_column_names_key_and_none_organism(census) -> None:
+def test_misspelled_column_names_key_and_none_organism(census: soma.Collection[Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         with pytest.raises(QueryArgumentError, match="'ob'"):
-            cellcensus.get_anndata(census, "Homo sapiens", column_names={"ob": ["cell_type"]})
+            cellcensus.get_anndata(
+                census,
+                "Homo sapiens",
+                column_names={"ob": ["cell_type"]},  # type: ignore[arg-type] # a bad key, on purpose
+            )
     with pytest.raises(QueryArgumentTypeError, match="organism must be") as e:
         cellcensus.get_anndata(census, None)  # type: ignore[arg-type]
     assert isinstance(e.value, TypeError)  # as the official client
     with pytest.raises(QueryArgumentError, match=r"\['cell_type'\] for one column"):
-        cellcensus.get_obs(census, "Homo sapiens", column_names="cell_type")  # type: ignore[arg-type]
+        cellcensus.get_obs(census, "Homo sapiens", column_names="cell_type")
 
 
 _names = st.one_of(st.sampled_from([*OBS_COLUMNS, "bogus", "Cell_Type", ""]), st.text(max_size=8))
@@ -94,7 +105,13 @@ _filters = st.one_of(
     columns=st.one_of(st.none(), st.lists(_names, max_size=4)),
     coords=_coords,
 )
-def test_get_obs_never_leaks_a_library_error(census, organism, flt, columns, coords) -> None:
+def test_get_obs_never_leaks_a_library_error(
+    census: soma.Collection[Any],
+    organism: Any,
+    flt: Any,
+    columns: list[str] | None,
+    coords: Any,
+) -> None:
     try:
         df = cellcensus.get_obs(
             census, organism, value_filter=flt, column_names=columns, coords=coords
@@ -117,7 +134,11 @@ def test_get_obs_never_leaks_a_library_error(census, organism, flt, columns, coo
                                                    st.lists(_names, max_size=2), max_size=2)),
 )  # fmt: skip
 def test_get_anndata_never_leaks_a_library_error(
-    census, obs_cols, obs_coords, layer, axis_keys
+    census: soma.Collection[Any],
+    obs_cols: list[str] | None,
+    obs_coords: Any,
+    layer: str,
+    axis_keys: dict[str, list[str]] | None,
 ) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the official client's deprecation of column_names
@@ -128,7 +149,7 @@ def test_get_anndata_never_leaks_a_library_error(
                 X_name=layer,
                 obs_column_names=obs_cols,
                 obs_coords=obs_coords,
-                column_names=axis_keys,
+                column_names=axis_keys,  # type: ignore[arg-type] # any keys, on purpose
             )
         except CellCensusError as e:
             assert str(e)  # noqa: PT017 - an error is one allowed outcome

@@ -19,16 +19,17 @@ import pytest
 from cellcensus.release import publish, read_directory, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
-
-from .conftest import publisher_env, run_cli, s3_cli_args
+from tests._cli import publisher_env, run_cli, s3_cli_args
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tests._s3server import S3Env, S3Server
+
 pytestmark = pytest.mark.s3
 
 
-def _credential_process(tmp_path: Path, server) -> tuple[Path, Path]:
+def _credential_process(tmp_path: Path, server: S3Server) -> tuple[Path, Path]:
     """A profile whose credential_process hands out the *reader's* keys first, about to
     expire, then the publisher's: what a rotation of temporary credentials looks like."""
     calls = tmp_path / "calls.txt"
@@ -57,8 +58,9 @@ print(json.dumps({{
     return config, calls
 
 
+@pytest.mark.slow  # 19 s CPU measured (2026-12-02)
 def test_profile_credentials_are_refreshed_during_a_publish(
-    s3, census_build, tmp_path, monkeypatch
+    s3: S3Env, census_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, calls = _credential_process(tmp_path, s3.server)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
@@ -77,7 +79,10 @@ def test_profile_credentials_are_refreshed_during_a_publish(
     assert s3.server.publisher.secret_access_key not in repr(settings)
 
 
-def test_no_secret_in_debug_logs_errors_or_files(s3, census_build, tmp_path, caplog) -> None:
+@pytest.mark.slow  # 20 s CPU measured (2026-12-02)
+def test_no_secret_in_debug_logs_errors_or_files(
+    s3: S3Env, census_build: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = s3.server.publisher.secret_access_key
     token = "session-token-" + os.urandom(8).hex()
     uri = s3.root_uri("private")

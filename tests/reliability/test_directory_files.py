@@ -5,6 +5,7 @@ resolve or raise one ``CellCensusError``; nothing else escapes, nothing is rewri
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +22,10 @@ from cellcensus.errors import (
 from cellcensus.release import Manifest, ReleaseDirectory, publish, read_directory
 from cellcensus.release import sync as do_sync
 from cellcensus.release._local import LocalRoot
+from tests._cli import cli_env, run_cli
 
-from .conftest import cli_env, run_cli
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=6)
@@ -80,7 +83,7 @@ _mirrors = st.dictionaries(
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, census_build) -> LocalRoot:
+def published(tmp_path_factory: pytest.TempPathFactory, census_build: Path) -> LocalRoot:
     root = LocalRoot(tmp_path_factory.mktemp("dirfiles") / "root")
     publish(census_build, root, tag="2026-11-01")
     return root
@@ -90,7 +93,7 @@ def published(tmp_path_factory, census_build) -> LocalRoot:
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(doc=_directory, name=_names)
-def test_release_json_parses_or_is_one_error(doc, name) -> None:
+def test_release_json_parses_or_is_one_error(doc: object, name: str) -> None:
     data = json.dumps(doc).encode()
     try:
         d = ReleaseDirectory.from_json(data)
@@ -109,7 +112,9 @@ def test_release_json_parses_or_is_one_error(doc, name) -> None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(doc=st.one_of(_directory, _json), mirrors=st.one_of(_mirrors, _json), name=_names)
-def test_the_client_resolves_or_raises_one_error(published, tmp_path, doc, mirrors, name):
+def test_the_client_resolves_or_raises_one_error(
+    published: LocalRoot, tmp_path: Path, doc: object, mirrors: object, name: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
     (root / "release.json").write_text(json.dumps(doc))
@@ -126,7 +131,9 @@ def test_the_client_resolves_or_raises_one_error(published, tmp_path, doc, mirro
             assert str(e)  # noqa: PT017 - an error is one allowed outcome
 
 
-def test_alias_loops_dangling_aliases_and_unknown_versions_are_clear(published, tmp_path):
+def test_alias_loops_dangling_aliases_and_unknown_versions_are_clear(
+    published: LocalRoot, tmp_path: Path
+) -> None:
     import shutil
 
     root = tmp_path / "root"
@@ -181,7 +188,7 @@ def test_alias_loops_dangling_aliases_and_unknown_versions_are_clear(published, 
     ),
     version=st.one_of(st.just(1), _scalars),
 )  # fmt: skip
-def test_manifest_json_parses_or_is_one_error(objects, version) -> None:
+def test_manifest_json_parses_or_is_one_error(objects: object, version: object) -> None:
     data = json.dumps({"format_version": version, "tag": "t", "objects": objects}).encode()
     try:
         m = Manifest.from_json(data)

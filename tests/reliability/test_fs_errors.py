@@ -12,20 +12,25 @@ file is left) and the re-run resumes with the objects already verified.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from cellcensus.release import publish
 from cellcensus.release._local import LocalRoot
+from tests._cli import cli_env, run_cli
 
 from ._ns import mount_namespaces_work, run_in_namespace
-from .conftest import cli_env, run_cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 needs_ns = pytest.mark.skipif(
     not mount_namespaces_work(), reason="no private mount namespaces (unshare) on this machine"
 )
 
 
-def _one_clear_line(res: dict, *words: str) -> None:
+def _one_clear_line(res: dict[str, Any], *words: str) -> None:
     """Exit 1, no traceback, and the error is one line (the last; logs and bars may precede)."""
     assert res["rc"] == 1, res
     lines = res["err"].strip().splitlines()
@@ -38,7 +43,10 @@ def _one_clear_line(res: dict, *words: str) -> None:
 
 
 @needs_ns
-def test_read_only_targets_are_one_clear_line(census_build, tiny_corpus, tmp_path) -> None:
+@pytest.mark.slow  # 49 s CPU measured (2026-12-02)
+def test_read_only_targets_are_one_clear_line(
+    census_build: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
     local = LocalRoot(tmp_path / "src-root")
     publish(census_build, local, tag="2026-11-01")
     ro = tmp_path / "ro"
@@ -62,7 +70,10 @@ def test_read_only_targets_are_one_clear_line(census_build, tiny_corpus, tmp_pat
     assert res["left"] == []
 
 
-def test_a_root_that_is_a_regular_file_is_one_clear_line(census_build, tmp_path) -> None:
+@pytest.mark.slow  # 41 s CPU measured (2026-12-02)
+def test_a_root_that_is_a_regular_file_is_one_clear_line(
+    census_build: Path, tmp_path: Path
+) -> None:
     f = tmp_path / "root.txt"
     f.write_text("not a directory")
     env = cli_env()
@@ -80,7 +91,10 @@ def test_a_root_that_is_a_regular_file_is_one_clear_line(census_build, tmp_path)
 
 
 @needs_ns
-def test_full_disk_sync_and_publish_resume_once_space_is_freed(census_build, tmp_path) -> None:
+@pytest.mark.slow  # 38 s CPU measured (2026-12-02)
+def test_full_disk_sync_and_publish_resume_once_space_is_freed(
+    census_build: Path, tmp_path: Path
+) -> None:
     local = LocalRoot(tmp_path / "src-root")
     publish(census_build, local, tag="2026-11-01")
     disk = tmp_path / "disk"
@@ -126,8 +140,9 @@ def test_full_disk_sync_and_publish_resume_once_space_is_freed(census_build, tmp
 
 
 @needs_ns
+@pytest.mark.slow  # 92 s CPU measured (2026-12-02)
 def test_full_disk_build_and_export_are_one_clear_line_and_resume(
-    census_build, tiny_corpus, tmp_path
+    census_build: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()

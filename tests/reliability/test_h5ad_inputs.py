@@ -145,7 +145,7 @@ MUTATIONS: list[Callable[[h5py.File], None]] = [
 
 
 @pytest.fixture(scope="module")
-def source(tiny_corpus) -> Path:
+def source(tiny_corpus: Path) -> Path:
     return load_manifest(tiny_corpus)[0].local_path()
 
 
@@ -171,7 +171,9 @@ def _attempt(source: Path, work: Path, mutate: Callable[[Path], None]) -> str:
 
 @settings(max_examples=14, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=2, unique=True))
-def test_mutated_h5ads_build_or_fail_clearly(source, tmp_path, mutations) -> None:
+def test_mutated_h5ads_build_or_fail_clearly(
+    source: Path, tmp_path: Path, mutations: list[Callable[[h5py.File], None]]
+) -> None:
     def mutate(f: Path) -> None:
         with h5py.File(f, "r+") as h:
             for m in mutations:
@@ -184,7 +186,9 @@ def test_mutated_h5ads_build_or_fail_clearly(source, tmp_path, mutations) -> Non
 
 
 @pytest.mark.parametrize("mutation", ONCE_LEAKED, ids=lambda m: m.__name__)
-def test_inputs_that_once_leaked_library_errors_fail_clearly(source, tmp_path, mutation) -> None:
+def test_inputs_that_once_leaked_library_errors_fail_clearly(
+    source: Path, tmp_path: Path, mutation: Callable[[h5py.File], None]
+) -> None:
     def mutate(f: Path) -> None:
         with h5py.File(f, "r+") as h:
             mutation(h)
@@ -193,7 +197,7 @@ def test_inputs_that_once_leaked_library_errors_fail_clearly(source, tmp_path, m
 
 
 @pytest.mark.parametrize("name", ["truncated", "not hdf5", "empty file", "directory"])
-def test_unreadable_files_fail_clearly(source, tmp_path, name) -> None:
+def test_unreadable_files_fail_clearly(source: Path, tmp_path: Path, name: str) -> None:
     def mutate(f: Path) -> None:
         if name == "truncated":
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
@@ -208,7 +212,7 @@ def test_unreadable_files_fail_clearly(source, tmp_path, name) -> None:
     assert _attempt(source, tmp_path / "w", mutate) != "built"
 
 
-def test_errors_name_the_source_not_its_staged_copy(source, tmp_path) -> None:
+def test_errors_name_the_source_not_its_staged_copy(source: Path, tmp_path: Path) -> None:
     def truncate(f: Path) -> None:
         f.write_bytes(f.read_bytes()[:1000])
 

@@ -21,8 +21,7 @@ from cellcensus.builder.manifest import (
     validate_dataset_id,
 )
 from cellcensus.errors import BadInputError
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,13 +57,13 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "manifest.csv") -> Pat
         ("", "no 'dataset_id' column"),
     ],
 )
-def test_bad_manifests_are_one_clear_error(tmp_path, text, match) -> None:
+def test_bad_manifests_are_one_clear_error(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(BadInputError, match=match) as e:
         load_manifest(_write(tmp_path, text))
     assert len(str(e.value)) < 1000
 
 
-def test_bad_bytes_and_long_ids_stay_short(tmp_path) -> None:
+def test_bad_bytes_and_long_ids_stay_short(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="not UTF-8"):
         load_manifest(_write(tmp_path, b"dataset_id,h5ad_uri\n\xff\xfe,x\n"))
     long_id = "a" * 100_000
@@ -73,7 +72,7 @@ def test_bad_bytes_and_long_ids_stay_short(tmp_path) -> None:
     assert len(str(e.value)) < 1000
 
 
-def test_cli_manifest_errors_are_one_line(tmp_path) -> None:
+def test_cli_manifest_errors_are_one_line(tmp_path: Path) -> None:
     m = _write(tmp_path, HEADER + "ds1,/a.h5ad,title,EXTRA,MORE\n")
     proc = run_cli("build", str(m), str(tmp_path / "out"), env=cli_env())
     assert proc.returncode == 1
@@ -100,7 +99,9 @@ _cell = st.text(
     rows=st.lists(st.lists(_cell, max_size=7), max_size=6),
     bom=st.booleans(),
 )  # fmt: skip
-def test_any_manifest_text_loads_or_is_a_bad_input_error(tmp_path, header, rows, bom) -> None:
+def test_any_manifest_text_loads_or_is_a_bad_input_error(
+    tmp_path: Path, header: list[str], rows: list[list[str]], bom: bool
+) -> None:
     lines = [",".join(header)] + [",".join(r) for r in rows]
     text = ("\ufeff" if bom else "") + "\n".join(lines) + "\n"
     try:
@@ -116,7 +117,7 @@ def test_any_manifest_text_loads_or_is_a_bad_input_error(tmp_path, header, rows,
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=250))
-def test_dataset_id_rule(value) -> None:
+def test_dataset_id_rule(value: str) -> None:
     ok = (
         0 < len(value) <= 200
         and value[0].isascii()
@@ -131,7 +132,7 @@ def test_dataset_id_rule(value) -> None:
             validate_dataset_id(value)
 
 
-def test_blocklist_file_format(tmp_path) -> None:
+def test_blocklist_file_format(tmp_path: Path) -> None:
     p = _write(
         tmp_path,
         "# datasets retracted upstream\n\nds-1\n  ds-2  \nds-3 # duplicate of ds-4\n\t# indented\n",
@@ -146,7 +147,9 @@ def test_blocklist_file_format(tmp_path) -> None:
         load_blocklist(tmp_path)
 
 
-def test_apply_blocklist_keeps_order_and_reports_unknown_ids(tmp_path, caplog) -> None:
+def test_apply_blocklist_keeps_order_and_reports_unknown_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     m = _write(tmp_path, HEADER + "a,/a.h5ad,t\nb,/b.h5ad,t\nc,/c.h5ad,t\n")
     kept, blocked = apply_blocklist(load_manifest(m), frozenset({"b", "typo"}))
     assert [e.dataset_id for e in kept] == ["a", "c"]
@@ -154,7 +157,8 @@ def test_apply_blocklist_keeps_order_and_reports_unknown_ids(tmp_path, caplog) -
     assert "typo" in caplog.text
 
 
-def test_a_blocklisted_dataset_is_left_out_and_recorded(tiny_corpus, tmp_path) -> None:
+@pytest.mark.slow  # 20 s CPU measured (2026-12-02)
+def test_a_blocklisted_dataset_is_left_out_and_recorded(tiny_corpus: Path, tmp_path: Path) -> None:
     dataset_id = load_manifest(tiny_corpus)[0].dataset_id
     with pytest.raises(BadInputError, match="every dataset"):
         build_census(

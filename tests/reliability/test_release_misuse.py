@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,15 +14,14 @@ from cellcensus.errors import BadInputError, CellCensusError, NotFoundError
 from cellcensus.release import publish, read_directory, remove_alias, retract, set_alias, verify
 from cellcensus.release._local import LocalRoot
 from cellcensus.settings import Settings
-
-from .conftest import cli_env, run_cli
+from tests._cli import cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 @pytest.fixture(scope="module")
-def three_builds(tmp_path_factory, census_build) -> Path:
+def three_builds(tmp_path_factory: pytest.TempPathFactory, census_build: Path) -> Path:
     """A directory root with three published builds (the test copies it before changing it)."""
     root = tmp_path_factory.mktemp("misuse") / "root"
     for tag in ("2026-01-01", "2026-01-08", "2026-01-15"):
@@ -31,7 +30,7 @@ def three_builds(tmp_path_factory, census_build) -> Path:
 
 
 @pytest.fixture
-def root(three_builds, tmp_path) -> LocalRoot:
+def root(three_builds: Path, tmp_path: Path) -> LocalRoot:
     import shutil
 
     dest = tmp_path / "root"
@@ -50,14 +49,14 @@ def root(three_builds, tmp_path) -> LocalRoot:
         ({"reason": "bad", "replaced_by": "latest"}, "cannot be replaced by itself"),
     ],
 )
-def test_retraction_misuse_is_refused(root, kwargs, match) -> None:
+def test_retraction_misuse_is_refused(root: LocalRoot, kwargs: dict[str, Any], match: str) -> None:
     before = root.read_bytes("release.json")
     with pytest.raises(BadInputError, match=match):
         retract(root, "2026-01-15", **kwargs)
     assert root.read_bytes("release.json") == before  # nothing changed
 
 
-def test_retraction_rules(root) -> None:
+def test_retraction_rules(root: LocalRoot) -> None:
     with pytest.raises(NotFoundError, match="--replaced-by 'nope'"):
         retract(root, "2026-01-15", reason="x", replaced_by="nope")
     set_alias(root, "V1", "2026-01-08")
@@ -76,7 +75,7 @@ def test_retraction_rules(root) -> None:
         retract(root, "2026-01-08", reason="x", replaced_by="2026-01-15")
 
 
-def test_alias_misuse_is_refused(root) -> None:
+def test_alias_misuse_is_refused(root: LocalRoot) -> None:
     retract(root, "2026-01-15", reason="wrong genes")
     before = root.read_bytes("release.json")
     with pytest.raises(BadInputError, match="retracted build"):
@@ -101,7 +100,7 @@ def test_alias_misuse_is_refused(root) -> None:
     assert set(read_directory(root).aliases) == {"latest"}
 
 
-def test_cli_misuse_is_one_line(root) -> None:
+def test_cli_misuse_is_one_line(root: LocalRoot) -> None:
     env = cli_env(CELLCENSUS_RELEASE_ROOT=str(root.path))
     for args in (
         ("retract", "2026-01-08", "--reason", "x", "--info-url", "ftp://x"),
@@ -117,7 +116,7 @@ def test_cli_misuse_is_one_line(root) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_secret_check_does_not_misfire_on_short_secrets(build_copy, tmp_path) -> None:
+def test_secret_check_does_not_misfire_on_short_secrets(build_copy: Path, tmp_path: Path) -> None:
     # a short secret (a test server's "2026") appears in any build.json: it must not refuse
     doc = json.loads((build_copy / "build.json").read_text())
     assert "2026" in json.dumps(doc)
@@ -133,7 +132,7 @@ def test_secret_check_does_not_misfire_on_short_secrets(build_copy, tmp_path) ->
             publish(build_copy, LocalRoot(tmp_path / "r2", long), tag="2026-11-02")
 
 
-def test_verify_counts_missing_and_unexpected_objects_apart(root) -> None:
+def test_verify_counts_missing_and_unexpected_objects_apart(root: LocalRoot) -> None:
     build = root.path / "2026-01-08"
     victim = next(p for p in sorted(build.rglob("*.tdb")) if p.is_file())
     victim.unlink()
@@ -160,7 +159,9 @@ def test_verify_counts_missing_and_unexpected_objects_apart(root) -> None:
         ("releases", "show", "z" * 20000, "--root", "{root}"),
     ],
 )
-def test_errors_stay_short_whatever_the_input(root, census_build, args) -> None:
+def test_errors_stay_short_whatever_the_input(
+    root: LocalRoot, census_build: Path, args: list[str]
+) -> None:
     argv = [a.format(build=census_build, root=root.path) for a in args]
     proc = run_cli(*argv, env=cli_env())
     assert proc.returncode == 1, proc.stderr
@@ -170,7 +171,9 @@ def test_errors_stay_short_whatever_the_input(root, census_build, args) -> None:
     assert len(err) < 3000, len(err)
 
 
-def test_concurrent_discard_partial_publishes_never_crash(census_build, other_build, tmp_path):
+def test_concurrent_discard_partial_publishes_never_crash(
+    census_build: Path, other_build: Path, tmp_path: Path
+) -> None:
     """Two publishers of different builds under one tag, both with --discard-partial: each
     ends with success or one clear error, never a traceback, and release.json never lists a
     build that does not verify."""

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from _s3server import S3Server
 from cellcensus.release import publish, read_directory, verify
 from cellcensus.release.sync import PART_SUFFIX, read_sync_state
-
-from .conftest import make_settings, write_tiny_build
+from tests._s3server import S3Server, make_settings
+from tests._tinybuild import write_tiny_build
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.s3
@@ -36,7 +35,7 @@ FAST_FAIL = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[S3Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A server of this module's own: the tests kill, pause and restart it."""
     srv = S3Server(tmp_path_factory.mktemp("faulty-s3"))
     srv.start()
@@ -45,7 +44,7 @@ def server(tmp_path_factory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="module")
-def big_build(tmp_path_factory) -> Path:
+def big_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A build with three 24 MB h5ads: long enough to stop the server in the middle."""
     out = write_tiny_build(tmp_path_factory.mktemp("bigbuild") / "build", note="big")
     for i in range(3):
@@ -75,7 +74,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(cond, timeout: float = 120.0) -> None:
+def _wait_for(cond: Callable[[], object], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -93,7 +92,9 @@ def _one_clear_error(err: str, *words: str) -> str:
     return line
 
 
-def test_server_killed_mid_upload_then_restarted(server, big_build, tmp_path) -> None:
+def test_server_killed_mid_upload_then_restarted(
+    server: S3Server, big_build: Path, tmp_path: Path
+) -> None:
     uri = f"s3://private/upload-{os.urandom(3).hex()}/"
     settings = make_settings(server, "publisher")
     client = settings.boto3_client()
@@ -118,7 +119,9 @@ def test_server_killed_mid_upload_then_restarted(server, big_build, tmp_path) ->
     assert verify(uri, "2026-11-01", settings=settings).ok
 
 
-def test_server_killed_mid_download_then_restarted(server, big_build, tmp_path) -> None:
+def test_server_killed_mid_download_then_restarted(
+    server: S3Server, big_build: Path, tmp_path: Path
+) -> None:
     uri = f"s3://private/download-{os.urandom(3).hex()}/"
     settings = make_settings(server, "publisher")
     publish(big_build, uri, tag="2026-11-01", settings=settings)
@@ -147,7 +150,9 @@ def test_server_killed_mid_download_then_restarted(server, big_build, tmp_path) 
     shutil.rmtree(dest)
 
 
-def test_a_hung_server_times_out_as_configured(server, census_build, tmp_path) -> None:
+def test_a_hung_server_times_out_as_configured(
+    server: S3Server, census_build: Path, tmp_path: Path
+) -> None:
     uri = f"s3://private/hung-{os.urandom(3).hex()}/"
     settings = make_settings(server, "publisher")
     publish(census_build, uri, tag="2026-11-01", settings=settings)

@@ -16,14 +16,17 @@ from cellcensus.errors import BadInputError
 from cellcensus.release import publish, read_manifest, sync
 from cellcensus.release._local import LocalRoot
 from cellcensus.release.sync import PART_SUFFIX, SYNC_MARKER, read_sync_state
+from tests._cli import cli_env, run_cli
 
-from .conftest import cli_env, run_cli, tree_digest
+from .conftest import tree_digest
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _release_files(root: LocalRoot, tag: str, parts: tuple[str, ...] = ("soma", "h5ads")) -> dict:
+def _release_files(
+    root: LocalRoot, tag: str, parts: tuple[str, ...] = ("soma", "h5ads")
+) -> dict[str, str]:
     m = read_manifest(root, tag)
     return {
         o.path: o.sha256
@@ -40,7 +43,9 @@ def two_releases(census_build: Path, other_build: Path, tmp_path: Path) -> Local
     return root
 
 
-def test_sync_of_another_tag_replaces_the_destination_exactly(two_releases, tmp_path) -> None:
+def test_sync_of_another_tag_replaces_the_destination_exactly(
+    two_releases: LocalRoot, tmp_path: Path
+) -> None:
     dest = tmp_path / "census"
     (dest).mkdir()
     (dest / "notes.txt").write_text("mine")  # not sync's: left alone
@@ -66,7 +71,9 @@ def test_sync_of_another_tag_replaces_the_destination_exactly(two_releases, tmp_
     assert got == _release_files(two_releases, "2026-11-01")
 
 
-def test_a_destination_with_foreign_files_is_refused_unless_delete(two_releases, tmp_path) -> None:
+def test_a_destination_with_foreign_files_is_refused_unless_delete(
+    two_releases: LocalRoot, tmp_path: Path
+) -> None:
     dest = tmp_path / "census"
     (dest / "soma" / "junk").mkdir(parents=True)
     (dest / "soma" / "junk" / "data.bin").write_bytes(b"x")
@@ -86,7 +93,9 @@ def test_a_destination_with_foreign_files_is_refused_unless_delete(two_releases,
     assert got == _release_files(two_releases, "2026-11-01")
 
 
-def test_only_keeps_the_other_part_only_if_it_is_this_builds(two_releases, tmp_path) -> None:
+def test_only_keeps_the_other_part_only_if_it_is_this_builds(
+    two_releases: LocalRoot, tmp_path: Path
+) -> None:
     dest = tmp_path / "census"
     sync(two_releases, "2026-11-01", dest)
     sync(two_releases, "2026-11-01", dest, only="soma")  # same build: h5ads/ stays
@@ -102,7 +111,9 @@ def test_only_keeps_the_other_part_only_if_it_is_this_builds(two_releases, tmp_p
     assert state.parts == frozenset({"soma"})
 
 
-def test_a_half_replaced_destination_never_looks_complete(two_releases, tmp_path) -> None:
+def test_a_half_replaced_destination_never_looks_complete(
+    two_releases: LocalRoot, tmp_path: Path
+) -> None:
     dest = tmp_path / "census"
     sync(two_releases, "2026-11-01", dest)
     proc = run_cli(
@@ -128,7 +139,7 @@ def test_a_half_replaced_destination_never_looks_complete(two_releases, tmp_path
     )
 
 
-def test_dest_that_is_a_file_is_one_clear_error(two_releases, tmp_path) -> None:
+def test_dest_that_is_a_file_is_one_clear_error(two_releases: LocalRoot, tmp_path: Path) -> None:
     dest = tmp_path / "file"
     dest.write_text("x")
     with pytest.raises(BadInputError, match="is a file"):

@@ -4,14 +4,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from cellcensus.builder import BuildOptions, build_census
 from cellcensus.errors import BadInputError
 from cellcensus.release import publish, read_directory
 from cellcensus.release._local import LocalRoot
+from tests._cli import cli_env, run_cli
 
-from .conftest import cli_env, run_cli
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -28,7 +32,7 @@ from .conftest import cli_env, run_cli
     ],
 )
 def test_build_and_publish_refuse_the_same_tags_with_the_same_error(
-    tag, match, census_build, tiny_corpus, tmp_path
+    tag: str, match: str, census_build: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(BadInputError, match=match) as built:
         build_census(tiny_corpus, tmp_path / "out", options=BuildOptions(tag=tag))
@@ -40,7 +44,9 @@ def test_build_and_publish_refuse_the_same_tags_with_the_same_error(
     assert not root.path.exists() or not (root.path / "release.json").exists()
 
 
-def test_empty_tag_on_the_command_line_moves_nothing(census_build, tiny_corpus, tmp_path) -> None:
+def test_empty_tag_on_the_command_line_moves_nothing(
+    census_build: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     publish(census_build, root, tag="2026-11-01")
     before = read_directory(root)
@@ -55,7 +61,9 @@ def test_empty_tag_on_the_command_line_moves_nothing(census_build, tiny_corpus, 
     assert read_directory(root) == before  # latest did not move
 
 
-def test_a_custom_tag_the_builder_accepts_can_be_published(census_build, tmp_path) -> None:
+def test_a_custom_tag_the_builder_accepts_can_be_published(
+    census_build: Path, tmp_path: Path
+) -> None:
     publish(census_build, tmp_path / "root", tag="nightly-7", allow_custom_tag=True)
     with pytest.raises(BadInputError, match="--allow-custom-tag"):
         publish(census_build, tmp_path / "root", tag="nightly-8")

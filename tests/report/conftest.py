@@ -4,7 +4,6 @@ two builds whose manifests differ by exactly one added, one removed and one chan
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,14 +20,6 @@ if TYPE_CHECKING:
 TAG = "2026-11-01"
 TAG_A = "2026-12-01"
 TAG_B = "2026-12-08"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No AWS/CELLCENSUS settings from the machine."""
-    for key in list(os.environ):
-        if key.startswith(("AWS_", "CELLCENSUS_")):
-            monkeypatch.delenv(key)
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,7 @@ def test_visium_scene_reads_back_through_the_scene_api(tmp_path: Path, experimen
     with tiledbsoma.Experiment.open(experiment) as exp:
         scene = exp.spatial["ds-v"]
         assert isinstance(scene, tiledbsoma.Scene)
+        assert scene.coordinate_space is not None
         axes = scene.coordinate_space.axes
         assert [(a.name, a.unit) for a in axes] == [("y", "pixels"), ("x", "pixels")]
         assert json.loads(scene.metadata["soma_coordinate_space"]) == [

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import anndata
 import h5py
@@ -25,6 +26,7 @@ import tiledbsoma
 import tiledbsoma.io
 
 from cellcensus._spatial import write_obs_spatial_presence, write_scene
+from tests._cli import python_path_env
 
 from ._h5ad import LIBRARY, SLIDE_SEQ, VISIUM, hires_image, spatial_adata, write
 
@@ -35,6 +37,11 @@ def _spatial_python() -> Path | None:
     named = os.environ.get("CELLCENSUS_SPATIALDATA_PYTHON")
     candidate = Path(named) if named else ROOT / ".venv-spatial" / "bin" / "python"
     return candidate if candidate.is_file() else None
+
+
+#: Chosen once at collection: the tests run with the machine's CELLCENSUS_* variables cleared
+#: (the root ``isolated_aws_env`` fixture).
+SPATIAL_PYTHON = _spatial_python()
 
 
 READ = r"""
@@ -82,7 +89,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    _spatial_python() is None,
+    SPATIAL_PYTHON is None,
     reason="no Python with spatialdata (set CELLCENSUS_SPATIALDATA_PYTHON or run "
     "scripts/setup_spatial.sh)",
 )
@@ -118,7 +125,7 @@ def test_to_spatialdata_reads_our_scenes(tmp_path: Path) -> None:
                 )
         write_obs_spatial_presence(uri, parts)
 
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     run = subprocess.run(
         [str(python), "-c", READ, uri], capture_output=True, text=True, timeout=600, check=False
@@ -197,12 +204,12 @@ print(json.dumps({
 """
 
 
-def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, object]]:
+def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, Any]]:
     """Per spatial experiment of the build, read with tiledbsoma here: spots, images, X sum."""
-    truth: dict[str, dict[str, object]] = {}
+    truth: dict[str, dict[str, Any]] = {}
     with (
         warnings.catch_warnings(),
-        tiledbsoma.open(str(census_build / "soma")) as census,
+        tiledbsoma.Collection[Any].open(str(census_build / "soma")) as census,
     ):
         warnings.filterwarnings("ignore", message="Support for spatial types is experimental")
         for organism in ("homo_sapiens", "mus_musculus"):
@@ -228,13 +235,13 @@ def _build_spatial_truth(census_build: Path) -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.skipif(
-    _spatial_python() is None,
+    SPATIAL_PYTHON is None,
     reason="no Python with spatialdata (set CELLCENSUS_SPATIALDATA_PYTHON or run "
     "scripts/setup_spatial.sh)",
 )
 def test_to_spatialdata_reads_a_cellcensus_build(census_build: Path) -> None:
     """tiledbsoma's to_spatialdata of each whole spatial experiment of a real build."""
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     run = subprocess.run(
         [str(python), "-c", READ_BUILD, str(census_build / "soma")],
@@ -257,11 +264,14 @@ def test_to_spatialdata_reads_a_cellcensus_build(census_build: Path) -> None:
 
 
 def _spatial_cellcensus() -> bool:
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     if python is None:
         return False
     run = subprocess.run(
-        [str(python), "-c", "import cellcensus, spatialdata"], capture_output=True, check=False
+        [str(python), "-c", "import cellcensus, spatialdata"],
+        capture_output=True,
+        check=False,
+        env=python_path_env(dict(os.environ)),
     )
     return run.returncode == 0
 
@@ -275,7 +285,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
     census_build: Path, tmp_path: Path
 ) -> None:
     """`cellcensus export --format spatialdata` of one Visium dataset, read back by spatialdata."""
-    python = _spatial_python()
+    python = SPATIAL_PYTHON
     assert python is not None
     truth = _build_spatial_truth(census_build)["homo_sapiens"]
     (scene_id,) = list(truth["datasets"])  # the demo's one Visium dataset
@@ -285,6 +295,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
          "--uri", str(census_build / "soma"), "--format", "spatialdata",
          "--obs-filter", f"dataset_id == '{scene_id}'", "--to", str(store)],
         capture_output=True, text=True, timeout=600, check=False,
+        env=python_path_env(dict(os.environ)),  # the code under test in that Python
     )  # fmt: skip
     assert export.returncode == 0, export.stderr[-3000:]
     assert f"scenes {scene_id}" in export.stdout
@@ -308,6 +319,7 @@ def test_cellcensus_export_writes_a_spatialdata_store_of_one_dataset(
         [str(python), "-m", "cellcensus", "export", "homo_sapiens",
          "--uri", str(census_build / "soma"), "--format", "spatialdata", "--to", str(store)],
         capture_output=True, text=True, timeout=600, check=False,
+        env=python_path_env(dict(os.environ)),  # the code under test in that Python
     )  # fmt: skip
     assert again.returncode != 0
     assert "exists" in again.stderr + again.stdout

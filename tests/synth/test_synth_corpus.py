@@ -44,22 +44,22 @@ def test_manifest(small_demo: SynthCorpus) -> None:
     frame = pd.read_csv(small_demo.manifest_path, dtype=str, keep_default_na=False)
     assert tuple(frame.columns) == MANIFEST_COLUMNS
     assert list(frame["dataset_id"]) == [s.dataset_id for s in small_demo.specs]
-    for row in frame.itertuples(index=False):
-        assert UUID.match(row.dataset_id)
-        assert UUID.match(row.dataset_version_id)
-        assert UUID.match(row.collection_id)
-        path = Path(row.dataset_asset_h5ad_uri)
+    for row in frame.to_dict(orient="records"):
+        assert UUID.match(row["dataset_id"])
+        assert UUID.match(row["dataset_version_id"])
+        assert UUID.match(row["collection_id"])
+        path = Path(row["dataset_asset_h5ad_uri"])
         assert path.is_absolute()
-        assert path == small_demo.paths[row.dataset_id].resolve()
-        assert path.name == f"{row.dataset_id}.h5ad"
+        assert path == small_demo.paths[row["dataset_id"]].resolve()
+        assert path.name == f"{row['dataset_id']}.h5ad"
         with h5py.File(path, "r") as f:
-            assert f["uns/title"][()].decode() == row.dataset_title
-            assert f["uns/citation"][()].decode() == row.citation
-        assert row.citation.startswith(f"Publication: https://doi.org/{row.collection_doi} ")
-        assert f"/collections/{row.collection_id}" in row.citation
-        assert f"/{row.dataset_version_id}.h5ad" in row.citation
-        assert re.fullmatch(r"\S+ et al\. \(20\d\d\) .+", row.collection_doi_label)
-        assert row.collection_name
+            assert f["uns/title"][()].decode() == row["dataset_title"]
+            assert f["uns/citation"][()].decode() == row["citation"]
+        assert row["citation"].startswith(f"Publication: https://doi.org/{row['collection_doi']} ")
+        assert f"/collections/{row['collection_id']}" in row["citation"]
+        assert f"/{row['dataset_version_id']}.h5ad" in row["citation"]
+        assert re.fullmatch(r"\S+ et al\. \(20\d\d\) .+", row["collection_doi_label"])
+        assert row["collection_name"]
     assert frame["dataset_version_id"].is_unique
     # datasets of one organism share a collection; the re-used subset sits in an atlas collection
     organisms = [s.organism_ontology_term_id for s in small_demo.specs]
