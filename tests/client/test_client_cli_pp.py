@@ -19,6 +19,7 @@ import cellcensus
 from cellcensus import client
 from cellcensus._cli import app
 from cellcensus.experimental import pp
+from tests._cli import python_path_env
 
 from .conftest import HUMAN
 
@@ -132,7 +133,7 @@ def test_cli_errors_exit_nonzero_without_traceback(release_root: Path, tmp_path:
         text=True,
         timeout=120,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin"}),
     )
     assert proc.returncode == 1
     assert "does not parse" in proc.stderr

@@ -12,6 +12,7 @@ import pytest
 from cellcensus.errors import NotFoundError
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, diff_builds, summarize_published
+from tests._cli import python_path_env
 
 from .conftest import TAG_A, TAG_B, DiffCase
 
@@ -23,7 +24,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
     )
 
 

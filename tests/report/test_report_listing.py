@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from cellcensus.release import read_manifest
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, list_releases
+from tests._cli import python_path_env
 
 from .conftest import TAG
 
@@ -64,7 +65,7 @@ def test_listing_reads_report_totals_and_falls_back_for_old_builds(
         text=True,
         timeout=120,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
     )
     assert proc.returncode == 0, proc.stderr
     for needle in (TAG, "weekly", "latest", f"{row.cells:,}", "spatial", f"{spatial:,}", "MB"):

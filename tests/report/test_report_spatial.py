@@ -27,6 +27,7 @@ from cellcensus.report import (
     summarize_published,
 )
 from cellcensus.report._model import CENSUS_DATA, CENSUS_SPATIAL, read_totals
+from tests._cli import python_path_env
 
 from .conftest import TAG, TAG_A, DiffCase
 
@@ -89,7 +90,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         check=False,
-        env={"COLUMNS": "220", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        env=python_path_env({"COLUMNS": "220", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
     )
 
 
