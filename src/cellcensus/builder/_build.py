@@ -38,7 +38,11 @@ from cellcensus._progress import NoProgress, Progress
 from cellcensus.builder import _schema as S
 from cellcensus.builder import _write as W
 from cellcensus.builder._band import BandResult, BandTask, run_band, soma_context
-from cellcensus.builder._compat import check_versions, remove_uncommitted_fragments
+from cellcensus.builder._compat import (
+    check_versions,
+    release_free_memory,
+    remove_uncommitted_fragments,
+)
 from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import Executor, open_executor
 from cellcensus.builder._genes import (
@@ -267,12 +271,13 @@ class _Run:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Record the wall time of a stage of this run."""
+        """Record the wall time of a stage of this run; give its freed memory back after it."""
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+            release_free_memory()
 
     def timing(self) -> dict[str, Any]:
         """Stage times and task statistics, for build.json."""
