@@ -10,7 +10,7 @@ from cellcensus.errors import BadInputError, CellCensusError, UnsupportedFormatE
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["check_version", "load_object", "malformed"]
+__all__ = ["check_version", "load_object", "malformed", "parse"]
 
 T = TypeVar("T")
 
@@ -20,6 +20,20 @@ def malformed(
 ) -> CellCensusError:
     """The error for content that is not the file it should be (``where: what; advice``)."""
     return error(f"{where}: {what}; {advice}")
+
+
+def parse(
+    data: bytes | str,
+    *,
+    where: str,
+    advice: str,
+    error: type[CellCensusError] = BadInputError,
+) -> object:
+    """Parse ``data`` as JSON; ``error`` (message ending with ``advice``) if it is not JSON."""
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise malformed(where, f"not valid JSON ({e})", advice, error) from e
 
 
 def load_object(
@@ -37,10 +51,7 @@ def load_object(
         ``error`` (default :class:`~cellcensus.errors.BadInputError`) for invalid JSON or a top
         level that is not an object; the message ends with ``advice``.
     """
-    try:
-        d = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise malformed(where, f"not valid JSON ({e})", advice, error) from e
+    d = parse(data, where=where, advice=advice, error=error)
     if not isinstance(d, dict):
         raise malformed(where, "the file must hold a JSON object", advice, error)
     return d

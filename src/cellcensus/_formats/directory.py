@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
-from cellcensus.errors import BadInputError, NotFoundError
+from cellcensus._formats._json import malformed, parse
+from cellcensus.errors import CellCensusError, NotFoundError
 
 __all__ = [
     "AUTO_ALIASES",
@@ -86,8 +87,11 @@ class MirrorDict(TypedDict):
     embeddings_base_uri: str
 
 
-def _bad(where: str, what: str) -> BadInputError:
-    return BadInputError(f"{where}: {what}; the file is malformed (was it edited by hand?)")
+_ADVICE = "the file is malformed (was it edited by hand?)"
+
+
+def _bad(where: str, what: str) -> CellCensusError:
+    return malformed(where, what, _ADVICE)
 
 
 def _str_or_none(v: object, where: str, key: str) -> str | None:
@@ -365,7 +369,7 @@ class ReleaseDirectory:
     @classmethod
     def from_json(cls, data: bytes, *, where: str = "release.json") -> ReleaseDirectory:
         """Parse serialised ``release.json``."""
-        return cls.from_dict(_loads(data, where), where=where)
+        return cls.from_dict(parse(data, where=where, advice=_ADVICE), where=where)
 
 
 # ---------------------------------------------------------------------------- mirrors.json
@@ -436,7 +440,7 @@ class MirrorDirectory:
     @classmethod
     def from_json(cls, data: bytes, *, where: str = "mirrors.json") -> MirrorDirectory:
         """Parse serialised ``mirrors.json``."""
-        return cls.from_dict(_loads(data, where), where=where)
+        return cls.from_dict(parse(data, where=where, advice=_ADVICE), where=where)
 
     @classmethod
     def from_dict(cls, d: object, *, where: str = "mirrors.json") -> MirrorDirectory:
@@ -458,11 +462,3 @@ class MirrorDirectory:
             if k != "default" and isinstance(v, Mapping)
         }
         return cls(default=default, mirrors=mirrors)
-
-
-def _loads(data: bytes, where: str) -> object:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        msg = f"{where} is not valid JSON: {e}"
-        raise BadInputError(msg) from e
