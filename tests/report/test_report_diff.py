@@ -4,28 +4,24 @@ dataset: the published report, the library call and ``cellcensus diff`` report e
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cellcensus.errors import NotFoundError
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, diff_builds, summarize_published
-from tests._cli import python_path_env
+from tests._cli import python_path_env, run_cli
 
 from .conftest import TAG_A, TAG_B, DiffCase
 
+if TYPE_CHECKING:
+    import subprocess
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cellcensus._cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
-    )
+    env = python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    return run_cli(*args, env=env, timeout=300)
 
 
 def _check(d, case: DiffCase) -> None:

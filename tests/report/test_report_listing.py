@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 from cellcensus.release import read_manifest
 from cellcensus.release._local import LocalRoot
 from cellcensus.report import BuildReport, list_releases
-from tests._cli import python_path_env
+from tests._cli import python_path_env, run_cli
 
 from .conftest import TAG
 
@@ -51,20 +49,11 @@ def test_listing_reads_report_totals_and_falls_back_for_old_builds(
     [bare] = list_releases(root)
     assert (bare.tag, bare.cells, bare.store_bytes) == (TAG, None, None)
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cellcensus._cli",
-            "releases",
-            "list",
-            "--root",
-            str(published_root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_cli(
+        "releases",
+        "list",
+        "--root",
+        str(published_root),
         env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
     )
     assert proc.returncode == 0, proc.stderr

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +25,12 @@ from cellcensus.report import (
     summarize_published,
 )
 from cellcensus.report._model import CENSUS_DATA, CENSUS_SPATIAL, read_totals
-from tests._cli import python_path_env
+from tests._cli import python_path_env, run_cli
 
 from .conftest import TAG, TAG_A, DiffCase
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 
@@ -84,14 +83,8 @@ def _version_1(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cellcensus._cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=python_path_env({"COLUMNS": "220", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}),
-    )
+    env = python_path_env({"COLUMNS": "220", "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    return run_cli(*args, env=env, timeout=300)
 
 
 def test_page_has_a_section_per_spatial_organism(published_root: Path) -> None:
