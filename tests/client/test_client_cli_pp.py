@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import anndata
@@ -19,7 +17,7 @@ import cellcensus
 from cellcensus import client
 from cellcensus._cli import app
 from cellcensus.experimental import pp
-from tests._cli import python_path_env
+from tests._cli import python_path_env, run_cli
 
 from .conftest import HUMAN
 
@@ -117,22 +115,13 @@ def test_export_cli_prints_estimate_then_writes(release_root: Path, tmp_path: Pa
 
 
 def test_cli_errors_exit_nonzero_without_traceback(release_root: Path, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cellcensus._cli",
-            "query",
-            "homo_sapiens",
-            "-r",
-            str(release_root),
-            "-f",
-            "sex = 'x'",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_cli(
+        "query",
+        "homo_sapiens",
+        "-r",
+        str(release_root),
+        "-f",
+        "sex = 'x'",
         env=python_path_env({"COLUMNS": "200", "PATH": "/usr/bin:/bin"}),
     )
     assert proc.returncode == 1
