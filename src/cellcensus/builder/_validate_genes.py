@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     import tiledbsoma as soma
 
 
+def fragments(uri: str) -> list[Any]:
+    """The array's fragments (tiledb-py ``FragmentInfo``), by the start of their first dimension."""
+    import tiledb
+
+    return sorted(tiledb.array_fragments(uri), key=lambda f: f.nonempty_domain[0][0])
+
+
 def _spans(uri: str) -> list[tuple[int, int]]:
     """The ranges of the first dimension that the array's fragments cover, overlapping ones merged.
 
@@ -33,13 +40,9 @@ def _spans(uri: str) -> list[tuple[int, int]]:
     tile of every fragment (at 10 M cells, 44 bands: TileDB could not do it in the builder's
     64 MiB, and with a larger budget the validation's memory grew with the number of bands).
     """
-    import tiledb
-
     spans: list[tuple[int, int]] = []
-    for lo, hi in sorted(
-        (int(f.nonempty_domain[0][0]), int(f.nonempty_domain[0][1]))
-        for f in tiledb.array_fragments(uri)
-    ):
+    for f in fragments(uri):
+        lo, hi = (int(v) for v in f.nonempty_domain[0])
         if spans and lo <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
         else:

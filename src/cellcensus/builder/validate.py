@@ -35,7 +35,7 @@ from cellcensus.builder import _schema as S
 from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import OBS_CHUNK_ROWS, H5ADSource
-from cellcensus.builder._validate_genes import check_genes
+from cellcensus.builder._validate_genes import check_genes, fragments
 from cellcensus.builder._xmath import normalize, obs_stats
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
@@ -403,15 +403,13 @@ def _stored_cells(rep: ValidationReport, uri: str) -> int:
     The builder writes X as fragments of disjoint row bands; overlapping ones are reported (their
     cell counts would not add up to the array's).
     """
-    import tiledb
-
-    fragments = sorted(tiledb.array_fragments(uri), key=lambda f: f.nonempty_domain[0][0])
-    for a, b in itertools.pairwise(fragments):
+    listed = fragments(uri)
+    for a, b in itertools.pairwise(listed):
         rep.expect(
             a.nonempty_domain[0][1] < b.nonempty_domain[0][0],
             f"{uri}: fragments {a.uri} and {b.uri} overlap",
         )
-    return sum(int(f.cell_num) for f in fragments)
+    return sum(int(f.cell_num) for f in listed)
 
 
 def _presence_row(pm: soma.SparseNDArray, ds_joinid: int) -> set[int]:
