@@ -204,7 +204,7 @@ def download(
         if progress is not None:
             progress(offset)
     digest: str | None = None
-    if size is None or offset < size:
+    if size is None or offset < size or not part.exists():
         try:
             digest = _transfer(
                 uri,
