@@ -223,7 +223,7 @@ def download_source_h5ad(
             uri,
             dest,
             settings=settings,
-            size=expected,
+            size=expected if expected >= 0 else None,  # -1: no Content-Length
             sha256=entry.sha256 if entry is not None else None,
             resume=resume,
             progress=bar.update if bar is not None else None,
