@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import anndata as ad
 import pytest
@@ -41,6 +41,13 @@ class DiffCase:
     kept: str
 
 
+class _Sizes(TypedDict):
+    """The small-build options both builds of ``diff_case`` share (``BuildOptions`` keywords)."""
+
+    chunk_nnz: int
+    validation_sample_cells: int
+
+
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -62,7 +69,7 @@ def diff_case(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactor
     revised = work / "revised.h5ad"
     adata[: adata.n_obs - 7].copy().write_h5ad(revised)
     changed_b = dict(changed, dataset_asset_h5ad_uri=str(revised))
-    options = {"chunk_nnz": 200_000, "validation_sample_cells": 16}
+    options: _Sizes = {"chunk_nnz": 200_000, "validation_sample_cells": 16}
     a = build_census(
         _write_manifest(work / "a.csv", [kept, changed, removed]),
         work / "a",

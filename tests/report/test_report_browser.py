@@ -114,7 +114,9 @@ def _screenshot(exe: str, tmp_path: Path, url: str, name: str) -> np.ndarray:
 
 
 @pytest.mark.slow  # two chromium runs: ~25-45 s on 2 busy cores
-def test_report_renders_in_headless_chromium(diff_case: DiffCase, chromium: str, tmp_path):
+def test_report_renders_in_headless_chromium(
+    diff_case: DiffCase, chromium: str, tmp_path: Path
+) -> None:
     page = diff_case.root / TAG_B / "report.html"
     html = page.read_text()
     # self-contained: no scripts, no external resources (the SVG namespace is not a fetch)

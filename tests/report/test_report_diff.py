@@ -17,6 +17,9 @@ from .conftest import TAG_A, TAG_B, DiffCase
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
+
+    from cellcensus.report import ReleaseDiff
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, env=env, timeout=300)
 
 
-def _check(d, case: DiffCase) -> None:
+def _check(d: ReleaseDiff, case: DiffCase) -> None:
     assert (d.old_tag, d.new_tag) == (TAG_A, TAG_B)
     assert [x.dataset_id for x in d.added] == [case.added]
     assert [x.dataset_id for x in d.removed] == [case.removed]
@@ -32,12 +35,13 @@ def _check(d, case: DiffCase) -> None:
     change = d.changed[0]
     assert change.reasons == ("sha256",)  # same dataset_version_id, a different file
     assert change.old.sha256 != change.new.sha256
+    assert change.old.cells is not None
     assert change.new.cells == change.old.cells - 7  # the revision dropped 7 cells
     assert d.schema_changes == ()
     assert (d.spatial_cells, d.spatial_organisms) == ((0, 0), ())
 
 
-def test_published_report_carries_the_diff_against_the_previous_build(diff_case: DiffCase):
+def test_published_report_carries_the_diff_against_the_previous_build(diff_case: DiffCase) -> None:
     report = BuildReport.from_json((diff_case.root / TAG_B / "report.json").read_bytes())
     assert report.diff is not None
     _check(report.diff, diff_case)
@@ -103,7 +107,7 @@ def test_diff_cli_prints_tables_and_json(diff_case: DiffCase) -> None:
 
 
 @pytest.mark.slow  # four CLI runs, one recomputing from the census: 20-80 s on 2 busy cores
-def test_report_cli_writes_html_and_json(diff_case: DiffCase, tmp_path) -> None:
+def test_report_cli_writes_html_and_json(diff_case: DiffCase, tmp_path: Path) -> None:
     out = tmp_path / "r" / "b.html"
     proc = _cli("report", str(diff_case.root), TAG_B, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -140,7 +144,9 @@ def test_report_cli_writes_html_and_json(diff_case: DiffCase, tmp_path) -> None:
         (["--against", "2019-01-01"], "2019-01-01"),
     ],
 )
-def test_report_cli_bad_arguments_fail_with_one_line(diff_case: DiffCase, tmp_path, args, message):
+def test_report_cli_bad_arguments_fail_with_one_line(
+    diff_case: DiffCase, tmp_path: Path, args: list[str], message: str
+) -> None:
     out = [] if "--out" in args else ["--out", str(tmp_path / "r.html")]
     proc = _cli("report", str(diff_case.root), TAG_B, *out, *args)
     assert proc.returncode == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -30,7 +30,8 @@ def _obs(exp: tiledbsoma.Experiment) -> pd.DataFrame:
     cols = ["dataset_id", "is_primary_data", "nnz", "raw_sum"]
     for cat in SUMMARY_CATEGORIES:
         cols += [c for c in (cat, f"{cat}_ontology_term_id") if c in names]
-    return exp.obs.read(column_names=cols).concat().to_pandas()
+    # pyarrow has no type hints: Table.to_pandas() is untyped
+    return cast("pd.DataFrame", exp.obs.read(column_names=cols).concat().to_pandas())
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,9 @@ def report(published_root: Path) -> BuildReport:
     return BuildReport.from_json((published_root / TAG / "report.json").read_bytes())
 
 
-def test_published_build_lists_its_report_and_still_verifies(published_root: Path, tmp_path):
+def test_published_build_lists_its_report_and_still_verifies(
+    published_root: Path, tmp_path: Path
+) -> None:
     manifest = read_manifest(LocalRoot(published_root), TAG).by_path()
     html = published_root / TAG / "report.html"
     data = published_root / TAG / "report.json"
@@ -104,7 +107,7 @@ def test_report_numbers_equal_the_census(report: BuildReport, published_root: Pa
     s = report.summary
     soma_uri = str(published_root / TAG / "soma")
     per_dataset: dict[str, tuple[str, str, int]] = {}
-    with tiledbsoma.open(soma_uri) as census:
+    with tiledbsoma.Collection[Any].open(soma_uri) as census:
         summary = census["census_info"]["summary"].read().concat().to_pandas()
         versions = dict(zip(summary["label"], summary["value"], strict=True))
         assert s.census_schema_version == versions["census_schema_version"]

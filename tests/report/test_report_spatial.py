@@ -117,7 +117,9 @@ def test_page_has_a_section_per_spatial_organism(published_root: Path) -> None:
     assert page.count("(spatial)") >= 2  # the two spatial datasets in the dataset table
 
 
-def test_diff_compares_each_collection_apart(diff_case: DiffCase, census_build: Path, tmp_path):
+def test_diff_compares_each_collection_apart(
+    diff_case: DiffCase, census_build: Path, tmp_path: Path
+) -> None:
     """The spatial build published before the two single-cell builds of ``diff_case``: from it
     to build A, the spatial experiments go away, and are reported as such (not as a drop in the
     census_data organisms' cells)."""
@@ -143,8 +145,10 @@ def test_diff_compares_each_collection_apart(diff_case: DiffCase, census_build: 
         assert sum(-c.delta for c in o.categories["assay"]) == sp.total_cells
     human = next(o for o in d.organisms if o.name == "homo_sapiens")
     data = old.organism("homo_sapiens")
+    new_data = new.organism("homo_sapiens")
     assert data is not None
-    assert human.total_cells == (data.total_cells, new.organism("homo_sapiens").total_cells)
+    assert new_data is not None
+    assert human.total_cells == (data.total_cells, new_data.total_cells)
     # census_data's assay terms do not count the Visium spots
     visium = "EFO:0022857"
     assert all(c.ontology_term_id != visium for c in human.categories.get("assay", ()))
@@ -212,7 +216,7 @@ def test_spatial_experiments_are_counted_apart_from_census_data(published_root: 
     """summary_cell_counts mixes each organism's spatial cells into its rows; the report's
     census_data categories hold the census_data cells only (read back with tiledbsoma)."""
     report = BuildReport.from_json((published_root / TAG / "report.json").read_bytes())
-    with tiledbsoma.open(str(published_root / TAG / "soma")) as census:
+    with tiledbsoma.Collection[Any].open(str(published_root / TAG / "soma")) as census:
         scc = census["census_info"]["summary_cell_counts"].read().concat().to_pandas()
         for name in ("homo_sapiens", "mus_musculus"):
             n_data = census[CENSUS_DATA][name].obs.count

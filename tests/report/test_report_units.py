@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,9 @@ from cellcensus.report import (
 from cellcensus.report._collect import _HistogramAcc
 from cellcensus.report._model import BINS_PER_DECADE, read_totals
 from cellcensus.report._svg import Bar, bar_chart, histogram_chart
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 
 # ---------------------------------------------------------------------------- histograms
@@ -64,10 +68,18 @@ def test_empty_histogram() -> None:
 
 
 # ---------------------------------------------------------------------------- models
-def _summary(tag: str, *, datasets=(), organisms=(), **kw) -> BuildSummary:
+def _summary(
+    tag: str,
+    *,
+    datasets: Iterable[DatasetInfo] = (),
+    organisms: Sequence[OrganismSummary] = (),
+    census_schema_version: str = "2.4.0",
+    inputs: Mapping[str, int] | None = None,
+    notes: tuple[str, ...] = (),
+) -> BuildSummary:
     return BuildSummary(
         tag=tag,
-        census_schema_version=kw.pop("census_schema_version", "2.4.0"),
+        census_schema_version=census_schema_version,
         dataset_schema_version="7.0.0",
         total_cells=sum(o.total_cells for o in organisms),
         unique_cells=sum(o.unique_cells or 0 for o in organisms),
@@ -75,7 +87,8 @@ def _summary(tag: str, *, datasets=(), organisms=(), **kw) -> BuildSummary:
         h5ads_bytes=500,
         datasets=tuple(datasets),
         organisms=tuple(organisms),
-        **kw,
+        inputs={} if inputs is None else inputs,
+        notes=notes,
     )
 
 
@@ -145,7 +158,9 @@ def test_report_json_round_trips_and_is_deterministic() -> None:
         (lambda d: d["summary"]["organisms"][0].update(name=None), "'name' must be a string"),
     ],
 )
-def test_malformed_report_json_is_refused_with_the_key(mutate, message) -> None:
+def test_malformed_report_json_is_refused_with_the_key(
+    mutate: Callable[[dict[str, Any]], None], message: str
+) -> None:
     org = _org("homo_sapiens", 5, {"assay": [("10x", "EFO:1", 5)]})
     rep = make_report(_summary("b", organisms=[org]), _summary("a", organisms=[org]))
     doc = json.loads(rep.to_json())
@@ -299,7 +314,11 @@ def _cc(label: str, term: str, total: int, unique: int | None = None) -> Categor
         ([_cc("cell", "na", 3), _cc("nucleus", "na", 3)], {("na", "na"): (1, 1)}, None),
     ],
 )
-def test_spatial_counts_are_taken_off_summary_cell_counts(rows, minus, want) -> None:
+def test_spatial_counts_are_taken_off_summary_cell_counts(
+    rows: list[CategoryCount],
+    minus: dict[tuple[str, str], tuple[int, int]],
+    want: list[CategoryCount] | None,
+) -> None:
     from cellcensus.report._collect import _subtract
 
     assert _subtract(rows, minus) == want

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from cellcensus._formats._json import parse
 from cellcensus.errors import IntegrityError
 
 __all__ = [
@@ -24,6 +24,8 @@ REPORT_FORMAT_VERSION = 2
 #: Versions read. A version-1 file has no spatial parts (they read as empty / ``None``); its
 #: totals cover ``census_data`` only.
 READABLE_VERSIONS = (1, 2)
+#: What to do about a malformed report.
+REGENERATE = "regenerate it with `cellcensus report`"
 
 #: ``(old, new)`` values of a diff; ``None`` where a build has no value.
 Pair = tuple[int | None, int | None]
@@ -41,8 +43,7 @@ class Reader:
 
     def _bad(self, key: str, what: str) -> IntegrityError:
         return IntegrityError(
-            f"{self.where}: {key!r} {what}; the report is malformed, regenerate it with "
-            "`cellcensus report`"
+            f"{self.where}: {key!r} {what}; the report is malformed, {REGENERATE}"
         )
 
     def integer(self, key: str) -> int:
@@ -122,8 +123,5 @@ def check_version(d: object, where: str) -> Reader:
 
 
 def loads(data: bytes, where: str) -> object:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        msg = f"{where} is not valid JSON ({e}); regenerate it with `cellcensus report`"
-        raise IntegrityError(msg) from e
+    """Parse a report's JSON; :class:`IntegrityError` (as for other formats) if it is not JSON."""
+    return parse(data, where=where, advice=REGENERATE, error=IntegrityError)
