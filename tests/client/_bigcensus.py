@@ -103,7 +103,7 @@ def write_big_census(
             data = rng.integers(1, 50, size=rows.size).astype(np.float32)
             arr.write(pa.table({"soma_dim_0": rows, "soma_dim_1": cols, "soma_data": data}))
     # group members
-    with soma.Collection.open(str(rna / "X"), "w", context=ctx) as c:
+    with soma.Collection[soma.SparseNDArray].open(str(rna / "X"), "w", context=ctx) as c:
         c.set(
             "raw",
             soma.SparseNDArray.open(str(rna / "X" / "raw"), context=ctx),
@@ -112,16 +112,16 @@ def write_big_census(
     with soma.Measurement.open(str(rna), "w", context=ctx) as c:
         c.set("var", soma.DataFrame.open(str(rna / "var"), context=ctx), use_relative_uri=True)
         c.set("X", soma.Collection.open(str(rna / "X"), context=ctx), use_relative_uri=True)
-    with soma.Collection.open(str(exp_uri / "ms"), "w", context=ctx) as c:
+    with soma.Collection[soma.Measurement].open(str(exp_uri / "ms"), "w", context=ctx) as c:
         c.set("RNA", soma.Measurement.open(str(rna), context=ctx), use_relative_uri=True)
     with soma.Experiment.open(str(exp_uri), "w", context=ctx) as c:
         c.set("obs", soma.DataFrame.open(str(exp_uri / "obs"), context=ctx), use_relative_uri=True)
         c.set("ms", soma.Collection.open(str(exp_uri / "ms"), context=ctx), use_relative_uri=True)
-    with soma.Collection.open(str(data_uri), "w", context=ctx) as c:
+    with soma.Collection[soma.Experiment].open(str(data_uri), "w", context=ctx) as c:
         c.set(
             "homo_sapiens", soma.Experiment.open(str(exp_uri), context=ctx), use_relative_uri=True
         )
-    with soma.Collection.open(str(root), "w", context=ctx) as c:
+    with soma.Collection[soma.Collection[soma.Experiment]].open(str(root), "w", context=ctx) as c:
         c.set(
             "census_data", soma.Collection.open(str(data_uri), context=ctx), use_relative_uri=True
         )

@@ -114,9 +114,14 @@ def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> It
 @pytest.fixture
 def http_root(release_root: Path) -> Iterator[HttpServer]:
     """``release_root``'s parent served over HTTP (``url`` is the release root's URL)."""
-    handler = type("Handler", (_QuietHandler,), {"hits": [], "ranges": True})
-    with serve_http(functools.partial(handler, directory=str(release_root.parent))) as url:
-        yield HttpServer(url=f"{url}/{release_root.name}/", hits=handler.hits, handler=handler)
+
+    class Handler(_QuietHandler):
+        """A class per server: its own ``hits`` (and ``ranges``, which a test may turn off)."""
+
+    Handler.hits = []
+    Handler.ranges = True
+    with serve_http(functools.partial(Handler, directory=str(release_root.parent))) as url:
+        yield HttpServer(url=f"{url}/{release_root.name}/", hits=Handler.hits, handler=Handler)
 
 
 @pytest.fixture

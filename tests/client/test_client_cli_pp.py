@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import anndata
 import cellxgene_census
@@ -133,8 +133,15 @@ def test_cli_errors_exit_nonzero_without_traceback(release_root: Path, tmp_path:
     assert isinstance(r.exception, client.CensusNotFoundError)
 
 
+class _HvgQuery(TypedDict):
+    """Keywords of ``get_highly_variable_genes`` (ours and the official one)."""
+
+    obs_value_filter: str
+    n_top_genes: int
+
+
 def test_highly_variable_genes_match_official(release_root: Path, soma_path: Path) -> None:
-    kw = {"obs_value_filter": "tissue_general in ['lung', 'blood']", "n_top_genes": 100}
+    kw: _HvgQuery = {"obs_value_filter": "tissue_general in ['lung', 'blood']", "n_top_genes": 100}
     with cellcensus.open_soma(release_root=release_root) as c:
         ours = pp.get_highly_variable_genes(c, "Homo sapiens", **kw)
     with cellxgene_census.open_soma(uri=str(soma_path)) as c:

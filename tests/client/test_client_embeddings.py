@@ -5,6 +5,7 @@ embeddings from the S3 test server (its directory URLs redirected) with the same
 from __future__ import annotations
 
 from pathlib import Path  # noqa: TC003 - fixture annotations are resolved by pytest
+from typing import TYPE_CHECKING, TypedDict
 
 import anndata as ad
 import cellxgene_census
@@ -25,15 +26,26 @@ from cellcensus.settings import Settings
 
 from .conftest import HUMAN, LTS_TAG
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from cellcensus.embeddings import AttachResult
+    from tests._s3server import S3Server
+
+    #: ``indexed``: (root, obs, vectors, attach result)
+    Indexed = tuple[Path, pd.DataFrame, npt.NDArray[np.float32], AttachResult]
+
 DIMS = 8
 
 
-def _clustered(obs: pd.DataFrame, seed: int = 0) -> np.ndarray:
+def _clustered(obs: pd.DataFrame, seed: int = 0) -> npt.NDArray[np.float32]:
     """One vector per cell: its cell type's centre plus small noise (types are separable)."""
     rng = np.random.default_rng(seed)
     types = sorted(obs["cell_type"].astype(str).unique())
     centres = rng.normal(scale=10.0, size=(len(types), DIMS))
-    codes = obs["cell_type"].astype(str).map({t: i for i, t in enumerate(types)}).to_numpy()
+    codes: npt.NDArray[np.int64] = (
+        obs["cell_type"].astype(str).map({t: i for i, t in enumerate(types)}).to_numpy()
+    )
     return (centres[codes] + rng.normal(scale=0.5, size=(len(obs), DIMS))).astype(np.float32)
 
 
@@ -43,7 +55,7 @@ def _human_obs(release_root: Path) -> pd.DataFrame:
 
 
 @pytest.fixture
-def indexed(root_copy: Path):
+def indexed(root_copy: Path) -> Indexed:
     """The copied root with a clustered, indexed embedding of every human cell; yields
     (root, obs, vectors, attach result)."""
     obs = _human_obs(root_copy)
@@ -55,12 +67,17 @@ def indexed(root_copy: Path):
     return root_copy, obs, vectors, res
 
 
-def _brute_force(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def _brute_force(
+    vectors: npt.NDArray[np.float32],
+    ids: npt.NDArray[np.int64],
+    queries: npt.NDArray[np.float32],
+    k: int,
+) -> npt.NDArray[np.int64]:
     d = ((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2)
     return ids[np.argsort(d, axis=1, kind="stable")[:, :k]]
 
 
-def test_find_nearest_obs_is_exact_when_every_partition_is_probed(indexed) -> None:
+def test_find_nearest_obs_is_exact_when_every_partition_is_probed(indexed: Indexed) -> None:
     root, obs, vectors, _res = indexed
     ids = obs["soma_joinid"].to_numpy()
     rng = np.random.default_rng(1)
@@ -88,7 +105,7 @@ def test_find_nearest_obs_is_exact_when_every_partition_is_probed(indexed) -> No
         experimental.find_nearest_obs("clusters", HUMAN, LTS_TAG, bad, release_root=root)
 
 
-def test_predict_obs_metadata_on_known_neighbours(indexed) -> None:
+def test_predict_obs_metadata_on_known_neighbours(indexed: Indexed) -> None:
     root, obs, _vectors, _res = indexed
     by_type = obs.groupby(obs["cell_type"].astype(str))["soma_joinid"].apply(list)
     types = sorted(by_type.index)[:2]
@@ -115,7 +132,7 @@ def test_predict_obs_metadata_on_known_neighbours(indexed) -> None:
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-def test_search_then_predict_recovers_the_cell_type(indexed) -> None:
+def test_search_then_predict_recovers_the_cell_type(indexed: Indexed) -> None:
     root, obs, vectors, _res = indexed
     rng = np.random.default_rng(2)
     picks = rng.choice(len(vectors), 30, replace=False)
@@ -142,7 +159,7 @@ def test_find_nearest_obs_needs_an_index(root_copy: Path) -> None:
 @pytest.mark.s3
 @pytest.mark.slow  # publishes the census to S3: ~35 s on a shared 2-core machine
 def test_official_client_reads_our_embeddings_on_s3(
-    s3_server, census_build: Path, unique_s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Server, census_build: Path, unique_s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint = s3_server.endpoint_url
     publisher = Settings(
@@ -185,7 +202,7 @@ def test_official_client_reads_our_embeddings_on_s3(
         if key != "vfs.s3.region":
             monkeypatch.setenv("TILEDB_" + key.upper().replace(".", "_"), value)
 
-    kw = {"release_root": root_uri, "settings": anon}
+    kw: _Where = {"release_root": root_uri, "settings": anon}
     assert official.get_all_available_embeddings(
         LTS_TAG
     ) == experimental.get_all_available_embeddings(LTS_TAG, **kw)
@@ -224,6 +241,13 @@ def unique_s3_prefix(request: pytest.FixtureRequest) -> str:
     import os
 
     return f"emb-{request.node.name[:30]}-{os.urandom(3).hex()}".replace("_", "-")
+
+
+class _Where(TypedDict):
+    """Where our functions read the release (keywords of every ``experimental`` call)."""
+
+    release_root: str
+    settings: Settings
 
 
 def test_the_official_embedding_names_and_signatures() -> None:

@@ -8,11 +8,12 @@ import sys
 import textwrap
 import warnings
 from collections import namedtuple
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anndata
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 import cellcensus
@@ -24,19 +25,38 @@ from ._bigcensus import write_big_census
 from .conftest import HUMAN
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
+
+    import tiledbsoma
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def census(release_root: Path):
+def census(release_root: Path) -> Iterator[tiledbsoma.Collection[Any]]:
     """Our census (the LTS build of the local release root)."""
     with cellcensus.open_soma(release_root=release_root) as c:
         yield c
 
 
-QUERY = {
+class _Query(TypedDict):
+    """The filters of ``QUERY`` (keywords of ``get_anndata`` and ``export``)."""
+
+    obs_value_filter: str
+    var_value_filter: str
+
+
+class _Subset(TypedDict):
+    """Coordinates, layer and filter of one export (keywords of ``get_anndata`` and ``export``)."""
+
+    obs_coords: slice
+    var_coords: slice
+    X_name: str
+    obs_value_filter: str
+
+
+QUERY: _Query = {
     "obs_value_filter": "tissue_general in ['lung', 'blood'] and sex == 'female'",
     "var_value_filter": "feature_type == 'protein_coding'",
 }
@@ -54,7 +74,9 @@ def _assert_equal(got: anndata.AnnData, ref: anndata.AnnData, *, categorical: bo
 
 
 @pytest.mark.parametrize("fmt", ["h5ad", "zarr", "parquet"])
-def test_export_equals_get_anndata(census, tmp_path: Path, fmt: str) -> None:
+def test_export_equals_get_anndata(
+    census: tiledbsoma.Collection[Any], tmp_path: Path, fmt: str
+) -> None:
     ref = cellcensus.get_anndata(census, HUMAN, **QUERY)
     res = cellcensus.export(
         census, HUMAN, to=tmp_path / f"out.{fmt}", memory_budget="32MiB", **QUERY
@@ -72,8 +94,10 @@ def test_export_equals_get_anndata(census, tmp_path: Path, fmt: str) -> None:
         assert anndata.read_h5ad(res.path).X.has_sorted_indices
 
 
-def test_export_columns_coords_and_normalized(census, tmp_path: Path) -> None:
-    kw = {
+def test_export_columns_coords_and_normalized(
+    census: tiledbsoma.Collection[Any], tmp_path: Path
+) -> None:
+    kw: _Subset = {
         "obs_coords": slice(50, 900),
         "var_coords": slice(0, 1999),
         "X_name": "normalized",
@@ -96,7 +120,7 @@ def test_export_columns_coords_and_normalized(census, tmp_path: Path) -> None:
     _assert_equal(anndata.read_h5ad(res.path), ref, categorical=True)
 
 
-def test_parquet_layout(census, tmp_path: Path) -> None:
+def test_parquet_layout(census: tiledbsoma.Collection[Any], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     res = cellcensus.export(census, HUMAN, to=tmp_path / "q.parquet", **QUERY)
@@ -117,7 +141,7 @@ def test_parquet_layout(census, tmp_path: Path) -> None:
     )
 
 
-def test_empty_result_exports(census, tmp_path: Path) -> None:
+def test_empty_result_exports(census: tiledbsoma.Collection[Any], tmp_path: Path) -> None:
     res = cellcensus.export(
         census, HUMAN, to=tmp_path / "e.h5ad", obs_value_filter="cell_type == 'no such type'"
     )
@@ -127,7 +151,9 @@ def test_empty_result_exports(census, tmp_path: Path) -> None:
     assert got.n_vars == census["census_data"][HUMAN].ms["RNA"].var.count
 
 
-def test_export_refuses_overwrite_and_bad_targets(census, tmp_path: Path) -> None:
+def test_export_refuses_overwrite_and_bad_targets(
+    census: tiledbsoma.Collection[Any], tmp_path: Path
+) -> None:
     target = tmp_path / "o.h5ad"
     target.write_text("keep me")
     with pytest.raises(BadInputError, match="exists; pass overwrite=True"):
@@ -149,9 +175,9 @@ def test_export_refuses_overwrite_and_bad_targets(census, tmp_path: Path) -> Non
 
 
 def test_failed_export_leaves_nothing(
-    census, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    census: tiledbsoma.Collection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(self, chunk):
+    def boom(self: object, chunk: object) -> None:
         msg = "disk full"
         raise RuntimeError(msg)
 
@@ -161,7 +187,7 @@ def test_failed_export_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_estimate_is_exact_without_gene_selection(census) -> None:
+def test_estimate_is_exact_without_gene_selection(census: tiledbsoma.Collection[Any]) -> None:
     flt = "tissue_general == 'spleen'"
     est = cellcensus.estimate(census, HUMAN, obs_value_filter=flt)
     ref = cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
@@ -180,14 +206,16 @@ def test_estimate_is_exact_without_gene_selection(census) -> None:
 Mem = namedtuple("Mem", "available")
 
 
-def test_get_anndata_warns_or_refuses_by_estimate(census, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_anndata_warns_or_refuses_by_estimate(
+    census: tiledbsoma.Collection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # pytest.warns re-emits other warnings from here, out of reach of the anndata ignore rule
     monkeypatch.setattr(warnings, "filters", list(warnings.filters))
     warnings.simplefilter("ignore", anndata.ImplicitModificationWarning)
     flt = "tissue_general == 'lung'"
     est = cellcensus.estimate(census, HUMAN, obs_value_filter=flt)
     # less available than the estimate: refused, unless told to only warn
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(est.peak_bytes // 2))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(est.peak_bytes // 2))
     with pytest.raises(client.QueryTooLargeError, match=r"cellcensus\.export") as e:
         cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
     assert isinstance(e.value, MemoryError)
@@ -195,20 +223,20 @@ def test_get_anndata_warns_or_refuses_by_estimate(census, monkeypatch: pytest.Mo
         a = cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt, memory_check="warn")
     assert a.n_obs == est.n_obs
     # between half and all of it: a warning
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(int(est.peak_bytes * 1.5)))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(int(est.peak_bytes * 1.5)))
     with pytest.warns(client.MemoryEstimateWarning):
         cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
     # plenty: silent; "off" never checks
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(est.peak_bytes * 10))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(est.peak_bytes * 10))
     with warnings.catch_warnings():
         warnings.simplefilter("error", client.MemoryEstimateWarning)
         cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt)
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(1))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(1))
     cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt, memory_check="off")
 
 
 def test_get_anndata_skips_the_estimate_when_the_whole_layer_fits(
-    census, monkeypatch: pytest.MonkeyPatch
+    census: tiledbsoma.Collection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A metadata-only bound of the whole layer spares small releases the per-query estimate."""
     from cellcensus.client._estimate import layer_peak_bound
@@ -229,12 +257,12 @@ def test_get_anndata_skips_the_estimate_when_the_whole_layer_fits(
         return everything
 
     monkeypatch.setattr(_query, "estimate_query", counting)
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound * 2))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(bound * 2))
     cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")
     assert calls == []
     with pytest.raises(BadInputError, match="memory_check must be"):  # checked even then
         cellcensus.get_anndata(census, HUMAN, memory_check="sometimes")  # type: ignore[arg-type]
-    monkeypatch.setattr(_query.psutil, "virtual_memory", lambda: Mem(bound))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(bound))
     with pytest.warns(client.MemoryEstimateWarning):
         cellcensus.get_anndata(census, HUMAN, obs_value_filter="tissue_general == 'lung'")
     assert calls == [1]
@@ -370,7 +398,7 @@ def test_export_without_nnz_columns(tmp_path: Path) -> None:
 def test_estimate_branches() -> None:
     import pyarrow as pa
 
-    from cellcensus.client._estimate import AxisSelection, estimate_from
+    from cellcensus.client._estimate import AxisSelection, QueryEstimate, estimate_from
 
     schema = pa.schema([("soma_joinid", pa.int64())])
     obs = AxisSelection(count=10, total=100, nnz_sum=500)
@@ -379,7 +407,7 @@ def test_estimate_branches() -> None:
     var_part = AxisSelection(count=10, total=50, nnz_sum=2500, total_nnz=5000)
     var_part_plain = AxisSelection(count=10, total=50, nnz_sum=None)
 
-    def est(o: AxisSelection, v: AxisSelection, x_total: int | None = None):
+    def est(o: AxisSelection, v: AxisSelection, x_total: int | None = None) -> QueryEstimate:
         return estimate_from(
             "x",
             o,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import tiledbsoma
@@ -16,19 +17,24 @@ from cellcensus.errors import BadInputError
 
 from .conftest import HUMAN
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
+
 T_CELL = "CL:0000084"
 COVID = "MONDO:0100096"
 
 
 @pytest.fixture(scope="module")
-def census(release_root: Path):
+def census(release_root: Path) -> Iterator[tiledbsoma.Collection[Any]]:
     """Our census (LTS build of the local release root)."""
     with cellcensus.open_soma(release_root=release_root) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def obs_all(census):
+def obs_all(census: tiledbsoma.Collection[Any]) -> pd.DataFrame:
     """Every human obs row (the corpus is small)."""
     return cellcensus.get_obs(census, HUMAN)
 
@@ -48,7 +54,9 @@ def obs_all(census):
         ("", "must be a non-empty string"),
     ],
 )
-def test_bad_filters_are_clear_errors(census, flt: str, message: str) -> None:
+def test_bad_filters_are_clear_errors(
+    census: tiledbsoma.Collection[Any], flt: str, message: str
+) -> None:
     calls = (
         lambda: cellcensus.get_obs(census, HUMAN, value_filter=flt),
         lambda: cellcensus.get_anndata(census, HUMAN, obs_value_filter=flt),
@@ -66,14 +74,16 @@ def test_bad_filters_are_clear_errors(census, flt: str, message: str) -> None:
     assert not Path("never.h5ad").exists()
 
 
-def test_bad_var_filter(census) -> None:
+def test_bad_var_filter(census: tiledbsoma.Collection[Any]) -> None:
     with pytest.raises(client.FilterError, match=r"var_value_filter.*feature_nam does not exist"):
         cellcensus.get_anndata(census, HUMAN, var_value_filter="feature_nam == 'CD4'")
     with pytest.raises(client.FilterError, match="feature_nam"):
         cellcensus.get_var(census, HUMAN, value_filter="feature_nam == 'CD4'")
 
 
-def test_value_never_present_is_logged(census, caplog: pytest.LogCaptureFixture) -> None:
+def test_value_never_present_is_logged(
+    census: tiledbsoma.Collection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="cellcensus.client._filters"):
         obs = cellcensus.get_obs(census, HUMAN, value_filter="sex == 'Female'")
     assert len(obs) == 0
@@ -81,7 +91,9 @@ def test_value_never_present_is_logged(census, caplog: pytest.LogCaptureFixture)
     assert "'female'" in caplog.text
 
 
-def test_grammar_examples_from_the_docs(census, obs_all) -> None:
+def test_grammar_examples_from_the_docs(
+    census: tiledbsoma.Collection[Any], obs_all: pd.DataFrame
+) -> None:
     """Each documented form selects what pandas selects on the same rows."""
     cases = {
         "sex == 'female'": obs_all.sex == "female",
@@ -104,7 +116,9 @@ def test_grammar_examples_from_the_docs(census, obs_all) -> None:
         assert expected.any(), flt
 
 
-def test_ontology_filter_all_t_cells(census, obs_all) -> None:
+def test_ontology_filter_all_t_cells(
+    census: tiledbsoma.Collection[Any], obs_all: pd.DataFrame
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 7.0.0 is "deprecated" upstream
         parser = OntologyParser("v7.0.0")
@@ -126,7 +140,9 @@ def test_ontology_filter_all_t_cells(census, obs_all) -> None:
     assert len(short) < len(cellcensus.ontology_filter(cell_type_descendants_of=[T_CELL]))
 
 
-def test_ontology_filter_tissue_and_combination(census, obs_all) -> None:
+def test_ontology_filter_tissue_and_combination(
+    census: tiledbsoma.Collection[Any], obs_all: pd.DataFrame
+) -> None:
     brain = "UBERON:0000955"
     flt = cellcensus.ontology_filter(
         tissue_descendants_of=[brain],
@@ -139,7 +155,9 @@ def test_ontology_filter_tissue_and_combination(census, obs_all) -> None:
     assert set(got.cell_type.astype(str)) <= {"GABAergic neuron", "glutamatergic neuron"}
 
 
-def test_disease_descendants_match_multi_valued_cells(census, obs_all) -> None:
+def test_disease_descendants_match_multi_valued_cells(
+    census: tiledbsoma.Collection[Any], obs_all: pd.DataFrame
+) -> None:
     obs_df = census["census_data"][HUMAN].obs
     flt = cellcensus.ontology_filter(disease_descendants_of=[COVID], obs=obs_df)
     got = cellcensus.get_obs(census, HUMAN, value_filter=flt, column_names=["soma_joinid"])

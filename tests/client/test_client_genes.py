@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import cellxgene_census
 import numpy as np
@@ -33,14 +33,16 @@ if TYPE_CHECKING:
 
     import anndata
 
+    from cellcensus.client._genemajor import Layout
+
 pytestmark = pytest.mark.filterwarnings("ignore::anndata.ImplicitModificationWarning")
 
-LAYOUTS = ("auto", "cell-major", "gene-major")
+LAYOUTS: tuple[Layout, ...] = ("auto", "cell-major", "gene-major")
 GENES_2 = "feature_name in ['CD4', 'TSPAN6']"
 
 
 @pytest.fixture(scope="module")
-def census(soma_path: Path) -> Iterator[tiledbsoma.Collection]:
+def census(soma_path: Path) -> Iterator[tiledbsoma.Collection[Any]]:
     with cellcensus.open_soma(uri=str(soma_path)) as c:
         yield c
 
@@ -110,7 +112,9 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_layout_returns_the_official_anndata(census, soma_path: Path, case: str) -> None:
+def test_every_layout_returns_the_official_anndata(
+    census: tiledbsoma.Collection[Any], soma_path: Path, case: str
+) -> None:
     organism, kwargs = CASES[case]
     with cellxgene_census.open_soma(uri=str(soma_path)) as theirs:
         want = cellxgene_census.get_anndata(theirs, organism, **kwargs)
@@ -138,7 +142,11 @@ def test_every_layout_returns_the_official_anndata(census, soma_path: Path, case
     layer=st.sampled_from(["raw", "normalized"]),
 )
 def test_routed_and_unrouted_queries_are_equal(
-    census, genes: list[int], obs_filter: str | None, cells: Any, layer: str
+    census: tiledbsoma.Collection[Any],
+    genes: list[int],
+    obs_filter: str | None,
+    cells: Any,
+    layer: str,
 ) -> None:
     kwargs: dict[str, Any] = {"var_coords": genes, "obs_value_filter": obs_filter, "X_name": layer}
     if cells is not None:
@@ -159,11 +167,23 @@ def test_default_names_are_the_strings_anndata_makes() -> None:
     pd.testing.assert_index_equal(_str_index(named), named.astype(str), exact=True)
 
 
-def test_concurrent_routed_queries_return_the_same_anndata(census) -> None:
+class _GetAnndataKw(TypedDict, total=False):
+    """Keywords of ``get_anndata`` that the concurrent queries pass."""
+
+    var_value_filter: str
+    var_coords: list[int]
+    obs_value_filter: str
+    X_name: str
+    X_layers: list[str]
+
+
+def test_concurrent_routed_queries_return_the_same_anndata(
+    census: tiledbsoma.Collection[Any],
+) -> None:
     """Queries from several threads share the reader pool; each gets its own result."""
     from concurrent.futures import ThreadPoolExecutor
 
-    kwargs = [
+    kwargs: list[_GetAnndataKw] = [
         {"var_value_filter": GENES_2},
         {"var_coords": [3, 1, 2000], "obs_value_filter": "sex == 'female'"},
         {"var_coords": [10], "X_name": "normalized", "X_layers": ["raw"]},
@@ -202,7 +222,7 @@ def test_cost_rule_routes_few_genes_to_the_copy_and_many_to_x() -> None:
     assert nothing.layout == "cell-major"
 
 
-def test_bad_layouts_are_refused(census) -> None:
+def test_bad_layouts_are_refused(census: tiledbsoma.Collection[Any]) -> None:
     with pytest.raises(BadInputError, match="x_layout must be one of"):
         cellcensus.get_anndata(census, "Homo sapiens", var_coords=[1], x_layout="rows")  # type: ignore[arg-type]
     with pytest.raises(BadInputError, match="obsm/obsp/varm/varp layers and embeddings"):
@@ -216,13 +236,14 @@ def without_copies(soma_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The release without its human gene-major copies (as a --no-gene-major build)."""
     out = tmp_path_factory.mktemp("no-copies") / "soma"
     shutil.copytree(soma_path, out)
-    with tiledbsoma.Collection.open(str(out / "cellcensus_genes" / "homo_sapiens"), "d") as c:
+    genes = str(out / "cellcensus_genes" / "homo_sapiens")
+    with tiledbsoma.Collection[Any].open(genes, "d") as c:
         del c["X"]
     return out
 
 
 def test_a_release_without_copies_reads_x_as_the_official_client(
-    census, without_copies: Path
+    census: tiledbsoma.Collection[Any], without_copies: Path
 ) -> None:
     kwargs: dict[str, Any] = {"var_value_filter": GENES_2}
     with cellcensus.open_soma(uri=str(without_copies)) as bare:
@@ -245,6 +266,7 @@ def test_official_client_and_tiledbsoma_read_the_release_unchanged(soma_path: Pa
         return n
 
     with tiledbsoma.open(str(soma_path)) as root:
+        assert isinstance(root, tiledbsoma.Collection)  # for the type checker
         assert "cellcensus_genes" in root
         assert walk(root) > 20
         for organism in ("homo_sapiens", "mus_musculus"):
@@ -312,7 +334,7 @@ def _recomputed(census: Any, organism: str, gene: str, by: list[str]) -> pd.Data
     ],
 )
 def test_summarize_equals_a_recomputation_from_get_anndata(
-    census, organism: str, gene: str, by: list[str]
+    census: tiledbsoma.Collection[Any], organism: str, gene: str, by: list[str]
 ) -> None:
     got = summarize(census, organism, [gene], by=by)
     want = _recomputed(census, organism, gene, by)
@@ -331,9 +353,9 @@ def test_summarize_equals_a_recomputation_from_get_anndata(
     )
 
 
-def test_summarize_of_many_genes_equals_each_gene_alone(census) -> None:
+def test_summarize_of_many_genes_equals_each_gene_alone(census: tiledbsoma.Collection[Any]) -> None:
     """Many genes are read in parts at once; the rows equal those of one gene at a time."""
-    with tiledbsoma.open(census.uri) as root:
+    with tiledbsoma.Collection[Any].open(census.uri) as root:
         var = root["census_data"]["homo_sapiens"].ms["RNA"].var
         names = var.read(column_names=["feature_id", "nnz"]).concat().to_pandas()
     genes = names[names["nnz"] > 0]["feature_id"].astype(str).tolist()[:20]
@@ -346,13 +368,17 @@ def test_summarize_of_many_genes_equals_each_gene_alone(census) -> None:
     pd.testing.assert_frame_equal(together, alone, check_categorical=False)
 
 
-def test_summarize_orders_genes_as_asked_and_totals_without_by(census) -> None:
+def test_summarize_orders_genes_as_asked_and_totals_without_by(
+    census: tiledbsoma.Collection[Any],
+) -> None:
     got = summarize(census, "Homo sapiens", ["TSPAN6", "CD4"], by=[])
     assert got["feature_name"].tolist() == ["TSPAN6", "CD4"]
     assert {"n_cells", "n_expressing", "mean", "fraction_expressing"} <= set(got.columns)
 
 
-def test_summarize_refuses_bad_input(census, without_copies: Path) -> None:
+def test_summarize_refuses_bad_input(
+    census: tiledbsoma.Collection[Any], without_copies: Path
+) -> None:
     with pytest.raises(BadInputError, match="unknown gene"):
         summarize(census, "Homo sapiens", ["NO_SUCH_GENE"])
     with pytest.raises(BadInputError, match="cannot summarize by 'tissue'"):
@@ -363,7 +389,7 @@ def test_summarize_refuses_bad_input(census, without_copies: Path) -> None:
         summarize(census, "Danio rerio", ["CD4"])
     bare = without_copies.parent / "no-summary"
     shutil.copytree(without_copies, bare)
-    with tiledbsoma.Collection.open(str(bare), "d") as root:
+    with tiledbsoma.Collection[Any].open(str(bare), "d") as root:
         del root["cellcensus_genes"]
     with (
         cellcensus.open_soma(uri=str(bare)) as official_like,
@@ -373,7 +399,7 @@ def test_summarize_refuses_bad_input(census, without_copies: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- CLI
-def test_cli_summarize_json_and_table(census, soma_path: Path) -> None:
+def test_cli_summarize_json_and_table(census: tiledbsoma.Collection[Any], soma_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cellcensus._cli import app

@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import pytest
@@ -21,13 +21,13 @@ from cellcensus.errors import BadInputError, ConfigError, NotFoundError
 from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
 
-from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG, serve_http
+from .conftest import HUMAN, LTS_TAG, WEEKLY_TAG, HttpServer, serve_http
 
 if TYPE_CHECKING:
     import contextlib
 
 
-def _tag_of(census: tiledbsoma.Collection) -> str:
+def _tag_of(census: tiledbsoma.Collection[Any]) -> str:
     return Path(census.uri.removeprefix("file://").rstrip("/")).parent.name
 
 
@@ -215,7 +215,7 @@ def test_missing_uri_is_not_found(tmp_path: Path, soma_path: Path, release_root:
 
 
 # ---------------------------------------------------------------------------- http(s) roots
-def test_http_root_with_file_mirror_and_cache(release_root: Path, http_root) -> None:
+def test_http_root_with_file_mirror_and_cache(release_root: Path, http_root: HttpServer) -> None:
     d = cellcensus.get_census_version_directory(release_root=http_root.url)
     assert d["stable"]["release_build"] == LTS_TAG
     with cellcensus.open_soma(release_root=http_root.url) as c:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import pytest
@@ -12,11 +12,16 @@ import cellcensus
 from ._parity import CASES, assert_same, run_case
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
+
+    import tiledbsoma
 
 
 @pytest.fixture(scope="module")
-def both(release_root: Path, soma_path: Path):
+def both(
+    release_root: Path, soma_path: Path
+) -> Iterator[tuple[tiledbsoma.Collection[Any], tiledbsoma.Collection[Any]]]:
     """(our census via the release root, the official client's census via its uri)."""
     ours = cellcensus.open_soma(census_version="stable", release_root=release_root)
     theirs = cellxgene_census.open_soma(uri=str(soma_path))
@@ -26,7 +31,9 @@ def both(release_root: Path, soma_path: Path):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_same_result_as_official_client(both, case: str) -> None:
+def test_same_result_as_official_client(
+    both: tuple[tiledbsoma.Collection[Any], tiledbsoma.Collection[Any]], case: str
+) -> None:
     ours, theirs = both
     assert ours.uri.rstrip("/") == theirs.uri.rstrip("/").replace(
         "file://", ""

@@ -81,7 +81,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     retracted=st.sampled_from([None, True, False]),
 )
 def test_directory_view_matches_the_official_algorithm(
-    served: tuple[Path, str], builds, aliases, lts, retracted
+    served: tuple[Path, str],
+    builds: dict[str, tuple[bool, bool]],
+    aliases: dict[str, str],
+    lts: bool | None,
+    retracted: bool | None,
 ) -> None:
     """Our reading of release.json equals the official client's on arbitrary directories
     (aliases may dangle; loops are excluded here because the official client would hang)."""

@@ -18,13 +18,13 @@ from cellcensus.release._s3 import S3Root
 from cellcensus.settings import Settings
 
 from ._parity import CASES, assert_same, run_case
-from .conftest import HUMAN, LTS_TAG
+from .conftest import HUMAN, LTS_TAG, S3Release
 
 pytestmark = pytest.mark.s3
 
 
 @pytest.fixture
-def official_on_s3(s3_release, monkeypatch: pytest.MonkeyPatch):
+def official_on_s3(s3_release: S3Release, monkeypatch: pytest.MonkeyPatch) -> S3Release:
     """The official client pointed at the release's directory (served by the S3 server)."""
     monkeypatch.setattr(
         rd, "CELL_CENSUS_RELEASE_DIRECTORY_URL", s3_release.http_url("release.json")
@@ -35,7 +35,7 @@ def official_on_s3(s3_release, monkeypatch: pytest.MonkeyPatch):
     return s3_release
 
 
-def test_directory_parity(official_on_s3) -> None:
+def test_directory_parity(official_on_s3: S3Release) -> None:
     s3 = official_on_s3
     for kw in ({}, {"lts": True}, {"lts": False}, {"retracted": None}):
         ours = cellcensus.get_census_version_directory(
@@ -52,7 +52,7 @@ def test_directory_parity(official_on_s3) -> None:
     ) == cellxgene_census.get_census_version_description("stable")
 
 
-def test_same_results_as_official_client_on_s3(official_on_s3) -> None:
+def test_same_results_as_official_client_on_s3(official_on_s3: S3Release) -> None:
     s3 = official_on_s3
     theirs = cellxgene_census.open_soma(
         census_version="stable", tiledb_config=s3.anon.tiledb_config()
@@ -64,14 +64,16 @@ def test_same_results_as_official_client_on_s3(official_on_s3) -> None:
             assert_same(run_case(cellcensus, ours, case), run_case(cellxgene_census, theirs, case))
 
 
-def test_http_root_with_s3_mirror(s3_release) -> None:
+def test_http_root_with_s3_mirror(s3_release: S3Release) -> None:
     root = s3_release.http_url("")
     with cellcensus.open_soma(release_root=root, settings=s3_release.anon) as c:
         assert c.uri.startswith("s3://public/")
         assert cellcensus.get_obs(c, HUMAN, value_filter="sex == 'male'").shape[0] > 0
 
 
-def test_source_h5ad_from_s3_with_resume(s3_release, census_build: Path, tmp_path: Path) -> None:
+def test_source_h5ad_from_s3_with_resume(
+    s3_release: S3Release, census_build: Path, tmp_path: Path
+) -> None:
     with cellcensus.open_soma(release_root=s3_release.root_uri, settings=s3_release.anon) as c:
         did = str(c["census_info"]["datasets"].read().concat()["dataset_id"][0])
     loc = cellcensus.get_source_h5ad_uri(
@@ -92,7 +94,7 @@ def test_source_h5ad_from_s3_with_resume(s3_release, census_build: Path, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def private_release(s3_release, census_build: Path) -> str:
+def private_release(s3_release: S3Release, census_build: Path) -> str:
     """The census published to the private bucket."""
     server = s3_release.server
     publisher = Settings(
@@ -106,7 +108,7 @@ def private_release(s3_release, census_build: Path) -> str:
     return root
 
 
-def test_private_bucket(s3_release, private_release: str) -> None:
+def test_private_bucket(s3_release: S3Release, private_release: str) -> None:
     # signed requests with the reader's keys: directory through boto3, data through TileDB
     with cellcensus.open_soma(release_root=private_release, settings=s3_release.reader) as c:
         assert c.uri.startswith("s3://private/")
@@ -127,7 +129,7 @@ def test_private_bucket(s3_release, private_release: str) -> None:
 
 
 def test_root_and_endpoint_from_the_environment(
-    s3_release, monkeypatch: pytest.MonkeyPatch
+    s3_release: S3Release, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No arguments at all: CELLCENSUS_RELEASE_ROOT and CELLCENSUS_S3_ENDPOINT_URL; anonymous
     reads because no credentials are configured."""

@@ -5,15 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import pytest
 
 import cellcensus
 from cellcensus import client
 from cellcensus._storage import downloads as storage_download
+from cellcensus._storage import iter_bytes
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
 from .conftest import LTS_TAG, WEEKLY_TAG
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cellcensus._storage.s3 import Role
+    from cellcensus.settings import Settings
+
+    from .conftest import HttpServer
+
+
+class _ReadOptions(TypedDict, total=False):
+    """The keywords of ``iter_bytes`` besides ``start``."""
+
+    settings: Settings | None
+    role: Role
+    if_match: str | None
+    block: int
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +93,9 @@ def test_download_resumes_from_part(
     dest = tmp_path / "r.h5ad"
     Path(str(dest) + ".part").write_bytes(data[: len(data) // 3])
     starts: list[int] = []
-    real = storage_download.iter_bytes
+    real = iter_bytes
 
-    def spy(uri: str, *, start: int = 0, **kw):
+    def spy(uri: str, *, start: int = 0, **kw: Unpack[_ReadOptions]) -> Iterator[bytes]:
         starts.append(start)
         return real(uri, start=start, **kw)
 
@@ -138,7 +157,7 @@ def test_manifest_mismatch_in_the_release(
 
 
 def test_download_over_http_root(
-    release_root: Path, dataset_ids: list[str], http_root, tmp_path: Path
+    release_root: Path, dataset_ids: list[str], http_root: HttpServer, tmp_path: Path
 ) -> None:
     """The directory over HTTP, data from its (file) mirror."""
     did = dataset_ids[4]
@@ -147,10 +166,12 @@ def test_download_over_http_root(
     assert dest.read_bytes() == (release_root / LTS_TAG / "h5ads" / f"{did}.h5ad").read_bytes()
 
 
-def test_http_ranged_reads(release_root: Path, dataset_ids: list[str], http_root) -> None:
+def test_http_ranged_reads(
+    release_root: Path, dataset_ids: list[str], http_root: HttpServer
+) -> None:
     """Resuming over HTTP uses a Range request; a server that ignores ranges is an error, not a
     silently corrupted file."""
-    from cellcensus._storage import iter_bytes, size_of
+    from cellcensus._storage import size_of
     from cellcensus.errors import CellCensusError
 
     did = dataset_ids[5]

@@ -11,14 +11,14 @@ from cellcensus._cli import app
 from cellcensus.compare import compare_builds
 from cellcensus.errors import NotFoundError
 
-from .conftest import LTS_TAG
+from .conftest import LTS_TAG, S3Release
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 @pytest.mark.s3
-def test_a_build_on_s3_equals_its_local_source(s3_release, census_build: Path) -> None:
+def test_a_build_on_s3_equals_its_local_source(s3_release: S3Release, census_build: Path) -> None:
     uri = f"{s3_release.root_uri}{LTS_TAG}/"
     report = compare_builds(census_build, uri, settings=s3_release.anon)
     assert report.equal
