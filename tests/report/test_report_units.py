@@ -171,6 +171,14 @@ def test_malformed_report_json_is_refused_with_the_key(
         BuildReport.from_json(b"{not json", where="x/report.json")
 
 
+@pytest.mark.parametrize("data", [b"{not json", b"\xff\xfe"])
+def test_report_json_that_is_not_json_fails_as_other_formats_do(data: bytes) -> None:
+    """The shared parser's message (``where: not valid JSON (...); advice``), as IntegrityError."""
+    want = r"^x/report\.json: not valid JSON \(.+\); regenerate it with `cellcensus report`$"
+    with pytest.raises(IntegrityError, match=want):
+        BuildReport.from_json(data, where="x/report.json")
+
+
 # ---------------------------------------------------------------------------- baseline
 def _entry(tag: str, *, retracted: bool = False, date: str | None = None) -> ReleaseEntry:
     loc = Locator(uri=f"file:///r/{tag}/soma/", relative_uri=f"r/{tag}/soma/")
