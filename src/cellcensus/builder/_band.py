@@ -31,11 +31,8 @@ import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus.builder import _schema as S
-from cellcensus.builder._compat import (
-    ArrayBatchWriter,
-    DataFrameBatchWriter,
-    release_free_memory,
-)
+from cellcensus.builder._allocator import release_free_memory
+from cellcensus.builder._compat import ArrayBatchWriter, DataFrameBatchWriter
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import H5ADSource
 from cellcensus.builder._terms import tissue_general_columns

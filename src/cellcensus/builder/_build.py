@@ -37,12 +37,9 @@ from cellcensus._formats.build import FORMAT_VERSION, BuildInfo, BuildInput
 from cellcensus._progress import NoProgress, Progress
 from cellcensus.builder import _schema as S
 from cellcensus.builder import _write as W
+from cellcensus.builder._allocator import release_free_memory, tune_allocator
 from cellcensus.builder._band import BandResult, BandTask, run_band, soma_context
-from cellcensus.builder._compat import (
-    check_versions,
-    release_free_memory,
-    remove_uncommitted_fragments,
-)
+from cellcensus.builder._compat import check_versions, remove_uncommitted_fragments
 from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import Executor, open_executor
 from cellcensus.builder._genes import (
@@ -691,6 +688,7 @@ def build_census(
     opts = options or BuildOptions()
     _check_options(opts)
     check_versions()
+    tune_allocator()
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         msg = f"output directory {out} exists and is not empty; choose a new one"

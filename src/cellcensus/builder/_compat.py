@@ -25,8 +25,6 @@ others with a clear error rather than risking a silent change of behaviour.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import shutil
 from functools import cache
@@ -210,24 +208,3 @@ def remove_uncommitted_fragments(array_uri: str) -> int:
     if removed:
         logger.info("removed %d uncommitted fragment(s) of %s", removed, array_uri)
     return removed
-
-
-@cache
-def _libc() -> Any:  # noqa: ANN401 - a ctypes library, or None
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:  # pragma: no cover - no C library to load
-        return None
-
-
-def release_free_memory() -> None:
-    """Give memory freed by a finished task back to the operating system (glibc only).
-
-    After a task's large numpy and Arrow buffers are freed, glibc keeps much of it in its heap;
-    a process running many tasks then looks as if it held memory it no longer uses.
-    """
-    libc = _libc()
-    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
-    if trim is not None:
-        trim(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -36,6 +37,14 @@ class SerialExecutor:
             yield fn(item)
 
 
+def _tuned(fn: Callable[[T], R], item: T) -> R:
+    """Run a task in a worker process whose allocator is set up as the driver's is."""
+    from cellcensus.builder._allocator import tune_allocator
+
+    tune_allocator()
+    return fn(item)
+
+
 class DaskExecutor:
     """Runs tasks on a dask.distributed client; a failing task's error is re-raised here."""
 
@@ -48,7 +57,7 @@ class DaskExecutor:
 
         if not items:
             return
-        futures = self.client.map(fn, list(items), pure=False)
+        futures = self.client.map(partial(_tuned, fn), list(items), pure=False)
         try:
             for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 yield future.result()

@@ -34,7 +34,7 @@ import pandas as pd
 
 from cellcensus import _spatial
 from cellcensus.builder import _schema as S
-from cellcensus.builder._compat import release_free_memory
+from cellcensus.builder._allocator import release_free_memory
 from cellcensus.builder._source import OBS_CHUNK_ROWS, ColumnInfo, H5ADSource
 from cellcensus.builder._state import atomic_write_bytes
 from cellcensus.builder._terms import (

@@ -32,6 +32,7 @@ import tiledbsoma as soma
 
 from cellcensus._formats.build import BuildInfo
 from cellcensus.builder import _schema as S
+from cellcensus.builder._allocator import tune_allocator
 from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import OBS_CHUNK_ROWS, H5ADSource
@@ -572,6 +573,7 @@ def validate_build(
     if not soma_uri.exists() or not (root / "build.json").exists():
         msg = f"{root} is not a cellcensus build (needs soma/ and build.json)"
         raise NotFoundError(msg)
+    tune_allocator()
     rep = ValidationReport()
     gene_major: bool | None = None
     try:
