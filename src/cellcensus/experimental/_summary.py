@@ -320,13 +320,12 @@ def summarize(
     keep = pres_dataset < n_datasets
     measures = np.zeros((n_genes, n_datasets), dtype=bool)
     measures[position(presence["soma_dim_1"])[keep], pres_dataset[keep]] = True
-    measured = measures[:, static.group_dataset]  # (gene, group)
-    cell_target = np.arange(n_genes)[:, None] * n_keys + combos.codes[None, :]
-    n_cells = np.bincount(
-        cell_target[measured],
-        weights=np.broadcast_to(static.group_cells, measured.shape)[measured],
-        minlength=size,
-    )
+    n_cells = np.zeros(size, dtype=np.float64)
+    for i in range(n_genes):  # gene by gene: memory of one gene's groups, however many genes
+        measured = measures[i, static.group_dataset]
+        n_cells[i * n_keys : (i + 1) * n_keys] = np.bincount(
+            combos.codes[measured], weights=static.group_cells[measured], minlength=n_keys
+        )
     # values: each summary row goes to its (gene, key)
     group = np.asarray(rows["group_joinid"], dtype=np.int64)
     target = position(rows["var_joinid"]) * n_keys + combos.codes[group]
