@@ -49,6 +49,7 @@ class Run:
     seconds: float
     max_process_rss: int  # bytes, from /usr/bin/time -v
     tree_rss: int  # bytes, summed over the process tree, sampled
+    cpu_seconds: float  # user + system time of the process tree, from /usr/bin/time -v
     load: float  # 1-minute load average before the run
     returncode: int
 
@@ -56,6 +57,12 @@ class Run:
 def _time_v_rss(stderr: str) -> int:
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
     return int(m.group(1)) * 1024 if m else 0
+
+
+def _time_v_cpu(stderr: str) -> float:
+    user = re.search(r"User time \(seconds\): ([\d.]+)", stderr)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", stderr)
+    return sum(float(m.group(1)) for m in (user, system) if m)
 
 
 def _cellcensus() -> list[str]:
@@ -79,10 +86,20 @@ def _measure(label: str, side: str, cmd: list[str], env: dict[str, str] | None) 
     load = os.getloadavg()[0]
     print(f"{label}: load {load:.2f}, running ...", flush=True)
     m = run_measured(["/usr/bin/time", "-v", *cmd], interval=0.2, env=env)
-    run = Run(label, side, m.seconds, _time_v_rss(m.stderr), m.peak_rss_bytes, load, m.returncode)
+    run = Run(
+        label,
+        side,
+        m.seconds,
+        _time_v_rss(m.stderr),
+        m.peak_rss_bytes,
+        _time_v_cpu(m.stderr),
+        load,
+        m.returncode,
+    )
     print(
-        f"{label}: {run.seconds:.1f} s, largest process {gib(run.max_process_rss)}, "
-        f"process tree {gib(run.tree_rss)}, exit {run.returncode}",
+        f"{label}: {run.seconds:.1f} s ({run.cpu_seconds:.1f} s CPU), "
+        f"largest process {gib(run.max_process_rss)}, process tree {gib(run.tree_rss)}, "
+        f"exit {run.returncode}",
         flush=True,
     )
     if m.returncode != 0:
@@ -92,23 +109,30 @@ def _measure(label: str, side: str, cmd: list[str], env: dict[str, str] | None) 
 
 def _report(runs: list[Run]) -> None:
     """Print the runs as a markdown table and the ratio official/ours of adjacent pairs."""
-    print("\n| run | time | peak RSS, largest process | peak RSS, process tree | load before |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        "\n| run | time | CPU time | peak RSS, largest process | peak RSS, process tree "
+        "| load before |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in runs:
         ok = "" if r.returncode == 0 else f" (exit {r.returncode})"
         print(
-            f"| {r.label}{ok} | {r.seconds:.1f} s | {gib(r.max_process_rss)} | "
-            f"{gib(r.tree_rss)} | {r.load:.2f} |"
+            f"| {r.label}{ok} | {r.seconds:.1f} s | {r.cpu_seconds:.1f} s | "
+            f"{gib(r.max_process_rss)} | {gib(r.tree_rss)} | {r.load:.2f} |"
         )
-    ratios = []
+    ratios, cpu_ratios = [], []
     for a, b in itertools.pairwise(runs):
         if a.returncode or b.returncode:
             continue
         o, f = (a, b) if a.side == "ours" else (b, a)
         ratios.append(f.seconds / o.seconds)
-        print(f"{f.label} / {o.label}: {f.seconds / o.seconds:.2f}x")
+        cpu_ratios.append(f.cpu_seconds / o.cpu_seconds)
+        print(f"{f.label} / {o.label}: time {ratios[-1]:.2f}x, CPU time {cpu_ratios[-1]:.2f}x")
     if ratios:
-        print(f"median ratio official/ours: {statistics.median(ratios):.2f}x")
+        print(
+            f"median ratio official/ours: time {statistics.median(ratios):.2f}x, "
+            f"CPU time {statistics.median(cpu_ratios):.2f}x"
+        )
 
 
 def _compare(runs: list[Run], workdir: Path) -> int:
