@@ -23,12 +23,25 @@ class Measurement:
     stdout: str
     stderr: str
     process_peaks: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid: (name, peak)
+    # (a process's peak is its exact VmHWM as last read, or the largest sampled RSS)
     peak_disk_bytes: int = 0  # max over time of the bytes under ``watch`` (if given)
 
     @property
     def max_process_rss(self) -> int:
         """The largest peak RSS of any one process of the tree."""
         return max((peak for _, peak in self.process_peaks.values()), default=0)
+
+
+def _high_water_mark(pid: int) -> int:
+    """A process's peak RSS so far (Linux ``VmHWM``), 0 where unknown."""
+    try:
+        with Path(f"/proc/{pid}/status").open() as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _tree_bytes(path: Path) -> int:
@@ -81,10 +94,12 @@ def run_measured(
                 with contextlib.suppress(psutil.NoSuchProcess):
                     rss = p.memory_info().rss
                     total += rss
+                    # the kernel's exact high-water mark catches peaks between two samples
+                    high = max(rss, _high_water_mark(p.pid))
                     name, before = peaks.get(p.pid, ("", 0))
-                    if rss > before:
+                    if high > before:
                         label = name or " ".join(p.cmdline()[:3])[-60:]
-                        peaks[p.pid] = (label, rss)
+                        peaks[p.pid] = (label, high)
             peak = max(peak, total)
             stop.wait(interval)
 

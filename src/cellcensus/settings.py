@@ -42,15 +42,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore
 import botocore.exceptions
-from botocore.config import Config
 
 from cellcensus._redact import register_secret
 from cellcensus.errors import ConfigError, PermissionDeniedError
@@ -58,6 +54,7 @@ from cellcensus.errors import ConfigError, PermissionDeniedError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import boto3
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
@@ -82,31 +79,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
 
-_sessions: dict[tuple[str, str | None, str | None], boto3.Session] = {}
-_sessions_lock = threading.Lock()
-
 
 def _profile_session(profile: str) -> boto3.Session:
-    """One boto3 session per profile (and AWS files) and process: its credentials refresh
-    themselves, and every client of the process shares them."""
-    key = (
-        profile,
-        os.environ.get("AWS_CONFIG_FILE"),
-        os.environ.get("AWS_SHARED_CREDENTIALS_FILE"),
-    )
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            try:
-                session = boto3.Session(profile_name=profile)
-            except botocore.exceptions.ProfileNotFound as e:
-                msg = (
-                    f"AWS profile {profile!r} was not found in the AWS config/credentials files; "
-                    "check AWS_PROFILE / --profile or define the profile with `aws configure`"
-                )
-                raise ConfigError(msg) from e
-            _sessions[key] = session
-        return session
+    """The process's refreshing boto3 session of a profile (one per profile and process)."""
+    from cellcensus._storage.s3 import profile_session
+
+    return profile_session(profile)
 
 
 def _parse_number(value: str, name: str, *, integer: bool = False) -> float:
@@ -337,12 +315,6 @@ session_token, profile, connect_timeout, read_timeout, max_attempts
             max_attempts=max_attempts,
         )
 
-    def _session(self) -> boto3.Session:
-        """The session requests are signed through: the profile's (shared), else a new one."""
-        if self.profile and self.access_key_id is None and not self.anonymous:
-            return _profile_session(self.profile)
-        return boto3.Session()
-
     def frozen_credentials(self) -> tuple[str, str, str | None] | None:
         """The credentials in effect right now: ``(access key id, secret, session token)``.
 
@@ -434,41 +406,15 @@ session_token, profile, connect_timeout, read_timeout, max_attempts
                 cfg["vfs.s3.aws_session_token"] = creds[2]
         return cfg
 
-    def boto3_client(self, *, max_pool_connections: int = 32) -> S3Client:
-        """A boto3 S3 client configured with these settings.
+    def boto3_client(self) -> S3Client:
+        """The shared boto3 S3 client for these settings (thread-safe; made on first use).
 
-        Parameters
-        ----------
-        max_pool_connections
-            HTTP connection pool size (at least the number of parallel transfers).
-
-        Returns
-        -------
-        S3Client
-            A new client (thread-safe; share it between threads).
+        See :func:`cellcensus._storage.s3.s3_client`: pooled connections, ``standard``
+        retries, the timeouts and attempts of these settings, unsigned when anonymous.
         """
-        config = Config(
-            region_name=self.region,
-            signature_version=botocore.UNSIGNED if self.anonymous else None,
-            s3={"addressing_style": "path" if self.path_style else "virtual"},
-            retries={"max_attempts": self.attempts, "mode": "standard"},
-            max_pool_connections=max_pool_connections,
-            connect_timeout=self.connect_seconds,
-            read_timeout=self.read_seconds,
-        )
-        kwargs: dict[str, Any] = {}
-        if not self.anonymous and self.access_key_id is not None:
-            kwargs = {
-                "aws_access_key_id": self.access_key_id,
-                "aws_secret_access_key": self.secret_access_key,
-                "aws_session_token": self.session_token,
-            }
-        # Without static keys the profile's session (SSO, assume-role, process: refreshed
-        # before they expire) or boto3's default chain supplies the credentials.
-        client: S3Client = self._session().client(
-            "s3", endpoint_url=self.endpoint_url, config=config, **kwargs
-        )
-        return client
+        from cellcensus._storage.s3 import s3_client
+
+        return s3_client(self)
 
     @property
     def connect_seconds(self) -> float:

@@ -16,6 +16,7 @@ import tiledbsoma
 
 import cellcensus
 from cellcensus import client
+from cellcensus._storage import http as storage_http
 from cellcensus.errors import BadInputError, ConfigError, NotFoundError
 from cellcensus.release import open_root, retract
 from cellcensus.settings import Settings
@@ -273,7 +274,6 @@ def _flaky_server(
 
 def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
     """A real server on 127.0.0.1 answers 503 twice, then the directory; 404 is not retried."""
-    monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)  # speed only
     body = (release_root / "release.json").read_bytes()
     server, calls = _flaky_server(body, failures=2)
     with server as url:
@@ -289,8 +289,7 @@ def test_http_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, release_
 def test_http_read_timeout_is_applied(monkeypatch: pytest.MonkeyPatch, release_root: Path) -> None:
     """A server that accepts but answers only after a minute: each attempt gives up after
     READ_TIMEOUT."""
-    monkeypatch.setattr(client._locations, "_BACKOFF", 0.0)
-    monkeypatch.setattr(client._locations, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(storage_http, "READ_TIMEOUT", 0.3)
     body = (release_root / "release.json").read_bytes()
     server, calls = _flaky_server(body, delay=60.0)
     with server as url:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from cellcensus import client
 from cellcensus._formats.directory import ReleaseDirectory
+from cellcensus._storage import uri_join
 from cellcensus.client._directory import _versions
-from cellcensus.client._locations import uri_join
 
 from .conftest import _QuietHandler, serve_http
 

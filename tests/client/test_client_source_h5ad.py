@@ -10,7 +10,7 @@ import pytest
 
 import cellcensus
 from cellcensus import client
-from cellcensus.client import _source_h5ad
+from cellcensus._storage import downloads as storage_download
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
 from .conftest import LTS_TAG, WEEKLY_TAG
@@ -74,13 +74,13 @@ def test_download_resumes_from_part(
     dest = tmp_path / "r.h5ad"
     Path(str(dest) + ".part").write_bytes(data[: len(data) // 3])
     starts: list[int] = []
-    real = _source_h5ad.iter_bytes
+    real = storage_download.iter_bytes
 
     def spy(uri: str, *, start: int = 0, **kw):
         starts.append(start)
         return real(uri, start=start, **kw)
 
-    monkeypatch.setattr(_source_h5ad, "iter_bytes", spy)
+    monkeypatch.setattr(storage_download, "iter_bytes", spy)
     cellcensus.download_source_h5ad(did, str(dest), release_root=release_root, progress_bar=False)
     assert starts == [len(data) // 3]  # only the rest was read
     assert dest.read_bytes() == data
@@ -150,7 +150,7 @@ def test_download_over_http_root(
 def test_http_ranged_reads(release_root: Path, dataset_ids: list[str], http_root) -> None:
     """Resuming over HTTP uses a Range request; a server that ignores ranges is an error, not a
     silently corrupted file."""
-    from cellcensus.client._locations import iter_bytes, size_of
+    from cellcensus._storage import iter_bytes, size_of
     from cellcensus.errors import CellCensusError
 
     did = dataset_ids[5]

@@ -105,13 +105,13 @@ def test_s3_staging_resumes_a_partial_download_and_verifies_it(
     h5ads = tmp_path / "h5ads"
     h5ads.mkdir()
     # an interrupted earlier download left the first half
-    (h5ads / "one.part").write_bytes(data[: len(data) // 2])
+    (h5ads / "one.h5ad.part").write_bytes(data[: len(data) // 2])
     staged = stage_source(entry, h5ads, settings=s3.reader)
     assert staged.path.read_bytes() == data
     assert staged.sha256 == hashlib.sha256(data).hexdigest()
     # a partial file that does not match the object is caught by the MD5 check and removed
     (h5ads / "one.h5ad").unlink()
-    (h5ads / "one.part").write_bytes(b"\0" * (len(data) // 2))
+    (h5ads / "one.h5ad.part").write_bytes(b"\0" * (len(data) // 2))
     with pytest.raises(IntegrityError, match="MD5"):
         stage_source(entry, h5ads, settings=s3.reader)
-    assert not (h5ads / "one.part").exists()
+    assert not (h5ads / "one.h5ad.part").exists()

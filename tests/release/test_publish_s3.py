@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import tiledbsoma
 
+from cellcensus._storage.hashing import hash_file, hash_stream
 from cellcensus.errors import BadInputError, IntegrityError, PermissionDeniedError
 from cellcensus.release import publish, read_directory, read_manifest, sync, verify
 from cellcensus.release._root import MULTIPART_CHUNKSIZE
 from cellcensus.release._s3 import S3Root
-from cellcensus.release._transfer import hash_file, hash_stream
 from cellcensus.release.publish import _plan_uploads
 from tests._cli import cli_env, publisher_env, run_cli, s3_cli_args
 from tests._tinybuild import N_OBS

@@ -1,22 +1,28 @@
 """Staging of source H5ADs into the build's ``h5ads/`` (byte-identical copies, with sha256).
 
-Local sources are copied; ``s3://`` sources are downloaded with resume (a ``.part`` file
-continued by
-ranged GETs) and verified against the object's size (and MD5 where the ETag is one).
+Local sources are copied, ``s3://`` sources downloaded, both through the resumable, verified
+download of :mod:`cellcensus._storage` (``<dataset_id>.h5ad.part``, continued by ranged GETs
+that name the object's ETag, checked against the object's size and its MD5 where the ETag is
+one).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+from cellcensus._storage import (
+    PART_SUFFIX,
+    TRANSFER,
+    DownloadMismatchError,
+    download,
+    stat,
+)
 from cellcensus.builder._state import atomic_write_bytes
-from cellcensus.errors import BadInputError, IntegrityError
+from cellcensus.errors import BadInputError, CellCensusError, IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,8 +32,6 @@ if TYPE_CHECKING:
     from cellcensus.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-_BLOCK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,112 +44,64 @@ class StagedSource:
     sha256: str
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _copy_local(entry: ManifestEntry, dest: Path, progress: Callable[[int], None] | None) -> None:
-    src = entry.local_path()
-    if not src.is_file():
-        msg = f"source {src} does not exist or is not a file"
-        raise BadInputError(
-            msg,
-            dataset_id=entry.dataset_id,
-            field="uri",
-        )
-    part = dest.with_suffix(".part")
-    try:
-        with src.open("rb") as fin, part.open("wb") as fout:
-            while block := fin.read(_BLOCK):
-                fout.write(block)
-                if progress:
-                    progress(len(block))
-    except PermissionError as e:
-        part.unlink(missing_ok=True)
-        msg = f"source {src} is not readable"
-        raise BadInputError(msg, dataset_id=entry.dataset_id) from e
-    part.replace(dest)
-
-
-def _s3_client(settings: Settings | None) -> Any:  # noqa: ANN401 - boto3 clients are untyped
+def _settings(settings: Settings | None) -> Settings:
     if settings is None:
         from cellcensus.settings import Settings
 
         settings = Settings.resolve()
-    return settings.boto3_client()
+    return settings
 
 
-def _download_s3(
+def _md5_etag(identity: dict[str, Any]) -> str | None:
+    """The object's MD5 when its ETag is one (single-part uploads), else ``None``."""
+    etag = str(identity.get("etag") or "").strip('"')
+    return etag if etag and "-" not in etag and len(etag) == 32 else None
+
+
+def _drop_stale_part(dest: Path, identity: dict[str, Any]) -> None:
+    """Keep a partial download only if it is of this very version of the source."""
+    part = dest.with_name(dest.name + PART_SUFFIX)
+    part_identity = dest.with_name(dest.name + PART_SUFFIX + ".json")
+    if part.exists():
+        recorded = json.loads(part_identity.read_text()) if part_identity.exists() else None
+        # a partial download of an earlier version of the object is dropped; one without a
+        # record is kept only when the object's ETag is its MD5, which verifies the result
+        if recorded != identity and (recorded is not None or _md5_etag(identity) is None):
+            part.unlink()
+    atomic_write_bytes(part_identity, json.dumps(identity).encode())
+
+
+def _stage(
     entry: ManifestEntry,
     dest: Path,
     progress: Callable[[int], None] | None,
     settings: Settings | None,
     identity: dict[str, Any],
-) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    parsed = urlparse(entry.uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    client = _s3_client(settings)
-    part = dest.with_suffix(".part")
-    part_identity = dest.with_suffix(".part.json")
-    etag = str(identity.get("etag") or "").strip('"')
-    md5_checkable = bool(etag) and "-" not in etag and len(etag) == 32
-    if part.exists():
-        recorded = json.loads(part_identity.read_text()) if part_identity.exists() else None
-        # a partial download of an earlier version of the object is dropped; one without a
-        # record is kept only when the object's ETag is its MD5, which verifies the result
-        if recorded != identity and (recorded is not None or not md5_checkable):
-            part.unlink()
-    atomic_write_bytes(part_identity, json.dumps(identity).encode())
+) -> str:
+    """Download or copy the source to ``dest``; returns its sha256."""
+    if entry.is_s3:
+        _drop_stale_part(dest, identity)
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
-        size = int(head["ContentLength"])
-        have = part.stat().st_size if part.exists() else 0
-        if have > size:
-            part.unlink()
-            have = 0
-        if progress and have:
-            progress(have)
-        if have < size:
-            extra = {"IfMatch": head["ETag"]} if head.get("ETag") else {}
-            resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={have}-", **extra)
-            with part.open("ab") as fh:
-                for block in resp["Body"].iter_chunks(_BLOCK):
-                    fh.write(block)
-                    if progress:
-                        progress(len(block))
-    except (ClientError, BotoCoreError) as e:
-        msg = f"cannot download {entry.uri}: {e}"
-        raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
-    got = part.stat().st_size
-    if got != size:
-        msg = (
-            f"dataset {entry.dataset_id!r}: downloaded {got} bytes of {entry.uri}, "
-            f"expected {size}; "
-            "re-run to resume"
+        done = download(
+            entry.uri if entry.is_s3 else str(entry.local_path()),
+            dest,
+            settings=_settings(settings) if entry.is_s3 else None,
+            role=TRANSFER,
+            size=int(identity["size"]),
+            resume=entry.is_s3,
+            if_match=identity.get("etag") if entry.is_s3 else None,
+            md5=_md5_etag(identity) if entry.is_s3 else None,
+            progress=progress,
         )
-        raise IntegrityError(msg)
-    etag = str(head.get("ETag", "")).strip('"')
-    if etag and "-" not in etag and len(etag) == 32:
-        md5 = hashlib.md5(usedforsecurity=False)
-        with part.open("rb") as fh:
-            while block := fh.read(_BLOCK):
-                md5.update(block)
-        if md5.hexdigest() != etag:
-            part.unlink()
-            msg = (
-                f"dataset {entry.dataset_id!r}: MD5 of the download of {entry.uri} does not match "
-                "its ETag; the partial file was removed, re-run to download again"
-            )
-            raise IntegrityError(msg)
-    part.replace(dest)
-    part_identity.unlink(missing_ok=True)
+    except DownloadMismatchError as e:
+        msg = f"dataset {entry.dataset_id!r}: {e}"
+        raise IntegrityError(msg) from e
+    except CellCensusError as e:
+        verb = "download" if entry.is_s3 else "copy"
+        msg = f"cannot {verb} {entry.uri}: {e}"
+        raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
+    dest.with_name(dest.name + PART_SUFFIX + ".json").unlink(missing_ok=True)
+    return done.sha256
 
 
 def source_identity(entry: ManifestEntry, settings: Settings | None = None) -> dict[str, Any]:
@@ -155,24 +111,19 @@ def source_identity(entry: ManifestEntry, settings: Settings | None = None) -> d
     (and scans) the dataset again when the source was replaced since.
     """
     if entry.is_s3:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        parsed = urlparse(entry.uri)
         try:
-            head = _s3_client(settings).head_object(
-                Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
-            )
-        except (ClientError, BotoCoreError) as e:
+            st = stat(entry.uri, _settings(settings), role=TRANSFER)
+        except CellCensusError as e:
             msg = f"cannot read {entry.uri}: {e}"
             raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
-        return {"uri": entry.uri, "size": int(head["ContentLength"]), "etag": head.get("ETag")}
+        return {"uri": entry.uri, "size": st.size, "etag": st.etag}
     src = entry.local_path()
     try:
-        st = src.stat()
-    except OSError as e:
+        st = stat(str(src))
+    except CellCensusError as e:
         msg = f"source {src} does not exist or is not readable"
         raise BadInputError(msg, dataset_id=entry.dataset_id, field="uri") from e
-    return {"uri": entry.uri, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"uri": entry.uri, "size": st.size, "mtime_ns": st.mtime_ns}
 
 
 def _record_path(h5ads_dir: Path, dataset_id: str) -> Path:
@@ -206,10 +157,7 @@ def stage_source(
         logger.info("source of %s changed since it was staged: staging it again", entry.dataset_id)
     dest.unlink(missing_ok=True)
     record.unlink(missing_ok=True)
-    if entry.is_s3:
-        _download_s3(entry, dest, progress, settings, identity)
-    else:
-        _copy_local(entry, dest, progress)
+    sha256 = _stage(entry, dest, progress, settings, identity)
     if source_identity(entry, settings) != identity:
         dest.unlink()
         msg = f"source {entry.uri} changed while it was being copied; run the build again"
@@ -222,7 +170,7 @@ def stage_source(
             f"manifest's asset_h5ad_filesize says {entry.asset_h5ad_filesize}"
         )
         raise IntegrityError(msg)
-    staged = StagedSource(entry.dataset_id, dest, size, sha256_file(dest))
+    staged = StagedSource(entry.dataset_id, dest, size, sha256)
     doc = {"identity": identity, "size": size, "sha256": staged.sha256}
     atomic_write_bytes(record, json.dumps(doc).encode())
     return staged

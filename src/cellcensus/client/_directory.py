@@ -32,13 +32,7 @@ from cellcensus._formats.directory import (
     ReleaseDirectory,
     ReleaseEntry,
 )
-from cellcensus.client._locations import (
-    is_local,
-    local_path,
-    read_bytes,
-    read_settings,
-    uri_join,
-)
+from cellcensus._storage import is_local, local_path, read_bytes, read_settings, uri_join
 from cellcensus.client._types import CensusMirror, CensusVersionDescription
 from cellcensus.errors import BadInputError, CensusNotFoundError, ConfigError, NotFoundError
 from cellcensus.settings import (

@@ -15,13 +15,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from cellcensus._storage import is_local, local_path, uri_join
 from cellcensus.client._directory import (
     ReleaseSource,
     _fetch,
     _select_mirror,
     release_source,
 )
-from cellcensus.client._locations import is_local, local_path, uri_join
 from cellcensus.errors import (
     BadInputError,
     CensusNotFoundError,

@@ -11,8 +11,8 @@ import cellxgene_census
 import tiledbsoma as soma
 
 from cellcensus._compat import storage_failure, tiledb_error_types
+from cellcensus._storage import is_local, local_path, read_settings
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
-from cellcensus.client._locations import is_local, local_path, read_settings
 from cellcensus.errors import (
     AccessDeniedError,
     BadInputError,

@@ -9,20 +9,23 @@ checked against the build's ``manifest.json`` (size and sha256) before it is ren
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cellcensus._storage import (
+    DownloadMismatchError,
+    download,
+    read_bytes,
+    size_of,
+    uri_join,
+)
 from cellcensus.client._directory import ResolvedRelease, resolve_release
-from cellcensus.client._locations import iter_bytes, read_bytes, size_of, uri_join
 from cellcensus.client._open import DEFAULT_CENSUS_VERSION, open_resolved
 from cellcensus.errors import BadInputError, DatasetNotFoundError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from cellcensus._formats.manifest import ManifestObject
     from cellcensus.client._types import CensusLocator
     from cellcensus.settings import Settings
@@ -30,9 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["download_source_h5ad", "get_source_h5ad_uri"]
 
 logger = logging.getLogger(__name__)
-
-PART_SUFFIX = ".part"
-_HASH_BLOCK = 4 * 1024 * 1024
 
 
 def _check_dataset_id(dataset_id: str) -> str:
@@ -143,14 +143,6 @@ def _manifest_entry(
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _bar(enabled: bool, total: int | None, initial: int) -> Any:  # noqa: ANN401 - tqdm or None
     if not enabled:
         return None
@@ -166,35 +158,6 @@ def _bar(enabled: bool, total: int | None, initial: int) -> Any:  # noqa: ANN401
         unit_divisor=1024,
         desc="Downloading",
     )
-
-
-def _fetch(
-    uri: str,
-    part: Path,
-    *,
-    expected: int | None,
-    settings: Settings | None,
-    resume: bool,
-    progress_bar: bool,
-) -> None:
-    offset = part.stat().st_size if (resume and part.exists()) else 0
-    if expected is not None and offset > expected:
-        logger.warning("%s is larger than the object; downloading again", part)
-        offset = 0
-    if offset and (expected is None or offset < expected):
-        logger.info("resuming %s at byte %d", uri, offset)
-    if expected is not None and offset == expected:
-        return
-    bar = _bar(progress_bar, expected, offset)
-    advance: Callable[[int], object] = bar.update if bar is not None else (lambda _n: None)
-    try:
-        with part.open("ab" if offset else "wb") as f:
-            for chunk in iter_bytes(uri, start=offset, settings=settings):
-                f.write(chunk)
-                advance(len(chunk))
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def download_source_h5ad(
@@ -254,20 +217,27 @@ def download_source_h5ad(
     entry = _manifest_entry(r, h5ad_path, settings) if verify else None
     expected = entry.size if entry is not None else size_of(uri, settings)
     dest = Path(to_path)
-    part = dest.with_name(dest.name + PART_SUFFIX)
-    _fetch(
-        uri, part, expected=expected, settings=settings, resume=resume, progress_bar=progress_bar
-    )
-    if entry is not None:
-        size = part.stat().st_size
-        digest = _sha256(part) if size == entry.size else None
-        if size != entry.size or digest != entry.sha256:
-            part.unlink()
-            got = f"size {size}" if size != entry.size else f"sha256 {digest}"
-            msg = (
-                f"download of {uri} does not match the manifest (expected size {entry.size}, "
-                f"sha256 {entry.sha256}; got {got}); the partial file was removed, run again"
-            )
-            raise IntegrityError(msg)
-    part.rename(dest)
-    logger.info("downloaded %s to %s", uri, dest)
+    bar = _bar(progress_bar, expected, 0)
+    try:
+        done = download(
+            uri,
+            dest,
+            settings=settings,
+            size=expected if expected >= 0 else None,  # -1: no Content-Length
+            sha256=entry.sha256 if entry is not None else None,
+            resume=resume,
+            progress=bar.update if bar is not None else None,
+        )
+    except DownloadMismatchError as e:
+        if entry is None:
+            raise
+        got = f"size {e.size}" if e.size != entry.size else f"sha256 {e.sha256}"
+        msg = (
+            f"download of {uri} does not match the manifest (expected size {entry.size}, "
+            f"sha256 {entry.sha256}; got {got}); the partial file was removed, run again"
+        )
+        raise IntegrityError(msg) from e
+    finally:
+        if bar is not None:
+            bar.close()
+    logger.info("downloaded %s to %s (resumed at byte %d)", uri, dest, done.resumed_from)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cellcensus._formats.manifest import ManifestObject
+from cellcensus._storage.hashing import FileDigest, hash_file, hash_stream
 from cellcensus.embeddings._census import (
     KeyedMatrix,
     experiment_name,
@@ -54,14 +55,7 @@ from cellcensus.release import Manifest, open_root, read_directory
 from cellcensus.release._cas import cas_update
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root
-from cellcensus.release._transfer import (
-    DEFAULT_JOBS,
-    FileDigest,
-    Stage,
-    hash_file,
-    hash_stream,
-    run_parallel,
-)
+from cellcensus.release._transfer import DEFAULT_JOBS, Stage, run_parallel
 from cellcensus.release._validate import validate_name, validate_tag
 from cellcensus.release.mirrors import ensure_origin_mirror
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from cellcensus._fs import mapped_fs_errors
+from cellcensus._storage import sha256_file
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
@@ -69,6 +70,10 @@ class LocalRoot(ReleaseRoot):
 
     def _p(self, key: str) -> Path:
         return self.path / _check_key(key)
+
+    def location(self, key: str) -> str:
+        """The file's path."""
+        return str(self._p(key))
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every file under ``prefix`` (temporary and lock files excluded), sorted by key."""
@@ -210,7 +215,7 @@ class LocalRoot(ReleaseRoot):
                 elif if_match is not None:
                     with self._locked():
                         try:
-                            current = hashlib.sha256(dest.read_bytes()).hexdigest()
+                            current = sha256_file(dest)
                         except FileNotFoundError:
                             msg = f"{dest} no longer exists"
                             raise PreconditionFailedError(msg) from None
@@ -254,15 +259,6 @@ class LocalRoot(ReleaseRoot):
                 tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
-
-    def download_file(self, key: str, path: Path, *, callback: Callback | None = None) -> None:
-        """Copy a file out of the root."""
-        src = self._p(key)
-        if not src.is_file():
-            msg = f"{src} does not exist"
-            raise NotFoundError(msg)
-        with mapped_fs_errors(f"copying {src} to {path}"):
-            _copy_stream_file(src, path, callback)
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:

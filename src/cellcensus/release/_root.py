@@ -129,9 +129,18 @@ class ReleaseRoot(ABC):
     ) -> None:
         """Copy a local file to ``key`` (multipart and parallel for large files on S3)."""
 
-    @abstractmethod
     def download_file(self, key: str, path: Path, *, callback: Callback | None = None) -> None:
-        """Copy ``key`` to a local file (overwritten)."""
+        """Copy ``key`` to a local file (overwritten), with :func:`cellcensus._storage.download`."""
+        from cellcensus._storage import TRANSFER, download
+
+        download(
+            self.location(key),
+            path,
+            settings=self.settings,
+            role=TRANSFER,
+            resume=False,
+            progress=callback,
+        )
 
     @abstractmethod
     @contextlib.contextmanager
@@ -145,6 +154,10 @@ class ReleaseRoot(ABC):
     @abstractmethod
     def object_uri(self, key: str) -> str:
         """Absolute URI of a key (``s3://...`` or ``file:///...``)."""
+
+    def location(self, key: str) -> str:
+        """Where :mod:`cellcensus._storage` reads a key: its URI (a local root: its path)."""
+        return self.object_uri(key)
 
     @property
     @abstractmethod

@@ -12,14 +12,8 @@ import botocore.exceptions
 import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from cellcensus.errors import (
-    BadInputError,
-    CellCensusError,
-    ConfigError,
-    NotFoundError,
-    PermissionDeniedError,
-    StorageError,
-)
+from cellcensus._storage import is_missing_key, map_s3_error, s3_client
+from cellcensus.errors import BadInputError, PermissionDeniedError
 from cellcensus.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,106 +26,16 @@ from cellcensus.release._root import (
     MULTIPART_CHUNKSIZE,
     Callback,
     ObjectInfo,
-    PreconditionFailedError,
     ReleaseRoot,
     _check_key,
 )
 
-__all__ = ["S3Root", "map_s3_error"]
+__all__ = ["S3Root"]
 
 logger = logging.getLogger(__name__)
 
 #: Content types of uploaded objects that browsers and clients open directly.
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
-
-
-def _client_error_code(e: botocore.exceptions.ClientError) -> tuple[str, int]:
-    err = e.response.get("Error", {})
-    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return str(err.get("Code", "")), int(status)
-
-
-def _is_missing_key(e: Exception) -> bool:
-    """A 404 for the object itself (not for a missing bucket)."""
-    if not isinstance(e, botocore.exceptions.ClientError):
-        return False
-    code, status = _client_error_code(e)
-    return code != "NoSuchBucket" and (code in ("NoSuchKey", "404", "NotFound") or status == 404)
-
-
-def map_s3_error(  # noqa: PLR0911 - one return per error class is the clearest form
-    e: Exception, *, action: str, uri: str, settings: Settings
-) -> Exception:
-    """Translate a boto/botocore exception into a :class:`CellCensusError` (by type and code)."""
-    if isinstance(e, CellCensusError):
-        return e
-    if isinstance(
-        e, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
-    ):
-        return PermissionDeniedError(
-            f"{action} {uri}: no S3 credentials were found; set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or CELLCENSUS_S3_ACCESS_KEY_ID/..., or AWS_PROFILE), or use "
-            "--no-sign-request for anonymous reads of a public bucket"
-        )
-    if isinstance(
-        e, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
-    ):
-        which, seconds, var = (
-            ("connect", settings.connect_seconds, "CONNECT_TIMEOUT")
-            if isinstance(e, botocore.exceptions.ConnectTimeoutError)
-            else ("read", settings.read_seconds, "READ_TIMEOUT")
-        )
-        return StorageError(
-            f"{action} {uri}: the S3 endpoint {settings.endpoint_url or 'AWS'} did not answer "
-            f"within the {which} timeout of {seconds:g} s ({settings.attempts} "
-            f"attempt{'s' if settings.attempts != 1 else ''}); retry "
-            f"when it is responsive, or raise CELLCENSUS_S3_{var} (seconds); re-running "
-            "resumes"
-        )
-    if isinstance(e, botocore.exceptions.EndpointConnectionError):
-        return ConfigError(
-            f"{action} {uri}: cannot connect to the S3 endpoint "
-            f"{settings.endpoint_url or 'AWS'}; check --endpoint-url / AWS_ENDPOINT_URL and that "
-            "the server is running"
-        )
-    if isinstance(e, botocore.exceptions.ClientError):
-        code, status = _client_error_code(e)
-        if code in ("PreconditionFailed", "412") or status == 412:
-            return PreconditionFailedError(f"{action} {uri}: precondition failed")
-        if code == "NoSuchBucket":
-            return NotFoundError(f"{action} {uri}: the bucket does not exist; create it first")
-        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
-            return NotFoundError(f"{action} {uri}: no such object")
-        if status == 403 or code in (
-            "AccessDenied",
-            "InvalidAccessKeyId",
-            "SignatureDoesNotMatch",
-            "AllAccessDisabled",
-            "403",
-        ):
-            how = (
-                "requests were unsigned (--no-sign-request): this needs credentials"
-                if settings.anonymous
-                else "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                "AWS_PROFILE) and that they may perform this action on the bucket"
-            )
-            return PermissionDeniedError(f"{action} {uri} was refused ({code or status}): {how}")
-        return CellCensusError(f"{action} {uri} failed: S3 error {code or status}")
-    if isinstance(
-        e,
-        botocore.exceptions.ConnectionClosedError
-        | botocore.exceptions.ResponseStreamingError
-        | botocore.exceptions.IncompleteReadError
-        | urllib3.exceptions.HTTPError,
-    ):
-        return StorageError(
-            f"{action} {uri}: the connection to the S3 endpoint "
-            f"{settings.endpoint_url or 'AWS'} was lost ({type(e).__name__}); retry when it is "
-            "back: re-running resumes"
-        )
-    if isinstance(e, botocore.exceptions.BotoCoreError):
-        return CellCensusError(f"{action} {uri} failed: {type(e).__name__}")
-    return e
 
 
 class S3Root(ReleaseRoot):
@@ -164,7 +68,7 @@ class S3Root(ReleaseRoot):
     def client(self) -> S3Client:
         """The boto3 client (created on first use; thread-safe)."""
         if self._client is None:
-            self._client = self.settings.boto3_client(max_pool_connections=64)
+            self._client = s3_client(self.settings)
         return self._client
 
     def _k(self, key: str) -> str:
@@ -194,7 +98,7 @@ class S3Root(ReleaseRoot):
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except Exception as e:
-            if _is_missing_key(e):
+            if is_missing_key(e):
                 return None
             raise self._err(e, "reading", key) from e
         return ObjectInfo(key, int(r["ContentLength"]), str(r.get("ETag", "")).strip('"'))
@@ -204,7 +108,7 @@ class S3Root(ReleaseRoot):
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except Exception as e:
-            if _is_missing_key(e):
+            if is_missing_key(e):
                 return None
             raise self._err(e, "reading", key) from e
         return r.get("Metadata", {}).get("sha256")
@@ -215,7 +119,7 @@ class S3Root(ReleaseRoot):
             r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
             data = r["Body"].read()
         except Exception as e:
-            if _is_missing_key(e):
+            if is_missing_key(e):
                 return None
             raise self._err(e, "reading", key) from e
         return data, str(r["ETag"])
@@ -239,7 +143,7 @@ class S3Root(ReleaseRoot):
             raise self._err(e, "writing", key) from e
 
     def transfer_config(self) -> TransferConfig:
-        """The boto3 TransferConfig used for uploads and downloads."""
+        """The boto3 TransferConfig used for uploads."""
         return TransferConfig(
             multipart_threshold=MULTIPART_CHUNKSIZE,
             multipart_chunksize=MULTIPART_CHUNKSIZE,
@@ -268,19 +172,6 @@ class S3Root(ReleaseRoot):
         except Exception as e:
             cause = e.__context__ if isinstance(e.__context__, Exception) else e
             raise self._err(cause, "uploading to", key) from e
-
-    def download_file(self, key: str, path: Path, *, callback: Callback | None = None) -> None:
-        """Download with boto3's transfer manager."""
-        try:
-            self.client.download_file(
-                self.bucket,
-                self._k(key),
-                str(path),
-                Config=self.transfer_config(),
-                Callback=callback,
-            )
-        except Exception as e:
-            raise self._err(e, "downloading", key) from e
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:

@@ -1,4 +1,4 @@
-"""Shared transfer machinery: hashing, parallel execution with progress, and test hooks.
+"""Shared transfer machinery: parallel execution with progress, and test hooks.
 
 Test hooks (documented; for tests only, never set them in production):
 
@@ -11,50 +11,29 @@ Test hooks (documented; for tests only, never set them in production):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
-
-from s3transfer.utils import ChunksizeAdjuster
+from typing import TYPE_CHECKING, TypeVar
 
 from cellcensus._progress import NoProgress, Progress
 from cellcensus.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-    from pathlib import Path
 
-__all__ = [
-    "FileDigest",
-    "Readable",
-    "Stage",
-    "hash_file",
-    "hash_stream",
-    "run_parallel",
-]
+__all__ = ["KillSwitch", "Stage", "run_parallel"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-BLOCK = 1024 * 1024
 DEFAULT_JOBS = 8
 UPLOAD_HOOK = "CELLCENSUS_TEST_FAIL_AFTER_UPLOADS"
 DOWNLOAD_HOOK = "CELLCENSUS_TEST_FAIL_AFTER_DOWNLOADS"
-
-
-class Readable(Protocol):
-    """Anything with ``read(n) -> bytes``."""
-
-    def read(self, n: int = -1, /) -> bytes:
-        """Read up to ``n`` bytes."""
-        ...
 
 
 class Stage:
@@ -79,65 +58,6 @@ class Stage:
     def advance(self, nbytes: int) -> None:
         """``nbytes`` more are done."""
         self._p.advance(self.name, nbytes)
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    """Size, sha256 and the S3 ETag an upload of this content will get."""
-
-    size: int
-    sha256: str
-    s3_etag: str
-
-
-def _chunksize_for(size: int, chunksize: int) -> int:
-    return int(ChunksizeAdjuster().adjust_chunksize(chunksize, size))
-
-
-def hash_stream(f: Readable, *, size_hint: int | None = None, chunksize: int) -> FileDigest:
-    """Hash a stream: sha256, and the S3 ETag of an upload with the given multipart chunk size.
-
-    Single-part uploads (size below ``chunksize``) get the content's MD5 as ETag; multipart ones
-    ``md5(concat(md5(part_i)))-<parts>``, with boto3's chunk-size adjustment for huge files.
-    """
-    part_size = _chunksize_for(size_hint, chunksize) if size_hint else chunksize
-    sha = hashlib.sha256()
-    md5_all = hashlib.md5(usedforsecurity=False)
-    part_md5s: list[bytes] = []
-    part = hashlib.md5(usedforsecurity=False)
-    in_part = 0
-    total = 0
-    while True:
-        block = f.read(BLOCK)
-        if not block:
-            break
-        sha.update(block)
-        md5_all.update(block)
-        total += len(block)
-        view = memoryview(block)
-        while view:
-            take = min(len(view), part_size - in_part)
-            part.update(view[:take])
-            in_part += take
-            view = view[take:]
-            if in_part == part_size:
-                part_md5s.append(part.digest())
-                part = hashlib.md5(usedforsecurity=False)
-                in_part = 0
-    if in_part:
-        part_md5s.append(part.digest())
-    if total < chunksize:
-        etag = md5_all.hexdigest()
-    else:
-        combined = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
-        etag = f"{combined}-{len(part_md5s)}"
-    return FileDigest(size=total, sha256=sha.hexdigest(), s3_etag=etag)
-
-
-def hash_file(path: Path, *, chunksize: int) -> FileDigest:
-    """:func:`hash_stream` of a local file."""
-    with path.open("rb") as f:
-        return hash_stream(f, size_hint=path.stat().st_size, chunksize=chunksize)
 
 
 class KillSwitch:

@@ -36,6 +36,7 @@ from cellcensus._formats.build import BuildInfo
 from cellcensus._formats.directory import Locator, ReleaseDirectory, ReleaseEntry
 from cellcensus._formats.manifest import Manifest, ManifestObject
 from cellcensus._fs import mapped_fs_errors
+from cellcensus._storage.hashing import FileDigest, hash_file
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
@@ -46,15 +47,7 @@ from cellcensus.release._local import LocalRoot
 from cellcensus.release._open import open_root
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, PreconditionFailedError, ReleaseRoot
 from cellcensus.release._s3 import S3Root
-from cellcensus.release._transfer import (
-    DEFAULT_JOBS,
-    UPLOAD_HOOK,
-    FileDigest,
-    KillSwitch,
-    Stage,
-    hash_file,
-    run_parallel,
-)
+from cellcensus.release._transfer import DEFAULT_JOBS, UPLOAD_HOOK, KillSwitch, Stage, run_parallel
 from cellcensus.release._validate import validate_tag
 from cellcensus.release.directory import (
     RELEASE_JSON,

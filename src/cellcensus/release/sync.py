@@ -32,15 +32,14 @@ from typing import TYPE_CHECKING, Literal
 
 from cellcensus._formats.sync import SyncState
 from cellcensus._fs import mapped_fs_errors
+from cellcensus._storage import TRANSFER, DownloadMismatchError, download, sha256_file
 from cellcensus.errors import BadInputError, IntegrityError
 from cellcensus.release._open import open_root
-from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot
 from cellcensus.release._transfer import (
     DEFAULT_JOBS,
     DOWNLOAD_HOOK,
     KillSwitch,
     Stage,
-    hash_file,
     run_parallel,
 )
 from cellcensus.release._validate import validate_relative_path
@@ -50,6 +49,7 @@ from cellcensus.release.verify import MANIFEST_KEY
 if TYPE_CHECKING:
     from cellcensus._formats.manifest import Manifest, ManifestObject
     from cellcensus._progress import Progress
+    from cellcensus.release._root import ReleaseRoot
     from cellcensus.settings import Settings
 
 __all__ = ["PART_SUFFIX", "SYNC_MARKER", "SyncResult", "SyncState", "read_sync_state", "sync"]
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 PART_SUFFIX = ".cellcensus-part"
 #: The file in a sync destination that says which build it holds and whether it is complete.
 SYNC_MARKER = ".cellcensus-sync.json"
-_STREAM_BLOCK = 1024 * 1024
 #: Directories a sync always manages in its destination (plus every top-level name of a build).
 _PARTS = ("soma", "h5ads")
 _RESERVED = frozenset({MANIFEST_KEY, SYNC_MARKER})
@@ -116,7 +115,7 @@ def _is_complete(path: Path, obj: ManifestObject) -> bool:
             return False
     except FileNotFoundError:
         return False
-    return hash_file(path, chunksize=MULTIPART_CHUNKSIZE).sha256 == obj.sha256
+    return sha256_file(path) == obj.sha256
 
 
 def _part(path: str) -> str | None:
@@ -332,45 +331,27 @@ def _download(
     def fetch(o: ManifestObject, stage: Stage) -> None:
         final = out / o.path
         _make_parents(out, final)
-        part = final.with_name(final.name + PART_SUFFIX)
-        try:
-            if o.size <= MULTIPART_CHUNKSIZE:
-                # small objects (most of a SOMA tree): one GET, hashed while written
-                got_size, got_sha256 = _stream_to(r, f"{tag}/{o.path}", part, stage)
-            else:
-                r.download_file(f"{tag}/{o.path}", part, callback=stage.advance)
-                digest = hash_file(part, chunksize=MULTIPART_CHUNKSIZE)
-                got_size, got_sha256 = digest.size, digest.sha256
-        except BaseException:
-            part.unlink(missing_ok=True)  # never leave a partial file behind
-            raise
-        if got_size != o.size or got_sha256 != o.sha256:
-            part.unlink(missing_ok=True)
-            bad.append(
-                f"{o.path} (sha256 {got_sha256[:12]}…, {got_size} B; manifest: "
-                f"{o.sha256[:12]}…, {o.size} B)"
-            )
-            return
         if final.is_dir():  # a directory of another build where this build has a file
             _rmtree(final)
-        part.replace(final)
+        try:
+            download(
+                r.location(f"{tag}/{o.path}"),
+                final,
+                settings=r.settings,
+                role=TRANSFER,
+                size=o.size,
+                sha256=o.sha256,
+                resume=False,  # a failed download leaves no partial file
+                suffix=PART_SUFFIX,
+                progress=stage.advance,
+            )
+        except DownloadMismatchError as e:
+            got = f"sha256 {e.sha256[:12]}…" if e.sha256 else "size"
+            bad.append(f"{o.path} ({got}, {e.size} B; manifest: {o.sha256[:12]}…, {o.size} B)")
 
     with Stage(progress, "downloading", sum(o.size for o in todo)) as stage:
         run_parallel(lambda o: fetch(o, stage), todo, jobs=jobs, on_done=lambda _o, _r: kill.tick())
     return bad
-
-
-def _stream_to(r: ReleaseRoot, key: str, part: Path, stage: Stage) -> tuple[int, str]:
-    """Copy one object into ``part`` in a single pass, hashing as it is written."""
-    h = hashlib.sha256()
-    size = 0
-    with r.open_read(key) as body, part.open("wb") as fh:
-        while chunk := body.read(_STREAM_BLOCK):
-            fh.write(chunk)
-            h.update(chunk)
-            size += len(chunk)
-            stage.advance(len(chunk))
-    return size, h.hexdigest()
 
 
 def _is_legacy_sync(out: Path) -> bool:

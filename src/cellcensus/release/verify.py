@@ -6,15 +6,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cellcensus._storage.hashing import Readable, hash_stream
 from cellcensus.release._open import open_root
 from cellcensus.release._root import MULTIPART_CHUNKSIZE, ReleaseRoot
-from cellcensus.release._transfer import (
-    DEFAULT_JOBS,
-    Readable,
-    Stage,
-    hash_stream,
-    run_parallel,
-)
+from cellcensus.release._transfer import DEFAULT_JOBS, Stage, run_parallel
 from cellcensus.release.directory import RELEASE_JSON, read_directory, read_manifest
 
 if TYPE_CHECKING:
