@@ -17,6 +17,16 @@ Run by hand (not in CI):
    (all columns) and making its frame, measured alone.
 3. Times ``cellcensus.experimental.summarize`` of 10 genes (first call and repeated calls), on
    this release and on ``--summary-uri`` (e.g. a 1 M-cell build).
+
+At 1 M cells (``--bulk-cells 1000000``: a ``bulk_corpus`` of 16 datasets, 20 values a cell, built
+into ``--workdir`` once), with ``--baseline-uri`` a release of the same corpus built by an earlier
+commit (the layout to compare with), the *layout* part compares, in one run and alternating:
+
+- ``summarize`` of 10 genes on both releases, reading the summary with its read settings
+  (``_READ_CONFIG``) and through the census's own context (TileDB's default read batching and the
+  official client's 1 GiB buffers: the way it read before);
+- the gene-major copies: 1, 2, 10 and 100 genes across all human cells (``SparseNDArray.read``),
+  and each release's storage of the copies and of the summary.
 """
 
 from __future__ import annotations
@@ -355,6 +365,145 @@ def _x_only(uri: str, queries: dict[str, dict[str, Any]], rounds: int) -> None:
             )
 
 
+def _bulk_release(workdir: Path, cells: int) -> str:
+    """A release of ``bulk_corpus(cells, 16 datasets, 20 values a cell)``, built once."""
+    from cellcensus.synth import bulk_corpus
+
+    manifest = bulk_corpus(workdir, n_cells=cells, n_datasets=16, values_per_cell=20)
+    out = workdir / f"build-bulk-{cells}"
+    if not (out / "build.json").exists():
+        seconds, peak = _build(manifest, out, gene_major=True)
+        print(f"built {out} in {seconds:.1f} s, peak RSS {gib(peak)}")
+    return str(out / "soma")
+
+
+def _median_ms(times: list[float]) -> float:
+    return statistics.median(times) * 1000
+
+
+def _layout_part(uri: str, baseline: str, rounds: int) -> None:
+    """The release under test against ``baseline`` (same corpus, earlier layout), alternating."""
+    import numpy as np
+    import tiledbsoma
+
+    import cellcensus
+    from cellcensus.experimental import _summary, summarize
+
+    releases = {"this": uri, "baseline": baseline}
+    with tiledbsoma.open(uri) as census:
+        var = census["census_data"]["homo_sapiens"].ms["RNA"].var
+        frame = var.read(column_names=["soma_joinid", "feature_name", "nnz"]).concat().to_pandas()
+    expressed = frame[frame["nnz"] > 0]
+    rng = np.random.default_rng(0)
+    sets = [
+        sorted(rng.choice(expressed["feature_name"].astype(str), 10, replace=False).tolist())
+        for _ in range(max(rounds, 5) * 6)
+    ]
+    by = ["tissue_general", "cell_type"]
+    configs = {"read settings": dict(_summary._READ_CONFIG), "census context": {}}
+    times: dict[tuple[str, str], list[float]] = {}
+    frames: dict[str, Any] = {}
+    handles = {name: cellcensus.open_soma(uri=u) for name, u in releases.items()}
+    try:
+        for name, census in handles.items():  # first calls: groups and var read, then cached
+            frames[name] = summarize(census, "Homo sapiens", sets[0], by=by)
+        for rnd in range(max(rounds, 5)):
+            order = [(r, c) for r in releases for c in configs]
+            for release, config in order if rnd % 2 == 0 else list(reversed(order)):
+                _summary._READ_CONFIG = configs[config]
+                _summary._HANDLES.clear()
+                census = handles[release]
+                summarize(census, "Homo sapiens", sets[0], by=by)  # opens the summary handle
+                for genes in sets[1 + rnd * 5 : 6 + rnd * 5]:
+                    t0 = time.perf_counter()
+                    summarize(census, "Homo sapiens", genes, by=by)
+                    times.setdefault((release, config), []).append(time.perf_counter() - t0)
+    finally:
+        _summary._READ_CONFIG = configs["read settings"]
+        _summary._HANDLES.clear()
+        for census in handles.values():
+            census.close()
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(frames["this"], frames["baseline"])
+    print(
+        f"\n## summarize, 10 genes by tissue_general x cell_type ({len(frames['this'])} rows, "
+        "equal on both releases); median ms over other sets of 10 genes, alternating"
+    )
+    print("| release | read settings | census context | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for release in releases:
+        tuned = _median_ms(times[(release, "read settings")])
+        plain = _median_ms(times[(release, "census context")])
+        print(f"| {release} | {tuned:.1f} ms | {plain:.1f} ms | {plain / tuned:.1f}x |")
+    base = _median_ms(times[("baseline", "census context")])
+    now = _median_ms(times[("this", "read settings")])
+    print(f"this release, read settings vs baseline release, census context: {base / now:.1f}x")
+    _copies_part(releases, frame, rounds)
+
+
+def _copies_part(releases: dict[str, str], var: Any, rounds: int) -> None:
+    """Reads of 1, 2, 10 and 100 genes across all cells from each release's gene-major copy."""
+    import numpy as np
+    import tiledbsoma
+
+    expressed = var[var["nnz"] > 0]["soma_joinid"].to_numpy()
+    rng = np.random.default_rng(1)
+    arrays = {}
+    opened = {name: tiledbsoma.open(u) for name, u in releases.items()}
+    try:
+        for name, census in opened.items():
+            arrays[name] = {
+                layer: census["cellcensus_genes"]["homo_sapiens"]["X"][layer]
+                for layer in ("raw", "normalized")
+            }
+        print(f"\n## gene-major copies: genes x all human cells (median of {rounds * 3} sets)")
+        print("| genes | layer | values | this | baseline | baseline / this |")
+        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        for n in (1, 2, 10, 100):
+            gene_sets = [
+                np.sort(rng.choice(expressed, n, replace=False)) for _ in range(rounds * 3)
+            ]
+            for layer in ("raw", "normalized"):
+                times: dict[str, list[float]] = {name: [] for name in releases}
+                values: dict[str, int] = {name: 0 for name in releases}
+                for i, ids in enumerate(gene_sets):
+                    names = list(releases) if i % 2 == 0 else list(reversed(releases))
+                    for name in names:
+                        t0 = time.perf_counter()
+                        table = arrays[name][layer].read((slice(None), ids)).tables().concat()
+                        times[name].append(time.perf_counter() - t0)
+                        values[name] += table.num_rows
+                if values["this"] != values["baseline"]:
+                    msg = f"copies of {n} genes: different values read {values}"
+                    raise SystemExit(msg)
+                t, b = _median_ms(times["this"]), _median_ms(times["baseline"])
+                print(
+                    f"| {n} | {layer} | {values['this'] // len(gene_sets):,} | {t:.1f} ms | "
+                    f"{b:.1f} ms | {b / t:.2f}x |"
+                )
+    finally:
+        for census in opened.values():
+            census.close()
+    print("\n| release | X | gene-major copies | copies / X | summary |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, u in releases.items():
+        soma = Path(u.removeprefix("file://"))
+        x = sum(
+            _tree_bytes(soma / "census_data" / o / "ms" / "RNA" / "X")
+            for o in ("homo_sapiens", "mus_musculus")
+        )
+        copies = sum(
+            _tree_bytes(soma / "cellcensus_genes" / o / "X")
+            for o in ("homo_sapiens", "mus_musculus")
+        )
+        summary = _tree_bytes(soma / "cellcensus_genes") - copies
+        print(
+            f"| {name} | {x / 1e6:.1f} MB | {copies / 1e6:.1f} MB | {copies / x:.3f}x | "
+            f"{summary / 1e6:.1f} MB |"
+        )
+
+
 def _summary_release(uri: str, rounds: int) -> None:
     import numpy as np
     import tiledbsoma
@@ -387,6 +536,16 @@ def main() -> None:
         "--summary-uri",
         help="also time summarize on this release's soma/ (e.g. a 1 M-cell build)",
     )
+    ap.add_argument(
+        "--bulk-cells",
+        type=int,
+        help="build (once) a bulk_corpus release of this many cells and use it as --summary-uri",
+    )
+    ap.add_argument(
+        "--baseline-uri",
+        help="a release of the same corpus by an earlier commit: compare summarize and the "
+        "gene-major copies of --summary-uri (or --bulk-cells) with it",
+    )
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
@@ -397,11 +556,16 @@ def main() -> None:
         uri = str(args.workdir / f"build-{args.cells}-genes" / "soma")
         _cold_part(uri, _queries(uri)[0], args.rounds)
         return
-    build = _build_part(args)
-    if not args.no_queries:
-        _query_part(build, args.rounds)
+    if args.bulk_cells:
+        args.summary_uri = _bulk_release(args.workdir, args.bulk_cells)
+    if args.build_rounds or not args.no_queries:
+        build = _build_part(args)
+        if not args.no_queries:
+            _query_part(build, args.rounds)
     if args.summary_uri:
         _summary_release(args.summary_uri, args.rounds)
+        if args.baseline_uri:
+            _layout_part(args.summary_uri, args.baseline_uri, args.rounds)
     print(f"load average at end: {os.getloadavg()}")
 
 

@@ -14,6 +14,8 @@ import tiledb
 import tiledbsoma as soma
 
 from cellcensus.builder import BuildOptions, build_census, validate_build
+from cellcensus.builder._genemajor import CAPACITY
+from cellcensus.builder._summary import SUMMARY_CAPACITY
 from cellcensus.errors import IntegrityError
 
 from .expected_census import gene_tables
@@ -82,6 +84,21 @@ def test_copies_are_gene_major_and_outside_the_experiments(census_build: Path) -
             # one fragment per band, like X
             x_uri = exp.ms["RNA"].X["raw"].uri
             assert len(tiledb.array_fragments(copy.uri)) == len(tiledb.array_fragments(x_uri))
+            # small data tiles: a read of a few genes decodes little of other genes
+            assert schema.capacity == CAPACITY < tiledb.ArraySchema.load(x_uri).capacity
+
+
+def test_summary_layout_serves_reads_of_a_few_genes(census_build: Path) -> None:
+    """(gene, group) order in small data tiles, no validity tiles, one fragment."""
+    with soma.Collection[Any].open(str(census_build / "soma")) as census:
+        for organism in ORGANISMS:
+            summary = census["cellcensus_genes"][organism]["expression_summary"]
+            assert summary.index_column_names == ("var_joinid", "group_joinid")
+            assert not any(f.nullable for f in summary.schema)
+            schema = tiledb.ArraySchema.load(summary.uri)
+            assert schema.capacity == SUMMARY_CAPACITY
+            assert (schema.cell_order, schema.tile_order) == ("row-major", "row-major")
+            assert len(tiledb.array_fragments(summary.uri)) == 1  # consolidated by the build
 
 
 def _recomputed_summary(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import cellxgene_census
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 import tiledbsoma
@@ -23,9 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cellcensus
+from cellcensus.builder import _summary as builder_summary
 from cellcensus.client._genemajor import choose_layout
 from cellcensus.errors import BadInputError, CensusNotFoundError
-from cellcensus.experimental import summarize
+from cellcensus.experimental import _summary, summarize
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -374,6 +376,63 @@ def test_summarize_orders_genes_as_asked_and_totals_without_by(
     got = summarize(census, "Homo sapiens", ["TSPAN6", "CD4"], by=[])
     assert got["feature_name"].tolist() == ["TSPAN6", "CD4"]
     assert {"n_cells", "n_expressing", "mean", "fraction_expressing"} <= set(got.columns)
+
+
+def test_summarize_reads_the_same_through_any_handle_and_context(
+    census: tiledbsoma.Collection[Any], soma_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary handle is kept open per release and context: a second census, a closed
+    one's successor and reads through the census's own settings give the same frame."""
+    genes, by = ["CD4", "TSPAN6"], ["tissue_general", "cell_type"]
+    want = summarize(census, "Homo sapiens", genes, by=by)
+    assert _summary._HANDLES  # the summary stays open for the next call
+    for _ in range(2):
+        with cellcensus.open_soma(uri=str(soma_path)) as other:
+            pd.testing.assert_frame_equal(summarize(other, "Homo sapiens", genes, by=by), want)
+    monkeypatch.setattr(_summary, "_READ_CONFIG", {})
+    monkeypatch.setattr(_summary, "_HANDLES", type(_summary._HANDLES)())
+    pd.testing.assert_frame_equal(summarize(census, "Homo sapiens", genes, by=by), want)
+
+
+def test_summarize_reads_a_summary_of_the_earlier_layout(
+    census: tiledbsoma.Collection[Any], soma_path: Path, tmp_path: Path
+) -> None:
+    """Releases built before the summary's columns became non-nullable and its tiles smaller
+    (8,192 rows) read the same."""
+    old = tmp_path / "soma"
+    shutil.copytree(soma_path, old)
+    org = old / "cellcensus_genes" / "homo_sapiens"
+    with tiledbsoma.DataFrame.open(str(org / "expression_summary")) as df:
+        table = df.read().concat()
+    with tiledbsoma.Collection[Any].open(str(org), "d") as coll:
+        del coll["expression_summary"]
+    shutil.rmtree(org / "expression_summary")
+    config = builder_summary._platform_config("fast")
+    config["tiledb"]["create"]["capacity"] = 8192
+    nullable = pa.schema([f.with_nullable(True) for f in builder_summary.SUMMARY_SCHEMA])
+    uri = str(org / "expression_summary")
+    tiledbsoma.DataFrame.create(
+        uri,
+        schema=nullable,
+        index_column_names=["var_joinid", "group_joinid"],
+        domain=[(0, int(table["var_joinid"].to_numpy().max())), (0, 10**6)],
+        platform_config=config,
+    ).close()
+    with tiledbsoma.DataFrame.open(uri, "w") as df:
+        df.write(table.select(nullable.names).cast(nullable))
+    with (
+        tiledbsoma.Collection[Any].open(str(org), "w") as coll,
+        tiledbsoma.DataFrame.open(uri) as df,
+    ):
+        coll.set("expression_summary", df, use_relative_uri=True)
+    with cellcensus.open_soma(uri=str(old)) as before:
+        summary = before["cellcensus_genes"]["homo_sapiens"]["expression_summary"]
+        assert summary.schema.field("sum").nullable
+        for by in (["tissue_general", "cell_type"], ["dataset_id"], []):
+            pd.testing.assert_frame_equal(
+                summarize(before, "Homo sapiens", ["CD4", "TSPAN6"], by=by),
+                summarize(census, "Homo sapiens", ["CD4", "TSPAN6"], by=by),
+            )
 
 
 def test_summarize_refuses_bad_input(

@@ -45,8 +45,12 @@ logger = logging.getLogger(__name__)
 #: Cell (``soma_dim_0``) tile extent of the copies. With a gene tile extent of 1 the global order
 #: is (gene, cell) whatever this is; it only sets the space tiles TileDB reasons about.
 CELL_TILE = 2048
-#: Values per data tile (TileDB "capacity"), as X.
-CAPACITY = 2**16
+#: Values per data tile (TileDB "capacity"). X holds 65,536; a copy is read a few genes at a
+#: time, and a gene's values in a band rarely fill such a tile, so a read decoded mostly other
+#: genes' values. 8,192 read 1-100 genes across all cells of a 1 M-cell release 1.6-4.2x faster
+#: for +1.4 % size (RESULTS.md, "Third pass"); the price is 8x the tiles, whose bounding
+#: rectangles and offsets (about 60 bytes a tile) a handle's first read loads for every fragment.
+CAPACITY = 2**13
 
 
 def platform_config(layer: str, compression: str = "fast") -> dict[str, Any]:

@@ -70,13 +70,15 @@ _LOW = (1 << _WORD) - 1
 SUMMARY = "expression_summary"
 GROUPS = "expression_summary_cell_groups"
 
+#: Columns of the summary: none is nullable (every row has every value; nullable attributes would
+#: add a validity tile to every data tile a read decodes).
 SUMMARY_SCHEMA = pa.schema(
     [
-        pa.field("soma_joinid", pa.int64()),
-        pa.field("var_joinid", pa.int64()),
-        pa.field("group_joinid", pa.int64()),
-        pa.field("n_expressing", pa.int64()),
-        *(pa.field(name, pa.float64()) for name in STATISTICS),
+        pa.field("soma_joinid", pa.int64(), nullable=False),
+        pa.field("var_joinid", pa.int64(), nullable=False),
+        pa.field("group_joinid", pa.int64(), nullable=False),
+        pa.field("n_expressing", pa.int64(), nullable=False),
+        *(pa.field(name, pa.float64(), nullable=False) for name in STATISTICS),
     ]
 )
 GROUPS_SCHEMA = pa.schema(
@@ -88,13 +90,20 @@ GROUPS_SCHEMA = pa.schema(
 )
 
 
+#: Summary rows per data tile. Rows are in (gene, group) order, so a gene's rows fill consecutive
+#: tiles and a read of a few genes decodes their rows plus at most a tile's worth around each:
+#: with non-nullable columns, 2,048 made ``summarize`` of 10 genes on a 1 M-cell release (about
+#: 780 rows a gene) 2.3x faster than 8,192 for +2.5 % size (RESULTS.md, "Third pass").
+SUMMARY_CAPACITY = 2048
+
+
 def _platform_config(compression: str) -> dict[str, Any]:
     level = S.FAST_ZSTD_LEVEL if compression == "fast" else 9
     zstd = {"_type": "ZstdFilter", "level": level}
     return {
         "tiledb": {
             "create": {
-                "capacity": 8192,
+                "capacity": SUMMARY_CAPACITY,
                 "dims": {
                     "var_joinid": {"tile": 64, "filters": [zstd]},
                     "group_joinid": {"tile": 2048, "filters": ["ByteShuffleFilter", zstd]},

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cellcensus.errors import BadInputError, CensusNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from concurrent.futures import ThreadPoolExecutor
 
+    import pyarrow as pa
     import tiledbsoma as soma
 
 __all__ = ["SUMMARY_BY", "summarize"]
@@ -41,26 +40,35 @@ SUMMARY_BY: dict[str, str | None] = {
     "dataset_id": None,
 }
 _STATS = ("sum", "sumsq", "sum_log1p", "sumsq_log1p")
-#: The genes' summary rows are read in up to this many parts at once.
-_PARTS = 8
+_COLUMNS = ["var_joinid", "group_joinid", "n_expressing", *_STATS]
+#: TileDB settings of the summary reads (over the census's own): TileDB joins the byte ranges of
+#: the tiles a read needs when they are less than ``vfs.min_batch_gap`` apart (500 KB by default),
+#: so 10 genes scattered over a summary of a few MB read all of it; here only a gene's own
+#: consecutive tiles are joined. A summary read returns a few MB at most: the census's read
+#: buffers (1 GiB a column, the official client's) need not be allocated for it.
+_READ_CONFIG: dict[str, str | float | None] = {
+    "vfs.min_batch_gap": 16 * 1024,
+    "vfs.min_batch_size": 0,
+    "soma.init_buffer_bytes": 16 * 1024**2,
+}
 
 
 @dataclass(frozen=True)
 class _Static:
     """The parts of an organism's summary that do not depend on the genes (cached per URI)."""
 
+    summary_uri: str  # the expression_summary DataFrame
     groups: pd.DataFrame  # one row per cell group (soma_joinid order)
     group_dataset: np.ndarray[Any, np.dtype[np.int64]]  # census_info dataset joinid of each group
-    var: pd.DataFrame  # soma_joinid, feature_id, feature_name
+    group_cells: np.ndarray[Any, np.dtype[np.float64]]  # n_cells of each group
+    var_joinid: np.ndarray[Any, np.dtype[np.int64]]  # var soma_joinid of each var row
+    feature_id: np.ndarray[Any, np.dtype[np.object_]]  # of each var row (str)
+    feature_name: np.ndarray[Any, np.dtype[np.object_]]  # of each var row (str)
     by_id: dict[str, int] = field(default_factory=dict)  # feature_id -> var row
     by_name: dict[str, list[int]] = field(default_factory=dict)  # feature_name -> var rows
-    keys: dict[tuple[str, ...], tuple[np.ndarray[Any, np.dtype[np.int64]], pd.DataFrame]] = field(
-        default_factory=dict
-    )
+    keys: dict[tuple[str, ...], _Keys] = field(default_factory=dict)
 
-    def key_codes(
-        self, keys: list[str]
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pd.DataFrame]:
+    def key_codes(self, keys: list[str]) -> _Keys:
         """Each group's code among the distinct values of ``keys`` (sorted), and those values."""
         cached = self.keys.get(tuple(keys))
         if cached is None:
@@ -69,11 +77,22 @@ class _Static:
                 grouped = self.groups.groupby(keys, sort=True, observed=True)
                 codes = np.asarray(grouped.ngroup().to_numpy(), dtype=np.int64)
                 values = grouped.size().reset_index()[keys]
+                labels = {k: values[k].to_numpy() for k in keys}
+                n = len(values)
             else:
                 codes = np.zeros(len(self.groups), dtype=np.int64)
-                values = pd.DataFrame(index=range(1))
-            cached = self.keys[tuple(keys)] = (codes, values.reset_index(drop=True))
-        return cached[0], cached[1]
+                labels, n = {}, 1
+            cached = self.keys[tuple(keys)] = _Keys(codes=codes, labels=labels, n=n)
+        return cached
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """The combinations of some ``by`` columns present among the groups."""
+
+    codes: np.ndarray[Any, np.dtype[np.int64]]  # each group's combination
+    labels: dict[str, np.ndarray[Any, Any]]  # each combination's value of each column
+    n: int  # combinations
 
 
 _CACHE: OrderedDict[str, _Static] = OrderedDict()
@@ -84,7 +103,7 @@ _CACHE_SIZE = 8
 def _static(census: soma.Collection[Any], exp_name: str, org: Any) -> _Static:  # noqa: ANN401 - a SOMA collection
     """Cell groups, their datasets' joinids and var names; read once per release (releases are
     immutable) and kept for the next call."""
-    key = str(org[GROUPS].uri)
+    key = str(org.uri)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -105,14 +124,20 @@ def _static(census: soma.Collection[Any], exp_name: str, org: Any) -> _Static:  
         .concat()
         .to_pandas()
     )
+    feature_id = np.asarray(var["feature_id"].astype(str).tolist(), dtype=object)
+    feature_name = np.asarray(var["feature_name"].astype(str).tolist(), dtype=object)
     names: dict[str, list[int]] = {}
-    for row, name in enumerate(var["feature_name"].astype(str).tolist()):
+    for row, name in enumerate(feature_name.tolist()):
         names.setdefault(name, []).append(row)
     static = _Static(
+        summary_uri=str(org[SUMMARY].uri),
         groups=groups,
         group_dataset=group_dataset,
-        var=var,
-        by_id={str(f): i for i, f in enumerate(var["feature_id"].tolist())},
+        group_cells=groups["n_cells"].to_numpy(dtype=np.float64),
+        var_joinid=var["soma_joinid"].to_numpy(dtype=np.int64),
+        feature_id=feature_id,
+        feature_name=feature_name,
+        by_id={f: i for i, f in enumerate(feature_id.tolist())},
         by_name=names,
     )
     with _CACHE_LOCK:
@@ -139,7 +164,7 @@ def _summary_collection(census: soma.Collection[Any], exp_name: str, organism: s
     return org
 
 
-def _genes(static: _Static, genes: str | Sequence[str]) -> pd.DataFrame:
+def _genes(static: _Static, genes: str | Sequence[str]) -> np.ndarray[Any, np.dtype[np.intp]]:
     """The var rows of the genes asked for (by feature id, else by name), in that order."""
     wanted = [genes] if isinstance(genes, str) else list(genes)
     if not wanted:
@@ -164,32 +189,43 @@ def _genes(static: _Static, genes: str | Sequence[str]) -> pd.DataFrame:
             "check the spelling and the organism"
         )
         raise BadInputError(msg, field="genes")
-    out = static.var.iloc[list(dict.fromkeys(rows))]
-    return out.reset_index(drop=True)
+    return np.fromiter(dict.fromkeys(rows), dtype=np.intp)
+
+
+_HANDLES: OrderedDict[tuple[str, soma.SOMATileDBContext], soma.DataFrame] = OrderedDict()
+
+
+def _summary_array(static: _Static, context: soma.SOMATileDBContext) -> soma.DataFrame:
+    """The summary DataFrame, opened with ``_READ_CONFIG`` over ``context`` and kept open for
+    the next calls (per release, organism and context: a handle serves many reads at once)."""
+    import tiledbsoma as soma
+
+    key = (static.summary_uri, context)
+    with _CACHE_LOCK:
+        handle = _HANDLES.get(key)
+        if handle is not None:
+            _HANDLES.move_to_end(key)
+            return handle
+    handle = soma.DataFrame.open(
+        static.summary_uri, context=context.replace(tiledb_config=_READ_CONFIG)
+    )
+    with _CACHE_LOCK:
+        handle = _HANDLES.setdefault(key, handle)
+        while len(_HANDLES) > _CACHE_SIZE:
+            _HANDLES.popitem(last=False)
+    return handle
 
 
 def _summary_rows(
-    summary: Any,  # noqa: ANN401 - a SOMA DataFrame
-    var_ids: np.ndarray[Any, np.dtype[np.int64]],
-    pool: ThreadPoolExecutor,
+    summary: soma.DataFrame, var_ids: np.ndarray[Any, np.dtype[np.int64]]
 ) -> pa.Table:
-    """The summary rows of the genes ``var_ids`` (the columns ``summarize`` uses).
+    """The summary rows of the genes ``var_ids`` (the columns ``summarize`` uses), in one read.
 
-    The genes are read in up to ``_PARTS`` parts at once: one read of a few scattered
-    genes decodes a data tile for each anyway, and TileDB answers separate small reads in
-    parallel faster than one read of several ranges (measured in ``benchmarks/bench_genes.py``).
+    Rows are stored in (gene, group) order in small data tiles, so the read decodes the genes'
+    tiles only and fetches each gene's bytes as one range per column (``_READ_CONFIG``).
     """
-    columns = ["var_joinid", "group_joinid", "n_expressing", *_STATS]
-    genes = np.unique(var_ids)
-    parts = [p for p in np.array_split(genes, min(len(genes), _PARTS)) if len(p)]
-
-    def read(part: np.ndarray[Any, np.dtype[np.int64]]) -> pa.Table:
-        table: pa.Table = summary.read(coords=(part,), column_names=columns).concat()
-        return table
-
-    if len(parts) == 1:
-        return read(parts[0])
-    return pa.concat_tables(list(pool.map(read, parts)))
+    table: pa.Table = summary.read(coords=(np.sort(var_ids),), column_names=_COLUMNS).concat()
+    return table
 
 
 def _check_by(by: str | Sequence[str]) -> list[str]:
@@ -260,48 +296,54 @@ def summarize(
     org = _summary_collection(census, exp_name, organism)
     static = _static(census, exp_name, org)
     chosen = _genes(static, genes)
-    var_ids = chosen["soma_joinid"].to_numpy(dtype=np.int64)
+    var_ids = static.var_joinid[chosen]
     pm = census["census_data"][exp_name].ms["RNA"]["feature_dataset_presence_matrix"]
-    pool = reader_pool()
-    presence_f = pool.submit(lambda: pm.read((slice(None), var_ids)).tables().concat())
-    rows = _summary_rows(org[SUMMARY], var_ids, pool)
+    presence_f = reader_pool().submit(lambda: pm.read((slice(None), var_ids)).tables().concat())
+    rows = _summary_rows(_summary_array(static, census.context), var_ids)
     presence = presence_f.result()
     keys = [c for col in cols for c in (col, SUMMARY_BY[col]) if c is not None]
-    codes, values = static.key_codes(keys)
-    n_genes, n_keys = len(var_ids), len(values)
-    position = {int(j): i for i, j in enumerate(var_ids)}
+    combos = static.key_codes(keys)
+    n_genes, n_keys = len(var_ids), combos.n
+    size = n_genes * n_keys
+    # each var joinid's position among the genes asked for (joinids are distinct)
+    sorter = np.argsort(var_ids)
+
+    def position(joinids: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.intp]]:
+        found: np.ndarray[Any, np.dtype[np.intp]] = sorter[
+            np.searchsorted(var_ids, np.asarray(joinids, dtype=np.int64), sorter=sorter)
+        ]
+        return found
+
     # cells: a group counts for a gene when the group's dataset measures the gene
     n_datasets = int(max(static.group_dataset.max(initial=0), 0)) + 1
     pres_dataset = presence["soma_dim_0"].to_numpy().astype(np.int64)
-    pres_gene = np.array([position[int(j)] for j in presence["soma_dim_1"].to_numpy()], np.int64)
     keep = pres_dataset < n_datasets
     measures = np.zeros((n_genes, n_datasets), dtype=bool)
-    measures[pres_gene[keep], pres_dataset[keep]] = True
-    group_cells = static.groups["n_cells"].to_numpy(dtype=np.float64)
-    n_cells = np.zeros(n_genes * n_keys, dtype=np.float64)
-    for i in range(n_genes):
+    measures[position(presence["soma_dim_1"])[keep], pres_dataset[keep]] = True
+    n_cells = np.zeros(size, dtype=np.float64)
+    for i in range(n_genes):  # gene by gene: memory of one gene's groups, however many genes
         measured = measures[i, static.group_dataset]
         n_cells[i * n_keys : (i + 1) * n_keys] = np.bincount(
-            codes[measured], weights=group_cells[measured], minlength=n_keys
+            combos.codes[measured], weights=static.group_cells[measured], minlength=n_keys
         )
     # values: each summary row goes to its (gene, key)
-    row_gene = np.array([position[int(j)] for j in rows["var_joinid"].to_numpy()], np.int64)
-    target = row_gene * n_keys + codes[rows["group_joinid"].to_numpy().astype(np.int64)]
-    size = n_genes * n_keys
+    group = np.asarray(rows["group_joinid"], dtype=np.int64)
+    target = position(rows["var_joinid"]) * n_keys + combos.codes[group]
     sums = {
-        name: np.bincount(target, weights=rows[name].to_numpy(), minlength=size)
+        name: np.bincount(target, weights=np.asarray(rows[name]), minlength=size)
         for name in ("n_expressing", *_STATS)
     }
     present = np.flatnonzero(n_cells > 0)
     gene_of, key_of = np.divmod(present, n_keys)
+    gene_rows = chosen[gene_of]
     n = n_cells[present]
     k = sums["n_expressing"][present]
     with np.errstate(divide="ignore", invalid="ignore"):
         return pd.DataFrame(
             {
-                "feature_id": chosen["feature_id"].to_numpy()[gene_of],
-                "feature_name": chosen["feature_name"].to_numpy()[gene_of],
-                **{key: values[key].to_numpy()[key_of] for key in keys},
+                "feature_id": static.feature_id[gene_rows],
+                "feature_name": static.feature_name[gene_rows],
+                **{key: combos.labels[key][key_of] for key in keys},
                 "n_cells": n.astype(np.int64),
                 "n_expressing": k.astype(np.int64),
                 "fraction_expressing": k / n,
