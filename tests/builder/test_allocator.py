@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from cellcensus.builder import _allocator
 from cellcensus.builder._allocator import _is_glibc
 from tests._cli import cli_env
 
@@ -16,9 +17,15 @@ pytestmark = pytest.mark.skipif(not _is_glibc(), reason="the allocator settings 
 # Frees a 1 MiB block, then counts how many of the next 1 MiB allocation glibc maps on its own
 # (mallinfo2's hblks). With glibc's defaults the freed block raised the dynamic mmap threshold,
 # so the second block comes from the heap (0); with the builder's fixed threshold it is mapped (1).
+# The module is loaded on its own (not through ``cellcensus.builder``, whose imports would leave
+# free heap chunks of any size behind, which glibc uses before it maps anything): the heap is
+# then the fresh interpreter's, and the outcome does not depend on the environment.
 _PROBE = """
-import ctypes, json, sys
-from cellcensus.builder._allocator import _libc, tune_allocator
+import ctypes, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("allocator", sys.argv[2])
+allocator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocator)
+_libc, tune_allocator = allocator._libc, allocator.tune_allocator
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -41,7 +48,7 @@ print(json.dumps({"set": done, "mapped": mapped}))
 
 def _probe(mode: str, **env: str) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode],
+        [sys.executable, "-c", _PROBE, mode, _allocator.__file__],
         env=cli_env(**env),
         capture_output=True,
         text=True,
