@@ -221,34 +221,24 @@ def download(
                 part.unlink(missing_ok=True)
             raise
     got = part.stat().st_size if part.exists() else 0
-    if size is not None and got != size:
+
+    def reject(problem: str, got_sha256: str | None) -> DownloadMismatchError:
         part.unlink(missing_ok=True)
-        msg = (
-            f"download of {uri} has {got} bytes, expected {size}; the partial file was removed, "
-            "run again"
+        msg = f"download of {uri}{problem}; the partial file was removed, run again"
+        return DownloadMismatchError(
+            msg, size=got, sha256=got_sha256, expected_size=size, expected_sha256=sha256
         )
-        raise DownloadMismatchError(
-            msg, size=got, sha256=None, expected_size=size, expected_sha256=sha256
-        )
+
+    if size is not None and got != size:
+        msg = f" has {got} bytes, expected {size}"
+        raise reject(msg, None)
     if digest is None:
         digest = sha256_file(part)
     if sha256 is not None and digest != sha256:
-        part.unlink(missing_ok=True)
-        msg = (
-            f"download of {uri} does not match its expected sha256 {sha256} (got {digest}); "
-            "the partial file was removed, run again"
-        )
-        raise DownloadMismatchError(
-            msg, size=got, sha256=digest, expected_size=size, expected_sha256=sha256
-        )
+        msg = f" does not match its expected sha256 {sha256} (got {digest})"
+        raise reject(msg, digest)
     if md5 is not None and (got_md5 := md5_file(part)) != md5:
-        part.unlink(missing_ok=True)
-        msg = (
-            f"download of {uri}: its MD5 {got_md5} does not match the ETag {md5}; the partial "
-            "file was removed, run again"
-        )
-        raise DownloadMismatchError(
-            msg, size=got, sha256=digest, expected_size=size, expected_sha256=sha256
-        )
+        msg = f": its MD5 {got_md5} does not match the ETag {md5}"
+        raise reject(msg, digest)
     part.replace(dest)
     return Downloaded(size=got, sha256=digest, resumed_from=offset)
