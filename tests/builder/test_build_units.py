@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -183,3 +183,34 @@ def test_raw_count_check_refuses_every_non_count() -> None:
     for bad in (0.5, -1.0, -0.0, np.nan, np.inf, -np.inf, 1e-30):
         values = np.array([1.0, bad, 2.0], dtype=np.float32)
         assert not is_nonnegative_integral(values), bad
+
+
+def test_census_info_table_replaces_an_object_left_outside_the_collection(tmp_path: Path) -> None:
+    """A build killed after creating a census_info DataFrame but before adding it to the
+    collection leaves an object that is not a member; the resumed write makes it again (it
+    failed with ``AlreadyExistsError``)."""
+    import pyarrow as pa
+    import tiledbsoma as soma
+
+    from cellcensus.builder._band import soma_context
+    from cellcensus.builder._write import write_info_table
+
+    uri = str(tmp_path / "census_info")
+    info: soma.Collection[Any]
+    soma.Collection.create(uri, context=soma_context()).close()
+    table = pa.table({"soma_joinid": pa.array([0, 1], pa.int64()), "name": ["a", "b"]})
+    stale = pa.table({"soma_joinid": pa.array([0], pa.int64()), "name": ["stale"]})
+    soma.DataFrame.create(  # the kill: created on disk, never set as a member
+        f"{uri}/datasets", schema=stale.schema, domain=[(0, 0)], context=soma_context()
+    ).close()
+    with soma.Collection.open(uri, "w", context=soma_context()) as info:
+        assert "datasets" not in info
+        write_info_table(info, "datasets", table)
+    with soma.Collection.open(uri, context=soma_context()) as info:
+        got = info["datasets"].read().concat().to_pandas()
+    assert got["name"].tolist() == ["a", "b"]
+    # resumed again with the member present: the write is idempotent
+    with soma.Collection.open(uri, "w", context=soma_context()) as info:
+        write_info_table(info, "datasets", table)
+    with soma.Collection.open(uri, context=soma_context()) as info:
+        assert info["datasets"].read().concat().to_pandas()["name"].tolist() == ["a", "b"]

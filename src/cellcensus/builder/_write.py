@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +17,7 @@ import tiledbsoma as soma
 from cellcensus import __version__
 from cellcensus.builder import _schema as S
 from cellcensus.builder._band import soma_context
+from cellcensus.builder._stage import remove_tree
 
 if TYPE_CHECKING:
     from cellcensus.builder._plan import OrganismPlan
@@ -50,6 +53,16 @@ def create_dataframe(
     with soma.DataFrame.open(uri, "r", context=soma_context()) as df:
         parent.set(key, df, use_relative_uri=True)
     return uri
+
+
+def _drop_orphan(parent_uri: str, key: str) -> None:
+    """Remove what a killed build left at ``parent_uri/key`` without making it a member.
+
+    Creating a member is two steps (create the object, then add it to its collection); a build
+    killed between them leaves an object that the resumed build cannot create again. Staging is
+    a local directory, so the object's directory is removed.
+    """
+    remove_tree(Path(unquote(urlsplit(f"{parent_uri.rstrip('/')}/{key}").path)))
 
 
 def write_table(uri: str, table: pa.Table) -> None:
@@ -175,6 +188,7 @@ def write_presence(rna_uri: str, plan: OrganismPlan, n_datasets: int) -> None:
     uri = f"{rna_uri}/{S.PRESENCE_MATRIX}"
     with soma.Measurement.open(rna_uri, "w", context=soma_context()) as rna:
         if S.PRESENCE_MATRIX not in rna:  # absent unless a resumed build already made it
+            _drop_orphan(rna.uri, S.PRESENCE_MATRIX)
             arr = rna.add_new_sparse_ndarray(
                 S.PRESENCE_MATRIX, type=pa.bool_(), shape=(n_datasets, plan.n_var)
             )
@@ -219,6 +233,7 @@ def write_info_table(info: soma.Collection[Any], key: str, table: pa.Table) -> N
     if key in info:  # a resumed build: the write below is idempotent
         uri = f"{info.uri.rstrip('/')}/{key}"
     else:
+        _drop_orphan(info.uri, key)
         uri = create_dataframe(info, key, table.schema, domain=(0, n - 1) if n else None)
     if n:
         write_table(uri, table)
