@@ -14,6 +14,8 @@ from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pandas as pd
+
 
 @pytest.mark.parametrize("n_cols", [100, 2048, 5000])
 def test_global_order_fast_path_equals_full_sort(n_cols: int) -> None:
@@ -207,7 +209,7 @@ def test_census_info_table_replaces_an_object_left_outside_the_collection(tmp_pa
         assert "datasets" not in info
         write_info_table(info, "datasets", table)
     with soma.Collection.open(uri, context=soma_context()) as info:
-        got = info["datasets"].read().concat().to_pandas()
+        got: pd.DataFrame = info["datasets"].read().concat().to_pandas()
     assert got["name"].tolist() == ["a", "b"]
     # resumed again with the member present: the write is idempotent
     with soma.Collection.open(uri, "w", context=soma_context()) as info:
