@@ -2,7 +2,8 @@
 
 Every backend must read, stat and stream an object, download it (fresh, resumed from a partial
 file, through the parallel path), refuse a size or sha256 mismatch with a clear error that
-leaves the destination untouched, and report a missing object as ``NotFoundError``.
+leaves the destination untouched, and report a missing object as ``NotFoundError``; and upload
+a file verified against its sha256, leaving nothing behind when refused or interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cellcensus._storage import (
     READ,
     TRANSFER,
     DownloadMismatchError,
+    UploadMismatchError,
     download,
     iter_bytes,
     map_s3_error,
@@ -28,6 +30,7 @@ from cellcensus._storage import (
     s3_client,
     sha256_file,
     stat,
+    upload_file,
 )
 from cellcensus._storage import downloads as storage_downloads
 from cellcensus._storage.hashing import hash_file, md5_file
@@ -92,6 +95,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _names(backend: Backend, prefix: str) -> list[str]:
+    """Names of the objects (and stray files) under ``prefix`` of a backend."""
+    uri = backend.base + prefix
+    if backend.writer is None:
+        path = Path(uri.removeprefix("file://"))
+        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    r = s3_client(backend.writer).list_objects_v2(Bucket=bucket, Prefix=key)
+    return sorted(o["Key"][len(key) :] for o in r.get("Contents", []))
+
+
 class TestStorage:
     def test_read_stat_and_stream(self, backend: Backend) -> None:
         uri = backend.put("a/obj.bin", DATA)
@@ -100,7 +114,14 @@ class TestStorage:
         assert b"".join(iter_bytes(uri, settings=backend.settings)) == DATA
         assert b"".join(iter_bytes(uri, start=12345, settings=backend.settings)) == DATA[12345:]
 
-    def test_download_verified(self, backend: Backend) -> None:
+    @pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+    def test_download_verified(
+        self, backend: Backend, monkeypatch: pytest.MonkeyPatch, *, parallel: bool
+    ) -> None:
+        """Sequential reads, and large objects downloaded from the start (S3: boto3's transfer
+        manager)."""
+        if parallel:
+            monkeypatch.setattr(storage_downloads, "PARALLEL_THRESHOLD", 1)
         uri = backend.put("obj.bin", DATA)
         dest = backend.tmp / "out" / "obj.bin"
         dest.parent.mkdir()
@@ -109,6 +130,7 @@ class TestStorage:
             uri,
             dest,
             settings=backend.settings,
+            role=TRANSFER if parallel else READ,
             size=len(DATA),
             sha256=_sha(DATA),
             progress=seen.append,
@@ -214,25 +236,6 @@ class TestStorage:
         assert not dest.exists()
         assert not dest.with_name("nope.bin.part").exists()
 
-    def test_parallel_path(self, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Large objects downloaded from the start (S3: boto3's transfer manager)."""
-        monkeypatch.setattr(storage_downloads, "PARALLEL_THRESHOLD", 1)
-        uri = backend.put("big.bin", DATA)
-        dest = backend.tmp / "big.bin"
-        seen: list[int] = []
-        done = download(
-            uri,
-            dest,
-            settings=backend.settings,
-            role=TRANSFER,
-            size=len(DATA),
-            sha256=_sha(DATA),
-            progress=seen.append,
-        )
-        assert done.sha256 == _sha(DATA)
-        assert sum(seen) == len(DATA)
-        assert dest.read_bytes() == DATA
-
     def test_hashing(self, backend: Backend) -> None:
         path = backend.tmp / "h.bin"
         path.write_bytes(DATA)
@@ -244,6 +247,53 @@ class TestStorage:
         empty = backend.tmp / "empty"
         empty.write_bytes(b"")
         assert sha256_file(empty) == _sha(b"")
+
+    def test_upload_round_trip(self, backend: Backend) -> None:
+        src = backend.tmp / "src.bin"
+        src.write_bytes(DATA)
+        uri = backend.base + "up/obj.bin"
+        seen: list[int] = []
+        done = upload_file(
+            src, uri, sha256=_sha(DATA), callback=seen.append, settings=backend.writer
+        )
+        assert (done.size, done.sha256) == (len(DATA), _sha(DATA))
+        assert sum(seen) == len(DATA)
+        assert read_bytes(uri, backend.settings) == DATA
+        assert _names(backend, "up/") == ["obj.bin"]  # no temporary file left
+        # replaced by a second upload
+        src.write_bytes(DATA[::-1])
+        upload_file(src, uri, sha256=_sha(DATA[::-1]), settings=backend.writer)
+        assert read_bytes(uri, backend.settings) == DATA[::-1]
+
+    def test_upload_of_a_changed_file_is_refused(self, backend: Backend) -> None:
+        src = backend.tmp / "src.bin"
+        src.write_bytes(DATA)
+        expected = _sha(DATA)
+        src.write_bytes(DATA[:-1] + b"x")  # changed since it was hashed
+        uri = backend.base + "up/obj.bin"
+        with pytest.raises(UploadMismatchError, match="sha256") as e:
+            upload_file(src, uri, sha256=expected, settings=backend.writer)
+        assert isinstance(e.value, IntegrityError)
+        assert "nothing was written" in str(e.value)
+        assert _names(backend, "up/") == []
+        with pytest.raises(NotFoundError):
+            stat(uri, backend.settings)
+
+    def test_interrupted_upload_leaves_nothing(self, backend: Backend) -> None:
+        """Local: the temporary file is removed. (S3 has no partial object: an interrupted
+        transfer never completes; the transfer manager runs callbacks in its threads.)"""
+        if backend.writer is not None:
+            pytest.skip("local destinations only")
+        src = backend.tmp / "src.bin"
+        src.write_bytes(DATA)
+        uri = backend.base + "up/obj.bin"
+
+        def interrupt(_n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            upload_file(src, uri, sha256=_sha(DATA), callback=interrupt, settings=backend.writer)
+        assert _names(backend, "up/") == []
 
 
 # ---------------------------------------------------------------------------- S3 only

@@ -11,6 +11,7 @@ Modules by concept:
   :mod:`cellcensus.errors`, one advice per situation;
 - :mod:`~cellcensus._storage.read`: whole objects, sizes and byte streams from any location;
 - :mod:`~cellcensus._storage.downloads`: the one resumable, verified download;
+- :mod:`~cellcensus._storage.uploads`: the one verified upload (local: atomic; S3: multipart);
 - :mod:`~cellcensus._storage.hashing`: ``sha256_file`` (``hashlib.file_digest``) and the S3
   ETag of an upload.
 
@@ -31,6 +32,7 @@ from cellcensus._storage.read import (
     stat,
 )
 from cellcensus._storage.s3 import READ, TRANSFER, s3_client
+from cellcensus._storage.uploads import Uploaded, UploadMismatchError, upload_file
 from cellcensus._storage.uri import is_local, is_s3, local_path, split_s3, uri_join
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "DownloadMismatchError",
     "Downloaded",
     "ObjectStat",
+    "UploadMismatchError",
+    "Uploaded",
     "download",
     "is_local",
     "is_missing_key",
@@ -54,5 +58,6 @@ __all__ = [
     "size_of",
     "split_s3",
     "stat",
+    "upload_file",
     "uri_join",
 ]

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from cellcensus._fs import mapped_fs_errors
 from cellcensus._storage import sha256_file
+from cellcensus._storage.uploads import upload_file
 from cellcensus.errors import (
     BadInputError,
     CellCensusError,
@@ -42,7 +43,6 @@ __all__ = ["LocalRoot"]
 
 logger = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 _NO_HARDLINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV})
 
 
@@ -248,17 +248,10 @@ class LocalRoot(ReleaseRoot):
     def upload_file(
         self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
     ) -> None:
-        """Copy through a temporary file renamed into place (never a partial file)."""
-        del sha256  # content is verified by re-hashing after the copy
+        """Copy with :func:`cellcensus._storage.uploads.upload_file`: through a temporary file
+        renamed into place when its sha256 matches (never a partial file)."""
         dest = self._p(key)
-        tmp = self._tmp_for(dest)
-        try:
-            with mapped_fs_errors(f"copying {path} to {dest}"):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _copy_stream_file(path, tmp, callback)
-                tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        upload_file(path, dest, sha256=sha256, callback=callback, tmp=self._tmp_for(dest))
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
@@ -351,16 +344,3 @@ def _rmtree(target: Path) -> None:
         )
     else:
         shutil.rmtree(target, onerror=ignore_missing)
-
-
-def _copy_stream_file(src: Path, dest: Path, callback: Callback | None) -> None:
-    with src.open("rb") as fi, dest.open("wb") as fo:
-        while True:
-            block = fi.read(4 * MiB)
-            if not block:
-                break
-            fo.write(block)
-            if callback is not None:
-                callback(len(block))
-        fo.flush()
-        os.fsync(fo.fileno())

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
+from cellcensus._storage.uploads import MULTIPART_CHUNKSIZE as _UPLOAD_CHUNKSIZE
 from cellcensus.errors import (
     BadInputError,
     NotFoundError,
@@ -48,9 +49,8 @@ logger = logging.getLogger(__name__)
 
 TMP_MARK = ".cellcensus-tmp-"
 LOCK_NAME = ".cellcensus.lock"
-MiB = 1024 * 1024
 #: Multipart threshold and part size for S3 uploads (also used to predict multipart ETags).
-MULTIPART_CHUNKSIZE = 64 * MiB
+MULTIPART_CHUNKSIZE = _UPLOAD_CHUNKSIZE
 
 Callback = Callable[[int], None]
 

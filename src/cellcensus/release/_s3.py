@@ -10,9 +10,9 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import botocore.exceptions
 import urllib3.exceptions
-from boto3.s3.transfer import TransferConfig
 
 from cellcensus._storage import is_missing_key, map_s3_error, s3_client
+from cellcensus._storage.uploads import transfer_config, upload_file
 from cellcensus.errors import BadInputError, PermissionDeniedError
 from cellcensus.settings import Settings
 
@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from boto3.s3.transfer import TransferConfig
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 from cellcensus.release._root import (
-    MULTIPART_CHUNKSIZE,
     Callback,
     ObjectInfo,
     ReleaseRoot,
@@ -144,34 +144,23 @@ class S3Root(ReleaseRoot):
 
     def transfer_config(self) -> TransferConfig:
         """The boto3 TransferConfig used for uploads."""
-        return TransferConfig(
-            multipart_threshold=MULTIPART_CHUNKSIZE,
-            multipart_chunksize=MULTIPART_CHUNKSIZE,
-            max_concurrency=4,
-            use_threads=True,
-        )
+        return transfer_config()
 
     def upload_file(
         self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
     ) -> None:
-        """Upload with boto3's transfer manager; the sha256 is stored as user metadata, and
-        pages (``report.html``) and JSON get their content type, so a browser shows them."""
-        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}}
-        content_type = _CONTENT_TYPES.get(PurePosixPath(key).suffix)
-        if content_type is not None:
-            extra["ContentType"] = content_type
-        try:
-            self.client.upload_file(
-                str(path),
-                self.bucket,
-                self._k(key),
-                ExtraArgs=extra,
-                Config=self.transfer_config(),
-                Callback=callback,
-            )
-        except Exception as e:
-            cause = e.__context__ if isinstance(e.__context__, Exception) else e
-            raise self._err(cause, "uploading to", key) from e
+        """Upload with :func:`cellcensus._storage.uploads.upload_file` (the sha256 is checked
+        and stored as user metadata); pages (``report.html``) and JSON get their content type,
+        so a browser shows them."""
+        upload_file(
+            path,
+            self.object_uri(_check_key(key)),
+            sha256=sha256,
+            callback=callback,
+            settings=self.settings,
+            client=self.client,
+            content_type=_CONTENT_TYPES.get(PurePosixPath(key).suffix),
+        )
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
