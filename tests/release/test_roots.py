@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
+from cellcensus._storage import sha256_file
 from cellcensus.errors import NotFoundError, PermissionDeniedError
 from cellcensus.release import ReleaseRoot  # noqa: TC001 - fixtures annotate with it
 from cellcensus.release._cas import cas_update
@@ -48,7 +49,7 @@ class TestReleaseRoot:
         src = tmp_path / "up.bin"
         src.write_bytes(b"0123456789" * 1000)
         seen: list[int] = []
-        root.upload_file(src, "up/f.bin", sha256="-", callback=seen.append)
+        root.upload_file(src, "up/f.bin", sha256=sha256_file(src), callback=seen.append)
         assert sum(seen) == 10_000
         dest = tmp_path / "down.bin"
         root.download_file("up/f.bin", dest)
