@@ -43,12 +43,18 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthCorpus:
 
 @pytest.fixture(scope="session")
 def small_build(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    """A validated census built from ``small_corpus`` with a small chunk size (many X tasks)."""
+    """A validated census built from ``small_corpus`` with a small chunk size (many X tasks)
+    and gene-major copies of both X layers (the default copies ``raw`` only)."""
     out = tmp_path_factory.mktemp("build") / BUILD_TAG
     return build_census(
         small_corpus.manifest_path,
         out,
-        options=BuildOptions(tag=BUILD_TAG, chunk_nnz=50_000, validation_sample_cells=64),
+        options=BuildOptions(
+            tag=BUILD_TAG,
+            chunk_nnz=50_000,
+            validation_sample_cells=64,
+            gene_major_layers=("normalized", "raw"),
+        ),
     )
 
 

@@ -3,6 +3,7 @@ them; checked against X and obs read back independently (and by the validator)."
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ import tiledbsoma as soma
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.builder._genemajor import CAPACITY
 from cellcensus.builder._summary import SUMMARY_CAPACITY
-from cellcensus.errors import IntegrityError
+from cellcensus.errors import BadInputError, IntegrityError
 
 from .expected_census import gene_tables
 
@@ -253,3 +254,46 @@ def test_small_build_result_is_validated(small_build: BuildResult) -> None:
 
     settings = json.loads((small_build.out_dir / "build.json").read_text())["settings"]
     assert settings["gene_major"] is True
+
+
+def test_default_build_copies_raw_only_and_validation_holds_it_to_its_settings(
+    small_corpus: SynthCorpus, census_build: Path, tmp_path: Path
+) -> None:
+    """Default settings copy X/raw only; validation checks the copies against the build's
+    ``gene_major_layers`` (a copy missing or one too many is damage)."""
+    out = tmp_path / "2026-11-01"
+    build_census(
+        small_corpus.manifest_path,
+        out,
+        options=BuildOptions(tag="2026-11-01", validation_sample_cells=8),
+    )
+    settings = json.loads((out / "build.json").read_text())["settings"]
+    assert settings["gene_major_layers"] == ["raw"]
+    with soma.Collection[Any].open(str(out / "soma")) as census:
+        for organism in ORGANISMS:
+            assert set(census["cellcensus_genes"][organism]["X"]) == {"raw"}
+    # claimed both layers: the normalized copy is missing
+    bj = json.loads((out / "build.json").read_text())
+    bj["settings"]["gene_major_layers"] = ["raw", "normalized"]
+    (out / "build.json").write_text(json.dumps(bj))
+    with pytest.raises(IntegrityError, match=r"X has no copy of layer normalized"):
+        validate_build(out, sample_cells=8)
+    # a build of both layers that claims raw only: one copy too many
+    both = _copy_build(census_build, tmp_path / "both")
+    bj = json.loads((both / "build.json").read_text())
+    bj["settings"]["gene_major_layers"] = ["raw"]
+    (both / "build.json").write_text(json.dumps(bj))
+    with pytest.raises(IntegrityError, match=r"copies of \['normalized'\]"):
+        validate_build(both, sample_cells=8)
+
+
+@pytest.mark.parametrize("layers", [(), ("raw", "raw"), ("counts",)])
+def test_gene_major_layers_must_name_x_layers_once(
+    small_corpus: SynthCorpus, tmp_path: Path, layers: tuple[str, ...]
+) -> None:
+    with pytest.raises(BadInputError, match="gene_major_layers must name X layers"):
+        build_census(
+            small_corpus.manifest_path,
+            tmp_path / "out",
+            options=BuildOptions(tag="2026-11-01", gene_major_layers=layers),
+        )

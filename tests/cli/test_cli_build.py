@@ -66,6 +66,10 @@ def test_build_and_validate_commands(small_corpus: SynthCorpus, tmp_path: Path) 
     [
         (("build", "/nonexistent/manifest.csv", "OUT"), "does not exist"),
         (("build", "MANIFEST", "OUT", "--on-error", "ignore"), "--on-error must be"),
+        (
+            ("build", "MANIFEST", "OUT", "--gene-major-layers", "raw,counts"),
+            "gene_major_layers must name X layers",
+        ),
         (("validate", "/nonexistent"), "not a cellcensus build"),
     ],
 )

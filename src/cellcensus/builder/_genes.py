@@ -2,9 +2,9 @@
 
 Per organism with cells, a collection ``cellcensus_genes/<organism>`` holds:
 
-- ``X/raw`` and ``X/normalized``: gene-major copies of ``census_data/<organism>/ms/RNA/X`` (same
-  shape, coordinates and values; see ``_genemajor``), unless the build ran with
-  ``gene_major=False`` (``--no-gene-major``);
+- ``X/raw`` (and ``X/normalized`` when the build's ``gene_major_layers`` name it): gene-major
+  copies of ``census_data/<organism>/ms/RNA/X`` (same shape, coordinates and values; see
+  ``_genemajor``), unless the build ran with ``gene_major=False`` (``--no-gene-major``);
 - ``expression_summary`` and ``expression_summary_cell_groups``: the expression summary (see
   ``_summary``).
 
@@ -81,11 +81,12 @@ def create_genes(
     root: soma.Collection[Any],
     plans: Sequence[OrganismPlan],
     *,
-    gene_major: bool,
+    layers: Sequence[str],
     compression: str,
 ) -> dict[str, dict[str, Any]]:
-    """Create ``cellcensus_genes`` with a collection (and gene-major copies) per organism with
-    cells; returns per organism its collection URI and the copies' URIs by layer."""
+    """Create ``cellcensus_genes`` with a collection (and gene-major copies of the X ``layers``,
+    none when empty) per organism with cells; returns per organism its collection URI and the
+    copies' URIs by layer."""
     out: dict[str, dict[str, Any]] = {}
     genes = root.add_new_collection(GENES)
     genes.metadata["cellcensus_genes_version"] = GENES_FORMAT_VERSION
@@ -95,9 +96,9 @@ def create_genes(
         name = plan.organism.name
         org = genes.add_new_collection(name)
         copies: dict[str, str] = {}
-        if gene_major:
+        if layers:
             x = org.add_new_collection("X")
-            for layer in S.X_LAYERS:
+            for layer in (x for x in S.X_LAYERS if x in layers):
                 arr = x.add_new_sparse_ndarray(
                     layer,
                     type=pa.float32(),

@@ -19,7 +19,7 @@ from cellcensus.builder._genes import GENES
 from cellcensus.builder._summary import GROUPS, SUMMARY, SUMMARY_SCHEMA
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import numpy.typing as npt
     import tiledbsoma as soma
@@ -81,6 +81,21 @@ def _triples(
     return frame.sort_by([("r", "ascending"), ("c", "ascending")])
 
 
+def gene_major_layers(settings: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The X layers a build wrote gene-major copies of, from its ``build.json`` settings.
+
+    ``()`` for a build with ``gene_major=False``; ``None`` when the settings predate the option.
+    Builds from before ``gene_major_layers`` existed copied both layers.
+    """
+    setting = settings.get("gene_major")
+    if setting is None:
+        return None
+    if not setting:
+        return ()
+    layers = settings.get("gene_major_layers", S.X_LAYERS)
+    return tuple(str(layer) for layer in layers)
+
+
 def check_genes(
     expect: Callable[[bool, str], object],
     census: soma.Collection[Any],
@@ -90,7 +105,7 @@ def check_genes(
     var_nnz: npt.NDArray[np.int64],
     x_nnz: int,
     primary: tuple[int, int],
-    gene_major: bool | None,
+    gene_major: tuple[str, ...] | None,
     stored_cells: Callable[[str], int],
     rng: np.random.Generator,
 ) -> None:
@@ -109,8 +124,9 @@ def check_genes(
     primary
         Primary cells and the values they store (from obs ``is_primary_data`` and ``nnz``).
     gene_major
-        Whether the build wrote gene-major copies (``build.json`` settings); ``None``: a build
-        from before the setting existed (nothing is required).
+        The X layers the build wrote gene-major copies of (:func:`gene_major_layers` of the
+        ``build.json`` settings; empty: none); ``None``: a build from before the setting
+        existed (the copies present are checked, none is required).
     stored_cells
         Stored values of an array, from its fragments (and a check that they do not overlap).
     rng
@@ -124,15 +140,23 @@ def check_genes(
     has_copies = "X" in org
     if gene_major is not None:
         expect(
-            has_copies == gene_major,
+            has_copies == bool(gene_major),
             f"{where}: gene-major copies {'missing' if gene_major else 'present'} although the "
-            f"build ran with gene_major={gene_major}",
+            f"build ran with gene-major layers {list(gene_major)}",
         )
     if has_copies:
+        present = tuple(layer for layer in S.X_LAYERS if layer in org["X"])
+        layers = gene_major if gene_major else present
+        expect(
+            set(org["X"].keys()) <= set(layers),
+            f"{where}/X: copies of {sorted(set(org['X'].keys()) - set(layers))} although the "
+            f"build ran with gene-major layers {list(layers)}",
+        )
         _check_copies(
             expect,
             census,
             org["X"],
+            layers=layers,
             name=name,
             n_obs=n_obs,
             var_nnz=var_nnz,
@@ -149,6 +173,7 @@ def _check_copies(
     census: soma.Collection[Any],
     copies: soma.Collection[Any],
     *,
+    layers: tuple[str, ...],
     name: str,
     n_obs: int,
     var_nnz: npt.NDArray[np.int64],
@@ -166,7 +191,7 @@ def _check_copies(
     genes = np.sort(
         rng.choice(expressed, size=min(SAMPLE_GENES, len(expressed)), replace=False)
     ).astype(np.int64)
-    for layer in S.X_LAYERS:
+    for layer in layers:
         expect(layer in copies, f"{where}/X has no copy of layer {layer}")
         if layer not in copies:
             continue

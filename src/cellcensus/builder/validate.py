@@ -36,7 +36,7 @@ from cellcensus.builder._allocator import tune_allocator
 from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
 from cellcensus.builder._scan import include_mask
 from cellcensus.builder._source import OBS_CHUNK_ROWS, H5ADSource
-from cellcensus.builder._validate_genes import check_genes, fragments
+from cellcensus.builder._validate_genes import check_genes, fragments, gene_major_layers
 from cellcensus.builder._xmath import normalize, obs_stats
 from cellcensus.errors import BadInputError, IntegrityError, NotFoundError
 
@@ -428,7 +428,7 @@ def _check_experiment(
     root: Path,
     rng: np.random.Generator,
     sample_cells: int,
-    gene_major: bool | None = None,
+    gene_major: tuple[str, ...] | None = None,
 ) -> _ObsTotals:
     """Check one experiment (of census_data, or of census_spatial_sequencing); its obs totals."""
     collection = S.CENSUS_SPATIAL if spatial else S.CENSUS_DATA
@@ -575,12 +575,11 @@ def validate_build(
         raise NotFoundError(msg)
     tune_allocator()
     rep = ValidationReport()
-    gene_major: bool | None = None
+    gene_major: tuple[str, ...] | None = None
     try:
         bj = root / "build.json"
         info = BuildInfo.from_json(bj.read_bytes(), where=str(bj))
-        setting = info.settings.get("gene_major")
-        gene_major = bool(setting) if setting is not None else None
+        gene_major = gene_major_layers(info.settings)
     except (OSError, ValueError, AttributeError) as e:
         _damage(rep, "build.json", e)
     rng = np.random.default_rng(seed)
@@ -603,7 +602,7 @@ def _validate_census(
     root: Path,
     rng: np.random.Generator,
     sample_cells: int,
-    gene_major: bool | None = None,
+    gene_major: tuple[str, ...] | None = None,
 ) -> None:
     census: soma.Collection[Any]
     with soma.Collection.open(str(root / "soma"), context=soma_context()) as census:
