@@ -485,3 +485,19 @@ def test_cli_summarize_json_and_table(census: tiledbsoma.Collection[Any], soma_p
     # the error reaches the CLI's one-line handler (``cellcensus.__main__``) as a CellCensusError
     assert isinstance(bad.exception, BadInputError)
     assert "unknown gene(s) 'NO_SUCH'" in str(bad.exception)
+
+
+def test_summarize_handles_are_closed_at_exit_and_reopened_after(
+    census: tiledbsoma.Collection[Any],
+) -> None:
+    """The cached summary handles are closed by the exit hook; a later call opens them again."""
+    from cellcensus.experimental import _summary
+
+    before = summarize(census, "Homo sapiens", ["TSPAN6"], by=["cell_type"])
+    handles = list(_summary._HANDLES.values())
+    assert handles
+    _summary._close_handles()
+    assert not _summary._HANDLES
+    assert all(h.closed for h in handles)
+    again = summarize(census, "Homo sapiens", ["TSPAN6"], by=["cell_type"])
+    pd.testing.assert_frame_equal(before, again)

@@ -9,6 +9,7 @@ columns asked for and divides: a few small reads, never X.
 
 from __future__ import annotations
 
+import atexit
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
@@ -206,14 +207,27 @@ def _summary_array(static: _Static, context: soma.SOMATileDBContext) -> soma.Dat
         if handle is not None:
             _HANDLES.move_to_end(key)
             return handle
-    handle = soma.DataFrame.open(
+    opened = soma.DataFrame.open(
         static.summary_uri, context=context.replace(tiledb_config=_READ_CONFIG)
     )
     with _CACHE_LOCK:
-        handle = _HANDLES.setdefault(key, handle)
+        handle = _HANDLES.setdefault(key, opened)
         while len(_HANDLES) > _CACHE_SIZE:
+            # not closed here: another thread may still be reading through it; the handle is
+            # closed when it is garbage-collected
             _HANDLES.popitem(last=False)
+    if handle is not opened:  # another thread opened the same one meanwhile
+        opened.close()
     return handle
+
+
+@atexit.register
+def _close_handles() -> None:
+    """Close the cached summary handles when the interpreter exits."""
+    with _CACHE_LOCK:
+        while _HANDLES:
+            _, handle = _HANDLES.popitem()
+            handle.close()
 
 
 def _summary_rows(
