@@ -1,4 +1,5 @@
-"""The storage layer: one shared test class run against a directory and the real S3 server.
+"""The storage layer: one shared test class run against a directory, the real S3 server, and
+the same server's objects read as plain ``http://`` URLs (anonymous GETs of the public bucket).
 
 Every backend must read, stat and stream an object, download it (fresh, resumed from a partial
 file, through the parallel path), refuse a size or sha256 mismatch with a clear error that
@@ -60,10 +61,16 @@ class Backend:
     settings: Settings | None
     writer: Settings | None
     tmp: Path
+    #: where objects are written when ``base`` is read-only (http: the bucket behind the URLs)
+    store: str | None = None
+
+    def writable(self, name: str) -> str:
+        """The URI that ``name`` is written to (its read URI is ``base + name``)."""
+        return (self.store or self.base) + name
 
     def put(self, name: str, data: bytes) -> str:
-        """Store ``data`` as ``name``; returns its URI."""
-        uri = self.base + name
+        """Store ``data`` as ``name``; returns its (read) URI."""
+        uri = self.writable(name)
         if self.writer is None:
             path = Path(uri.removeprefix("file://"))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,17 +78,34 @@ class Backend:
         else:
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             s3_client(self.writer).put_object(Bucket=bucket, Key=key, Body=data)
-        return uri
+        return self.base + name
 
 
-@pytest.fixture(params=["dir", "file-uri", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "dir",
+        "file-uri",
+        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("http", marks=pytest.mark.s3),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str) -> Backend:
-    """A directory (as a path and as ``file://``), or a prefix of the SeaweedFS server."""
+    """A directory (as a path and as ``file://``), a prefix of the SeaweedFS server, or the
+    same server's public bucket read over plain HTTP."""
     if request.param == "dir":
         return Backend("dir", f"{tmp_path}/objects/", None, None, tmp_path)
     if request.param == "file-uri":
         return Backend("file-uri", f"{(tmp_path / 'objects').as_uri()}/", None, None, tmp_path)
     server: S3Server = request.getfixturevalue("s3_server")
+    if request.param == "http":
+        return Backend(
+            "http",
+            f"{server.endpoint_url}/public/{unique_prefix}/",
+            None,
+            make_settings(server, "publisher"),
+            tmp_path,
+            store=f"s3://public/{unique_prefix}/",
+        )
     return Backend(
         "s3",
         f"s3://private/{unique_prefix}/",
@@ -97,7 +121,7 @@ def _sha(data: bytes) -> str:
 
 def _names(backend: Backend, prefix: str) -> list[str]:
     """Names of the objects (and stray files) under ``prefix`` of a backend."""
-    uri = backend.base + prefix
+    uri = backend.writable(prefix)
     if backend.writer is None:
         path = Path(uri.removeprefix("file://"))
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
@@ -254,7 +278,11 @@ class TestStorage:
         uri = backend.base + "up/obj.bin"
         seen: list[int] = []
         done = upload_file(
-            src, uri, sha256=_sha(DATA), callback=seen.append, settings=backend.writer
+            src,
+            backend.writable("up/obj.bin"),
+            sha256=_sha(DATA),
+            callback=seen.append,
+            settings=backend.writer,
         )
         assert (done.size, done.sha256) == (len(DATA), _sha(DATA))
         assert sum(seen) == len(DATA)
@@ -262,7 +290,9 @@ class TestStorage:
         assert _names(backend, "up/") == ["obj.bin"]  # no temporary file left
         # replaced by a second upload
         src.write_bytes(DATA[::-1])
-        upload_file(src, uri, sha256=_sha(DATA[::-1]), settings=backend.writer)
+        upload_file(
+            src, backend.writable("up/obj.bin"), sha256=_sha(DATA[::-1]), settings=backend.writer
+        )
         assert read_bytes(uri, backend.settings) == DATA[::-1]
 
     def test_upload_of_a_changed_file_is_refused(self, backend: Backend) -> None:
@@ -272,7 +302,9 @@ class TestStorage:
         src.write_bytes(DATA[:-1] + b"x")  # changed since it was hashed
         uri = backend.base + "up/obj.bin"
         with pytest.raises(UploadMismatchError, match="sha256") as e:
-            upload_file(src, uri, sha256=expected, settings=backend.writer)
+            upload_file(
+                src, backend.writable("up/obj.bin"), sha256=expected, settings=backend.writer
+            )
         assert isinstance(e.value, IntegrityError)
         assert "nothing was written" in str(e.value)
         assert _names(backend, "up/") == []
