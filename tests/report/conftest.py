@@ -61,7 +61,8 @@ def diff_case(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFactor
     """Build A = {kept, changed, removed}; build B = {kept, changed', added}, where changed' is
     the same dataset id with a different H5AD (7 cells fewer). Both published to one root."""
     work = tmp_path_factory.mktemp("diff-case")
-    rows = list(csv.DictReader(small_corpus.manifest_path.open()))
+    with small_corpus.manifest_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
     # human datasets of the demo corpus: 0 blood/spleen, 1 lung, 2 brain, 3 liver Smart-seq2
     kept, changed, removed, added = rows[0], rows[1], rows[2], rows[3]
     source = Path(changed["dataset_asset_h5ad_uri"])
