@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +13,7 @@ import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus import __version__
+from cellcensus._storage.uri import local_path
 from cellcensus.builder import _schema as S
 from cellcensus.builder._band import soma_context
 from cellcensus.builder._stage import remove_tree
@@ -62,7 +61,7 @@ def _drop_orphan(parent_uri: str, key: str) -> None:
     killed between them leaves an object that the resumed build cannot create again. Staging is
     a local directory, so the object's directory is removed.
     """
-    remove_tree(Path(unquote(urlsplit(f"{parent_uri.rstrip('/')}/{key}").path)))
+    remove_tree(local_path(f"{parent_uri.rstrip('/')}/{key}"))
 
 
 def write_table(uri: str, table: pa.Table) -> None:

@@ -12,7 +12,7 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from cellcensus._storage import is_missing_key, map_s3_error, s3_client
-from cellcensus._storage.uploads import transfer_config, upload_file
+from cellcensus._storage.uploads import upload_file
 from cellcensus.errors import BadInputError, PermissionDeniedError
 from cellcensus.settings import Settings
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from boto3.s3.transfer import TransferConfig
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 from cellcensus.release._root import (
@@ -141,10 +140,6 @@ class S3Root(ReleaseRoot):
                 self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
         except Exception as e:
             raise self._err(e, "writing", key) from e
-
-    def transfer_config(self) -> TransferConfig:
-        """The boto3 TransferConfig used for uploads."""
-        return transfer_config()
 
     def upload_file(
         self, path: Path, key: str, *, sha256: str, callback: Callback | None = None
