@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cellcensus._leftovers import drop_members
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -831,25 +830,6 @@ def write_scene_streamed(
     )
 
 
-def _remove_member(parent_uri: str, key: str, context: tiledbsoma.SOMATileDBContext | None) -> bool:
-    import tiledbsoma
-
-    found = False
-    parent_uri = parent_uri.rstrip("/")
-    with tiledbsoma.open(parent_uri, "d", context=context) as parent:
-        if not isinstance(parent, tiledbsoma.Collection | tiledbsoma.Experiment):
-            msg = f"{parent_uri} is a {type(parent).__name__}, not a collection"
-            raise ValueError(msg)  # noqa: TRY004 - a broken census, not a wrong argument type
-        if key in parent:
-            del parent[key]
-            found = True
-    path = parent_uri.removeprefix("file://")
-    if "://" not in path and (Path(path) / key).exists():  # a local experiment: its directory
-        shutil.rmtree(Path(path) / key)
-        found = True
-    return found
-
-
 def remove_scene(
     experiment_uri: str, dataset_id: str, *, context: tiledbsoma.SOMATileDBContext | None = None
 ) -> bool:
@@ -859,14 +839,14 @@ def remove_scene(
     A write interrupted inside :func:`write_scene` leaves a scene that readers would take as
     complete; a resumed build calls this before writing the scene again.
     """
-    return _remove_member(f"{experiment_uri.rstrip('/')}/spatial", dataset_id, context)
+    return drop_members(f"{experiment_uri.rstrip('/')}/spatial", (dataset_id,), context)
 
 
 def remove_obs_spatial_presence(
     experiment_uri: str, *, context: tiledbsoma.SOMATileDBContext | None = None
 ) -> bool:
     """Drop a (half-written) ``obs_spatial_presence``, as :func:`remove_scene` drops a scene."""
-    return _remove_member(experiment_uri, OBS_SPATIAL_PRESENCE, context)
+    return drop_members(experiment_uri, (OBS_SPATIAL_PRESENCE,), context)
 
 
 def presence_table(scene_id: str, joinids: npt.ArrayLike) -> pa.Table:

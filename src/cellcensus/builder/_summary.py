@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import tiledbsoma as soma
 
+from cellcensus._leftovers import drop_members
 from cellcensus.builder import _schema as S
 from cellcensus.builder._runs import Run, write_run
 
@@ -480,15 +481,9 @@ def write_summary(
     """
     keys, n_cells, bands = _bands(band_dirs, n_genes)
     n_groups = len(keys)
-    coll: soma.Collection[Any]
-    with soma.Collection.open(genes_uri, "d", context=context) as coll:
-        for name in (SUMMARY, GROUPS):
-            if name in coll:  # a resumed build: start over
-                del coll[name]
+    drop_members(genes_uri, (SUMMARY, GROUPS), context)  # a resumed build: start over
     groups_uri = f"{genes_uri.rstrip('/')}/{GROUPS}"
     summary_uri = f"{genes_uri.rstrip('/')}/{SUMMARY}"
-    for uri in (groups_uri, summary_uri):
-        shutil.rmtree(uri.removeprefix("file://"), ignore_errors=True)
     soma.DataFrame.create(
         groups_uri,
         schema=GROUPS_SCHEMA,
@@ -543,6 +538,7 @@ def write_summary(
                 flush()
                 held = 0
         flush()
+    coll: soma.Collection[Any]
     with soma.Collection.open(genes_uri, "w", context=context) as coll:
         for name, uri in ((GROUPS, groups_uri), (SUMMARY, summary_uri)):
             member: soma.DataFrame

@@ -13,10 +13,9 @@ import pyarrow as pa
 import tiledbsoma as soma
 
 from cellcensus import __version__
-from cellcensus._storage.uri import local_path
+from cellcensus._leftovers import remove_object_dir
 from cellcensus.builder import _schema as S
 from cellcensus.builder._band import soma_context
-from cellcensus.builder._stage import remove_tree
 
 if TYPE_CHECKING:
     from cellcensus.builder._plan import OrganismPlan
@@ -58,10 +57,10 @@ def _drop_orphan(parent_uri: str, key: str) -> None:
     """Remove what a killed build left at ``parent_uri/key`` without making it a member.
 
     Creating a member is two steps (create the object, then add it to its collection); a build
-    killed between them leaves an object that the resumed build cannot create again. Staging is
-    a local directory, so the object's directory is removed.
+    killed between them leaves an object that the resumed build cannot create again. The caller
+    holds the parent open for writing, so only the (local, staged) directory is removed.
     """
-    remove_tree(local_path(f"{parent_uri.rstrip('/')}/{key}"))
+    remove_object_dir(f"{parent_uri.rstrip('/')}/{key}")
 
 
 def write_table(uri: str, table: pa.Table) -> None:

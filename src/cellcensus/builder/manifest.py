@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
+from cellcensus._storage.uri import is_s3, local_path
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -77,13 +78,11 @@ class ManifestEntry:
     @property
     def is_s3(self) -> bool:
         """True when the source is read from S3 (and must be staged by download)."""
-        return self.uri.startswith("s3://")
+        return is_s3(self.uri)
 
     def local_path(self) -> Path:
         """The local file of a local or ``file://`` source."""
-        if self.uri.startswith("file://"):
-            return Path(unquote(urlparse(self.uri).path))
-        return Path(self.uri)
+        return local_path(self.uri)
 
 
 _OPTIONAL = tuple(

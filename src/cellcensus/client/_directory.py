@@ -32,7 +32,14 @@ from cellcensus._formats.directory import (
     ReleaseDirectory,
     ReleaseEntry,
 )
-from cellcensus._storage import is_local, local_path, read_bytes, read_settings, uri_join
+from cellcensus._storage import (
+    is_local,
+    is_s3,
+    local_path,
+    read_bytes,
+    read_settings,
+    uri_join,
+)
 from cellcensus.client._types import CensusMirror, CensusVersionDescription
 from cellcensus.errors import BadInputError, CensusNotFoundError, ConfigError, NotFoundError
 from cellcensus.settings import (
@@ -218,7 +225,7 @@ def _fetch_file(uri: str, settings: Settings | None, what: str) -> bytes:
 
 
 def _storage(settings: Settings | None, source: ReleaseSource) -> Settings | None:
-    if urllib.parse.urlparse(source.root_uri).scheme == "s3":
+    if is_s3(source.root_uri):
         return read_settings(default_settings(settings))
     return default_settings(settings)
 

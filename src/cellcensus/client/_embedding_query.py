@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cellxgene_census
 import numpy as np
 
+from cellcensus._storage.uri import is_s3
 from cellcensus.client._embeddings import (
     CONTRIBUTIONS_JSON,
     EmbeddingNotFoundError,
@@ -161,7 +162,7 @@ def _vectors(
 
     uri, region = directory.locate(entry)
     ctx = census.context
-    if uri.startswith("s3://") and region:
+    if is_s3(uri) and region:
         ctx = ctx.replace(tiledb_config={"vfs.s3.region": region})
     with soma.open(uri, context=ctx) as arr:
         info = json.loads(arr.metadata[INFO_KEY])

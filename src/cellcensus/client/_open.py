@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import cellxgene_census
 import tiledbsoma as soma
 
 from cellcensus._compat import storage_failure, tiledb_error_types
-from cellcensus._storage import is_local, local_path, read_settings
+from cellcensus._storage import is_local, is_s3, local_path, read_settings
 from cellcensus.client._directory import ResolvedRelease, default_settings, resolve_release
 from cellcensus.errors import (
     AccessDeniedError,
@@ -89,7 +88,7 @@ def _context(
 ) -> soma.SOMATileDBContext:
     if context is None:
         cfg: dict[str, Any] = {}
-        if urllib.parse.urlparse(uri).scheme == "s3":
+        if is_s3(uri):
             cfg.update(storage_config(settings))
         cfg.update(tiledb_config or {})
         context = get_default_soma_context(tiledb_config=cfg)
@@ -109,7 +108,7 @@ def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collecti
         hint = (
             "for S3 this is also what a refused request (wrong keys, private bucket) looks like: "
             "check the storage settings (endpoint, credentials, CELLCENSUS_S3_*)"
-            if uri.startswith("s3://")
+            if is_s3(uri)
             else "check the path"
         )
         msg = f"{what}: no SOMA collection at {uri} ({hint})"

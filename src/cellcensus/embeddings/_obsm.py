@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cellcensus._formats.build import BuildInfo
+from cellcensus._storage.uri import local_path
 from cellcensus.embeddings._census import experiment, experiment_name, resolve_keys
 from cellcensus.embeddings._input import EmbeddingInput, read_input
 from cellcensus.embeddings._write import EMBEDDING_INFO_KEY, write_embedding_array
@@ -40,11 +40,6 @@ class ObsmResult:
     uri: str
     n_embeddings: int
     n_features: int
-
-
-def _local(uri: str) -> Path:
-    parsed = urllib.parse.urlparse(uri)
-    return Path(urllib.parse.unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
 
 
 def _record(build_dir: Path, step: dict[str, object]) -> None:
@@ -132,7 +127,7 @@ def add_obsm_layer(
     obsm_uri = f"{ms_uri.rstrip('/')}/{OBSM}"
     layer_uri = f"{obsm_uri}/{name}"
     if not has_obsm:
-        if _local(obsm_uri).exists():
+        if local_path(obsm_uri).exists():
             msg = f"{obsm_uri} exists but is not a member of the experiment; remove it first"
             raise BadInputError(msg)
         soma.Collection.create(obsm_uri).close()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.parse
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellcensus._storage.uri import is_s3
 from cellcensus.client._directory import (
     get_census_version_description,
     get_census_version_directory,
@@ -60,7 +60,7 @@ def context_for(
     ``s3://`` URI (endpoint, credentials)."""
     if context is not None:
         return context
-    if urllib.parse.urlparse(uri).scheme == "s3":
+    if is_s3(uri):
         return get_default_soma_context(tiledb_config=storage_config(settings))
     return get_default_soma_context()
 

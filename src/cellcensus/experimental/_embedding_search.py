@@ -9,13 +9,13 @@ same neighbours for the same index. ``NeighborObs`` is the official result type 
 from __future__ import annotations
 
 import contextlib
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from cellxgene_census.experimental import NeighborObs
 
+from cellcensus._storage.uri import is_s3
 from cellcensus.client._embeddings import embedding_source, index_location
 from cellcensus.client._open import get_default_soma_context, open_soma, storage_config
 from cellcensus.errors import BadInputError
@@ -41,7 +41,7 @@ def _index_config(uri: str, region: str | None, settings: Settings | None) -> di
     ``s3://`` (endpoint, keys), and the mirror's region."""
     base = get_default_soma_context().tiledb_config
     cfg = {k: str(v) for k, v in base.items()}
-    if urllib.parse.urlparse(uri).scheme == "s3":
+    if is_s3(uri):
         cfg.update(storage_config(settings))
         if region:
             cfg["vfs.s3.region"] = region
