@@ -25,15 +25,12 @@ import hashlib
 import os
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from _measure import machine
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _s3server import S3Server
+from _s3 import local_s3
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +48,6 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
 
     from cellcensus._storage import download, s3_client, sha256_file
     from cellcensus._storage import downloads as storage_downloads
-    from cellcensus.settings import Settings
 
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
@@ -61,14 +57,8 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
             f.write(os.urandom(1024 * 1024))
     size = src.stat().st_size
     expected = sha256_file(src)
-    with S3Server(args.workdir / "seaweedfs") as server:
-        pub = Settings(
-            endpoint_url=server.endpoint_url,
-            path_style=True,
-            access_key_id=server.publisher.access_key_id,
-            secret_access_key=server.publisher.secret_access_key,
-        )
-        anon = Settings(endpoint_url=server.endpoint_url, path_style=True, anonymous=True)
+    with local_s3(args.workdir) as server:
+        pub, anon = server.publisher, server.anonymous
         s3_client(pub).upload_file(str(src), "public", "bench/object.bin")
         uri = "s3://public/bench/object.bin"
         fs = s3fs.S3FileSystem(anon=True, client_kwargs={"endpoint_url": server.endpoint_url})

@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 
 from _measure import cached_build, machine, run_measured
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _s3server import S3Server
+from _s3 import local_s3
 
 
 def _size(path: Path) -> int:
@@ -37,17 +35,10 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     build = cached_build(args.workdir, args.cells)
     from cellcensus.release import publish
-    from cellcensus.settings import Settings
 
     bindir = Path(sys.executable).parent
-    shutil.rmtree(args.workdir / "seaweedfs", ignore_errors=True)  # a fresh server each run
-    with S3Server(args.workdir / "seaweedfs") as server:
-        pub = Settings(
-            endpoint_url=server.endpoint_url,
-            path_style=True,
-            access_key_id=server.publisher.access_key_id,
-            secret_access_key=server.publisher.secret_access_key,
-        )
+    with local_s3(args.workdir) as server:  # a fresh server each run
+        pub = server.publisher
         root = "s3://public/cell-census/"
         publish(build, root, tag="2026-01-01", settings=pub)
         total = _size(build / "soma") + _size(build / "h5ads")
