@@ -7,8 +7,9 @@
 #
 # Environment:
 #   CELLCENSUS_VENV=DIR       the environment to create (default .venv)
-#   CELLCENSUS_DEPS=newest    ignore uv.lock: the newest releases pyproject.toml allows
-#                             (use another CELLCENSUS_VENV, e.g. .venv-newest)
+#   CELLCENSUS_DEPS=newest    ignore uv.lock: the newest releases pyproject.toml allows, with
+#                             cellxgene-schema's exact pins lifted (scripts/newest-overrides.txt;
+#                             use another CELLCENSUS_VENV, e.g. .venv-newest)
 #   PYTHON=python3.12         the interpreter to create it with
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,8 @@ fi
 
 key="$(IFS=-; echo "${extras[*]}")"
 stamp="$VENV/.cellcensus-$DEPS-$key"
-if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ ! uv.lock -nt "$stamp" ]; then
+if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ ! uv.lock -nt "$stamp" ] \
+  && [ ! scripts/newest-overrides.txt -nt "$stamp" ]; then
   exit 0
 fi
 
@@ -47,10 +49,12 @@ if [ "$DEPS" = locked ]; then
   for e in "${extras[@]}"; do args+=(--extra "$e"); done
   "$VENV/bin/uv" sync --quiet --locked --inexact --python "$VENV/bin/python" "${args[@]}"
 else
-  # the newest releases pyproject.toml allows
+  # the newest releases pyproject.toml allows, with cellxgene-schema's exact pins lifted
+  # (scripts/newest-overrides.txt says why)
   spec=".[$key]"
   spec="${spec//-/,}"
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade -e "$spec"
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade \
+    --override scripts/newest-overrides.txt -e "$spec"
 fi
 "$VENV/bin/python" -c "import cellcensus, tiledbsoma, cellxgene_census"
 touch "$stamp"

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 HUMAN, MOUSE = "NCBITaxon:9606", "NCBITaxon:10090"
 _CHUNK = 262_144
-_X_KWARGS = {"compression": "gzip", "compression_opts": 1, "maxshape": (None,), "chunks": (65536,)}
+_X_KWARGS = {"compression": "gzip", "compression_opts": 1, "chunks": (65536,)}
 
 
 @dataclass(frozen=True)

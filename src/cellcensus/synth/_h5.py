@@ -158,7 +158,9 @@ class CsrWriter(MatrixWriter):
         """Append rows (CSR with sorted indices)."""
         chunk = _csr(rows, self.shape[1])
         if self.dataset is None:
-            kwargs = {"maxshape": (None,), "chunks": (_CHUNK_ELEMENTS,), **COMPRESSION}
+            # no maxshape: anndata makes a sparse matrix's HDF5 datasets growable itself (0.12
+            # refuses a second maxshape)
+            kwargs = {"chunks": (_CHUNK_ELEMENTS,), **COMPRESSION}
             write_elem(self.parent, self.name, chunk, dataset_kwargs=kwargs)
             self.dataset = sparse_dataset(self.parent[self.name])
         else:
@@ -195,7 +197,7 @@ class CscWriter(MatrixWriter):
         empty = sp.csc_matrix(shape, dtype=np.float32)
         empty.indices = empty.indices.astype(np.int32)
         empty.indptr = np.zeros(shape[1] + 1, dtype=np.int64)
-        kwargs = {"maxshape": (None,), "chunks": (_CHUNK_ELEMENTS,)}
+        kwargs = {"chunks": (_CHUNK_ELEMENTS,)}  # growable: anndata sets maxshape (see above)
         write_elem(parent, name, empty, dataset_kwargs=kwargs)
         group = parent[name]
         group["indptr"][:] = indptr

@@ -148,7 +148,10 @@ def observation_joinids(index: pd.Index) -> npt.NDArray[np.object_]:
         Ten-character strings, one per cell.
     """
     digest = xxhash.xxh3_64_intdigest
-    values = np.fromiter((digest(str(v)) for v in index), dtype=np.uint64, count=len(index))
+    # UTF-8 bytes: xxhash 4 refuses str (xxhash 3 hashed a str as its UTF-8 bytes: same digests)
+    values = np.fromiter(
+        (digest(str(v).encode()) for v in index), dtype=np.uint64, count=len(index)
+    )
     # base64.b85encode of the 8 big-endian bytes: two 32-bit words of five base-85 digits each
     chars = np.empty((len(values), 10), dtype=np.uint8)
     for w, word in enumerate((values >> np.uint64(32), values & np.uint64(0xFFFFFFFF))):
