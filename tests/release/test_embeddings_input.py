@@ -51,9 +51,8 @@ def test_parquet_list_column_and_component_columns(tmp_path: Path) -> None:
 def test_zarr_array_and_group(tmp_path: Path) -> None:
     zarr.save_array(str(tmp_path / "a.zarr"), M)
     np.testing.assert_array_equal(read_input(tmp_path / "a.zarr").soma_joinids, np.arange(4))
-    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
-    g.create_dataset("embedding", data=M)
-    g.create_dataset("soma_joinid", data=np.array([3, 2, 1, 0]))
+    # save_group: the same call in zarr 2 and 3 (zarr 3 deprecates Group.create_dataset)
+    zarr.save_group(str(tmp_path / "g.zarr"), embedding=M, soma_joinid=np.array([3, 2, 1, 0]))
     got = read_input(tmp_path / "g.zarr")
     np.testing.assert_array_equal(got.soma_joinids, [3, 2, 1, 0])
     with pytest.raises(BadInputError, match="no array 'x'"):
