@@ -182,6 +182,7 @@ def other_build(small_corpus: SynthCorpus, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.mark.slow  # 13 s: another build for it
 def test_no_gene_major_writes_the_summary_only_and_it_does_not_depend_on_chunking(
     census_build: Path, other_build: Path
 ) -> None:
@@ -256,6 +257,7 @@ def test_small_build_result_is_validated(small_build: BuildResult) -> None:
     assert settings["gene_major"] is True
 
 
+@pytest.mark.slow  # 12 s: another build for it
 def test_default_build_copies_raw_only_and_validation_holds_it_to_its_settings(
     small_corpus: SynthCorpus, census_build: Path, tmp_path: Path
 ) -> None:

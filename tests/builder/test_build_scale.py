@@ -254,6 +254,7 @@ def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow  # 18-23 s per worker count: three builds each
 def test_many_bands_equal_one_band_table_by_table(
     bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int
 ) -> None:

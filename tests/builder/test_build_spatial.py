@@ -477,6 +477,7 @@ def dataclass_replace(obj: Any, **changes: Any) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
+@pytest.mark.slow  # 21 s: a killed build resumed and one uninterrupted
 def test_killed_during_scenes_then_resumed_equals_uninterrupted(
     corpus: SynthCorpus, build: Path, tmp_path: Path
 ) -> None:

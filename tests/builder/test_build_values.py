@@ -309,6 +309,7 @@ def test_arrays_have_one_fragment_or_one_per_band(census_build: Path) -> None:
     assert bands["homo_sapiens"] >= 1
 
 
+@pytest.mark.slow  # 19 s: builds the corpus twice more
 def test_build_is_deterministic_and_independent_of_chunking(tmp_path: Path) -> None:
     corpus = synth_corpus(tmp_path / "c", seed=3, specs=demo_corpus_specs(1_200))
     a = build_census(

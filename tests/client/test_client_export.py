@@ -337,6 +337,7 @@ def big_census(tmp_path_factory: pytest.TempPathFactory) -> Path:
 FIXED_OVERHEAD = 48 * MiB
 
 
+@pytest.mark.slow  # 52 s: a 42 s census written for it, then a measured export
 def test_large_export_stays_within_budget(big_census: Path, tmp_path: Path) -> None:
     budget = 32 * MiB
     out = tmp_path / "big.h5ad"

@@ -20,7 +20,9 @@ from cellcensus.settings import Settings
 from ._parity import CASES, assert_same, run_case
 from .conftest import HUMAN, LTS_TAG, S3Release
 
-pytestmark = pytest.mark.s3
+# slow: the S3 release fixture publishes the census (19 s) and the private bucket gets another
+# publish (18 s)
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
 @pytest.fixture

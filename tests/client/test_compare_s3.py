@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # 12 s: a build written to S3 (and the 19 s S3 release fixture)
 def test_a_build_on_s3_equals_its_local_source(s3_release: S3Release, census_build: Path) -> None:
     uri = f"{s3_release.root_uri}{LTS_TAG}/"
     report = compare_builds(census_build, uri, settings=s3_release.anon)

@@ -171,6 +171,7 @@ def test_errors_stay_short_whatever_the_input(
     assert len(err) < 3000, len(err)
 
 
+@pytest.mark.slow  # 14.5 s: concurrent publishes in subprocesses
 def test_concurrent_discard_partial_publishes_never_crash(
     census_build: Path, other_build: Path, tmp_path: Path
 ) -> None:

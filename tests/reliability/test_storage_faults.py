@@ -92,6 +92,7 @@ def _one_clear_error(err: str, *words: str) -> str:
     return line
 
 
+@pytest.mark.slow  # 22 s: a server killed and restarted
 def test_server_killed_mid_upload_then_restarted(
     server: S3Server, big_build: Path, tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ def test_server_killed_mid_upload_then_restarted(
     assert verify(uri, "2026-11-01", settings=settings).ok
 
 
+@pytest.mark.slow  # 12.5 s: a server killed and restarted
 def test_server_killed_mid_download_then_restarted(
     server: S3Server, big_build: Path, tmp_path: Path
 ) -> None:
@@ -150,6 +152,7 @@ def test_server_killed_mid_download_then_restarted(
     shutil.rmtree(dest)
 
 
+@pytest.mark.slow  # 20 s: waits out the configured timeouts
 def test_a_hung_server_times_out_as_configured(
     server: S3Server, census_build: Path, tmp_path: Path
 ) -> None:

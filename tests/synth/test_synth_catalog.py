@@ -91,6 +91,7 @@ def test_labels_agree_between_schema_versions() -> None:
     assert term_label("unknown", "7.0.0") == "unknown"
 
 
+@pytest.mark.slow  # 20 s: loads the NCBITaxon ontology
 def test_organism_labels_match_ncbitaxon() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

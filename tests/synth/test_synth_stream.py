@@ -34,6 +34,7 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(
     ("x_format", "raw_location"), [("csr", "raw"), ("csc", "X"), ("dense", "raw")]
 )
+@pytest.mark.slow  # 9-10 s per format: datasets written twice
 def test_values_do_not_depend_on_chunk_size(
     tmp_path: Path, x_format: str, raw_location: str
 ) -> None:
@@ -84,6 +85,7 @@ def _peak_bytes(path: Path, n_cells: int) -> int:
     return peak
 
 
+@pytest.mark.slow  # 23 s: two corpora in measured subprocesses
 def test_peak_memory_does_not_grow_with_cells(tmp_path: Path) -> None:
     """Python-heap peak (numpy arrays included) for 80k cells stays near that of 20k cells.
 
