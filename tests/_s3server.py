@@ -46,6 +46,15 @@ PRIVATE_BUCKET = "private"
 REGION = "us-east-1"
 
 
+def _with_parent_death_signal(args: list[str]) -> list[str]:
+    """``args`` run so that the server gets SIGTERM when its parent dies (util-linux ``setpriv``,
+    where there is one): when native code crashes a pytest worker, the fixtures that started the
+    server never stop it. Linux sends the signal when the *thread* that started the server
+    ends, so start it from a long-lived one."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *args] if setpriv else args
+
+
 class WeedNotFoundError(RuntimeError):
     """The ``weed`` binary is missing: the test S3 server cannot start."""
 
@@ -241,7 +250,7 @@ class S3Server:
         # weed puts its gRPC unix sockets in TMPDIR: keep them under base_dir, not in /tmp
         env = dict(os.environ, TMPDIR=str(self.base_dir))
         self._proc = subprocess.Popen(
-            self._args,
+            _with_parent_death_signal(self._args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
