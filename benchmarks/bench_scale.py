@@ -32,13 +32,17 @@ from cellcensus.builder._plan import CELL_COST, TARGET_BANDS
 CENSUS_CELLS = 130_000_000
 
 
-def _run(workdir: Path, manifest: Path, name: str, workers: int, chunk_nnz: int) -> dict:
+def _run(
+    workdir: Path, manifest: Path, name: str, workers: int, chunk_nnz: int, *, threads: int | None
+) -> dict:
     out = workdir / f"build-{name}"
     staging = workdir / f".build-{name}.staging"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [sys.executable, "-m", "cellcensus", "-q", "build", str(manifest), str(out)]
     cmd += ["--tag", "2026-12-01", "--workers", str(workers), "--chunk-nnz", str(chunk_nnz)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     m = run_measured(cmd, interval=0.2, watch=[staging, out])
     if m.returncode != 0:
         msg = f"build {name} failed:\n{m.stderr[-3000:]}"
@@ -92,13 +96,16 @@ def _band_cost(values: float, cells: float, chunk_nnz: int) -> float:
 def _extrapolate(r: dict, workers: list[int], chunk_nnz: int) -> list[tuple[int, float, float]]:
     """(workers, hours, longest task in hours) for a CENSUS_CELLS census, from one run.
 
-    Task time (scan parts and bands) spreads over the workers; the rest (staging in the driver,
-    plan, tables, validation) is serial. Scan parts keep their size; bands grow to 1/64 of the
+    Task time (scan parts and bands, summed) spreads over the workers; the rest of the wall time
+    (staging in the driver, plan, tables, validation: the time outside the scan and band stages)
+    is serial. Scan parts keep their size; bands grow to 1/64 of the
     census once that exceeds ``chunk_nnz``, so the longest band grows with them.
     """
     scale = CENSUS_CELLS / r["cells"]
     parallel = r["task_seconds_total"] * scale
-    serial = (r["seconds"] - r["task_seconds_total"]) * scale
+    # the wall time outside the stages of tasks (tasks may overlap: band threads)
+    stages = r["stages"]
+    serial = (r["seconds"] - stages.get("scan", 0.0) - stages.get("bands", 0.0)) * scale
     band_growth = _band_cost(r["values"] * scale, CENSUS_CELLS, chunk_nnz) / _band_cost(
         r["values"], r["cells"], chunk_nnz
     )
@@ -121,6 +128,9 @@ def main() -> None:
         default=8_000_000,
         help="the build's --chunk-nnz (default: the builder's default)",
     )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="the build's --threads (default: its default)"
+    )
     ap.add_argument("--drop-corpora", action="store_true", help="delete each corpus after use")
     args = ap.parse_args()
     from cellcensus.synth import bulk_corpus
@@ -135,7 +145,14 @@ def main() -> None:
             manifest = bulk_corpus(
                 args.workdir, n_cells=n, n_datasets=n_ds, values_per_cell=args.values_per_cell
             )
-            r = _run(args.workdir, manifest, f"{n}-{n_ds}", args.workers, args.chunk_nnz)
+            r = _run(
+                args.workdir,
+                manifest,
+                f"{n}-{n_ds}",
+                args.workers,
+                args.chunk_nnz,
+                threads=args.threads,
+            )
             results.append(r)
             print(
                 f"{n:>11,} cells {n_ds:>3} datasets: {r['seconds']:8.1f} s, "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_SUITE = '''
+_SUITE = """
 import os
 from pathlib import Path
 
@@ -34,7 +34,7 @@ def test_fails_{tag}():
 
 def test_passes_{tag}():
     pass
-'''
+"""
 
 
 def _pytest_options() -> list[str]:

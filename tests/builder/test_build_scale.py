@@ -253,12 +253,13 @@ def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
     assert sha["scale-000"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("workers", "threads"), [(1, 1), (1, 3), (2, 1)])
 @pytest.mark.slow  # 18-23 s per worker count: three builds each
 def test_many_bands_equal_one_band_table_by_table(
-    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int, threads: int
 ) -> None:
-    """X and obs cut into many bands (fragments) read the same as one band, on 1 or 2 workers."""
+    """X and obs cut into many bands (fragments) read the same as one band: one band at a time,
+    three at once on threads of this process, or on 2 worker processes."""
     import tiledb
 
     out = tmp_path / "build"
@@ -271,6 +272,7 @@ def test_many_bands_equal_one_band_table_by_table(
             band_nnz=5_000,
             scan_rows=1_500,
             workers=workers,
+            threads=threads,
             validate=workers == 1,
         ),
     )

@@ -109,6 +109,9 @@ class BandTask:
     #: census_data). A dataset without such a column gets nulls in it; a column no dataset has
     #: holds INT64_MIN (what the official builder's placeholder columns hold).
     spatial_columns: tuple[str, ...] | None = None
+    #: the task deletes what an interrupted attempt of the band committed (see
+    #: :func:`clear_earlier_attempt`); False when the driver did it before dispatch
+    clear_in_task: bool = True
 
     @property
     def n_cells(self) -> int:
@@ -443,15 +446,33 @@ def _band_work(task: BandTask) -> BandWork | None:
     )
 
 
-def run_band(task: BandTask) -> BandResult:
-    """Write one band (see the module docstring); returns its counts."""
+def _x_uris(task: BandTask) -> list[str]:
+    return [f"{task.exp_uri}/ms/{S.MEASUREMENT}/X/{layer}" for layer in task.x_layers]
+
+
+def clear_earlier_attempt(task: BandTask) -> None:
+    """Delete the fragments an interrupted attempt of this band committed: its timestamp's, in X,
+    obs and the gene-major copies (none on a first attempt).
+
+    A task does it itself (``clear_in_task``: a Dask task re-run on another worker after its
+    first worker was lost). When tasks run as threads of one process the driver does it for all
+    of them before dispatch: TileDB refuses to delete fragments of an array another thread has
+    open for writing.
+    """
     import tiledb
 
-    t0 = time.perf_counter()
-    x_uris = [f"{task.exp_uri}/ms/{S.MEASUREMENT}/X/{layer}" for layer in task.x_layers]
-    obs_uri = f"{task.exp_uri}/obs"
-    for uri in (*x_uris, obs_uri):  # what an interrupted attempt of this band committed
+    copies = task.extras.gene_major if task.extras is not None else ()
+    for uri in (*_x_uris(task), f"{task.exp_uri}/obs", *copies):
         tiledb.Array.delete_fragments(uri, task.timestamp, task.timestamp)
+
+
+def run_band(task: BandTask) -> BandResult:
+    """Write one band (see the module docstring); returns its counts."""
+    t0 = time.perf_counter()
+    if task.clear_in_task:
+        clear_earlier_attempt(task)
+    x_uris = _x_uris(task)
+    obs_uri = f"{task.exp_uri}/obs"
     dictionaries = _dictionaries(task.dictionaries)
     n_var = task.shape[1]
     var_nnz = np.zeros(n_var, dtype=np.int64)

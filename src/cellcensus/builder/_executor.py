@@ -37,6 +37,30 @@ class SerialExecutor:
             yield fn(item)
 
 
+class ThreadExecutor:
+    """Runs tasks on ``threads`` threads of this process (tasks that release the GIL: I/O,
+    compression, numba kernels). Leaving the iteration early cancels the tasks not started and
+    waits for the running ones, so none is still writing when the caller handles the error."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Yield results as tasks complete."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        if not items:
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="cellcensus-build") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            finally:
+                for f in futures:
+                    f.cancel()
+
+
 def _tuned(fn: Callable[[T], R], item: T) -> R:
     """Run a task in a worker process whose allocator is set up as the driver's is."""
     from cellcensus.builder._allocator import tune_allocator

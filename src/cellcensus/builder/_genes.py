@@ -148,7 +148,8 @@ class BandWork:
     extras
         Where to write.
     timestamp
-        The band's timestamp: its fragments of the copies are written (and first deleted) there.
+        The band's timestamp: its fragments of the copies are written there (the band task
+        deleted those of an earlier attempt first).
     shape
         (cells, genes) of the experiment.
     joinid_start
@@ -166,12 +167,8 @@ class BandWork:
         joinid_start: int,
         budget: int,
     ) -> None:
-        import tiledb
-
         self.extras = extras
         self.timestamp = timestamp
-        for uri in extras.gene_major:  # what an interrupted attempt of this band committed
-            tiledb.Array.delete_fragments(uri, timestamp, timestamp)
         self.spill = (
             GeneMajorSpill(Path(extras.spill_dir), shape, joinid_start, write_budget(budget))
             if extras.gene_major
