@@ -14,6 +14,7 @@ import pytest
 import tiledb
 import tiledbsoma as soma
 
+from cellcensus._obscopy import OBS_COPY, compare_obs_copy, read_obs_copy, write_obs_copy
 from cellcensus.builder import BuildOptions, build_census, validate_build
 from cellcensus.builder._genemajor import CAPACITY
 from cellcensus.builder._summary import SUMMARY_CAPACITY
@@ -22,6 +23,7 @@ from cellcensus.errors import BadInputError, IntegrityError
 from .expected_census import gene_tables
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from cellcensus.builder import BuildResult
@@ -247,6 +249,76 @@ def test_validation_finds_missing_copies_of_a_gene_major_build(
         del coll["X"]
     with pytest.raises(IntegrityError, match=r"gene-major copies missing"):
         validate_build(build, sample_cells=8)
+
+
+@pytest.mark.parametrize("organism", ORGANISMS)
+def test_obs_copy_holds_exactly_obs(census_build: Path, organism: str) -> None:
+    path = census_build / "soma" / "cellcensus_genes" / organism / OBS_COPY
+    with soma.DataFrame.open(str(census_build / "soma" / "census_data" / organism / "obs")) as obs:
+        want = obs.read().concat().sort_by("soma_joinid")
+        assert compare_obs_copy(obs, path) == want.num_rows > 0
+    assert read_obs_copy(path, None).equals(want)
+    two = read_obs_copy(path, ["cell_type", "soma_joinid"])
+    assert two.equals(want.select(["cell_type", "soma_joinid"]))
+    with pytest.raises(KeyError, match="no_such_column"):
+        read_obs_copy(path, ["no_such_column"])
+
+
+def test_no_gene_major_build_has_no_obs_copy(other_build: Path) -> None:
+    assert not list((other_build / "soma").rglob(OBS_COPY))
+
+
+def _rewrite_copy(path: Path, table: pa.Table) -> None:
+    from pyarrow import ipc
+
+    with ipc.new_file(str(path), table.schema) as w:
+        w.write_table(table)
+
+
+@pytest.mark.parametrize("damage", ["a value", "a row short", "missing"])
+def test_validation_finds_a_damaged_or_missing_obs_copy(
+    census_build: Path, tmp_path: Path, damage: str
+) -> None:
+    build = _copy_build(census_build, tmp_path)
+    path = build / "soma" / "cellcensus_genes" / "homo_sapiens" / OBS_COPY
+    table = read_obs_copy(path, None)
+    if damage == "a value":
+        raw_sum = table["raw_sum"].to_numpy().copy()
+        raw_sum[7] += 1.0
+        table = table.set_column(table.schema.get_field_index("raw_sum"), "raw_sum", [raw_sum])
+        _rewrite_copy(path, table)
+        match = r"homo_sapiens/obs.arrow: rows 0-\d+ differ from obs"
+    elif damage == "a row short":
+        _rewrite_copy(path, table.slice(0, table.num_rows - 1))
+        match = r"homo_sapiens/obs.arrow ends at row \d+; obs has more rows"
+    else:
+        path.unlink()
+        match = r"homo_sapiens/obs.arrow is missing"
+    with pytest.raises(IntegrityError, match=match):
+        validate_build(build, sample_cells=8)
+
+
+class _FailingObs:
+    """Stands in for an obs DataFrame whose read fails after its first batch."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def read(self, **_: Any) -> Iterator[pa.Table]:
+        yield self.table
+        msg = "storage went away"
+        raise OSError(msg)
+
+
+def test_an_interrupted_obs_copy_leaves_no_file(census_build: Path, tmp_path: Path) -> None:
+    with soma.DataFrame.open(
+        str(census_build / "soma" / "census_data" / "mus_musculus" / "obs")
+    ) as o:
+        table = o.read().concat()
+    path = tmp_path / OBS_COPY
+    with pytest.raises(OSError, match="storage went away"):
+        write_obs_copy(_FailingObs(table), path)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_small_build_result_is_validated(small_build: BuildResult) -> None:

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cellcensus
+from cellcensus._obscopy import OBS_COPY, read_obs_copy
 from cellcensus.builder import _summary as builder_summary
 from cellcensus.client._genemajor import choose_layout
 from cellcensus.errors import BadInputError, CensusNotFoundError
@@ -255,6 +256,66 @@ def test_a_release_without_copies_reads_x_as_the_official_client(
     _same(got, cellcensus.get_anndata(census, "Homo sapiens", x_layout="gene-major", **kwargs))
 
 
+# ---------------------------------------------------------------------------- the obs copy
+def _release_copy(soma_path: Path, dst: Path) -> tuple[Path, Path, pa.Table]:
+    out = dst / "soma"
+    shutil.copytree(soma_path, out)
+    path = out / "cellcensus_genes" / "homo_sapiens" / OBS_COPY
+    return out, path, read_obs_copy(path, None)
+
+
+def _write_copy(path: Path, table: pa.Table) -> None:
+    from pyarrow import ipc
+
+    with ipc.new_file(str(path), table.schema) as w:
+        w.write_table(table)
+
+
+def test_obs_of_every_cell_is_read_from_the_obs_copy(
+    soma_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A query of every cell reads obs from the copy (an altered value there shows up), one
+    with an obs filter reads obs itself; the true release answers as the official client."""
+    out, path, table = _release_copy(soma_path, tmp_path)
+    raw_sum = table["raw_sum"].to_numpy().copy()
+    raw_sum[3] += 1000.0
+    _write_copy(
+        path, table.set_column(table.schema.get_field_index("raw_sum"), "raw_sum", [raw_sum])
+    )
+    kwargs: dict[str, Any] = {"var_value_filter": GENES_2, "x_layout": "gene-major"}
+    with cellcensus.open_soma(uri=str(out)) as census, caplog.at_level("WARNING"):
+        every = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+        filtered = cellcensus.get_anndata(
+            census, "Homo sapiens", obs_value_filter="soma_joinid < 10", **kwargs
+        )
+    assert every.obs["raw_sum"].iloc[3] == raw_sum[3]
+    assert filtered.obs["raw_sum"].iloc[3] == raw_sum[3] - 1000.0
+    assert not [r for r in caplog.records if "obs copy" in r.getMessage()]
+
+
+@pytest.mark.parametrize("damage", ["a row short", "missing", "not arrow"])
+def test_a_stale_or_missing_obs_copy_is_not_used(
+    census: tiledbsoma.Collection[Any],
+    soma_path: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+) -> None:
+    out, path, table = _release_copy(soma_path, tmp_path)
+    if damage == "a row short":
+        _write_copy(path, table.slice(1))
+    elif damage == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"not an arrow file")
+    kwargs: dict[str, Any] = {"var_value_filter": GENES_2, "x_layout": "gene-major"}
+    with cellcensus.open_soma(uri=str(out)) as damaged, caplog.at_level("WARNING"):
+        got = cellcensus.get_anndata(damaged, "Homo sapiens", **kwargs)
+    _same(got, cellcensus.get_anndata(census, "Homo sapiens", **kwargs))
+    warned = [r.getMessage() for r in caplog.records if "obs copy" in r.getMessage()]
+    assert len(warned) == (0 if damage == "missing" else 1), warned
+
+
 # ---------------------------------------------------------------------------- official readers
 def test_official_client_and_tiledbsoma_read_the_release_unchanged(soma_path: Path) -> None:
     """Every object of the release opens with tiledbsoma; the experiments convert with
@@ -291,6 +352,7 @@ def test_published_manifest_lists_the_gene_major_objects(release_root: Path) -> 
     text = json.dumps(manifest)
     assert "soma/cellcensus_genes/homo_sapiens/X/raw" in text
     assert "soma/cellcensus_genes/homo_sapiens/expression_summary" in text
+    assert "soma/cellcensus_genes/homo_sapiens/obs.arrow" in text
 
 
 # ---------------------------------------------------------------------------- summarize

@@ -34,7 +34,9 @@ import tiledbsoma as soma
 
 from cellcensus import __version__
 from cellcensus._formats.build import FORMAT_VERSION, BuildInfo, BuildInput
+from cellcensus._obscopy import OBS_COPY, write_obs_copy
 from cellcensus._progress import NoProgress, Progress
+from cellcensus._storage.uri import local_path
 from cellcensus.builder import _schema as S
 from cellcensus.builder import _write as W
 from cellcensus.builder._allocator import release_free_memory, tune_allocator
@@ -581,6 +583,26 @@ def _write_summaries(
     run.progress.finish("summary")
 
 
+def _write_obs_copies(
+    run: _Run, plans: list[OrganismPlan], exp_uris: dict[str, str], genes: dict[str, dict[str, Any]]
+) -> None:
+    """With the gene-major copies: each organism's obs copy (see :mod:`cellcensus._obscopy`)."""
+    wanted = [p for p in plans if p.n_obs and not p.spatial] if run.options.gene_major else []
+    run.progress.start("obs-copy", len(wanted), "organisms")
+    for plan in wanted:
+        name = plan.organism.name
+        step = f"obs_copy.{name}"
+        if not run.state.done(step):
+            with soma.DataFrame.open(f"{exp_uris[plan.key]}/obs", context=soma_context()) as obs:
+                rows = write_obs_copy(obs, local_path(genes[name]["uri"]) / OBS_COPY)
+            if rows != plan.n_obs:  # pragma: no cover - an internal invariant
+                msg = f"internal error: the obs copy of {name} has {rows} rows, not {plan.n_obs}"
+                raise AssertionError(msg)
+            run.state.mark(step)
+        run.progress.advance("obs-copy")
+    run.progress.finish("obs-copy")
+
+
 def _consolidate_all(run: _Run, band_arrays: set[str], executor: Executor) -> None:
     """One fragment per small array; X and obs keep their band fragments (metadata merged)."""
     if run.state.done("consolidated"):
@@ -897,6 +919,8 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
             band_arrays = _band_arrays(plans, exp_uris, genes)
         with run.timed("summary"):
             _write_summaries(run, plans, tasks, genes)
+        with run.timed("obs_copy"):
+            _write_obs_copies(run, plans, exp_uris, genes)
         included = {d.dataset_id for p in plans for d in p.datasets}
         for e in all_entries:
             if e.dataset_id not in included:  # only contributing datasets are released

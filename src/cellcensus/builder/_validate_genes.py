@@ -13,10 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cellcensus._obscopy import OBS_COPY, compare_obs_copy
+from cellcensus._storage.uri import is_local, local_path
 from cellcensus.builder import _schema as S
 from cellcensus.builder._genemajor import CELL_TILE
 from cellcensus.builder._genes import GENES
 from cellcensus.builder._summary import GROUPS, SUMMARY, SUMMARY_SCHEMA
+from cellcensus.errors import IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -165,7 +168,29 @@ def check_genes(
             rng=rng,
             where=where,
         )
+        _check_obs_copy(expect, census, org, name=name, where=where)
     _check_summary(expect, org, len(var_nnz), primary, where)
+
+
+def _check_obs_copy(
+    expect: Callable[[bool, str], object],
+    census: soma.Collection[Any],
+    org: soma.Collection[Any],
+    *,
+    name: str,
+    where: str,
+) -> None:
+    """The organism's obs copy (written with the gene-major copies) holds exactly its obs."""
+    if not is_local(org.uri):  # a build is validated where it was written
+        return
+    path = local_path(org.uri) / OBS_COPY
+    expect(path.is_file(), f"{where}/{OBS_COPY} is missing (written with the gene-major copies)")
+    if not path.is_file():
+        return
+    try:
+        compare_obs_copy(census[S.CENSUS_DATA][name].obs, path)
+    except (IntegrityError, OSError, pa.ArrowException) as e:
+        expect(False, f"{where}/{OBS_COPY}: {e}")
 
 
 def _check_copies(
