@@ -16,6 +16,7 @@ checksums of ``manifest.json`` carry it as every other file of a build.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -24,7 +25,7 @@ from pyarrow import ipc
 from cellcensus.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Generator, Iterator, Sequence
     from pathlib import Path
 
     import tiledbsoma as soma
@@ -78,12 +79,12 @@ def read_obs_copy(path: Path, columns: Sequence[str] | None) -> pa.Table:
     """
     from pyarrow import feather  # an IPC file is a Feather V2 file
 
-    if columns is not None:
-        missing = [c for c in columns if c not in _names(path)]
-        if missing:
-            raise KeyError(missing[0])
     if columns is None:
         return feather.read_table(str(path), memory_map=True)
+    names = set(_names(path))
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise KeyError(missing[0])
     # as tiledbsoma's read: the columns in the order asked (feather keeps the file's)
     return feather.read_table(str(path), columns=list(columns), memory_map=True).select(
         list(columns)
@@ -95,7 +96,7 @@ def _names(path: Path) -> list[str]:
         return list(ipc.open_file(source).schema.names)
 
 
-def _copy_batches(path: Path) -> Iterator[pa.RecordBatch]:
+def _copy_batches(path: Path) -> Generator[pa.RecordBatch, None, None]:
     with pa.memory_map(str(path)) as source:
         reader = ipc.open_file(source)
         for i in range(reader.num_record_batches):
@@ -110,7 +111,11 @@ def compare_obs_copy(obs: soma.DataFrame, path: Path) -> int:
     IntegrityError
         When they differ (the message says where).
     """
-    copy = _copy_batches(path)
+    with closing(_copy_batches(path)) as copy:
+        return _compare(obs, path, copy)
+
+
+def _compare(obs: soma.DataFrame, path: Path, copy: Iterator[pa.RecordBatch]) -> int:
     pending: list[pa.RecordBatch] = []
     have = 0
     row = 0

@@ -244,19 +244,28 @@ def _var_nnz(var: soma.DataFrame) -> npt.NDArray[np.int64]:
     return np.asarray(table["nnz"].to_numpy(), dtype=np.int64)
 
 
+def _with_joinids(
+    columns: Sequence[str] | None, read: Callable[[list[str] | None], pa.Table]
+) -> tuple[pa.Table, npt.NDArray[np.int64]]:
+    """``read`` of ``columns`` (all when None) and ``soma_joinid``: the table with the columns
+    asked for, and the rows' ``soma_joinid`` (read along when not asked for)."""
+    wanted = None if columns is None else list(columns)
+    added = wanted is not None and "soma_joinid" not in wanted
+    table = read(["soma_joinid", *wanted] if added and wanted is not None else wanted)
+    joinids = np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
+    return (table.drop(["soma_joinid"]) if added else table), joinids
+
+
 def _read_table(
     df: soma.DataFrame, query: soma.AxisQuery, columns: Sequence[str] | None
 ) -> tuple[pa.Table, npt.NDArray[np.int64]]:
     """The selected rows' columns (one Arrow read) and their ``soma_joinid``."""
-    wanted = None if columns is None else list(columns)
-    added = wanted is not None and "soma_joinid" not in wanted
-    if added:
-        wanted = ["soma_joinid", *wanted]  # type: ignore[misc]
-    table = df.read(query.coords, value_filter=query.value_filter, column_names=wanted).concat()
-    joinids = np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
-    if added:
-        table = table.drop(["soma_joinid"])
-    return table, joinids
+    return _with_joinids(
+        columns,
+        lambda names: df.read(
+            query.coords, value_filter=query.value_filter, column_names=names
+        ).concat(),
+    )
 
 
 def obs_copy_path(copies: dict[str, Any]) -> Path | None:
@@ -279,18 +288,13 @@ def _read_obs(
     """:func:`_read_table` of obs, from the obs copy when there is one and its ``soma_joinid``
     are the query's (else, or when it cannot be read, from obs itself)."""
     if copy is not None:
-        wanted = None if columns is None else list(columns)
-        added = wanted is not None and "soma_joinid" not in wanted
-        if added:
-            wanted = ["soma_joinid", *wanted]  # type: ignore[misc]
         try:
-            table = read_obs_copy(copy, wanted)
+            table, joinids = _with_joinids(columns, partial(read_obs_copy, copy))
         except (KeyError, OSError, pa.ArrowException) as e:
             logger.warning("cannot read the obs copy %s (%s): reading obs", copy, e)
         else:
-            joinids = np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
             if np.array_equal(joinids, obs_ids):
-                return (table.drop(["soma_joinid"]) if added else table), joinids
+                return table, joinids
             logger.warning("the obs copy %s does not match obs (%s): reading obs", copy, df.uri)
     return _read_table(df, query, columns)
 
