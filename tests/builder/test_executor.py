@@ -53,5 +53,5 @@ def test_thread_executor_error_stops_the_rest_and_waits_for_running_tasks() -> N
         list(ThreadExecutor(2).imap_unordered(task, list(range(20))))
     # the task running beside the failed one finished before the error reached the caller;
     # none of the queued ones started after it
-    assert finished == [x for x in started if x != 0]
+    assert sorted(finished) == sorted(x for x in started if x != 0)
     assert len(started) <= 3
