@@ -216,3 +216,71 @@ def test_census_info_table_replaces_an_object_left_outside_the_collection(tmp_pa
         write_info_table(info, "datasets", table)
     with soma.Collection.open(uri, context=soma_context()) as info:
         assert info["datasets"].read().concat().to_pandas()["name"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize(("n", "take"), [(0, 256), (10, 256), (256, 256), (257, 256), (300, 17)])
+def test_validation_sample_small_sources(n: int, take: int) -> None:
+    from cellcensus.builder.validate import sample_ranks
+
+    ranks = sample_ranks(n, take, np.random.default_rng(0))
+    assert len(ranks) == min(n, take)
+    assert len(np.unique(ranks)) == len(ranks)
+    assert (np.diff(ranks) > 0).all()
+    assert len(ranks) == 0 or (ranks.min() >= 0 and ranks.max() < n)
+    if take >= n:
+        assert ranks.tolist() == list(range(n))
+
+
+def test_validation_sample_is_runs_of_consecutive_cells_anywhere() -> None:
+    from cellcensus.builder.validate import SAMPLE_RUN, sample_ranks
+
+    n, take = 100_000, 10 * SAMPLE_RUN + 3
+    seen = np.zeros(n, dtype=bool)
+    for seed in range(200):
+        ranks = sample_ranks(n, take, np.random.default_rng(seed))
+        assert len(ranks) == take
+        assert (np.diff(ranks) > 0).all()
+        assert ranks.min() >= 0
+        assert ranks.max() < n
+        # the sample is made of runs: at most 11 places where the ranks jump
+        assert np.count_nonzero(np.diff(ranks) > 1) <= 10
+        seen[ranks] = True
+        assert sample_ranks(n, take, np.random.default_rng(seed)).tolist() == ranks.tolist()
+    # no part of the source is left out, the first and the last cells included (runs placed
+    # uniformly: 200 samples of 163 cells cover about 28 % of 100,000)
+    first_tenth, last_tenth = seen[: n // 10].mean(), seen[-n // 10 :].mean()
+    assert 0.15 < first_tenth < 0.45
+    assert 0.15 < last_tenth < 0.45
+    small = np.zeros(40, dtype=bool)
+    for seed in range(200):
+        small[sample_ranks(40, SAMPLE_RUN, np.random.default_rng(seed))] = True
+    assert small.all()
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
+def test_reading_a_set_of_source_rows_equals_reading_them_all(fmt: str, tmp_path: Path) -> None:
+    import anndata as ad
+    import pandas as pd
+    from scipy import sparse
+
+    from cellcensus.builder._source import H5ADSource
+
+    rng = np.random.default_rng(3)
+    x = sparse.random(9_000, 50, density=0.1, format="csr", random_state=4, dtype=np.float32)
+    x.data = np.ceil(x.data * 10)
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(x.shape[0])])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(x.shape[1])])
+    stored = {"csr": x, "csc": x.tocsc(), "dense": x.toarray()}[fmt]
+    path = tmp_path / "a.h5ad"
+    ad.AnnData(X=stored, obs=obs, var=var).write_h5ad(path)
+    # single rows, runs, rows close together, far apart and across the span of one read
+    rows = np.unique(
+        np.concatenate(
+            [[0, 1, 2, 63, 64, 200, 4095, 4096, 4097, 8999], rng.choice(9_000, 300), [5000]]
+        )
+    )
+    with H5ADSource(path, "ds") as src:
+        got = src.read_x_row_set(rows)
+        want = src.read_x_rows(0, x.shape[0])[rows]
+    assert got.shape == want.shape == (len(rows), 50)
+    assert (got != want).nnz == 0

@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 OBS_CHUNK_ROWS = 32_768
 #: Stored values read at once when scanning a CSC matrix for a row range.
 CSC_SCAN_NNZ = 16_777_216
-#: Rows read as one range when reading a set of rows (e.g. a validation sample).
+#: Rows read as one range when reading a set of rows (e.g. a validation sample): rows join the
+#: range while less than _SAMPLE_GAP rows from the previous one and _SAMPLE_SPAN from its first.
 _SAMPLE_SPAN = 4096
+_SAMPLE_GAP = 64
 #: Rows of the CSR row pointer read at once; also the most rows of one chunk (bounds obs memory).
 _INDPTR_ROWS = 262_144
 
@@ -390,13 +392,21 @@ class H5ADSource:
         try:
             if self.x_format == "csr":
                 # nearby rows in one row-range read, each spanning fewer than _SAMPLE_SPAN rows
-                # (so a read never grows with the dataset, however dense the sample)
+                # (so a read never grows with the dataset, however dense the sample); a gap of
+                # _SAMPLE_GAP rows starts a new read (far-apart rows are not read in between)
+                from anndata.io import sparse_dataset
+
+                x = sparse_dataset(self._x)  # one for all reads: it loads the row pointers
                 parts = []
                 first = 0
                 for i in range(1, len(rows) + 1):
-                    if i == len(rows) or rows[i] - rows[first] >= _SAMPLE_SPAN:
+                    if (
+                        i == len(rows)
+                        or rows[i] - rows[i - 1] >= _SAMPLE_GAP
+                        or rows[i] - rows[first] >= _SAMPLE_SPAN
+                    ):
                         group = rows[first:i]
-                        block = self.read_x_rows(int(group[0]), int(group[-1]) + 1)
+                        block = sparse.csr_matrix(x[int(group[0]) : int(group[-1]) + 1])
                         parts.append(block[group - group[0]])
                         first = i
                 m = (

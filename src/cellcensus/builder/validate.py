@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from scipy import sparse
 
-__all__ = ["ValidationReport", "validate_build"]
+__all__ = ["SAMPLE_RUN", "ValidationReport", "sample_ranks", "validate_build"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ _COMPARED_OBS = (
     "observation_joinid",
 )
 _STATS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars")
+#: Sampled cells come in runs of this many consecutive included cells of a source. A run's rows
+#: share the source's compressed HDF5 chunks, so checking a sample decompresses about one chunk
+#: per run; the same number of single cells touches one chunk each — for most datasets, every
+#: chunk of X (measured: 3.0 of 6.4 s of validating a 176 k-cell build went to that).
+SAMPLE_RUN = 16
 
 
 @dataclass
@@ -203,11 +208,31 @@ class _Sampled:
     n_included: int
 
 
+def sample_ranks(n: int, take: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """``min(take, n)`` distinct ranks of ``range(n)``, sorted: runs of :data:`SAMPLE_RUN`
+    consecutive ranks (the last one shorter when ``take`` is not a multiple) at random,
+    non-overlapping places; every rank when ``take >= n``."""
+    take = min(take, n)
+    if take >= n:
+        return np.arange(n, dtype=np.int64)
+    run = min(SAMPLE_RUN, take)
+    n_runs = -(-take // run)
+    # non-overlapping runs, uniformly placed: distinct sorted positions in a range shortened by
+    # the runs' lengths, then each run shifted past the runs before it
+    lengths = np.full(n_runs, run, dtype=np.int64)
+    lengths[-1] = take - run * (n_runs - 1)
+    slack = n - take
+    positions = np.sort(rng.choice(slack + n_runs, size=n_runs, replace=False)) - np.arange(n_runs)
+    starts = positions + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    ranks = np.concatenate([s + np.arange(k) for s, k in zip(starts, lengths, strict=True)])
+    return ranks.astype(np.int64)
+
+
 def _sample_source(
     src: H5ADSource, n_expected: int, take: int, rng: np.random.Generator
 ) -> _Sampled:
     """Count the source's included cells and pick ``take`` of them, in bounded memory."""
-    ranks = np.sort(rng.choice(max(n_expected, 1), size=min(take, n_expected), replace=False))
+    ranks = sample_ranks(n_expected, take, rng)
     rows: list[int] = []
     seen = 0
     for start in range(0, src.n_obs, OBS_CHUNK_ROWS):
