@@ -62,7 +62,8 @@ _STATS = ("raw_sum", "nnz", "raw_mean_nnz", "raw_variance_nnz", "n_measured_vars
 #: Sampled cells come in runs of this many consecutive included cells of a source. A run's rows
 #: share the source's compressed HDF5 chunks, so checking a sample decompresses about one chunk
 #: per run; the same number of single cells touches one chunk each — for most datasets, every
-#: chunk of X (measured: 3.0 of 6.4 s of validating a 176 k-cell build went to that).
+#: chunk of X (measured on a 176 k-cell build: validation 7.1-7.8 s with single cells, 4.4-5.5 s
+#: with runs; see benchmarks/RESULTS.md).
 SAMPLE_RUN = 16
 
 
@@ -224,8 +225,7 @@ def sample_ranks(n: int, take: int, rng: np.random.Generator) -> npt.NDArray[np.
     slack = n - take
     positions = np.sort(rng.choice(slack + n_runs, size=n_runs, replace=False)) - np.arange(n_runs)
     starts = positions + np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    ranks = np.concatenate([s + np.arange(k) for s, k in zip(starts, lengths, strict=True)])
-    return ranks.astype(np.int64)
+    return np.concatenate([s + np.arange(k) for s, k in zip(starts, lengths, strict=True)])
 
 
 def _sample_source(
