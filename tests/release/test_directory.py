@@ -251,7 +251,7 @@ def test_interrupted_local_publish_resumes_and_a_different_build_is_refused(
         str(root),
         "--tag",
         "2026-03-01",
-        env=cli_env(CELLCENSUS_TEST_FAIL_AFTER_UPLOADS="25"),
+        env=cli_env(CELLCENSUS_TEST_FAIL_AFTER_UPLOADS="25", TMPDIR=str(tmp_path)),
     )
     assert proc.returncode == -9
     assert not (root / "release.json").exists()
@@ -273,7 +273,7 @@ def test_interrupted_local_publish_resumes_and_a_different_build_is_refused(
         str(root),
         "--tag",
         "2026-03-02",
-        env=cli_env(CELLCENSUS_TEST_FAIL_AFTER_UPLOADS="25"),
+        env=cli_env(CELLCENSUS_TEST_FAIL_AFTER_UPLOADS="25", TMPDIR=str(tmp_path)),
     )
     assert proc.returncode == -9
     done = {

@@ -215,7 +215,9 @@ def test_build_json_containing_the_secret_is_not_published(s3: S3Env, build_copy
 
 
 @pytest.mark.slow  # 19 s CPU measured (2026-12-02)
-def test_interrupted_publish_leaves_release_json_and_resumes(s3: S3Env, census_build: Path) -> None:
+def test_interrupted_publish_leaves_release_json_and_resumes(
+    s3: S3Env, census_build: Path, tmp_path: Path
+) -> None:
     root_uri = f"s3://public/{s3.prefix}/"
     first = publish(census_build, root_uri, tag="2026-10-01", settings=s3.publisher)
     r = S3Root(root_uri, s3.publisher)
@@ -229,7 +231,9 @@ def test_interrupted_publish_leaves_release_json_and_resumes(s3: S3Env, census_b
         "--tag",
         TAG,
         *s3_cli_args(s3.server),
-        env=publisher_env(s3.server) | {"CELLCENSUS_TEST_FAIL_AFTER_UPLOADS": str(kill_after)},
+        # TMPDIR under tmp_path: the killed process leaves its staged report's temporary directory
+        env=publisher_env(s3.server)
+        | {"CELLCENSUS_TEST_FAIL_AFTER_UPLOADS": str(kill_after), "TMPDIR": str(tmp_path)},
     )
     assert proc.returncode == -9, proc.stderr  # SIGKILL, mid-upload
     s3.server.wait_idle()  # the server finishes requests whose body had fully arrived

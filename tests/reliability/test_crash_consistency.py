@@ -46,6 +46,14 @@ SLOW_POINTS = 20
 TEMPORARY_MARKS = (".cellcensus-tmp-", ".cellcensus-part", ".cellcensus-cleanup", ".staging")
 
 
+def _killable_env(tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment with ``TMPDIR`` under ``tmp_path``: a killed process cannot remove
+    its temporary directories (a publish's staged report), so they go where pytest cleans up."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return cli_env(TMPDIR=str(tmp))
+
+
 def run_killable(args: list[str], env: dict[str, str], spec: str = "") -> int:
     """Run the CLI through the kill-point wrapper; returns the exit code (-9 when killed)."""
     e = dict(env)
@@ -134,7 +142,7 @@ class Scenario:
 
 def exercise(scenario: Scenario, tmp_path: Path, n_points: int, seed: int) -> list[str]:
     """Run the scenario's kill points; returns a description of each (for the report)."""
-    env = cli_env()
+    env = _killable_env(tmp_path)
     base = tmp_path / "baseline"
     scenario.setup(base)
     counter = tmp_path / "count.txt"
@@ -366,7 +374,7 @@ def _kill_and_resume(manifest: Path, tmp_path: Path, points: list[str]) -> list[
     import time
 
     scenario = _build_scenario(manifest)
-    env = cli_env()
+    env = _killable_env(tmp_path)
     base = tmp_path / "baseline"
     base.mkdir()
     counter = tmp_path / "count.txt"
