@@ -7,11 +7,14 @@ builder writes ``cellcensus_genes/<organism>/obs.arrow``: the same rows and colu
 IPC file (LZ4-compressed record batches, rows in ``soma_joinid`` order), which a local reader
 maps into memory and decompresses several times faster (``benchmarks/RESULTS.md``, "obs copy").
 
-The client uses it only for a local release, a query without obs filter or coordinates, and
-after checking its ``soma_joinid`` column against the census's obs; anything else reads obs as
-before. The file sits inside the ``cellcensus_genes/<organism>`` collection's directory without
-being a member of it: TileDB and the official client never see it; publish, sync and the
-checksums of ``manifest.json`` carry it as every other file of a build.
+The client uses it only for a query without obs filter or coordinates, and after checking its
+``soma_joinid`` column against the census's obs; anything else reads obs as before. A local
+release's copy is mapped into memory; a copy in object storage is fetched whole (one object, read
+with the census's own TileDB configuration: endpoint, credentials, anonymous access).
+
+The file sits inside the ``cellcensus_genes/<organism>`` collection's directory without being a
+member of it: TileDB and the official client never see it; publish, sync and the checksums of
+``manifest.json`` carry it as every other file of a build.
 """
 
 from __future__ import annotations
@@ -69,8 +72,11 @@ def write_obs_copy(obs: soma.DataFrame, path: Path) -> int:
     return rows
 
 
-def read_obs_copy(path: Path, columns: Sequence[str] | None) -> pa.Table:
+def read_obs_copy(source: Path | pa.Buffer, columns: Sequence[str] | None) -> pa.Table:
     """The copy's ``columns``, in that order (all when None), reading only those columns.
+
+    ``source`` is the copy's local path (mapped into memory) or its bytes (a copy fetched from
+    object storage).
 
     Raises
     ------
@@ -79,21 +85,26 @@ def read_obs_copy(path: Path, columns: Sequence[str] | None) -> pa.Table:
     """
     from pyarrow import feather  # an IPC file is a Feather V2 file
 
+    def table(names: list[str] | None) -> pa.Table:
+        if isinstance(source, pa.Buffer):
+            return feather.read_table(pa.BufferReader(source), columns=names)
+        return feather.read_table(str(source), columns=names, memory_map=True)
+
     if columns is None:
-        return feather.read_table(str(path), memory_map=True)
-    names = set(_names(path))
+        return table(None)
+    names = set(_names(source))
     missing = [c for c in columns if c not in names]
     if missing:
         raise KeyError(missing[0])
     # as tiledbsoma's read: the columns in the order asked (feather keeps the file's)
-    return feather.read_table(str(path), columns=list(columns), memory_map=True).select(
-        list(columns)
-    )
+    return table(list(columns)).select(list(columns))
 
 
-def _names(path: Path) -> list[str]:
-    with pa.memory_map(str(path)) as source:
-        return list(ipc.open_file(source).schema.names)
+def _names(source: Path | pa.Buffer) -> list[str]:
+    if isinstance(source, pa.Buffer):
+        return list(ipc.open_file(pa.BufferReader(source)).schema.names)
+    with pa.memory_map(str(source)) as mapped:
+        return list(ipc.open_file(mapped).schema.names)
 
 
 def _copy_batches(path: Path) -> Generator[pa.RecordBatch, None, None]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import cellxgene_census
 import cellxgene_census._release_directory as rd
+import pandas as pd
+import pyarrow as pa
 import pytest
 import tiledbsoma
 
@@ -141,3 +144,48 @@ def test_root_and_endpoint_from_the_environment(
     with cellcensus.open_soma() as c:
         assert c.uri == f"{s3_release.root_uri}{LTS_TAG}/soma/"
         assert cellcensus.get_obs(c, HUMAN, value_filter="sex == 'female'").shape[0] > 0
+
+
+def test_gene_query_on_s3_reads_obs_from_the_obs_copy(
+    s3_release: S3Release,
+    soma_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A gene query of every cell and obs column of a release in object storage fetches the obs copy
+    (with the census's storage settings: anonymous here) and answers as the local release."""
+    from cellcensus import _obscopy
+    from cellcensus.client import _genemajor
+
+    sources: list[object] = []
+    real = _obscopy.read_obs_copy
+
+    def spy(source: Path | pa.Buffer, columns: list[str] | None) -> pa.Table:
+        sources.append(source)
+        return real(source, columns)
+
+    monkeypatch.setattr(_genemajor, "read_obs_copy", spy)
+    kwargs: dict[str, Any] = {
+        "var_value_filter": "feature_name in ['CD4', 'TSPAN6']",
+        "x_layout": "gene-major",
+    }
+    with (
+        cellcensus.open_soma(release_root=s3_release.root_uri, settings=s3_release.anon) as c,
+        caplog.at_level("WARNING"),
+    ):
+        got = cellcensus.get_anndata(c, "Homo sapiens", **kwargs)
+        # a column list reads obs itself: the copy is one object, fetched whole or not at all
+        few = cellcensus.get_anndata(c, "Homo sapiens", obs_column_names=["cell_type"], **kwargs)
+        absent = _genemajor._fetch(f"{c.uri}cellcensus_genes/{HUMAN}/absent.arrow", c.context)
+    assert len(sources) == 1
+    assert list(few.obs.columns) == ["cell_type"]
+    assert few.obs["cell_type"].equals(got.obs["cell_type"])
+    assert isinstance(sources[0], pa.Buffer)  # fetched, not a local path
+    assert absent is None
+    assert not [r for r in caplog.records if "obs copy" in r.getMessage()]
+    with cellcensus.open_soma(uri=str(soma_path)) as local:
+        want = cellcensus.get_anndata(local, "Homo sapiens", **kwargs)
+    assert got.n_obs == want.n_obs > 0
+    pd.testing.assert_frame_equal(got.obs, want.obs)
+    pd.testing.assert_frame_equal(got.var, want.var)
+    assert (got.X != want.X).nnz == 0

@@ -20,9 +20,9 @@ requested layer, and no ``obsm``/``obsp``/``varm``/``varp`` layer or embedding i
 way the result is the same AnnData: obs and var come from the same query, and X is assembled by the
 same code from the same (cell, gene, value) triples, whichever array they were read from.
 
-**obs of every cell.** A query without obs filter or coordinates on a local release reads obs from
-the organism's obs copy (:mod:`cellcensus._obscopy`) when its ``soma_joinid`` column equals the
-query's cells: the same table, read several times faster.
+**obs of every cell.** A query without obs filter or coordinates reads obs from the organism's
+obs copy (:mod:`cellcensus._obscopy`; local releases and object storage) when its ``soma_joinid``
+column equals the query's cells: the same table, read several times faster.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from cellcensus._compat import csr_from_soma, soma_axis_frame, str_index
 from cellcensus._obscopy import OBS_COPY, read_obs_copy
 from cellcensus._storage.uri import is_local, local_path
 from cellcensus.client._embedding_query import _columns
+from cellcensus.client._estimate import _tiledb_ctx
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -268,13 +269,29 @@ def _read_table(
     )
 
 
-def obs_copy_path(copies: dict[str, Any]) -> Path | None:
-    """The organism's obs copy next to its gene-major copies, for a local release (else None)."""
+def obs_copy_location(copies: dict[str, Any]) -> Path | str | None:
+    """The organism's obs copy next to its gene-major copies: its path in a local release (None
+    when it is absent), its URI in object storage (whether it exists is found when reading)."""
     uri = str(next(iter(copies.values())).uri) if copies else ""
-    if not uri or not is_local(uri):
+    if not uri:
         return None
-    path = local_path(uri).parent.parent / OBS_COPY  # cellcensus_genes/<organism>/X/<layer>
-    return path if path.is_file() else None
+    if is_local(uri):
+        path = local_path(uri).parent.parent / OBS_COPY  # cellcensus_genes/<organism>/X/<layer>
+        return path if path.is_file() else None
+    return f"{uri.rstrip('/').rsplit('/', 2)[0]}/{OBS_COPY}"
+
+
+def _fetch(uri: str, context: soma.SOMATileDBContext) -> pa.Buffer | None:
+    """The object at ``uri`` read whole through TileDB's VFS with ``context``'s configuration
+    (the census's own storage settings); None when there is no such object."""
+    import tiledb
+
+    config = context.tiledb_config.items()
+    vfs = tiledb.VFS(ctx=_tiledb_ctx(tuple(sorted((k, str(v)) for k, v in config))))
+    if not vfs.is_file(uri):
+        return None
+    with vfs.open(uri, "rb") as f:
+        return pa.py_buffer(f.read(vfs.file_size(uri)))
 
 
 def _read_obs(
@@ -282,15 +299,20 @@ def _read_obs(
     query: soma.AxisQuery,
     columns: Sequence[str] | None,
     *,
-    copy: Path | None,
+    copy: Path | str | None,
     obs_ids: npt.NDArray[np.int64],
 ) -> tuple[pa.Table, npt.NDArray[np.int64]]:
     """:func:`_read_table` of obs, from the obs copy when there is one and its ``soma_joinid``
     are the query's (else, or when it cannot be read, from obs itself)."""
     if copy is not None:
+        import tiledb
+
         try:
-            table, joinids = _with_joinids(columns, partial(read_obs_copy, copy))
-        except (KeyError, OSError, pa.ArrowException) as e:
+            source = _fetch(copy, df.context) if isinstance(copy, str) else copy
+            if source is None:  # no copy in the release's storage
+                return _read_table(df, query, columns)
+            table, joinids = _with_joinids(columns, partial(read_obs_copy, source))
+        except (KeyError, OSError, pa.ArrowException, tiledb.TileDBError) as e:
             logger.warning("cannot read the obs copy %s (%s): reading obs", copy, e)
         else:
             if np.array_equal(joinids, obs_ids):
@@ -380,7 +402,9 @@ def get_anndata_routed(
             adata = q.to_anndata(X_name=X_name, column_names=columns, X_layers=X_layers)
         return adata, decision
     # every cell, no filter: obs from its copy (local releases; checked against obs_ids)
-    copy = obs_copy_path(copies) if obs_value_filter is None and obs_coords is None else None
+    copy = obs_copy_location(copies) if obs_value_filter is None and obs_coords is None else None
+    if isinstance(copy, str) and columns["obs"] is not None:
+        copy = None  # in object storage the copy is one object: fetched whole only for every column
     # each axis read and made into its frame on the pool: pandas' work overlaps X's read
     obs_f = pool.submit(
         _with_frame,
