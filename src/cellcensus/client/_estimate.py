@@ -301,6 +301,12 @@ def _tiledb_ctx(config: tuple[tuple[str, str], ...]) -> Any:  # noqa: ANN401 - t
     return tiledb.Ctx(dict(config))
 
 
+def tiledb_ctx_for(context: soma.SOMATileDBContext) -> Any:  # noqa: ANN401 - tiledb.Ctx
+    """The (cached) tiledb-py context with ``context``'s TileDB configuration."""
+    config = context.tiledb_config.items()
+    return _tiledb_ctx(tuple(sorted((k, str(v)) for k, v in config)))
+
+
 def layer_peak_bound(exp: soma.Experiment, measurement_name: str, X_name: str) -> int | None:
     """Upper bound of ``get_anndata``'s peak for *any* query of this X layer, or None if unknown.
 
@@ -319,8 +325,7 @@ def layer_peak_bound(exp: soma.Experiment, measurement_name: str, X_name: str) -
             count = getattr(getattr(obj, "_handle", None), "fragment_cell_count", None)
             if count is not None:
                 return int(count())
-            config = exp.context.tiledb_config.items()
-            ctx = _tiledb_ctx(tuple(sorted((k, str(v)) for k, v in config)))
+            ctx = tiledb_ctx_for(exp.context)
             return int(sum(tiledb.array_fragments(obj.uri, ctx=ctx).cell_num))
 
         x_cells, n_obs, n_var = cells(layer), cells(exp.obs), cells(ms.var)

@@ -44,7 +44,7 @@ from cellcensus._compat import csr_from_soma, soma_axis_frame, str_index
 from cellcensus._obscopy import OBS_COPY, read_obs_copy
 from cellcensus._storage.uri import is_local, local_path
 from cellcensus.client._embedding_query import _columns
-from cellcensus.client._estimate import _tiledb_ctx
+from cellcensus.client._estimate import tiledb_ctx_for
 from cellcensus.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -286,8 +286,7 @@ def _fetch(uri: str, context: soma.SOMATileDBContext) -> pa.Buffer | None:
     (the census's own storage settings); None when there is no such object."""
     import tiledb
 
-    config = context.tiledb_config.items()
-    vfs = tiledb.VFS(ctx=_tiledb_ctx(tuple(sorted((k, str(v)) for k, v in config))))
+    vfs = tiledb.VFS(ctx=tiledb_ctx_for(context))
     if not vfs.is_file(uri):
         return None
     with vfs.open(uri, "rb") as f:
@@ -401,7 +400,7 @@ def get_anndata_routed(
         with exp.axis_query(measurement_name, obs_query=obs_query, var_query=var_query) as q:
             adata = q.to_anndata(X_name=X_name, column_names=columns, X_layers=X_layers)
         return adata, decision
-    # every cell, no filter: obs from its copy (local releases; checked against obs_ids)
+    # every cell, no filter: obs from its copy (local or object storage; checked against obs_ids)
     copy = obs_copy_location(copies) if obs_value_filter is None and obs_coords is None else None
     if isinstance(copy, str) and columns["obs"] is not None:
         copy = None  # in object storage the copy is one object: fetched whole only for every column
