@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from cellcensus.builder import BuildOptions, build_census
@@ -388,3 +389,37 @@ def test_validate_reports_a_damaged_build_instead_of_crashing(
     assert "validation of" in text
     assert "problems" in text
     assert "Traceback" not in text
+
+
+def test_validate_finds_a_wrong_x_value_of_a_cell(build_copy: Path) -> None:
+    """A raw count and a normalized value rewritten (valid TileDB, wrong numbers) are each
+    named by the cell comparison."""
+    import tiledbsoma as soma
+
+    from cellcensus.builder import validate_build
+    from cellcensus.errors import IntegrityError
+
+    x = build_copy / "soma" / "census_data" / "homo_sapiens" / "ms" / "RNA" / "X"
+    changed = {}
+    for layer, joinid in (("raw", 0), ("normalized", 1)):
+        with soma.SparseNDArray.open(str(x / layer)) as arr:
+            row = arr.read(coords=([joinid],)).tables().concat()
+        col, value = row["soma_dim_1"][0].as_py(), row["soma_data"][0].as_py()
+        changed[layer] = (joinid, col)
+        with soma.SparseNDArray.open(str(x / layer), "w") as arr:
+            arr.write(
+                pa.Table.from_pydict(
+                    {
+                        "soma_dim_0": pa.array([joinid], pa.int64()),
+                        "soma_dim_1": pa.array([col], pa.int64()),
+                        "soma_data": pa.array([value * 2 + 1], pa.float32()),
+                    }
+                )
+            )
+    with pytest.raises(IntegrityError) as err:
+        validate_build(build_copy, sample_cells=10**6)  # every cell
+    text = str(err.value)
+    assert "homo_sapiens cell 0 " in text
+    assert "X/raw differs from the source counts" in text
+    assert "homo_sapiens cell 1 " in text
+    assert "X/normalized does not follow its definition" in text

@@ -277,8 +277,10 @@ def test_many_bands_equal_one_band_table_by_table(
         ),
     )
     # each 4,000-cell dataset is scanned by a head, three parts and a finish
-    tasks = json.loads((out / "build.json").read_text())["summary"]["timing"]["tasks"]
+    timing = json.loads((out / "build.json").read_text())["summary"]["timing"]
+    tasks = timing["tasks"]
     assert tasks["scan"]["count"] == 3 * 5
+    assert timing["band_threads"] == (threads if workers == 1 else 1)
     bands = result.organisms["homo_sapiens"]["x_fragments"]
     assert bands >= 3
     exp = out / "soma" / "census_data" / "homo_sapiens"

@@ -7,7 +7,15 @@ import time
 
 import pytest
 
-from cellcensus.builder._executor import SerialExecutor, ThreadExecutor
+from cellcensus.builder import _executor
+from cellcensus.builder._executor import (
+    AUTO_THREADS,
+    DENSE_VALUES_PER_CELL,
+    SerialExecutor,
+    ThreadExecutor,
+    band_threads,
+    usable_cpus,
+)
 
 
 def test_thread_executor_yields_every_result_and_runs_tasks_at_once() -> None:
@@ -55,3 +63,27 @@ def test_thread_executor_error_stops_the_rest_and_waits_for_running_tasks() -> N
     # none of the queued ones started after it
     assert sorted(finished) == sorted(x for x in started if x != 0)
     assert len(started) <= 3
+
+
+def test_band_threads_by_default_follow_the_density_of_the_census(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dense = {"n_cells": 1_000, "n_values": 1_000 * DENSE_VALUES_PER_CELL, "n_tasks": 4}
+    sparse = {**dense, "n_values": 1_000 * DENSE_VALUES_PER_CELL - 1}
+    monkeypatch.setattr(_executor, "usable_cpus", lambda: 8)
+    assert band_threads(None, **dense) == AUTO_THREADS == 2
+    assert band_threads(None, **sparse) == 1
+    assert band_threads(None, **{**dense, "n_tasks": 1}) == 1  # nothing to run beside it
+    assert band_threads(None, **{**dense, "n_cells": 0, "n_values": 0}) == 1
+    # a number given is used as given, dense or not
+    assert band_threads(3, **sparse) == 3
+    assert band_threads(1, **dense) == 1
+    # never more threads than the CPUs this process may use
+    monkeypatch.setattr(_executor, "usable_cpus", lambda: 1)
+    assert band_threads(None, **dense) == 1
+
+
+def test_usable_cpus_is_this_process_affinity() -> None:
+    import os
+
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)

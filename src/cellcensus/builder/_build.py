@@ -49,7 +49,13 @@ from cellcensus.builder._band import (
 )
 from cellcensus.builder._compat import check_versions, remove_uncommitted_fragments
 from cellcensus.builder._consolidate import consolidate, gather
-from cellcensus.builder._executor import Executor, SerialExecutor, ThreadExecutor, open_executor
+from cellcensus.builder._executor import (
+    Executor,
+    SerialExecutor,
+    ThreadExecutor,
+    band_threads,
+    open_executor,
+)
 from cellcensus.builder._genes import (
     band_dirs,
     band_extras,
@@ -124,11 +130,13 @@ class BuildOptions:
         1 runs in this process; more starts a Dask LocalCluster of that many processes.
     threads
         With ``workers`` 1 (and no ``scheduler``): band tasks (X, obs, the gene-major copies)
-        written at once, on threads of this process. Each holds its own chunks, so the band
-        stage's memory grows with it. Measured on 2 cores (``benchmarks/RESULTS.md``, "Band
-        threads"): 2 threads shortened the bands of a corpus of ~170 values a cell by 15-34 %
-        and lengthened those of one of 20 values a cell (work that holds Python's GIL), so the
-        default is 1.
+        written at once, on threads of this process. ``chunk_nnz`` is the process's budget:
+        with N threads each task holds ``chunk_nnz // N`` values at once, so memory does not
+        grow with it. ``None`` (the default): 2 threads (at most the usable CPUs) when the
+        census averages at least 100 stored values a cell, else 1 — measured on 2 cores
+        (``benchmarks/RESULTS.md``, "Band threads"), 2 threads shortened the bands of a corpus
+        of ~170 values a cell (TileDB writes, zstd and numba kernels, which release Python's
+        GIL) and did not help one of 20 values a cell (per-cell Python work, which holds it).
     scheduler
         Address of an existing Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     memory_per_worker
@@ -167,7 +175,7 @@ class BuildOptions:
     unknown_genes: Literal["error", "drop"] = "error"
     blocklist: frozenset[str] = frozenset()
     workers: int = 1
-    threads: int = 1
+    threads: int | None = None
     scheduler: str | None = None
     memory_per_worker: str | None = None
     validate: bool = True
@@ -218,7 +226,7 @@ def _check_options(opts: BuildOptions) -> None:
     if opts.workers < 1:
         msg = "workers must be at least 1"
         raise BadInputError(msg, field="workers")
-    if opts.threads < 1:
+    if opts.threads is not None and opts.threads < 1:
         msg = "threads must be at least 1"
         raise BadInputError(msg, field="threads")
     unknown = [layer for layer in opts.gene_major_layers if layer not in S.X_LAYERS]
@@ -301,6 +309,7 @@ class _Run:
     staged: dict[str, StagedSource] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
     tasks: dict[str, list[float]] = field(default_factory=dict)  # wall time of each task
+    band_threads: int = 1  # threads the band stage ran on (in-process builds)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -316,6 +325,7 @@ class _Run:
         """Stage times and task statistics, for build.json."""
         return {
             "stages_seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "band_threads": self.band_threads,
             "tasks": {
                 name: {
                     "count": len(times),
@@ -466,6 +476,11 @@ def _band_marker(task: BandTask) -> str:
     return f"band.{task.organism}.{task.index}"
 
 
+def _share(run: _Run, threads: int) -> int:
+    """Each thread's share of the chunk budget."""
+    return max(1, run.options.chunk_nnz // threads)
+
+
 def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[BandResult]:
     """Run every band not already done (by a resumed build); return all their results."""
     run.progress.start("x", sum(t.n_cells for t in tasks), "cells")
@@ -479,11 +494,20 @@ def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[Ban
             todo.append(t)
     # the largest first: better packing on workers
     todo.sort(key=lambda t: -t.n_values)
-    if isinstance(executor, SerialExecutor) and run.options.threads > 1 and len(todo) > 1:
-        executor = ThreadExecutor(run.options.threads)
+    threads = band_threads(
+        run.options.threads,
+        n_cells=sum(t.n_cells for t in tasks),
+        n_values=sum(t.n_values for t in tasks),
+        n_tasks=len(todo),
+    )
+    if isinstance(executor, SerialExecutor) and threads > 1 and len(todo) > 1:
+        run.band_threads = threads
+        logger.info("band tasks on %d threads, %d values a chunk", threads, _share(run, threads))
+        executor = ThreadExecutor(threads)
         for t in todo:  # here, not in the tasks: see clear_earlier_attempt
             clear_earlier_attempt(t)
-        todo = [replace(t, clear_in_task=False) for t in todo]
+        # the chunk budget is the process's: each thread holds its share
+        todo = [replace(t, clear_in_task=False, chunk_nnz=_share(run, threads)) for t in todo]
     for res in executor.imap_unordered(run_band, todo):
         run.state.mark(f"band.{res.organism}.{res.index}", asdict(res))
         run.tasks.setdefault("band", []).append(res.seconds)

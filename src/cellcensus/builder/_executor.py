@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -26,6 +27,36 @@ class Executor(Protocol):
     ) -> Iterator[R]:  # pragma: no cover - protocol
         """Yield ``fn(item)`` for every item, as each completes."""
         ...
+
+
+#: Mean stored values a cell from which band tasks run on threads by default: at ~170 values a
+#: cell their time is TileDB writes, zstd and numba kernels, which release the GIL; at 20 it is
+#: per-cell Python work, which holds it (``benchmarks/RESULTS.md``, "Band threads").
+DENSE_VALUES_PER_CELL = 100
+#: Threads the default uses on dense data (the chunk budget is split between them).
+AUTO_THREADS = 2
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def band_threads(threads: int | None, *, n_cells: int, n_values: int, n_tasks: int) -> int:
+    """Threads the band stage of an in-process build uses.
+
+    ``threads`` as given, or with ``None``: :data:`AUTO_THREADS` (at most the usable CPUs) when
+    the census averages at least :data:`DENSE_VALUES_PER_CELL` stored values a cell and there
+    are several tasks, else 1.
+    """
+    if threads is not None:
+        return threads
+    if n_tasks < 2 or n_cells == 0 or n_values / n_cells < DENSE_VALUES_PER_CELL:
+        return 1
+    return max(1, min(AUTO_THREADS, usable_cpus()))
 
 
 class SerialExecutor:
