@@ -13,8 +13,8 @@ fresh process wrapped in `/usr/bin/time -v`, alternating so that load drifts hit
 
     ours, official, ours[, official, ours ...]          (--rounds official runs)
 
-ours is `cellcensus build MANIFEST DIR --tag 2026-11-01` (default settings: one process, its band
-tasks on 2 threads for dense data, gene-major copies on, validation on); official is its
+ours is `cellcensus build MANIFEST DIR --tag 2026-11-01` (default settings: one process, one
+band thread, gene-major copies on, validation on); official is its
 development entry point as docs/official-builder.md step 4 gives it (`--max_worker_processes 2`,
 validate and consolidate). Each run records wall time,
 the peak RSS of its largest process (`/usr/bin/time -v`, which covers every waited-for descendant)

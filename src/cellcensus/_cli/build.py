@@ -72,14 +72,13 @@ def build(
         int, typer.Option(help="Worker processes (1: run in this process; >1: Dask LocalCluster).")
     ] = 1,
     threads: Annotated[
-        int | None,
+        int,
         typer.Option(
             help="With --workers 1: band tasks written at once on threads of this process, "
-            "sharing the --chunk-nnz budget. Default: 2 when the census averages at least 100 "
-            "stored values a cell and 2 CPUs are usable, else 1.",
-            show_default=False,
+            "sharing the --chunk-nnz budget. Faster on dense data (~170+ values a cell); "
+            "experimental (docs/building.md)."
         ),
-    ] = None,
+    ] = 1,
     scheduler: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,

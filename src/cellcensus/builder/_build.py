@@ -132,11 +132,13 @@ class BuildOptions:
         With ``workers`` 1 (and no ``scheduler``): band tasks (X, obs, the gene-major copies)
         written at once, on threads of this process. ``chunk_nnz`` is the process's budget:
         with N threads each task holds ``chunk_nnz // N`` values at once, so memory does not
-        grow with it. ``None`` (the default): 2 threads (at most the usable CPUs) when the
-        census averages at least 100 stored values a cell, else 1 — measured on 2 cores
-        (``benchmarks/RESULTS.md``, "Band threads"), 2 threads shortened the bands of a corpus
-        of ~170 values a cell (TileDB writes, zstd and numba kernels, which release Python's
-        GIL) and did not help one of 20 values a cell (per-cell Python work, which holds it).
+        grow with it. ``None``: 2 threads (at most the usable CPUs) when the census averages
+        at least 100 stored values a cell, else 1 — measured on 2 cores
+        (``benchmarks/RESULTS.md``, "Band threads by default"), 2 threads shortened the bands
+        of a corpus of ~170 values a cell (TileDB writes, zstd and numba kernels, which release
+        Python's GIL) and did not help one of 20 values a cell (per-cell Python work, which
+        holds it). The default is 1: processes that had built on 2 threads later crashed
+        (SIGSEGV) in tiledbsoma reads of the test suite, see the same section.
     scheduler
         Address of an existing Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     memory_per_worker
@@ -175,7 +177,7 @@ class BuildOptions:
     unknown_genes: Literal["error", "drop"] = "error"
     blocklist: frozenset[str] = frozenset()
     workers: int = 1
-    threads: int | None = None
+    threads: int | None = 1
     scheduler: str | None = None
     memory_per_worker: str | None = None
     validate: bool = True
