@@ -400,12 +400,10 @@ def test_validate_finds_a_wrong_x_value_of_a_cell(build_copy: Path) -> None:
     from cellcensus.errors import IntegrityError
 
     x = build_copy / "soma" / "census_data" / "homo_sapiens" / "ms" / "RNA" / "X"
-    changed = {}
     for layer, joinid in (("raw", 0), ("normalized", 1)):
         with soma.SparseNDArray.open(str(x / layer)) as arr:
             row = arr.read(coords=([joinid],)).tables().concat()
         col, value = row["soma_dim_1"][0].as_py(), row["soma_data"][0].as_py()
-        changed[layer] = (joinid, col)
         with soma.SparseNDArray.open(str(x / layer), "w") as arr:
             arr.write(
                 pa.Table.from_pydict(

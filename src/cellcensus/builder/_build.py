@@ -478,11 +478,6 @@ def _band_marker(task: BandTask) -> str:
     return f"band.{task.organism}.{task.index}"
 
 
-def _share(run: _Run, threads: int) -> int:
-    """Each thread's share of the chunk budget."""
-    return max(1, run.options.chunk_nnz // threads)
-
-
 def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[BandResult]:
     """Run every band not already done (by a resumed build); return all their results."""
     run.progress.start("x", sum(t.n_cells for t in tasks), "cells")
@@ -504,12 +499,13 @@ def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[Ban
     )
     if isinstance(executor, SerialExecutor) and threads > 1 and len(todo) > 1:
         run.band_threads = threads
-        logger.info("band tasks on %d threads, %d values a chunk", threads, _share(run, threads))
+        # the chunk budget is the process's: each thread holds its share
+        share = max(1, run.options.chunk_nnz // threads)
+        logger.info("band tasks on %d threads, %d values a chunk", threads, share)
         executor = ThreadExecutor(threads)
         for t in todo:  # here, not in the tasks: see clear_earlier_attempt
             clear_earlier_attempt(t)
-        # the chunk budget is the process's: each thread holds its share
-        todo = [replace(t, clear_in_task=False, chunk_nnz=_share(run, threads)) for t in todo]
+        todo = [replace(t, clear_in_task=False, chunk_nnz=share) for t in todo]
     for res in executor.imap_unordered(run_band, todo):
         run.state.mark(f"band.{res.organism}.{res.index}", asdict(res))
         run.tasks.setdefault("band", []).append(res.seconds)

@@ -29,11 +29,11 @@ class Executor(Protocol):
         ...
 
 
-#: Mean stored values a cell from which band tasks run on threads by default: at ~170 values a
-#: cell their time is TileDB writes, zstd and numba kernels, which release the GIL; at 20 it is
-#: per-cell Python work, which holds it (``benchmarks/RESULTS.md``, "Band threads").
+#: Mean stored values a cell from which ``threads=None`` runs band tasks on threads: at ~170
+#: values a cell their time is TileDB writes, zstd and numba kernels, which release the GIL; at
+#: 20 it is per-cell Python work, which holds it (``benchmarks/RESULTS.md``, "Band threads").
 DENSE_VALUES_PER_CELL = 100
-#: Threads the default uses on dense data (the chunk budget is split between them).
+#: Threads ``threads=None`` uses on dense data (the chunk budget is split between them).
 AUTO_THREADS = 2
 
 
