@@ -160,6 +160,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=1, help="official runs (ours runs: rounds + 1)")
     ap.add_argument("--official-workers", type=int, default=2)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="cellcensus build --threads (1: the default build)"
+    )
     args = ap.parse_args()
 
     builder = args.official_checkout / "tools" / "cellxgene_census_builder"
@@ -179,7 +182,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     manifest = _corpus(args.workdir, args.cells, args.seed).resolve()
     print(f"machine: {machine()}")
-    print(f"official builder commit {commit}; corpus {manifest}")
+    print(f"official builder commit {commit}; corpus {manifest}; ours --threads {args.threads}")
 
     env = {**os.environ, "COMMIT_SHA": commit}
     runs: list[Run] = []
@@ -191,6 +194,7 @@ def main() -> int:
         out = args.workdir / f"ours-{n_ours}"
         shutil.rmtree(out, ignore_errors=True)
         cmd = [*_cellcensus(), "build", str(manifest), str(out), "--tag", TAG]
+        cmd += ["--threads", str(args.threads)]
         runs.append(_measure(f"ours-{n_ours}", "ours", cmd, None))
 
     def official() -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from cellcensus.builder._plan import OrganismPlan
+
 
 @pytest.mark.parametrize("n_cols", [100, 2048, 5000])
 def test_global_order_fast_path_equals_full_sort(n_cols: int) -> None:
@@ -284,3 +286,46 @@ def test_reading_a_set_of_source_rows_equals_reading_them_all(fmt: str, tmp_path
         want = src.read_x_rows(0, x.shape[0])[rows]
     assert got.shape == want.shape == (len(rows), 50)
     assert (got != want).nnz == 0
+
+
+def _plan_of_blocks(cells: list[int], values_per_cell: int) -> OrganismPlan:
+    import pandas as pd
+
+    from cellcensus.builder import _schema as S
+    from cellcensus.builder._plan import _BLOCK_DTYPE, OrganismPlan
+
+    blocks = np.array(
+        [(i, 0, n, n, n * values_per_cell) for i, n in enumerate(cells)], dtype=_BLOCK_DTYPE
+    )
+    organism = S.ORGANISMS[0]
+    return OrganismPlan(organism, [], pd.DataFrame(), {}, sum(cells), 0, blocks=blocks)
+
+
+@pytest.mark.parametrize("cost", [900_000, 2_000_000, 4_000_000, 8_000_000])
+def test_bands_are_cut_inside_blocks_into_equal_work(cost: int) -> None:
+    """Bands of even work, wherever the plan's blocks end: cuts fall inside blocks (one block
+    may give several bands), on X tile boundaries, and no band holds more than ``cost`` plus
+    one X tile of cells."""
+    from cellcensus.builder import _schema as S
+    from cellcensus.builder._plan import CELL_COST, _boundaries
+
+    cells = [32_768, 17_232, 30_000, 16_280, 10_000, 32_768, 3_000, 1]
+    per_cell = 170 + CELL_COST
+    plan = _plan_of_blocks(cells, 170)
+    bounds = _boundaries(plan, cost)
+    assert bounds[0] == 0
+    assert bounds[-1] == sum(cells)
+    assert all(b % S.X_TILE == 0 for b in bounds[1:-1])
+    sizes = np.diff(bounds)
+    assert (sizes > 0).all()
+    assert len(sizes) == -(-sum(cells) * per_cell // cost)
+    # even work: every band within one X tile of the mean, at most cost + one tile
+    assert sizes.max() - sizes.min() <= 2 * S.X_TILE
+    assert sizes.max() * per_cell <= cost + S.X_TILE * per_cell
+
+
+def test_one_band_when_the_work_fits() -> None:
+    from cellcensus.builder._plan import _boundaries
+
+    plan = _plan_of_blocks([5_000, 7_000], 20)
+    assert _boundaries(plan, 10**9) == [0, 12_000]
