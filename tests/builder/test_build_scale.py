@@ -221,6 +221,29 @@ def test_killed_then_resumed_build_equals_uninterrupted(
     _assert_same(census_tables(out), bulk_tables)
 
 
+@pytest.mark.slow  # killed build + resumed build
+def test_resume_by_a_builder_that_cuts_bands_otherwise_redoes_the_bands(
+    bulk: Path,
+    bulk_tables: dict[str, pa.Table],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finished bands are known by index: a build resumed by a cellcensus whose bands are cut
+    elsewhere (here: one band per experiment) must not reuse them; it redoes them, rightly."""
+    from cellcensus.builder import _plan
+
+    out = tmp_path / "build"
+    staging = tmp_path / ".build.staging"
+    cmd = _build_cmd(bulk, out, "--no-validate")
+    assert _kill_after(cmd, staging / "_work" / "done", "band.*", 3)
+    cut = _plan._boundaries
+    monkeypatch.setattr(_plan, "_boundaries", lambda plan, cost: cut(plan, 1000 * cost))
+    options = BuildOptions(tag=TAG, chunk_nnz=3000, band_nnz=6000, validate=False, resume=True)
+    result = build_census(bulk, out, options=options)
+    assert result.organisms["homo_sapiens"]["x_fragments"] == 1  # one band now, four before
+    _assert_same(census_tables(out), bulk_tables)
+
+
 @pytest.mark.slow  # 61 s CPU measured (2026-12-02)
 def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
     """A source overwritten at the same path between kill and resume is staged and read anew."""

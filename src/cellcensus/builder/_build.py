@@ -64,7 +64,14 @@ from cellcensus.builder._genes import (
     summary_budget,
 )
 from cellcensus.builder._info import info_tables
-from cellcensus.builder._plan import OrganismPlan, band_cost, make_bands, make_plans, n_bands
+from cellcensus.builder._plan import (
+    OrganismPlan,
+    band_cost,
+    band_cuts,
+    make_bands,
+    make_plans,
+    n_bands,
+)
 from cellcensus.builder._scan import (
     SCAN_PART_ROWS,
     ScanSummary,
@@ -837,6 +844,15 @@ def _add_to_build_json(run: _Run, keys: dict[str, Any]) -> None:
     path.write_bytes(replace(info, summary={**info.summary, **keys}).to_json())
 
 
+def _plan_digest(run: _Run, plans: list[OrganismPlan]) -> str:
+    """What a resumed build's finished bands must have been made for: the contributing datasets,
+    the output settings and the band cuts (bands are known by index, so a cellcensus that cuts
+    them differently must not reuse them)."""
+    contributing = [d.scan.key for p in plans for d in p.datasets]
+    cuts = band_cuts(plans, band_cost(plans, run.options.chunk_nnz, run.options.band_nnz))
+    return digest({"datasets": contributing, "cuts": cuts, **_output_settings(run)})
+
+
 def _plan_bands(
     run: _Run, plans: list[OrganismPlan]
 ) -> tuple[list[BandTask], dict[str, str], dict[str, dict[str, Any]]]:
@@ -927,8 +943,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
                 "tissue_type and the skipped datasets)"
             )
             raise BadInputError(msg)
-        contributing = [d.scan.key for p in plans for d in p.datasets]
-        if run.state.begin_plan(digest({"datasets": contributing, **_output_settings(run)})):
+        if run.state.begin_plan(_plan_digest(run, plans)):
             logger.info("the plan is unchanged: reusing finished bands")
         with run.timed("plan"):
             tasks, exp_uris, genes = _plan_bands(run, plans)

@@ -348,6 +348,12 @@ def _boundaries(plan: OrganismPlan, cost: int) -> list[int]:
     return [0, *inner, plan.n_obs]
 
 
+def band_cuts(plans: list[OrganismPlan], cost: int) -> dict[str, list[int]]:
+    """Where each experiment's bands start and end (soma_joinids), by experiment key: a resumed
+    build reuses finished bands only when these are the same (bands are known by index)."""
+    return {p.key: _boundaries(p, cost) for p in plans if p.n_obs}
+
+
 def n_bands(plan: OrganismPlan, cost: int) -> int:
     """How many bands :func:`make_bands` cuts an experiment into."""
     return len(_boundaries(plan, cost)) - 1 if plan.n_obs else 0
