@@ -407,7 +407,8 @@ def _check_cell(
     (``indices`` and ``counts``: the cell's row of the source X, local feature positions)."""
     values = counts.astype(np.float32)
     order = np.argsort(census_cols[indices], kind="stable")
-    want_cols = census_cols[indices][order]
+    cols_sorted = indices[order]
+    want_cols = census_cols[cols_sorted]
     got_cols, got_raw = got["raw"]
     rep.expect(
         np.array_equal(got_cols, want_cols) and np.array_equal(got_raw, values[order]),
@@ -415,7 +416,6 @@ def _check_cell(
     )
     if "normalized" not in got:  # spatial experiments have raw counts only
         return
-    cols_sorted = indices[order]
     norm = normalize(
         np.zeros(len(order), dtype=np.int64),
         cols_sorted.astype(np.int64),
