@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
+from cellcensus.builder._summary import LOG1P_SCALE, accumulate, unique_rows
 from cellcensus.builder._xkernel import global_order
 from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
 
@@ -329,3 +331,51 @@ def test_one_band_when_the_work_fits() -> None:
 
     plan = _plan_of_blocks([5_000, 7_000], 20)
     assert _boundaries(plan, 10**9) == [0, 12_000]
+
+
+@pytest.mark.parametrize("cardinality", [3, 70, 40_000])
+def test_unique_rows_equals_numpy_unique_over_rows(cardinality: int) -> None:
+    rng = np.random.default_rng(cardinality)
+    # columns of different sizes, with gaps in the codes; 40,000 values in 11 columns cannot be
+    # combined into one int64 and take the numpy fallback
+    codes = rng.integers(0, cardinality, size=(5000, 11)) * 3
+    codes[:, 0] = 7  # a constant column
+    unique, inverse = unique_rows(codes)
+    want, want_inverse = np.unique(codes, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(unique, want)
+    np.testing.assert_array_equal(inverse, want_inverse.reshape(-1))
+    assert unique_rows(codes[:0])[0].shape == (0, 11)
+
+
+def test_accumulate_sums_exactly_in_fixed_point() -> None:
+    """The summary kernel equals a plain Python computation of the same fixed-point integers,
+    including values whose log1p memo slots collide and cells left out (group -1)."""
+    rng = np.random.default_rng(5)
+    n, n_genes, n_groups = 20_000, 50, 7
+    genes = rng.integers(0, n_genes, n)
+    groups = rng.integers(-1, n_groups, n)
+    counts = rng.integers(1, 6, n)
+    values = (counts / rng.integers(50, 5000, n)).astype(np.float32)
+    values[:50] = np.float32(1.0)  # the largest normalized value
+    part = accumulate(genes, groups, values, n_genes, n_groups)
+    want: dict[tuple[int, int], list[int]] = {}
+    for g, k, v in zip(genes.tolist(), groups.tolist(), values.tolist(), strict=True):
+        if k < 0:
+            continue
+        lg = math.log1p(LOG1P_SCALE * v)  # libm, as the compiled kernel
+        terms = (
+            round(v * 2.0**62),
+            round(v * v * 2.0**62),
+            round(lg * 2.0**58),
+            round(lg * lg * 2.0**55),
+        )
+        acc = want.setdefault((g, k), [0, 0, 0, 0, 0])
+        acc[0] += 1
+        for s, q in enumerate(terms):
+            acc[s + 1] += q
+    keys = sorted(want)
+    assert list(zip(part.genes.tolist(), part.groups.tolist(), strict=True)) == keys
+    assert part.nnz.tolist() == [want[k][0] for k in keys]
+    for s in range(4):
+        got = [(hi << 31) + lo for hi, lo in part.words[:, 2 * s : 2 * s + 2].tolist()]
+        assert got == [want[k][s + 1] for k in keys]

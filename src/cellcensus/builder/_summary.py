@@ -162,44 +162,126 @@ def _order(
     return order
 
 
+#: Fixed-point scales of the statistics (exact powers of two, see ``_SHIFTS``).
+_F_SUM = 2.0 ** _SHIFTS[0]
+_F_LOG = 2.0 ** _SHIFTS[2]
+_F_LOGSQ = 2.0 ** _SHIFTS[3]
+#: Entries of the log1p memo (a power of two): a cell's values repeat (counts over one total).
+_MEMO = 1 << 12
+
+
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-def _fixed(v: float, shift: int) -> int:
-    return int(np.rint(v * 2.0**shift))
+def _sort_terms(
+    genes: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    n_genes: int,
+    n_groups: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """The values with a group (``groups >= 0``) sorted by (gene, group), stably.
+
+    Returns each one's key ``gene * n_groups + group``, its value and
+    ``log1p(LOG1P_SCALE * value)``.
+    Two counting sorts (group, then gene); the second scatters the values straight into their
+    sorted places, reading them nearly in order (a piece holds few groups), so no value is
+    gathered at random. log1p (a slow libm call) is remembered by the float's bits: values read
+    in cell order repeat within a cell, and the result is the same function of the value.
+    """
+    n = genes.shape[0]
+    fill = np.zeros(n_groups + 1, np.int64)
+    kept = 0
+    for i in range(n):
+        if groups[i] >= 0:
+            fill[groups[i] + 1] += 1
+            kept += 1
+    for k in range(n_groups):
+        fill[k + 1] += fill[k]
+    first = np.empty(kept, np.int64)
+    for i in range(n):
+        if groups[i] >= 0:
+            first[fill[groups[i]]] = i
+            fill[groups[i]] += 1
+    fill = np.zeros(n_genes + 1, np.int64)
+    for j in range(kept):
+        fill[genes[first[j]] + 1] += 1
+    for k in range(n_genes):
+        fill[k + 1] += fill[k]
+    keys = np.empty(kept, np.int64)
+    out = np.empty(kept, np.float32)
+    logs = np.empty(kept, np.float64)
+    memo_bits = np.full(_MEMO, np.uint32(0xFFFFFFFF), np.uint32)  # a NaN: never a stored value
+    memo_logs = np.full(_MEMO, np.nan)  # log1p of that NaN
+    bits = values.view(np.uint32)
+    for j in range(kept):
+        i = first[j]
+        g = genes[i]
+        p = fill[g]
+        fill[g] = p + 1
+        b = bits[i]
+        h = np.uint32(b * np.uint32(2654435761)) >> np.uint32(20)
+        if memo_bits[h] != b:
+            memo_bits[h] = b
+            memo_logs[h] = np.log1p(LOG1P_SCALE * np.float64(values[i]))
+        keys[p] = g * n_groups + groups[i]
+        out[p] = values[i]
+        logs[p] = memo_logs[h]
+    return keys, out, logs
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _accumulate(
-    genes: npt.NDArray[np.int64],
-    groups: npt.NDArray[np.int64],
+    keys: npt.NDArray[np.int64],
     values: npt.NDArray[np.float32],
-    order: npt.NDArray[np.int64],
-    scale: float,
+    logs: npt.NDArray[np.float64],
+    n_groups: int,
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
 ]:
-    """Exact fixed-point sums per (gene, group) of values sorted by ``order``."""
-    n = order.shape[0]
-    m = _n_runs(genes, groups, order)
+    """Exact fixed-point sums per (gene, group) key of values sorted by key."""
+    n = keys.shape[0]
+    m = 0
+    for j in range(n):
+        if j == 0 or keys[j] != keys[j - 1]:
+            m += 1
     out_gene = np.empty(m, np.int64)
     out_group = np.empty(m, np.int64)
     nnz = np.zeros(m, np.int64)
     words = np.zeros((m, 8), np.int64)
     k = -1
-    for j in range(n):
-        i = order[j]
-        if j == 0 or genes[i] != genes[order[j - 1]] or groups[i] != groups[order[j - 1]]:
-            k += 1
-            out_gene[k] = genes[i]
-            out_group[k] = groups[i]
-        x = np.float64(values[i])
-        lg = np.log1p(scale * x)
-        terms = (x, x * x, lg, lg * lg)
-        nnz[k] += 1
-        for s in range(4):
-            shift = 62 if s < 2 else (58 if s == 2 else 55)
-            q = _fixed(terms[s], shift)
-            words[k, 2 * s] += q >> 31
-            words[k, 2 * s + 1] += q & 2147483647
+    j = 0
+    while j < n:
+        key = keys[j]
+        k += 1
+        out_gene[k] = key // n_groups
+        out_group[k] = key % n_groups
+        c = 0
+        w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = np.int64(0)
+        while j < n and keys[j] == key:
+            x = np.float64(values[j])
+            lg = logs[j]
+            c += 1
+            q = np.int64(np.rint(x * _F_SUM))
+            w0 += q >> 31
+            w1 += q & 2147483647
+            q = np.int64(np.rint(x * x * _F_SUM))
+            w2 += q >> 31
+            w3 += q & 2147483647
+            q = np.int64(np.rint(lg * _F_LOG))
+            w4 += q >> 31
+            w5 += q & 2147483647
+            q = np.int64(np.rint(lg * lg * _F_LOGSQ))
+            w6 += q >> 31
+            w7 += q & 2147483647
+            j += 1
+        nnz[k] = c
+        words[k, 0] = w0
+        words[k, 1] = w1
+        words[k, 2] = w2
+        words[k, 3] = w3
+        words[k, 4] = w4
+        words[k, 5] = w5
+        words[k, 6] = w6
+        words[k, 7] = w7
     return out_gene, out_group, nnz, words
 
 
@@ -278,11 +360,45 @@ def accumulate(
     n_genes: int,
     n_groups: int,
 ) -> Partial:
-    """Partial sums of normalized values by (gene, group)."""
-    g = np.ascontiguousarray(genes, dtype=np.int64)
-    k = np.ascontiguousarray(groups, dtype=np.int64)
-    order = _order(g, k, n_genes, n_groups)
-    return Partial(*_accumulate(g, k, np.ascontiguousarray(normalized), order, LOG1P_SCALE))
+    """Partial sums of normalized values by (gene, group); values whose group is -1 are left out."""
+    keys, values, logs = _sort_terms(
+        np.ascontiguousarray(genes, dtype=np.int64),
+        np.ascontiguousarray(groups, dtype=np.int64),
+        np.ascontiguousarray(normalized, dtype=np.float32),
+        n_genes,
+        n_groups,
+    )
+    return Partial(*_accumulate(keys, values, logs, n_groups))
+
+
+def unique_rows(
+    codes: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``np.unique(codes, axis=0, return_inverse=True)`` of non-negative codes, faster.
+
+    Each column's codes are ranked among those present (order kept) and the ranks are combined
+    into one integer per row, most significant column first, so sorting the integers sorts the
+    rows. ``np.unique`` over rows compares them as opaque bytes, which took ~1 s of a 200 k-cell
+    build. Falls back to it if the combined integer could overflow.
+    """
+    n, m = codes.shape
+    if n == 0:
+        return codes, np.zeros(0, np.int64)
+    key = np.zeros(n, np.int64)
+    span = 1
+    for c in range(m):
+        col = codes[:, c]
+        present = np.zeros(int(col.max(initial=0)) + 1, dtype=bool)
+        present[col] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        card = int(rank[-1]) + 1
+        span *= card
+        if span >= 1 << 62:
+            unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+            return unique, inverse.reshape(-1)
+        key = key * card + rank[col]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return codes[first], inverse.reshape(-1)
 
 
 # ----------------------------------------------------------------------------- band side
@@ -337,7 +453,7 @@ class BandSummary:
         if not primary.any():
             return
         codes = np.stack([_codes(obs, c) for c in GROUP_COLUMNS], axis=1)[primary]
-        unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+        unique, inverse = unique_rows(codes)
         local = np.empty(len(unique), dtype=np.int64)
         for i, key in enumerate(map(tuple, unique.tolist())):
             known = self.group_of.get(key)
@@ -345,19 +461,17 @@ class BandSummary:
                 known = self.group_of[key] = len(self.n_cells)
                 self.n_cells.append(0)
             local[i] = known
-        counts = np.bincount(inverse.reshape(-1), minlength=len(unique))
+        counts = np.bincount(inverse, minlength=len(unique))
         for g, n in zip(local.tolist(), counts.tolist(), strict=True):
             self.n_cells[g] += n
         cell_group = np.full(obs.num_rows, -1, dtype=np.int64)
-        cell_group[primary] = local[inverse.reshape(-1)]
+        cell_group[primary] = local[inverse]
         for a in range(0, len(rows), self.piece):
             b = a + self.piece
-            group = cell_group[rows[a:b] - first_joinid]
-            keep = group >= 0
             part = accumulate(
-                cols[a:b][keep],
-                group[keep],
-                normalized[a:b][keep],
+                cols[a:b],
+                cell_group[rows[a:b] - first_joinid],
+                normalized[a:b],
                 self.n_genes,
                 len(self.n_cells),
             )
