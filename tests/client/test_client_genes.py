@@ -459,8 +459,8 @@ def test_summarize_reads_the_same_through_any_handle_and_context(
 def test_summarize_reads_a_summary_of_the_earlier_layout(
     census: tiledbsoma.Collection[Any], soma_path: Path, tmp_path: Path
 ) -> None:
-    """Releases built before the summary's columns became non-nullable and its tiles smaller
-    (8,192 rows) read the same."""
+    """Releases built before the summary's columns became non-nullable, its data tiles smaller
+    (8,192 rows) and its space tiles as wide as all groups (2,048 then) read the same."""
     old = tmp_path / "soma"
     shutil.copytree(soma_path, old)
     org = old / "cellcensus_genes" / "homo_sapiens"
@@ -469,7 +469,7 @@ def test_summarize_reads_a_summary_of_the_earlier_layout(
     with tiledbsoma.Collection[Any].open(str(org), "d") as coll:
         del coll["expression_summary"]
     shutil.rmtree(org / "expression_summary")
-    config = builder_summary._platform_config("fast")
+    config = builder_summary._platform_config("fast", 2048)  # earlier layout: 2,048-group tiles
     config["tiledb"]["create"]["capacity"] = 8192
     nullable = pa.schema([f.with_nullable(True) for f in builder_summary.SUMMARY_SCHEMA])
     uri = str(org / "expression_summary")

