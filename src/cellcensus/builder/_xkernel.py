@@ -2,8 +2,9 @@
 
 X arrays are row-major with row-major tiles of ``X_TILE`` x ``X_TILE``: cells sort by (row band,
 column tile, row, column). Each row's cells are sorted by census column (only when the dataset's
-genes map to census columns out of order), then a stable counting sort on the (band, column tile)
-block finishes the job: about 2x faster than the same with numpy/scipy sorts and gathers.
+genes map to census columns out of order: two counting sorts, by column then by row), then a
+stable counting sort on the (band, column tile) block finishes the job: about 2x faster than the
+same with numpy/scipy sorts and gathers.
 numba comes with the project's dependencies already (scanpy, via cellxgene-schema).
 """
 
@@ -12,6 +13,43 @@ from __future__ import annotations
 import numba
 import numpy as np
 import numpy.typing as npt
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _sort_within_rows(
+    indptr: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    by_col: npt.NDArray[np.int64],
+    row_of: npt.NDArray[np.int64],
+    within: npt.NDArray[np.int64],
+) -> None:
+    """``within``: the CSR positions with columns ascending within each row.
+
+    Two stable counting sorts, by column then by row (a sort of each row was 3x slower on 20-160
+    values a row); ``by_col`` and ``row_of`` are scratch of the values' length.
+    """
+    n_rows = indptr.shape[0] - 1
+    n = cols.shape[0]
+    n_cols = 0
+    for i in range(n):
+        n_cols = max(n_cols, cols[i] + 1)
+    at = np.zeros(n_cols + 1, np.int64)
+    for i in range(n):
+        at[cols[i] + 1] += 1
+    for c in range(n_cols):
+        at[c + 1] += at[c]
+    for i in range(n):
+        by_col[at[cols[i]]] = i
+        at[cols[i]] += 1
+    for r in range(n_rows):
+        for k in range(indptr[r], indptr[r + 1]):
+            row_of[k] = r
+    at = indptr[:-1].copy()
+    for j in range(n):
+        p = by_col[j]
+        r = row_of[p]
+        within[at[r]] = p
+        at[r] += 1
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
@@ -24,16 +62,14 @@ def _order(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     n_rows = indptr.shape[0] - 1
     n = cols.shape[0]
+    order = np.empty(n, np.int64)
+    rows = np.empty(n, np.int64)
     within = np.empty(n, np.int64)  # row-major, census columns ascending within each row
-    for r in range(n_rows):
-        a, b = indptr[r], indptr[r + 1]
-        if sort_rows and b - a > 1:
-            o = np.argsort(cols[a:b])
-            for i in range(b - a):
-                within[a + i] = a + o[i]
-        else:
-            for i in range(a, b):
-                within[i] = i
+    if sort_rows:  # ``order`` and ``rows`` are its scratch until they are filled below
+        _sort_within_rows(indptr, cols, order, rows, within)
+    else:
+        for i in range(n):
+            within[i] = i
     n_col_tiles = 1
     for i in range(n):
         n_col_tiles = max(n_col_tiles, (cols[i] >> tile_shift) + 1)
@@ -47,8 +83,6 @@ def _order(
             fill[band * n_col_tiles + (cols[k] >> tile_shift) + 1] += 1
     for j in range(1, fill.shape[0]):
         fill[j] += fill[j - 1]
-    order = np.empty(n, np.int64)
-    rows = np.empty(n, np.int64)
     for r in range(n_rows):
         band = ((row0 + r) >> tile_shift) - base
         for k in range(indptr[r], indptr[r + 1]):
