@@ -35,6 +35,7 @@ import numpy.typing as npt
 from cellcensus.builder import _schema as S
 from cellcensus.builder._compat import ArrayBatchWriter
 from cellcensus.builder._runs import Run, write_run
+from cellcensus.builder._xkernel import bucket_starts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -92,11 +93,7 @@ def _by_gene(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Stable counting sort by gene: the permutation, and each gene's offsets (``n_genes + 1``)."""
     n = cols.shape[0]
-    indptr = np.zeros(n_genes + 1, np.int64)
-    for i in range(n):
-        indptr[cols[i] + 1] += 1
-    for g in range(n_genes):
-        indptr[g + 1] += indptr[g]
+    indptr = bucket_starts(cols, n_genes)
     fill = indptr[:-1].copy()
     order = np.empty(n, np.int64)
     for i in range(n):

@@ -38,6 +38,7 @@ import tiledbsoma as soma
 from cellcensus._leftovers import drop_members
 from cellcensus.builder import _schema as S
 from cellcensus.builder._runs import Run, write_run
+from cellcensus.builder._xkernel import bucket_starts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -154,20 +155,12 @@ def _order(
     """Stable permutation sorting by (gene, group): two counting sorts, group then gene."""
     n = genes.shape[0]
     first = np.empty(n, np.int64)
-    fill = np.zeros(n_groups + 1, np.int64)
-    for i in range(n):
-        fill[groups[i] + 1] += 1
-    for k in range(n_groups):
-        fill[k + 1] += fill[k]
+    fill = bucket_starts(groups, n_groups)
     for i in range(n):
         first[fill[groups[i]]] = i
         fill[groups[i]] += 1
     order = np.empty(n, np.int64)
-    fill = np.zeros(n_genes + 1, np.int64)
-    for i in range(n):
-        fill[genes[i] + 1] += 1
-    for k in range(n_genes):
-        fill[k + 1] += fill[k]
+    fill = bucket_starts(genes, n_genes)
     for j in range(n):
         i = first[j]
         order[fill[genes[i]]] = i
@@ -201,14 +194,8 @@ def _sort_terms(
     in cell order repeat within a cell, and the result is the same function of the value.
     """
     n = genes.shape[0]
-    fill = np.zeros(n_groups + 1, np.int64)
-    kept = 0
-    for i in range(n):
-        if groups[i] >= 0:
-            fill[groups[i] + 1] += 1
-            kept += 1
-    for k in range(n_groups):
-        fill[k + 1] += fill[k]
+    fill = bucket_starts(groups, n_groups)  # leaves out the values without a group (-1)
+    kept = fill[n_groups]
     first = np.empty(kept, np.int64)
     for i in range(n):
         if groups[i] >= 0:

@@ -16,6 +16,19 @@ import numpy.typing as npt
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def bucket_starts(keys: npt.NDArray[np.int64], n_buckets: int) -> npt.NDArray[np.int64]:
+    """Where each key's bucket starts in a stable counting sort of ``keys`` (``0 <= key <
+    n_buckets``; negative keys are left out): ``n_buckets + 1`` offsets, the last the total."""
+    starts = np.zeros(n_buckets + 1, np.int64)
+    for i in range(keys.shape[0]):
+        if keys[i] >= 0:
+            starts[keys[i] + 1] += 1
+    for k in range(n_buckets):
+        starts[k + 1] += starts[k]
+    return starts
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _sort_within_rows(
     indptr: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
@@ -33,11 +46,7 @@ def _sort_within_rows(
     n_cols = 0
     for i in range(n):
         n_cols = max(n_cols, cols[i] + 1)
-    at = np.zeros(n_cols + 1, np.int64)
-    for i in range(n):
-        at[cols[i] + 1] += 1
-    for c in range(n_cols):
-        at[c + 1] += at[c]
+    at = bucket_starts(cols, n_cols)
     for i in range(n):
         by_col[at[cols[i]]] = i
         at[cols[i]] += 1
