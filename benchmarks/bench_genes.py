@@ -460,11 +460,16 @@ def _copies_part(releases: dict[str, str], var: Any, rounds: int) -> None:
     arrays = {}
     opened = {name: tiledbsoma.open(u) for name, u in releases.items()}
     try:
-        for name, census in opened.items():
-            arrays[name] = {
-                layer: census["cellcensus_genes"]["homo_sapiens"]["X"][layer]
-                for layer in ("raw", "normalized")
-            }
+        copies = {
+            name: census["cellcensus_genes"]["homo_sapiens"]["X"] for name, census in opened.items()
+        }
+        # the layers both releases copy (builds copy raw only by default since the gene-major
+        # layers setting; an older release may hold both)
+        layers = [
+            layer for layer in ("raw", "normalized") if all(layer in c for c in copies.values())
+        ]
+        for name, coll in copies.items():
+            arrays[name] = {layer: coll[layer] for layer in layers}
         print(f"\n## gene-major copies: genes x all human cells (median of {rounds * 3} sets)")
         print("| genes | layer | values | this | baseline | baseline / this |")
         print("| ---: | --- | ---: | ---: | ---: | ---: |")
@@ -472,7 +477,7 @@ def _copies_part(releases: dict[str, str], var: Any, rounds: int) -> None:
             gene_sets = [
                 np.sort(rng.choice(expressed, n, replace=False)) for _ in range(rounds * 3)
             ]
-            for layer in ("raw", "normalized"):
+            for layer in layers:
                 times: dict[str, list[float]] = {name: [] for name in releases}
                 values: dict[str, int] = {name: 0 for name in releases}
                 for i, ids in enumerate(gene_sets):
