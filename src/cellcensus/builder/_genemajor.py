@@ -35,7 +35,7 @@ import numpy.typing as npt
 from cellcensus.builder import _schema as S
 from cellcensus.builder._compat import ArrayBatchWriter
 from cellcensus.builder._runs import Run, write_run
-from cellcensus.builder._xkernel import bucket_starts
+from cellcensus.builder._xkernel import counting_order
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -92,14 +92,8 @@ def _by_gene(
     cols: npt.NDArray[np.int64], n_genes: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Stable counting sort by gene: the permutation, and each gene's offsets (``n_genes + 1``)."""
-    n = cols.shape[0]
-    indptr = bucket_starts(cols, n_genes)
-    fill = indptr[:-1].copy()
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        c = cols[i]
-        order[fill[c]] = i
-        fill[c] += 1
+    order = np.empty(cols.shape[0], np.int64)
+    indptr = counting_order(cols, n_genes, order)
     return order, indptr
 
 

@@ -38,7 +38,7 @@ import tiledbsoma as soma
 from cellcensus._leftovers import drop_members
 from cellcensus.builder import _schema as S
 from cellcensus.builder._runs import Run, write_run
-from cellcensus.builder._xkernel import bucket_starts
+from cellcensus.builder._xkernel import bucket_starts, counting_order
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -155,10 +155,7 @@ def _order(
     """Stable permutation sorting by (gene, group): two counting sorts, group then gene."""
     n = genes.shape[0]
     first = np.empty(n, np.int64)
-    fill = bucket_starts(groups, n_groups)
-    for i in range(n):
-        first[fill[groups[i]]] = i
-        fill[groups[i]] += 1
+    counting_order(groups, n_groups, first)
     order = np.empty(n, np.int64)
     fill = bucket_starts(genes, n_genes)
     for j in range(n):
@@ -193,14 +190,8 @@ def _sort_terms(
     gathered at random. log1p (a slow libm call) is remembered by the float's bits: values read
     in cell order repeat within a cell, and the result is the same function of the value.
     """
-    n = genes.shape[0]
-    fill = bucket_starts(groups, n_groups)  # leaves out the values without a group (-1)
-    kept = fill[n_groups]
-    first = np.empty(kept, np.int64)
-    for i in range(n):
-        if groups[i] >= 0:
-            first[fill[groups[i]]] = i
-            fill[groups[i]] += 1
+    first = np.empty(genes.shape[0], np.int64)
+    kept = counting_order(groups, n_groups, first)[n_groups]  # no group (-1): left out
     fill = np.zeros(n_genes + 1, np.int64)
     for j in range(kept):
         fill[genes[first[j]] + 1] += 1

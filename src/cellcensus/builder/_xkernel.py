@@ -29,6 +29,22 @@ def bucket_starts(keys: npt.NDArray[np.int64], n_buckets: int) -> npt.NDArray[np
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def counting_order(
+    keys: npt.NDArray[np.int64], n_buckets: int, out: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Stable counting sort: ``out[:m]`` gets the positions of the ``m`` non-negative keys in key
+    order (``out`` holds at least ``m``); returns the buckets' starts (:func:`bucket_starts`)."""
+    starts = bucket_starts(keys, n_buckets)
+    fill = starts[:-1].copy()
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if k >= 0:
+            out[fill[k]] = i
+            fill[k] += 1
+    return starts
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _sort_within_rows(
     indptr: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
@@ -46,10 +62,7 @@ def _sort_within_rows(
     n_cols = 0
     for i in range(n):
         n_cols = max(n_cols, cols[i] + 1)
-    at = bucket_starts(cols, n_cols)
-    for i in range(n):
-        by_col[at[cols[i]]] = i
-        at[cols[i]] += 1
+    counting_order(cols, n_cols, by_col)
     for r in range(n_rows):
         for k in range(indptr[r], indptr[r + 1]):
             row_of[k] = r
