@@ -33,26 +33,49 @@ if TYPE_CHECKING:
 
     import tiledbsoma as soma
 
-__all__ = ["OBS_COPY", "compare_obs_copy", "read_obs_copy", "write_obs_copy"]
+__all__ = ["OBS_COPY", "compare_obs_copy", "obs_chunks", "read_obs_copy", "write_obs_copy"]
 
 #: The file's name in ``cellcensus_genes/<organism>/``.
 OBS_COPY = "obs.arrow"
 #: Buffer compression of the record batches (LZ4 frame: decompresses at memory speed).
 COMPRESSION = "lz4"
+#: Rows of obs read at a time (a few MiB with the Census's ~30 columns).
+CHUNK_ROWS = 1 << 16
 
 
-def write_obs_copy(obs: soma.DataFrame, path: Path) -> int:
+def obs_chunks(
+    obs: soma.DataFrame, column_names: Sequence[str] | None = None, rows: int = CHUNK_ROWS
+) -> Iterator[pa.Table]:
+    """``obs`` in ``soma_joinid`` order, ``rows`` joinids at a time (memory: one chunk).
+
+    A plain ``obs.read()`` returns batches as large as TileDB-SOMA's result buffers hold (one
+    buffer per column: at 16 MiB each, ~1 M rows of the Census's obs), so reading it whole held
+    more memory the larger the census was; slices of the joinid range bound each read.
+    """
+    if obs.count == 0:
+        return
+    ((lo, hi),) = obs.non_empty_domain()[:1]
+    names = None if column_names is None else list(column_names)
+    for start in range(int(lo), int(hi) + 1, rows):
+        stop = min(start + rows, int(hi) + 1) - 1  # SOMA slices include their end
+        yield obs.read(
+            coords=(slice(start, stop),), column_names=names, result_order="row-major"
+        ).concat()
+
+
+def write_obs_copy(obs: soma.DataFrame, path: Path, *, chunk_rows: int = CHUNK_ROWS) -> int:
     """Write the copy of ``obs`` (all columns, ``soma_joinid`` order) to ``path``; its rows.
 
-    Streams obs batch by batch (memory: one read batch). Written to ``<path>.part`` and renamed,
-    so an interrupted write leaves no copy. Writes nothing for an empty obs (returns 0).
+    Streams obs chunk by chunk (memory: one :func:`obs_chunks` chunk). Written to
+    ``<path>.part`` and renamed, so an interrupted write leaves no copy. Writes nothing for an
+    empty obs (returns 0).
     """
     part = path.with_name(path.name + ".part")
     rows = 0
     writer: ipc.RecordBatchFileWriter | None = None
     try:
         with pa.OSFile(str(part), "wb") as sink:
-            for table in obs.read(result_order="row-major"):
+            for table in obs_chunks(obs, rows=chunk_rows):
                 for batch in table.to_batches():
                     if writer is None:
                         options = ipc.IpcWriteOptions(compression=COMPRESSION)
@@ -108,7 +131,9 @@ def _names(source: Path | pa.Buffer) -> list[str]:
 
 
 def _copy_batches(path: Path) -> Generator[pa.RecordBatch, None, None]:
-    with pa.memory_map(str(path)) as source:
+    # read, not mapped: the pages of a mapping stay in the process's RSS while it is open, so
+    # comparing a mapped copy held the whole file by the end
+    with pa.OSFile(str(path)) as source:
         reader = ipc.open_file(source)
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)
@@ -130,7 +155,7 @@ def _compare(obs: soma.DataFrame, path: Path, copy: Iterator[pa.RecordBatch]) ->
     pending: list[pa.RecordBatch] = []
     have = 0
     row = 0
-    for table in obs.read(result_order="row-major"):
+    for table in obs_chunks(obs):
         n = table.num_rows
         while have < n:
             batch = next(copy, None)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 import tiledb
 import tiledbsoma as soma
+from pyarrow import ipc
 
 from cellcensus._obscopy import OBS_COPY, compare_obs_copy, read_obs_copy, write_obs_copy
 from cellcensus.builder import BuildOptions, build_census, validate_build
@@ -23,7 +24,6 @@ from cellcensus.errors import BadInputError, IntegrityError
 from .expected_census import gene_tables
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from cellcensus.builder import BuildResult
@@ -299,26 +299,61 @@ def test_validation_finds_a_damaged_or_missing_obs_copy(
 
 
 class _FailingObs:
-    """Stands in for an obs DataFrame whose read fails after its first batch."""
+    """Stands in for an obs DataFrame whose reads fail after the first one."""
 
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
+    def __init__(self, obs: soma.DataFrame) -> None:
+        self.obs = obs
+        self.count = obs.count
+        self.reads = 0
 
-    def read(self, **_: Any) -> Iterator[pa.Table]:
-        yield self.table
-        msg = "storage went away"
-        raise OSError(msg)
+    def non_empty_domain(self) -> Any:
+        return self.obs.non_empty_domain()
+
+    def read(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        if self.reads > 1:
+            msg = "storage went away"
+            raise OSError(msg)
+        return self.obs.read(**kwargs)
 
 
 def test_an_interrupted_obs_copy_leaves_no_file(census_build: Path, tmp_path: Path) -> None:
+    path = tmp_path / OBS_COPY
     with soma.DataFrame.open(
         str(census_build / "soma" / "census_data" / "mus_musculus" / "obs")
     ) as o:
-        table = o.read().concat()
-    path = tmp_path / OBS_COPY
-    with pytest.raises(OSError, match="storage went away"):
-        write_obs_copy(_FailingObs(table), path)  # type: ignore[arg-type]
+        failing = _FailingObs(o)
+        with pytest.raises(OSError, match="storage went away"):
+            write_obs_copy(failing, path, chunk_rows=max(1, o.count // 3))  # type: ignore[arg-type]
+    assert failing.reads == 2  # the first chunk was written
     assert list(tmp_path.iterdir()) == []
+
+
+def test_obs_copy_in_chunks_equals_obs(census_build: Path, tmp_path: Path) -> None:
+    """Written and compared a few rows at a time, the copy is obs; a changed row is found."""
+    path = tmp_path / OBS_COPY
+    with soma.DataFrame.open(
+        str(census_build / "soma" / "census_data" / "mus_musculus" / "obs")
+    ) as o:
+        rows = o.count
+        assert write_obs_copy(o, path, chunk_rows=7) == rows
+        assert read_obs_copy(path, None).equals(o.read().concat())
+        assert compare_obs_copy(o, path) == rows
+        table = o.read().concat()
+    changed = table.set_column(
+        table.schema.get_field_index("nnz"),
+        "nnz",
+        pa.array([*table["nnz"].to_pylist()[:-1], -1], table.schema.field("nnz").type),
+    )
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, changed.schema) as writer:
+        writer.write_table(changed, max_chunksize=5)
+    with (
+        soma.DataFrame.open(
+            str(census_build / "soma" / "census_data" / "mus_musculus" / "obs")
+        ) as o,
+        pytest.raises(IntegrityError, match=f"rows .*{rows - 1} differ"),
+    ):
+        compare_obs_copy(o, path)
 
 
 def test_small_build_result_is_validated(small_build: BuildResult) -> None:

@@ -62,6 +62,8 @@ def _reopen(obj: Any) -> Any:  # noqa: ANN401 - a tiledbsoma object
     return soma.open(obj.uri, context=soma_context())
 
 
+#: Summary rows read at a time by the summary's check (at most; ~8 MiB of its four columns).
+SUMMARY_READ_ROWS = 1 << 18
 #: Cells and genes of the random sample compared between X and each gene-major copy.
 SAMPLE_CELLS = 64
 SAMPLE_GENES = 16
@@ -285,10 +287,16 @@ def _check_summary(
         n_expressing = 0
         bad = 0
         columns = ["var_joinid", "group_joinid", "n_expressing", "sum"]
+        # a gene has at most one row per group: reads of `step` genes hold a bounded number of
+        # rows, however many groups (datasets, cell types) the census has
+        step = max(1, SUMMARY_READ_ROWS // max(n_groups, 1))
         batches = (
             batch
             for lo, hi in _spans(summary.uri)
-            for batch in summary.read(coords=(slice(lo, hi),), column_names=columns)
+            for start in range(lo, hi + 1, step)
+            for batch in summary.read(
+                coords=(slice(start, min(start + step, hi + 1) - 1),), column_names=columns
+            )
         )
         for batch in batches:
             n_expressing += int(pc.sum(batch["n_expressing"]).as_py() or 0)

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import tiledbsoma as soma
 
 from cellcensus._formats.build import BuildInfo
+from cellcensus._obscopy import obs_chunks
 from cellcensus.builder import _schema as S
 from cellcensus.builder._allocator import tune_allocator
 from cellcensus.builder._band import INT64_PLACEHOLDER, soma_context
@@ -144,7 +145,7 @@ class _ObsTotals:
 def _stream_obs(obs: soma.DataFrame) -> _ObsTotals:
     t = _ObsTotals()
     columns = ["soma_joinid", "dataset_id", "nnz", "is_primary_data"]
-    for batch in obs.read(column_names=columns):
+    for batch in obs_chunks(obs, columns):
         if batch.num_rows == 0:
             continue
         joinid = batch["soma_joinid"]
