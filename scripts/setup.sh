@@ -35,13 +35,17 @@ if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q " $UV_VERSION"; then
 fi
 
 key="$(IFS=-; echo "${extras[*]}")"
-stamp="$VENV/.cellcensus-$DEPS-$key"
+stamp="$VENV/.cellcensus-$DEPS-$key-compiled"
 if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ ! uv.lock -nt "$stamp" ] \
   && [ ! scripts/newest-overrides.txt -nt "$stamp" ]; then
   exit 0
 fi
 
-export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$VENV"
+# --compile-bytecode: write the .pyc files at install time, as pip does (uv does not by default).
+# Without them every process compiles each module it imports from source, and where
+# PYTHONDONTWRITEBYTECODE is set (as on the CI machines) it does so on every start: about 1.5 s of
+# each `cellcensus` command's start-up on the 2-core machine (benchmarks/RESULTS.md, "Start-up").
+export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$VENV" UV_COMPILE_BYTECODE=1
 if [ "$DEPS" = locked ]; then
   # exactly the versions of uv.lock (fails if the lock is out of date with pyproject.toml:
   # run `uv lock` then); --inexact keeps uv and pip in the environment
@@ -56,5 +60,7 @@ else
   "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --upgrade \
     --override scripts/newest-overrides.txt -e "$spec"
 fi
+# the editable project's own modules too (uv compiles the environment's packages only)
+"$VENV/bin/python" -m compileall -q src > /dev/null
 "$VENV/bin/python" -c "import cellcensus, tiledbsoma, cellxgene_census"
 touch "$stamp"
