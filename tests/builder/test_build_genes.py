@@ -396,6 +396,30 @@ def test_default_build_copies_raw_only_and_validation_holds_it_to_its_settings(
         validate_build(both, sample_cells=8)
 
 
+@pytest.mark.slow  # 10 s: another build for it
+def test_a_copy_of_normalized_only_holds_the_normalized_values(
+    small_corpus: SynthCorpus, tmp_path: Path
+) -> None:
+    """``gene_major_layers=("normalized",)``: the one copy holds X/normalized (the spill once
+    paired the build's first copy with the raw values, whatever its layer)."""
+    out = tmp_path / "2026-11-01"
+    build_census(
+        small_corpus.manifest_path,
+        out,
+        options=BuildOptions(
+            tag="2026-11-01", validation_sample_cells=8, gene_major_layers=("normalized",)
+        ),
+    )
+    with soma.Collection[Any].open(str(out / "soma")) as census:
+        for organism in ORGANISMS:
+            x = census["census_data"][organism].ms["RNA"].X
+            copies = census["cellcensus_genes"][organism]["X"]
+            assert set(copies) == {"normalized"}
+            want = _sorted_x(x["normalized"])
+            assert want.num_rows > 0
+            assert _sorted_x(copies["normalized"]).equals(want), organism
+
+
 @pytest.mark.parametrize("layers", [(), ("raw", "raw"), ("counts",)])
 def test_gene_major_layers_must_name_x_layers_once(
     small_corpus: SynthCorpus, tmp_path: Path, layers: tuple[str, ...]

@@ -38,7 +38,7 @@ from cellcensus.builder._runs import Run, write_run
 from cellcensus.builder._xkernel import counting_order
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -162,12 +162,20 @@ class GeneMajorSpill:
         First cell (obs ``soma_joinid``) of the band.
     budget
         Values held at once while writing (the build's ``chunk_nnz``).
+    layers
+        The X layers copied, in ``S.X_LAYERS`` order: only their values are spilled.
     """
 
     def __init__(
-        self, spill_dir: Path, shape: tuple[int, int], joinid_start: int, budget: int
+        self,
+        spill_dir: Path,
+        shape: tuple[int, int],
+        joinid_start: int,
+        budget: int,
+        layers: tuple[str, ...] = S.X_LAYERS,
     ) -> None:
         self.dir = spill_dir
+        self.layers = layers
         self.shape = shape
         self.n_genes = int(shape[1])
         self.joinid_start = joinid_start
@@ -181,10 +189,12 @@ class GeneMajorSpill:
         self,
         rows: npt.NDArray[np.int64],
         cols: npt.NDArray[np.int64],
-        raw: npt.NDArray[np.float32],
-        normalized: npt.NDArray[np.float32],
+        values: Mapping[str, npt.NDArray[np.float32]],
     ) -> None:
-        """Spill one chunk's cells (in X's global order; after every cell added before)."""
+        """Spill one chunk's cells (in X's global order; after every cell added before).
+
+        ``values``: each X layer's values of the cells (those of :attr:`layers` are kept).
+        """
         n = len(rows)
         if n == 0:
             return
@@ -195,8 +205,7 @@ class GeneMajorSpill:
             raise AssertionError(msg)
         columns = [
             offsets.astype(np.int32),
-            raw[order].astype(np.float32, copy=False),
-            normalized[order].astype(np.float32, copy=False),
+            *(values[layer][order].astype(np.float32, copy=False) for layer in self.layers),
         ]
         path = self.dir / f"run-{len(self.runs):06d}.bin"
         write_run(path, indptr, columns)
@@ -217,21 +226,16 @@ class GeneMajorSpill:
     def _pieces(
         self, g0: int, g1: int
     ) -> Iterator[
-        tuple[
-            npt.NDArray[np.int64],
-            npt.NDArray[np.int64],
-            npt.NDArray[np.float32],
-            npt.NDArray[np.float32],
-        ]
+        tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[npt.NDArray[np.float32]]]
     ]:
-        """The cells of genes ``[g0, g1)`` in (gene, cell) order, in pieces of bounded size."""
+        """The cells of genes ``[g0, g1)`` in (gene, cell) order, in pieces of bounded size:
+        rows, columns, and the values of each of :attr:`layers`."""
         single = g1 - g0 == 1 and int(self.totals[g0]) > self.budget
         cells: list[npt.NDArray[np.int32]] = []
         genes: list[npt.NDArray[np.int64]] = []
-        raws: list[npt.NDArray[np.float32]] = []
-        norms: list[npt.NDArray[np.float32]] = []
+        values: list[list[npt.NDArray[np.float32]]] = [[] for _ in self.layers]
         for run in self.runs:
-            counts, (c, r, v) = run.read(g0, g1)
+            counts, (c, *vs) = run.read(g0, g1)
             if not len(c):
                 continue
             if single:  # one gene larger than the budget: runs are already in cell order
@@ -240,35 +244,38 @@ class GeneMajorSpill:
                     yield (
                         c[part].astype(np.int64) + self.joinid_start,
                         np.full(len(c[part]), g0, dtype=np.int64),
-                        r[part],
-                        v[part],
+                        [v[part] for v in vs],
                     )
                 continue
             cells.append(c)
             genes.append(np.repeat(np.arange(g1 - g0, dtype=np.int64), counts))
-            raws.append(r)
-            norms.append(v)
+            for kept, v in zip(values, vs, strict=True):
+                kept.append(v)
         if not cells:
             return
         order, _ = gene_order(np.concatenate(genes), g1 - g0)
         rows = np.concatenate(cells)[order].astype(np.int64) + self.joinid_start
         cols = np.concatenate(genes)[order] + g0
-        yield rows, cols, np.concatenate(raws)[order], np.concatenate(norms)[order]
+        yield rows, cols, [np.concatenate(v)[order] for v in values]
 
     def write(self, uris: Sequence[str], timestamp: int) -> int:
-        """Write the band's fragment of each copy (raw, normalized); returns the values written."""
+        """Write the band's fragment of each copy (``uris``: one per layer of :attr:`layers`, in
+        that order); returns the values written."""
+        if len(uris) != len(self.layers):  # pragma: no cover - an internal invariant
+            msg = f"internal error: {len(uris)} copies for layers {list(self.layers)}"
+            raise AssertionError(msg)
         writers = [ArrayBatchWriter(uri, timestamp) for uri in uris]
         last: tuple[int, int] | None = None
         written = 0
         committed = False
         try:
             for g0, g1 in self.batches():
-                for rows, cols, raw, norm in self._pieces(g0, g1):
+                for rows, cols, layer_values in self._pieces(g0, g1):
                     if not in_gene_major_order(rows, cols, self.shape, last):
                         msg = "internal error: gene-major cells out of bounds or out of order"
                         raise AssertionError(msg)
                     last = (int(rows[-1]), int(cols[-1]))
-                    for writer, values in zip(writers, (raw, norm), strict=False):
+                    for writer, values in zip(writers, layer_values, strict=True):
                         writer.submit(rows, cols, values)
                     written += len(rows)
             committed = True

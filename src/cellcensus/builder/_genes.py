@@ -120,6 +120,7 @@ class BandExtras:
     """What a band task writes into ``cellcensus_genes`` besides X and obs."""
 
     gene_major: tuple[str, ...]  # URIs of the copies, in S.X_LAYERS order; () for none
+    gene_major_layers: tuple[str, ...]  # the X layer of each copy
     spill_dir: str  # the band's gene-major spill (removed when the band is done)
     summary_dir: str  # the band's summary partial sums (read by the driver)
 
@@ -133,8 +134,10 @@ def band_dirs(work: Path, organism: str, index: int) -> tuple[Path, Path]:
 def band_extras(work: Path, organism: str, index: int, copies: dict[str, str]) -> BandExtras:
     """The extras of band ``index`` of an organism (``copies``: layer -> URI, may be empty)."""
     spill, summary = band_dirs(work, organism, index)
+    layers = tuple(layer for layer in S.X_LAYERS if layer in copies)
     return BandExtras(
-        gene_major=tuple(copies[layer] for layer in S.X_LAYERS if layer in copies),
+        gene_major=tuple(copies[layer] for layer in layers),
+        gene_major_layers=layers,
         spill_dir=str(spill),
         summary_dir=str(summary),
     )
@@ -170,7 +173,13 @@ class BandWork:
         self.extras = extras
         self.timestamp = timestamp
         self.spill = (
-            GeneMajorSpill(Path(extras.spill_dir), shape, joinid_start, write_budget(budget))
+            GeneMajorSpill(
+                Path(extras.spill_dir),
+                shape,
+                joinid_start,
+                write_budget(budget),
+                layers=extras.gene_major_layers,
+            )
             if extras.gene_major
             else None
         )
@@ -192,7 +201,8 @@ class BandWork:
         if self.spill is not None:  # in pieces: the sort's temporaries stay a fraction of a chunk
             for a in range(0, len(rows), self.piece):
                 b = a + self.piece
-                self.spill.add(rows[a:b], cols[a:b], raw[a:b], normalized[a:b])
+                values = {"raw": raw[a:b], "normalized": normalized[a:b]}
+                self.spill.add(rows[a:b], cols[a:b], values)
         self.summary.add(rows, cols, normalized, obs, first_joinid)
 
     def finish(self, dictionaries: dict[str, list[str]]) -> None:
