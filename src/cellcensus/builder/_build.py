@@ -70,7 +70,6 @@ from cellcensus.builder._plan import (
     band_cuts,
     make_bands,
     make_plans,
-    n_bands,
 )
 from cellcensus.builder._scan import (
     SCAN_PART_ROWS,
@@ -844,22 +843,21 @@ def _add_to_build_json(run: _Run, keys: dict[str, Any]) -> None:
     path.write_bytes(replace(info, summary={**info.summary, **keys}).to_json())
 
 
-def _plan_digest(run: _Run, plans: list[OrganismPlan]) -> str:
+def _plan_digest(run: _Run, plans: list[OrganismPlan], cuts: dict[str, list[int]]) -> str:
     """What a resumed build's finished bands must have been made for: the contributing datasets,
     the output settings and the band cuts (bands are known by index, so a cellcensus that cuts
     them differently must not reuse them)."""
     contributing = [d.scan.key for p in plans for d in p.datasets]
-    cuts = band_cuts(plans, band_cost(plans, run.options.chunk_nnz, run.options.band_nnz))
     return digest({"datasets": contributing, "cuts": cuts, **_output_settings(run)})
 
 
 def _plan_bands(
-    run: _Run, plans: list[OrganismPlan]
+    run: _Run, plans: list[OrganismPlan], cuts: dict[str, list[int]]
 ) -> tuple[list[BandTask], dict[str, str], dict[str, dict[str, Any]]]:
-    """Create the census structure (once) and cut every experiment into band tasks."""
+    """Create the census structure (once) and cut every experiment into band tasks at
+    ``cuts`` (:func:`band_cuts`)."""
     opts = run.options
-    cost = band_cost(plans, opts.chunk_nnz, opts.band_nnz)
-    structure = _create_structure(run, plans, sum(n_bands(p, cost) for p in plans))
+    structure = _create_structure(run, plans, sum(len(c) - 1 for c in cuts.values()))
     exp_uris: dict[str, str] = structure["experiments"]
     genes: dict[str, dict[str, Any]] = structure["genes"]
     tasks: list[BandTask] = []
@@ -870,7 +868,7 @@ def _plan_bands(
         tasks += make_bands(
             plan,
             exp_uri=exp_uris[plan.key],
-            cost=cost,
+            bounds=cuts[plan.key],
             chunk_nnz=opts.chunk_nnz,
             check_values=opts.on_error != "skip",
             first_timestamp=timestamp,
@@ -943,10 +941,12 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
                 "tissue_type and the skipped datasets)"
             )
             raise BadInputError(msg)
-        if run.state.begin_plan(_plan_digest(run, plans)):
+        with run.timed("plan"):  # once: the digest and the tasks must see the same cuts
+            cuts = band_cuts(plans, band_cost(plans, opts.chunk_nnz, opts.band_nnz))
+        if run.state.begin_plan(_plan_digest(run, plans, cuts)):
             logger.info("the plan is unchanged: reusing finished bands")
         with run.timed("plan"):
-            tasks, exp_uris, genes = _plan_bands(run, plans)
+            tasks, exp_uris, genes = _plan_bands(run, plans, cuts)
         with run.timed("bands"):
             results = _run_bands(run, tasks, executor)
         with run.timed("scenes"):

@@ -354,22 +354,18 @@ def band_cuts(plans: list[OrganismPlan], cost: int) -> dict[str, list[int]]:
     return {p.key: _boundaries(p, cost) for p in plans if p.n_obs}
 
 
-def n_bands(plan: OrganismPlan, cost: int) -> int:
-    """How many bands :func:`make_bands` cuts an experiment into."""
-    return len(_boundaries(plan, cost)) - 1 if plan.n_obs else 0
-
-
 def make_bands(
     plan: OrganismPlan,
     *,
     exp_uri: str,
-    cost: int,
+    bounds: list[int],
     chunk_nnz: int,
     check_values: bool,
     first_timestamp: int,
     work_dir: Path,
 ) -> list[BandTask]:
-    """Cut an experiment into band tasks (see ``_band``); timestamps count up from the first."""
+    """Cut an experiment into band tasks (see ``_band``) at ``bounds`` (its entry of
+    :func:`band_cuts`); timestamps count up from the first."""
     if plan.n_obs == 0:
         return []
     datasets = tuple(
@@ -382,7 +378,6 @@ def make_bands(
         )
         for d in plan.datasets
     )
-    bounds = _boundaries(plan, cost)
     ends = np.cumsum(plan.blocks["n"])
     starts = ends - plan.blocks["n"]
     tasks = []
