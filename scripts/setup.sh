@@ -43,8 +43,9 @@ fi
 
 # --compile-bytecode: write the .pyc files at install time, as pip does (uv does not by default).
 # Without them every process compiles each module it imports from source, and where
-# PYTHONDONTWRITEBYTECODE is set (as on the CI machines) it does so on every start: about 1.5 s of
-# each `cellcensus` command's start-up on the 2-core machine (benchmarks/RESULTS.md, "Start-up").
+# PYTHONDONTWRITEBYTECODE is set (as on the CI machines) it does so on every start: importing the
+# builder took 4.8-5.4 s that way against 1.5-1.8 s compiled on the 2-core machine
+# (benchmarks/RESULTS.md, "Validation memory, start-up, official builder again").
 export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$VENV" UV_COMPILE_BYTECODE=1
 if [ "$DEPS" = locked ]; then
   # exactly the versions of uv.lock (fails if the lock is out of date with pyproject.toml:

@@ -461,7 +461,7 @@ def clear_earlier_attempt(task: BandTask) -> None:
     """
     import tiledb
 
-    copies = task.extras.gene_major if task.extras is not None else ()
+    copies = tuple(uri for _, uri in task.extras.gene_major) if task.extras is not None else ()
     for uri in (*_x_uris(task), f"{task.exp_uri}/obs", *copies):
         tiledb.Array.delete_fragments(uri, task.timestamp, task.timestamp)
 

@@ -162,8 +162,8 @@ class GeneMajorSpill:
         First cell (obs ``soma_joinid``) of the band.
     budget
         Values held at once while writing (the build's ``chunk_nnz``).
-    layers
-        The X layers copied, in ``S.X_LAYERS`` order: only their values are spilled.
+    copies
+        (X layer, URI) of each copy written: only those layers' values are spilled.
     """
 
     def __init__(
@@ -172,10 +172,11 @@ class GeneMajorSpill:
         shape: tuple[int, int],
         joinid_start: int,
         budget: int,
-        layers: tuple[str, ...] = S.X_LAYERS,
+        copies: Sequence[tuple[str, str]],
     ) -> None:
         self.dir = spill_dir
-        self.layers = layers
+        self.layers = tuple(layer for layer, _ in copies)
+        self.uris = tuple(uri for _, uri in copies)
         self.shape = shape
         self.n_genes = int(shape[1])
         self.joinid_start = joinid_start
@@ -258,13 +259,9 @@ class GeneMajorSpill:
         cols = np.concatenate(genes)[order] + g0
         yield rows, cols, [np.concatenate(v)[order] for v in values]
 
-    def write(self, uris: Sequence[str], timestamp: int) -> int:
-        """Write the band's fragment of each copy (``uris``: one per layer of :attr:`layers`, in
-        that order); returns the values written."""
-        if len(uris) != len(self.layers):  # pragma: no cover - an internal invariant
-            msg = f"internal error: {len(uris)} copies for layers {list(self.layers)}"
-            raise AssertionError(msg)
-        writers = [ArrayBatchWriter(uri, timestamp) for uri in uris]
+    def write(self, timestamp: int) -> int:
+        """Write the band's fragment of each copy; returns the values written."""
+        writers = [ArrayBatchWriter(uri, timestamp) for uri in self.uris]
         last: tuple[int, int] | None = None
         written = 0
         committed = False

@@ -119,8 +119,7 @@ def create_genes(
 class BandExtras:
     """What a band task writes into ``cellcensus_genes`` besides X and obs."""
 
-    gene_major: tuple[str, ...]  # URIs of the copies, in S.X_LAYERS order; () for none
-    gene_major_layers: tuple[str, ...]  # the X layer of each copy
+    gene_major: tuple[tuple[str, str], ...]  # (X layer, URI) of each copy, in S.X_LAYERS order
     spill_dir: str  # the band's gene-major spill (removed when the band is done)
     summary_dir: str  # the band's summary partial sums (read by the driver)
 
@@ -134,10 +133,8 @@ def band_dirs(work: Path, organism: str, index: int) -> tuple[Path, Path]:
 def band_extras(work: Path, organism: str, index: int, copies: dict[str, str]) -> BandExtras:
     """The extras of band ``index`` of an organism (``copies``: layer -> URI, may be empty)."""
     spill, summary = band_dirs(work, organism, index)
-    layers = tuple(layer for layer in S.X_LAYERS if layer in copies)
     return BandExtras(
-        gene_major=tuple(copies[layer] for layer in layers),
-        gene_major_layers=layers,
+        gene_major=tuple((layer, copies[layer]) for layer in S.X_LAYERS if layer in copies),
         spill_dir=str(spill),
         summary_dir=str(summary),
     )
@@ -174,11 +171,7 @@ class BandWork:
         self.timestamp = timestamp
         self.spill = (
             GeneMajorSpill(
-                Path(extras.spill_dir),
-                shape,
-                joinid_start,
-                write_budget(budget),
-                layers=extras.gene_major_layers,
+                Path(extras.spill_dir), shape, joinid_start, write_budget(budget), extras.gene_major
             )
             if extras.gene_major
             else None
@@ -208,7 +201,7 @@ class BandWork:
     def finish(self, dictionaries: dict[str, list[str]]) -> None:
         """Write the band's gene-major fragments and its last summary run."""
         if self.spill is not None:
-            self.spill.write(self.extras.gene_major, self.timestamp)
+            self.spill.write(self.timestamp)
             self.spill.remove()
         self.summary.finish(dictionaries)
 
