@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from cellcensus.builder._genemajor import GeneMajorSpill
 from cellcensus.builder._summary import LOG1P_SCALE, accumulate, unique_rows
 from cellcensus.builder._xkernel import global_order
 from cellcensus.builder._xmath import normalize, obs_stats, round_half_to_even
@@ -379,3 +380,52 @@ def test_accumulate_sums_exactly_in_fixed_point() -> None:
     for s in range(4):
         got = [(hi << 31) + lo for hi, lo in part.words[:, 2 * s : 2 * s + 2].tolist()]
         assert got == [want[k][s + 1] for k in keys]
+
+
+@pytest.mark.parametrize(("n_runs", "budget"), [(1, 10_000), (1, 300), (4, 10_000), (4, 300)])
+def test_gene_major_spill_gives_every_value_once_in_gene_cell_order(
+    n_runs: int, budget: int, tmp_path: Path
+) -> None:
+    """Runs spilled chunk by chunk come back, batch by batch, as a lexsort by (gene, cell)."""
+    rng = np.random.default_rng(n_runs * budget)
+    n_genes, start = 50, 1000
+    spill = GeneMajorSpill(
+        tmp_path / "spill", (10_000, n_genes), start, budget, [("raw", "a"), ("normalized", "b")]
+    )
+    kept: list[list[np.ndarray]] = [[], [], [], []]  # rows, cols, raw, normalized
+    cell = start
+    for _ in range(n_runs):
+        n_cells = 200
+        per_cell = rng.integers(0, 12, n_cells)
+        rows = np.repeat(np.arange(cell, cell + n_cells), per_cell).astype(np.int64)
+        cols = np.concatenate(
+            [np.sort(rng.choice(n_genes, k, replace=False)) for k in per_cell]
+        ).astype(np.int64)
+        cols[rows % 3 == 0] = 7  # one gene holds more values than the small budget
+        keep = np.ones(len(rows), bool)
+        keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        rows, cols = rows[keep], cols[keep]
+        raw = rng.random(len(rows)).astype(np.float32)
+        norm = rng.random(len(rows)).astype(np.float32)
+        # X's global order within the chunk: (row tile, column tile, row, column)
+        order = np.lexsort((cols, rows, cols // 2048, rows // 2048))
+        rows, cols, raw, norm = rows[order], cols[order], raw[order], norm[order]
+        spill.add(rows, cols, {"raw": raw, "normalized": norm})
+        parts: list[np.ndarray] = [rows, cols, raw, norm]
+        for acc, part in zip(kept, parts, strict=True):
+            acc.append(part)
+        cell += n_cells
+    rows, cols, raw, norm = (np.concatenate(acc) for acc in kept)
+    expected = np.lexsort((rows, cols))
+    got: list[list[np.ndarray]] = [[], [], [], []]
+    for g0, g1 in spill.batches():
+        for r, c, (raw_part, norm_part) in spill._pieces(g0, g1):
+            assert len(r) <= budget or g1 - g0 == 1
+            assert ((c >= g0) & (c < g1)).all()
+            pieces: list[np.ndarray] = [r, c, raw_part, norm_part]
+            for acc, piece in zip(got, pieces, strict=True):
+                acc.append(piece)
+    np.testing.assert_array_equal(np.concatenate(got[0]), rows[expected])
+    np.testing.assert_array_equal(np.concatenate(got[1]), cols[expected])
+    np.testing.assert_array_equal(np.concatenate(got[2]), raw[expected])
+    np.testing.assert_array_equal(np.concatenate(got[3]), norm[expected])

@@ -112,6 +112,44 @@ def gene_order(
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _interleave(
+    counts: npt.NDArray[np.int64],
+    cells: npt.NDArray[np.int32],
+    g0: int,
+    joinid_start: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Merge runs' slices of genes ``[g0, g0 + counts.shape[1])`` into (gene, cell) order.
+
+    ``cells`` holds the runs' slices one after the other, each gene-sorted; ``counts[r, g]`` is
+    run ``r``'s number of values of gene ``g0 + g``. Runs follow each other in cell order, so
+    taking, gene by gene, each run's values in run order keeps the cells ascending. Returns the
+    source position of each output value, its row (``joinid_start`` + cell offset) and gene.
+    """
+    n_runs, n_g = counts.shape
+    n = cells.shape[0]
+    at = np.empty(n_runs, np.int64)
+    s = 0
+    for r in range(n_runs):
+        at[r] = s
+        for g in range(n_g):
+            s += counts[r, g]
+    order = np.empty(n, np.int64)
+    rows = np.empty(n, np.int64)
+    cols = np.empty(n, np.int64)
+    k = 0
+    for g in range(n_g):
+        for r in range(n_runs):
+            p = at[r]
+            for j in range(p, p + counts[r, g]):
+                order[k] = j
+                rows[k] = cells[j] + joinid_start
+                cols[k] = g0 + g
+                k += 1
+            at[r] = p + counts[r, g]
+    return order, rows, cols
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _check(
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
@@ -233,7 +271,7 @@ class GeneMajorSpill:
         rows, columns, and the values of each of :attr:`layers`."""
         single = g1 - g0 == 1 and int(self.totals[g0]) > self.budget
         cells: list[npt.NDArray[np.int32]] = []
-        genes: list[npt.NDArray[np.int64]] = []
+        counts_of: list[npt.NDArray[np.int64]] = []
         values: list[list[npt.NDArray[np.float32]]] = [[] for _ in self.layers]
         for run in self.runs:
             counts, (c, *vs) = run.read(g0, g1)
@@ -249,15 +287,21 @@ class GeneMajorSpill:
                     )
                 continue
             cells.append(c)
-            genes.append(np.repeat(np.arange(g1 - g0, dtype=np.int64), counts))
+            counts_of.append(counts)
             for kept, v in zip(values, vs, strict=True):
                 kept.append(v)
         if not cells:
             return
-        order, _ = gene_order(np.concatenate(genes), g1 - g0)
-        rows = np.concatenate(cells)[order].astype(np.int64) + self.joinid_start
-        cols = np.concatenate(genes)[order] + g0
-        yield rows, cols, [np.concatenate(v)[order] for v in values]
+        order, rows, cols = _interleave(
+            np.stack(counts_of),
+            np.concatenate(cells) if len(cells) > 1 else cells[0],
+            g0,
+            self.joinid_start,
+        )
+        if len(cells) == 1:  # one run holds these genes: already in (gene, cell) order
+            yield rows, cols, [v[0] for v in values]
+        else:
+            yield rows, cols, [np.concatenate(v)[order] for v in values]
 
     def write(self, timestamp: int) -> int:
         """Write the band's fragment of each copy; returns the values written."""
