@@ -276,13 +276,15 @@ def test_resume_redoes_a_source_replaced_after_the_kill(tmp_path: Path) -> None:
     assert sha["scale-000"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize(("workers", "threads"), [(1, 1), (1, 3), (2, 1)])
+@pytest.mark.parametrize("mode", [(1, 1, 1), (1, 3, 1), (1, 1, 2), (2, 1, 1)])
 @pytest.mark.slow  # 18-23 s per worker count: three builds each
 def test_many_bands_equal_one_band_table_by_table(
-    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, workers: int, threads: int
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path, mode: tuple[int, int, int]
 ) -> None:
     """X and obs cut into many bands (fragments) read the same as one band: one band at a time,
-    three at once on threads of this process, or on 2 worker processes."""
+    three at once on threads of this process, on 2 worker processes of this machine, or on a
+    Dask LocalCluster of 2 workers (``mode``: workers, threads, processes)."""
+    workers, threads, processes = mode
     import tiledb
 
     out = tmp_path / "build"
@@ -296,6 +298,7 @@ def test_many_bands_equal_one_band_table_by_table(
             scan_rows=1_500,
             workers=workers,
             threads=threads,
+            processes=processes,
             validate=workers == 1,
         ),
     )
@@ -304,6 +307,7 @@ def test_many_bands_equal_one_band_table_by_table(
     tasks = timing["tasks"]
     assert tasks["scan"]["count"] == 3 * 5
     assert timing["band_threads"] == (threads if workers == 1 else 1)
+    assert timing["band_processes"] == processes
     bands = result.organisms["homo_sapiens"]["x_fragments"]
     assert bands >= 3
     exp = out / "soma" / "census_data" / "homo_sapiens"
@@ -311,6 +315,62 @@ def test_many_bands_equal_one_band_table_by_table(
         assert len(tiledb.array_fragments(str(array))) == bands
     assert len(tiledb.array_fragments(str(exp / "obs"))) == bands
     _assert_same(census_tables(out), bulk_tables)
+
+
+@pytest.mark.slow  # a build killed by its worker's death, then resumed
+def test_a_dead_band_worker_process_stops_the_build_and_resume_finishes_it(
+    bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path
+) -> None:
+    """A worker process killed (as the kernel's OOM killer would) fails the build with a clear
+    message, losing nothing: the build resumes to the same tables."""
+    import psutil
+
+    out = tmp_path / "build"
+    cmd = _build_cmd(bulk, out, "--no-validate", "--processes", "2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = psutil.Process(proc.pid)
+    killed = False
+    try:
+        deadline = time.monotonic() + 300
+        while not killed and proc.poll() is None and time.monotonic() < deadline:
+            try:  # a worker: forked by the fork server, itself the driver's child
+                workers = [p for p in driver.children(recursive=True) if p.ppid() != proc.pid]
+                if workers:
+                    workers[0].kill()
+                    killed = True
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(0.005)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed, "the build ended before a worker process started"
+    assert proc.returncode != 0
+    assert "worker process died" in err, err[-2000:]
+    assert not out.exists()
+    resumed = subprocess.run(
+        [*cmd, "--resume"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same(census_tables(out), bulk_tables)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (BuildOptions(tag=TAG, processes=0), "processes must be at least 1"),
+        (BuildOptions(tag=TAG, processes=2, threads=2), "not both"),
+        (BuildOptions(tag=TAG, processes=2, workers=2), "workers 1, no scheduler"),
+    ],
+)
+def test_band_process_options_are_checked(
+    corpus: SynthCorpus, tmp_path: Path, options: BuildOptions, match: str
+) -> None:
+    from cellcensus.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=match):
+        build_census(corpus.manifest_path, tmp_path / "out", options=options)
 
 
 def test_resume_refuses_changed_settings(corpus: SynthCorpus, tmp_path: Path) -> None:
@@ -347,9 +407,13 @@ def _peak_tree_rss(cmd: list[str]) -> int:
     return peak
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.slow
-def test_peak_memory_does_not_grow_with_census_or_dataset_size(tmp_path: Path) -> None:
-    """Fixed chunk settings: 4x more cells per dataset, or 4x more datasets, same peak RSS.
+def test_peak_memory_does_not_grow_with_census_or_dataset_size(
+    tmp_path: Path, processes: int
+) -> None:
+    """Fixed chunk settings: 4x more cells per dataset, or 4x more datasets, same peak RSS, with
+    the bands in the driver or on 2 worker processes (the tree: driver, fork server, workers).
 
     The old builder grew by ~0.4 KB per census cell and ~1 KB per cell of the largest dataset:
     +120 MB over the 300 k extra cells here, far above the 10 % allowed.
@@ -368,7 +432,7 @@ def test_peak_memory_does_not_grow_with_census_or_dataset_size(tmp_path: Path) -
         out = tmp_path / f"build-{cells}-{datasets}"
         cmd = [
             sys.executable, "-m", "cellcensus", "--quiet", "build", str(manifest), str(out),
-            "--tag", TAG, "--chunk-nnz", "500000",
+            "--tag", TAG, "--chunk-nnz", "500000", "--processes", str(processes),
         ]  # fmt: skip
         peaks[name] = _peak_tree_rss(cmd)
     assert peaks["1 x 400k"] <= peaks["1 x 100k"] * 1.10, peaks

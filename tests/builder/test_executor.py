@@ -9,10 +9,14 @@ import pytest
 
 from cellcensus.builder import _executor
 from cellcensus.builder._executor import (
+    AUTO_PROCESSES,
     AUTO_THREADS,
     DENSE_VALUES_PER_CELL,
+    PROCESS_MIN_SOURCE_BYTES,
+    ProcessExecutor,
     SerialExecutor,
     ThreadExecutor,
+    band_processes,
     band_threads,
     usable_cpus,
 )
@@ -87,3 +91,53 @@ def test_usable_cpus_is_this_process_affinity() -> None:
     import os
 
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+
+
+def test_band_processes_by_default_follow_the_size_of_the_sources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_executor, "usable_cpus", lambda: 8)
+    assert band_processes(None, source_bytes=PROCESS_MIN_SOURCE_BYTES) == AUTO_PROCESSES == 2
+    assert band_processes(None, source_bytes=PROCESS_MIN_SOURCE_BYTES - 1) == 1
+    assert band_processes(3, source_bytes=0) == 3  # a number given is used as given
+    assert band_processes(1, source_bytes=10 * PROCESS_MIN_SOURCE_BYTES) == 1
+    monkeypatch.setattr(_executor, "usable_cpus", lambda: 1)  # never more than the CPUs
+    assert band_processes(None, source_bytes=PROCESS_MIN_SOURCE_BYTES) == 1
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        msg = f"band {x} failed"
+        raise ValueError(msg)
+    return x * x
+
+
+def test_process_executor_yields_results_of_other_processes_and_their_errors() -> None:
+    import os
+
+    assert sorted(ProcessExecutor(2).imap_unordered(abs, [-1, 2, -3])) == [1, 2, 3]
+    pids = set(ProcessExecutor(2).imap_unordered(_pid, list(range(4))))
+    assert os.getpid() not in pids
+    with pytest.raises(ValueError, match="band 3 failed"):
+        list(ProcessExecutor(2).imap_unordered(_fail_on_three, list(range(6))))
+
+
+def _pid(_: int) -> int:
+    import os
+
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def _die(x: int) -> int:
+    import os
+    import signal
+
+    if x == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_a_worker_process_that_dies_is_a_clear_error() -> None:
+    with pytest.raises(_executor.WorkerDiedError, match="worker process died"):
+        list(ProcessExecutor(2).imap_unordered(_die, [0, 1, 2]))

@@ -79,6 +79,15 @@ def build(
             "experimental (docs/building.md)."
         ),
     ] = 1,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="With --workers 1: band tasks run on this many worker processes of this "
+            "machine, sharing the --chunk-nnz budget. Default: 2 (at most the CPUs) when the "
+            "sources hold at least 64 MiB, else 1 (docs/building.md).",
+            show_default=False,
+        ),
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
@@ -150,6 +159,7 @@ def build(
         band_nnz=band_nnz,
         workers=workers,
         threads=threads,
+        processes=processes,
         scheduler=scheduler,
         memory_per_worker=memory_per_worker,
         validate=validate,

@@ -51,10 +51,13 @@ from cellcensus.builder._compat import check_versions, remove_uncommitted_fragme
 from cellcensus.builder._consolidate import consolidate, gather
 from cellcensus.builder._executor import (
     Executor,
+    ProcessExecutor,
     SerialExecutor,
     ThreadExecutor,
+    band_processes,
     band_threads,
     open_executor,
+    start_fork_server,
 )
 from cellcensus.builder._genes import (
     band_dirs,
@@ -134,6 +137,17 @@ class BuildOptions:
         :func:`cellcensus.builder.manifest.load_blocklist`); recorded as "blocked".
     workers
         1 runs in this process; more starts a Dask LocalCluster of that many processes.
+    processes
+        With ``workers`` 1 (and no ``scheduler``): band tasks (X, obs, the gene-major copies)
+        run on this many worker processes of the machine, forked from a server that imports the
+        builder while the sources are scanned. ``chunk_nnz`` is the budget of all of them: each
+        holds ``chunk_nnz // N`` values at once. ``None``: 2 (at most the usable CPUs) when
+        the staged sources hold at least 64 MiB, else 1; that is the default of
+        ``cellcensus build``. Output is the same either way (``benchmarks/RESULTS.md``, "Band
+        processes"). The default here is 1 (the bands run in this process): a worker process
+        starts by importing the caller's main module, as with any use of Python's
+        ``multiprocessing``, so a script that asks for processes must guard its entry point
+        with ``if __name__ == "__main__":``.
     threads
         With ``workers`` 1 (and no ``scheduler``): band tasks (X, obs, the gene-major copies)
         written at once, on threads of this process. ``chunk_nnz`` is the process's budget:
@@ -184,6 +198,7 @@ class BuildOptions:
     blocklist: frozenset[str] = frozenset()
     workers: int = 1
     threads: int | None = 1
+    processes: int | None = 1
     scheduler: str | None = None
     memory_per_worker: str | None = None
     validate: bool = True
@@ -237,6 +252,15 @@ def _check_options(opts: BuildOptions) -> None:
     if opts.threads is not None and opts.threads < 1:
         msg = "threads must be at least 1"
         raise BadInputError(msg, field="threads")
+    if opts.processes is not None and opts.processes < 1:
+        msg = "processes must be at least 1"
+        raise BadInputError(msg, field="processes")
+    if (opts.processes or 1) > 1 and (opts.threads or 1) > 1:
+        msg = "choose band threads or band processes, not both"
+        raise BadInputError(msg, field="processes")
+    if (opts.processes or 1) > 1 and (opts.workers > 1 or opts.scheduler is not None):
+        msg = "processes applies to builds in this process (workers 1, no scheduler)"
+        raise BadInputError(msg, field="processes")
     unknown = [layer for layer in opts.gene_major_layers if layer not in S.X_LAYERS]
     if (
         unknown
@@ -318,6 +342,7 @@ class _Run:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
     tasks: dict[str, list[float]] = field(default_factory=dict)  # wall time of each task
     band_threads: int = 1  # threads the band stage ran on (in-process builds)
+    band_processes: int = 1  # worker processes the band stage ran on (in-process builds)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -334,6 +359,7 @@ class _Run:
         return {
             "stages_seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "band_threads": self.band_threads,
+            "band_processes": self.band_processes,
             "tasks": {
                 name: {
                     "count": len(times),
@@ -503,7 +529,18 @@ def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[Ban
         n_values=sum(t.n_values for t in tasks),
         n_tasks=len(todo),
     )
-    if isinstance(executor, SerialExecutor) and threads > 1 and len(todo) > 1:
+    processes = run.band_processes
+    run.band_processes = 1
+    if isinstance(executor, SerialExecutor) and processes > 1 and len(todo) > 1:
+        run.band_processes = processes
+        # as with threads: the chunk budget is the machine's, each process holds its share
+        share = max(1, run.options.chunk_nnz // processes)
+        logger.info("band tasks on %d worker processes, %d values a chunk", processes, share)
+        executor = ProcessExecutor(processes)
+        for t in todo:
+            clear_earlier_attempt(t)
+        todo = [replace(t, clear_in_task=False, chunk_nnz=share) for t in todo]
+    elif isinstance(executor, SerialExecutor) and threads > 1 and len(todo) > 1:
         run.band_threads = threads
         # the chunk budget is the process's: each thread holds its share
         share = max(1, run.options.chunk_nnz // threads)
@@ -920,6 +957,18 @@ def _discard_work(run: _Run) -> None:
     remove_tree(trash)
 
 
+def _plan_processes(run: _Run, executor: Executor) -> None:
+    """Decide whether the band stage runs on worker processes; if so, start their fork server
+    now, so that it imports the builder while this process scans."""
+    opts = run.options
+    if not isinstance(executor, SerialExecutor) or (opts.threads or 1) > 1:
+        return
+    source_bytes = sum(s.size for s in run.staged.values())
+    run.band_processes = band_processes(opts.processes, source_bytes=source_bytes)
+    if run.band_processes > 1:
+        start_fork_server()
+
+
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
     opts = run.options
     blocked = [e for e in all_entries if e.dataset_id in opts.blocklist]
@@ -929,8 +978,10 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         workers=opts.workers, scheduler=opts.scheduler, memory_per_worker=opts.memory_per_worker
     ) as executor:
         with run.timed("stage"):
-            wanted = [e for e in all_entries if e.dataset_id not in opts.blocklist]
-            entries = _stage_all(run, wanted, executor)
+            entries = _stage_all(
+                run, [e for e in all_entries if e.dataset_id not in opts.blocklist], executor
+            )
+            _plan_processes(run, executor)
         with run.timed("scan"):
             scans = _scan_all(run, entries, executor)
         with run.timed("plan"):

@@ -1,4 +1,5 @@
-"""Where build tasks run: in this process, or on a Dask cluster (local or given by address)."""
+"""Where build tasks run: in this process (on its threads or its worker processes), or on a Dask
+cluster (local or given by address)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from cellcensus.errors import CellCensusError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +40,17 @@ DENSE_VALUES_PER_CELL = 100
 AUTO_THREADS = 2
 
 
+#: Staged source bytes from which ``processes=None`` runs band tasks on worker processes. The
+#: fork server they start from imports the builder (about 1.5 s) while the driver scans; a smaller
+#: census has too little band work to pay for it, and the test suite's builds stay in-process.
+PROCESS_MIN_SOURCE_BYTES = 64 * 2**20
+#: Processes ``processes=None`` uses (at most the usable CPUs); the chunk budget is split between
+#: them.
+AUTO_PROCESSES = 2
+#: Modules the fork server imports once for every worker process it forks.
+_PRELOAD = ["cellcensus.builder._band"]
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
     try:
@@ -57,6 +71,46 @@ def band_threads(threads: int | None, *, n_cells: int, n_values: int, n_tasks: i
     if n_tasks < 2 or n_cells == 0 or n_values / n_cells < DENSE_VALUES_PER_CELL:
         return 1
     return max(1, min(AUTO_THREADS, usable_cpus()))
+
+
+def band_processes(processes: int | None, *, source_bytes: int) -> int:
+    """Worker processes the band stage of an in-process build uses.
+
+    ``processes`` as given, or with ``None``: :data:`AUTO_PROCESSES` (at most the usable CPUs)
+    when the staged sources hold at least :data:`PROCESS_MIN_SOURCE_BYTES`, else 1 (the bands
+    run in this process).
+    """
+    if processes is not None:
+        return processes
+    if source_bytes < PROCESS_MIN_SOURCE_BYTES:
+        return 1
+    return max(1, min(AUTO_PROCESSES, usable_cpus()))
+
+
+def _start_method() -> str:
+    import multiprocessing as mp
+
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def start_fork_server() -> None:
+    """Start the fork server worker processes are forked from, importing the builder in it.
+
+    Returns at once: the import runs in the server (on another CPU) while this process goes
+    on; the first worker started waits for it. A no-op where there is no fork server (Windows:
+    workers are spawned and import the builder themselves) or when it already runs (it serves
+    every later build of this process).
+    """
+    if _start_method() != "forkserver":  # pragma: no cover - Windows
+        return
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(_PRELOAD)
+    forkserver.ensure_running()
+
+
+class WorkerDiedError(CellCensusError, RuntimeError):
+    """A worker process of the build died (killed, out of memory, a crash in native code)."""
 
 
 class SerialExecutor:
@@ -87,6 +141,56 @@ class ThreadExecutor:
             try:
                 for future in as_completed(futures):
                     yield future.result()
+            finally:
+                for f in futures:
+                    f.cancel()
+
+
+def _init_worker() -> None:
+    from cellcensus.builder._allocator import tune_allocator
+
+    tune_allocator()
+
+
+class ProcessExecutor:
+    """Runs tasks on ``processes`` worker processes of this machine (forked from the fork
+    server of :func:`start_fork_server`, so they start with the builder imported).
+
+    Tasks and results are pickled; a task's exception is re-raised here. Leaving the iteration
+    early cancels the tasks not started and waits for the running ones. A worker that dies
+    raises :class:`WorkerDiedError` (the finished tasks' results have been yielded by then).
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+
+    def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Yield results as tasks complete."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not items:
+            return
+        if _start_method() == "forkserver":
+            start_fork_server()
+        context = mp.get_context(_start_method())
+        with ProcessPoolExecutor(
+            self.processes, mp_context=context, initializer=_init_worker
+        ) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                for future in as_completed(futures):
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as e:
+                        msg = (
+                            "a build worker process died (killed, out of memory, or a crash "
+                            "in native code); the tasks it finished are kept: run the build "
+                            "again with --resume, or with --processes 1"
+                        )
+                        raise WorkerDiedError(msg) from e
+                    yield result
             finally:
                 for f in futures:
                     f.cancel()
