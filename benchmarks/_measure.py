@@ -25,6 +25,10 @@ class Measurement:
     process_peaks: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid: (name, peak)
     # (a process's peak is its exact VmHWM as last read, or the largest sampled RSS)
     peak_disk_bytes: int = 0  # max over time of the bytes under ``watch`` (if given)
+    # user + system seconds of every process of the tree as last sampled (a process's last
+    # interval before it ends is missed; counts processes nobody waits for, which
+    # /usr/bin/time -v does not: workers forked by a multiprocessing fork server)
+    cpu_seconds_sampled: float = 0.0
 
     @property
     def max_process_rss(self) -> int:
@@ -76,6 +80,7 @@ def run_measured(
     peak = 0
     peaks: dict[int, tuple[str, int]] = {}
     disk = 0
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
@@ -94,6 +99,8 @@ def run_measured(
                 with contextlib.suppress(psutil.NoSuchProcess):
                     rss = p.memory_info().rss
                     total += rss
+                    times = p.cpu_times()
+                    cpu[p.pid] = times.user + times.system
                     # the kernel's exact high-water mark catches peaks between two samples
                     high = max(rss, _high_water_mark(p.pid))
                     name, before = peaks.get(p.pid, ("", 0))
@@ -120,7 +127,7 @@ def run_measured(
     stop.set()
     for t in threads:
         t.join()
-    return Measurement(seconds, peak, proc.returncode, out, err, peaks, disk)
+    return Measurement(seconds, peak, proc.returncode, out, err, peaks, disk, sum(cpu.values()))
 
 
 def machine() -> str:

@@ -13,14 +13,15 @@ fresh process wrapped in `/usr/bin/time -v`, alternating so that load drifts hit
 
     ours, official, ours[, official, ours ...]          (--rounds official runs)
 
-ours is `cellcensus build MANIFEST DIR --tag 2026-11-01` (default settings: one process, one
-band thread, gene-major copies on, validation on); official is its
+ours is `cellcensus build MANIFEST DIR --tag 2026-11-01` (default settings: band tasks on 2 worker
+processes when the sources hold at least 64 MiB — the 200 k-cell corpus holds 166 MB —, one band
+thread, gene-major copies on, validation on; `--processes N` passes a number); official is its
 development entry point as docs/official-builder.md step 4 gives it (`--max_worker_processes 2`,
-validate and consolidate). Each run records wall time,
-the peak RSS of its largest process (`/usr/bin/time -v`, which covers every waited-for descendant)
-and of the whole process tree (summed, sampled every 0.2 s), and the 1-minute load average just
-before it. It prints the ratio official/ours for every adjacent pair and their median, then checks
-the first builds of each side with `cellcensus compare` (exit 0 = equal).
+validate and consolidate). Each run records wall time, the peak RSS of its largest process
+(`/usr/bin/time -v`, which covers every waited-for descendant) and of the whole process tree
+(summed, sampled every 0.2 s), and the 1-minute load average just before it. It prints the ratio
+official/ours for every adjacent pair and their median, then checks the first builds of each side
+with `cellcensus compare` (exit 0 = equal).
 
 If the official environment or checkout is absent, it says so and exits 0.
 """
@@ -48,9 +49,13 @@ class Run:
     label: str
     side: str  # "ours" | "official"
     seconds: float
-    max_process_rss: int  # bytes, from /usr/bin/time -v
+    # bytes: /usr/bin/time -v's, or a larger VmHWM of a process it does not wait for
+    max_process_rss: int
     tree_rss: int  # bytes, summed over the process tree, sampled
-    cpu_seconds: float  # user + system time of the process tree, from /usr/bin/time -v
+    # user + system time of the process tree: /usr/bin/time -v's (the processes it waits for),
+    # or the sampled sum over every process of the tree when larger (workers forked by a fork
+    # server: nobody waits for them; each one's last 0.2 s is missed)
+    cpu_seconds: float
     load: float  # 1-minute load average before the run
     returncode: int
 
@@ -91,9 +96,9 @@ def _measure(label: str, side: str, cmd: list[str], env: dict[str, str] | None) 
         label,
         side,
         m.seconds,
-        _time_v_rss(m.stderr),
+        max(_time_v_rss(m.stderr), m.max_process_rss),
         m.peak_rss_bytes,
-        _time_v_cpu(m.stderr),
+        max(_time_v_cpu(m.stderr), m.cpu_seconds_sampled),
         load,
         m.returncode,
     )
@@ -163,6 +168,9 @@ def main() -> int:
     ap.add_argument(
         "--threads", type=int, default=1, help="cellcensus build --threads (1: the default build)"
     )
+    ap.add_argument(
+        "--processes", type=int, default=None, help="cellcensus build --processes (default: none)"
+    )
     args = ap.parse_args()
 
     builder = args.official_checkout / "tools" / "cellxgene_census_builder"
@@ -182,7 +190,10 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     manifest = _corpus(args.workdir, args.cells, args.seed).resolve()
     print(f"machine: {machine()}")
-    print(f"official builder commit {commit}; corpus {manifest}; ours --threads {args.threads}")
+    print(
+        f"official builder commit {commit}; corpus {manifest}; ours --threads {args.threads} "
+        f"--processes {args.processes or 'default'}"
+    )
 
     env = {**os.environ, "COMMIT_SHA": commit}
     runs: list[Run] = []
@@ -195,6 +206,8 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         cmd = [*_cellcensus(), "build", str(manifest), str(out), "--tag", TAG]
         cmd += ["--threads", str(args.threads)]
+        if args.processes is not None:
+            cmd += ["--processes", str(args.processes)]
         runs.append(_measure(f"ours-{n_ours}", "ours", cmd, None))
 
     def official() -> None:

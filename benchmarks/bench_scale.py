@@ -8,7 +8,8 @@ For each corpus size (``--sizes``, default 1 M, 3 M and 10 M cells) and shape (`
 default 4 large datasets and 64 small ones; half human, half mouse, ``--values-per-cell`` stored
 values per cell), it makes the corpus (``cellcensus.synth.bulk_corpus``: real terms and genes, few
 genes per cell so 10 M cells fit a laptop's disk; reused if present), runs ``cellcensus build``
-with default settings (validation included) in a fresh process, and samples every process's RSS and
+with default settings (validation included; ``--processes N`` pins the band processes, whose
+default depends on the sources' size) in a fresh process, and samples every process's RSS and
 the staging disk. It prints, per run: time, time per million cells and its ratio to the smallest
 size of the same shape (the baseline of this run), the largest process's peak RSS and its ratio to
 the baseline, the staging disk peak, and the longest task as a share of the summed task time; then
@@ -33,7 +34,14 @@ CENSUS_CELLS = 130_000_000
 
 
 def _run(
-    workdir: Path, manifest: Path, name: str, workers: int, chunk_nnz: int, *, threads: int | None
+    workdir: Path,
+    manifest: Path,
+    name: str,
+    workers: int,
+    chunk_nnz: int,
+    *,
+    threads: int | None,
+    processes: int | None = None,
 ) -> dict:
     out = workdir / f"build-{name}"
     staging = workdir / f".build-{name}.staging"
@@ -43,6 +51,8 @@ def _run(
     cmd += ["--tag", "2026-12-01", "--workers", str(workers), "--chunk-nnz", str(chunk_nnz)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if processes is not None:
+        cmd += ["--processes", str(processes)]
     m = run_measured(cmd, interval=0.2, watch=[staging, out])
     if m.returncode != 0:
         msg = f"build {name} failed:\n{m.stderr[-3000:]}"
@@ -131,6 +141,13 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=None, help="the build's --threads (default: its default)"
     )
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="the build's --processes (default: its default, which depends on the sources' size:"
+        " give a number to compare sizes on either side of 64 MiB)",
+    )
     ap.add_argument("--drop-corpora", action="store_true", help="delete each corpus after use")
     args = ap.parse_args()
     from cellcensus.synth import bulk_corpus
@@ -152,6 +169,7 @@ def main() -> None:
                 args.workers,
                 args.chunk_nnz,
                 threads=args.threads,
+                processes=args.processes,
             )
             results.append(r)
             print(
