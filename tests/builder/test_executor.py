@@ -122,6 +122,21 @@ def test_process_executor_yields_results_of_other_processes_and_their_errors() -
         list(ProcessExecutor(2).imap_unordered(_fail_on_three, list(range(6))))
 
 
+def _bad_input(x: int) -> int:
+    from cellcensus.errors import BadInputError
+
+    msg = "raw counts must be non-negative whole numbers"
+    raise BadInputError(msg, dataset_id=f"ds-{x}", field="X")
+
+
+def test_a_bad_input_error_of_a_worker_process_keeps_its_dataset_and_field() -> None:
+    from cellcensus.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="dataset 'ds-0': field 'X': raw counts") as info:
+        list(ProcessExecutor(2).imap_unordered(_bad_input, [0]))
+    assert (info.value.dataset_id, info.value.field) == ("ds-0", "X")
+
+
 def _pid(_: int) -> int:
     import os
 

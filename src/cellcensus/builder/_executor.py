@@ -172,8 +172,7 @@ class ProcessExecutor:
 
         if not items:
             return
-        if _start_method() == "forkserver":
-            start_fork_server()
+        start_fork_server()
         context = mp.get_context(_start_method())
         with ProcessPoolExecutor(
             self.processes, mp_context=context, initializer=_init_worker
