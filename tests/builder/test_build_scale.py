@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -321,34 +322,44 @@ def test_many_bands_equal_one_band_table_by_table(
 def test_a_dead_band_worker_process_stops_the_build_and_resume_finishes_it(
     bulk: Path, bulk_tables: dict[str, pa.Table], tmp_path: Path
 ) -> None:
-    """A worker process killed (as the kernel's OOM killer would) fails the build with a clear
-    message, losing nothing: the build resumes to the same tables."""
+    """A worker process killed mid-stage (as the kernel's OOM killer would) fails the build with
+    a clear message, losing nothing: the build resumes to the same tables."""
     import psutil
 
     out = tmp_path / "build"
+    done = tmp_path / ".build.staging" / "_work" / "done"
     cmd = _build_cmd(bulk, out, "--no-validate", "--processes", "2")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    driver = psutil.Process(proc.pid)
-    killed = False
+    log = tmp_path / "build.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+    killed = None
     try:
         deadline = time.monotonic() + 300
-        while not killed and proc.poll() is None and time.monotonic() < deadline:
-            try:  # a worker: forked by the fork server, itself the driver's child
-                workers = [p for p in driver.children(recursive=True) if p.ppid() != proc.pid]
-                if workers:
-                    workers[0].kill()
-                    killed = True
-            except psutil.NoSuchProcess:
-                pass
-            time.sleep(0.005)
-        _, err = proc.communicate(timeout=300)
+        # once the first band is done (others remain: six bands here), kill a worker: a child
+        # of the fork server (the driver's child), forked from it (same command line)
+        while killed is None and proc.poll() is None and time.monotonic() < deadline:
+            if any(done.glob("band.*")):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    for server in psutil.Process(proc.pid).children():
+                        if "multiprocessing.forkserver" not in " ".join(server.cmdline()):
+                            continue
+                        for p in server.children():
+                            if p.cmdline() == server.cmdline():
+                                p.kill()
+                                killed = p.pid
+                                break
+            time.sleep(0.002)
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert killed, "the build ended before a worker process started"
-    assert proc.returncode != 0
+            proc.wait(timeout=30)
+    err = log.read_text()
+    assert killed is not None, f"no worker was killed before the build ended:\n{err[-2000:]}"
+    assert proc.returncode != 0, f"the build succeeded without worker {killed}:\n{err[-2000:]}"
     assert "worker process died" in err, err[-2000:]
     assert not out.exists()
+    assert any(done.glob("band.*"))  # the finished bands are kept for --resume
     resumed = subprocess.run(
         [*cmd, "--resume"], capture_output=True, text=True, timeout=600, check=False
     )

@@ -54,6 +54,7 @@ from cellcensus.builder._executor import (
     ProcessExecutor,
     SerialExecutor,
     ThreadExecutor,
+    WorkerDiedError,
     band_processes,
     band_threads,
     open_executor,
@@ -839,6 +840,13 @@ def build_census(
         logger.info("resuming the interrupted build in %s", run.staging)
     try:
         result = _build(run, entries)
+    except WorkerDiedError:
+        logger.warning(
+            "a worker process died; the build's work is kept in %s: re-run with --resume to "
+            "continue",
+            run.staging,
+        )
+        raise
     except CellCensusError:
         logger.warning("build failed; removing its staging directory")
         remove_tree(run.staging)

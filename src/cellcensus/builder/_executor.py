@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from cellcensus.errors import CellCensusError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from multiprocessing.connection import Connection
 
     from distributed import Client
 
@@ -146,19 +147,112 @@ class ThreadExecutor:
                     f.cancel()
 
 
-def _init_worker() -> None:
+def _worker_loop(conn: Connection) -> None:
+    """A worker process: run each ``(fn, item)`` received, send back ``(ok, result or error)``;
+    stop at ``None`` or when the driver's end of the pipe closes."""
     from cellcensus.builder._allocator import tune_allocator
 
     tune_allocator()
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        fn, item = job
+        try:
+            reply: tuple[bool, object] = (True, fn(item))
+        except BaseException as e:  # every error goes back to the driver
+            reply = (False, e)
+        try:
+            conn.send(reply)
+        except Exception as e:  # an error (or a result) that does not pickle
+            conn.send((False, RuntimeError(f"{type(e).__name__}: {e} (sending {reply[1]!r})")))
+
+
+class _Worker:
+    """One worker process and the driver's end of its pipe."""
+
+    def __init__(self, context: Any) -> None:  # noqa: ANN401 - a multiprocessing context
+        self.conn, theirs = context.Pipe()
+        self.proc = context.Process(target=_worker_loop, args=(theirs,), daemon=True)
+        self.busy = False
+        try:
+            self.proc.start()
+        except (OSError, EOFError) as e:  # it died before it was handed its start-up data
+            self.conn.close()
+            raise self.died() from e
+        finally:
+            theirs.close()
+
+    def send(self, job: object) -> None:
+        """Hand the worker a task."""
+        try:
+            self.conn.send(job)
+        except OSError as e:
+            raise self.died() from e
+        self.busy = True
+
+    def reply(self) -> tuple[bool, object]:
+        """The finished task's ``(ok, result or error)``; its death if the pipe closed."""
+        try:
+            ok, value = self.conn.recv()
+        except (EOFError, OSError):
+            raise self.died() from None
+        self.busy = False
+        return ok, value
+
+    def died(self) -> WorkerDiedError:
+        """The error that says this worker died."""
+        with suppress(ValueError, AssertionError):  # not started
+            self.proc.join(timeout=5)
+        msg = (
+            f"a build worker process died (exit code {self.proc.exitcode}: killed, out of "
+            "memory, or a crash in native code); the tasks it finished are kept: run the build "
+            "again with --resume, or with --processes 1"
+        )
+        return WorkerDiedError(msg)
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit; kill a busy (or unresponsive) one."""
+        if not self.busy and self.proc.is_alive():
+            with suppress(OSError):
+                self.conn.send(None)
+            self.proc.join(timeout=5)
+        with suppress(ValueError, AssertionError):  # not started
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+        self.conn.close()
+
+
+def _replies(
+    workers: list[_Worker], ready: list[Any]
+) -> tuple[list[tuple[bool, object]], WorkerDiedError | None]:
+    """The replies of the workers ``wait`` found ready, and the death of one found dead."""
+    out = []
+    dead = None
+    for w in workers:
+        try:
+            if w.busy and w.conn in ready:
+                out.append(w.reply())
+            elif w.proc.sentinel in ready and not w.proc.is_alive():
+                dead = w.died()
+        except WorkerDiedError as e:
+            dead = e
+    return out, dead
 
 
 class ProcessExecutor:
     """Runs tasks on ``processes`` worker processes of this machine (forked from the fork
     server of :func:`start_fork_server`, so they start with the builder imported).
 
-    Tasks and results are pickled; a task's exception is re-raised here. Leaving the iteration
-    early cancels the tasks not started and waits for the running ones. A worker that dies
-    raises :class:`WorkerDiedError` (the finished tasks' results have been yielded by then).
+    Each worker has its own pipe: the driver hands a task to an idle worker and waits for any
+    reply or any worker's exit, so no lock is shared that a dying worker could leave held. Tasks
+    and results are pickled; a task's exception is re-raised here once the running tasks have
+    finished (none is started after it). A worker that dies raises :class:`WorkerDiedError`
+    and the others are stopped. Leaving the iteration early stops every worker.
     """
 
     def __init__(self, processes: int) -> None:
@@ -167,32 +261,38 @@ class ProcessExecutor:
     def imap_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         """Yield results as tasks complete."""
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing.connection import wait
 
         if not items:
             return
         start_fork_server()
         context = mp.get_context(_start_method())
-        with ProcessPoolExecutor(
-            self.processes, mp_context=context, initializer=_init_worker
-        ) as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            try:
-                for future in as_completed(futures):
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as e:
-                        msg = (
-                            "a build worker process died (killed, out of memory, or a crash "
-                            "in native code); the tasks it finished are kept: run the build "
-                            "again with --resume, or with --processes 1"
-                        )
-                        raise WorkerDiedError(msg) from e
-                    yield result
-            finally:
-                for f in futures:
-                    f.cancel()
+        todo = list(items)
+        workers: list[_Worker] = []
+        failure: BaseException | None = None
+        try:
+            for _ in range(min(self.processes, len(todo))):
+                workers.append(_Worker(context))
+            while True:
+                for w in workers:  # after a failure, only the running tasks finish
+                    if not w.busy and todo and failure is None:
+                        w.send((fn, todo.pop(0)))
+                busy = [w for w in workers if w.busy]
+                if not busy:
+                    break
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in workers])
+                replies, dead = _replies(workers, ready)
+                for ok, value in replies:  # results of tasks that finished first are kept
+                    if ok:
+                        yield cast("R", value)
+                    failure = failure or (None if ok else cast("BaseException", value))
+                if dead is not None:
+                    raise dead
+            if failure is not None:
+                raise failure
+        finally:
+            for w in workers:
+                w.stop()
 
 
 def _tuned(fn: Callable[[T], R], item: T) -> R:
