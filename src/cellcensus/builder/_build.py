@@ -511,8 +511,13 @@ def _band_marker(task: BandTask) -> str:
     return f"band.{task.organism}.{task.index}"
 
 
-def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[BandResult]:
-    """Run every band not already done (by a resumed build); return all their results."""
+def _run_bands(
+    run: _Run, tasks: list[BandTask], executor: Executor, processes: int
+) -> list[BandResult]:
+    """Run every band not already done (by a resumed build); return all their results.
+
+    ``processes``: worker processes for the bands of an in-process build (:func:`_plan_processes`).
+    """
     run.progress.start("x", sum(t.n_cells for t in tasks), "cells")
     results: list[BandResult] = []
     todo = []
@@ -530,23 +535,15 @@ def _run_bands(run: _Run, tasks: list[BandTask], executor: Executor) -> list[Ban
         n_values=sum(t.n_values for t in tasks),
         n_tasks=len(todo),
     )
-    processes = run.band_processes
-    run.band_processes = 1
-    if isinstance(executor, SerialExecutor) and processes > 1 and len(todo) > 1:
-        run.band_processes = processes
-        # as with threads: the chunk budget is the machine's, each process holds its share
-        share = max(1, run.options.chunk_nnz // processes)
-        logger.info("band tasks on %d worker processes, %d values a chunk", processes, share)
-        executor = ProcessExecutor(processes)
-        for t in todo:
-            clear_earlier_attempt(t)
-        todo = [replace(t, clear_in_task=False, chunk_nnz=share) for t in todo]
-    elif isinstance(executor, SerialExecutor) and threads > 1 and len(todo) > 1:
-        run.band_threads = threads
-        # the chunk budget is the process's: each thread holds its share
-        share = max(1, run.options.chunk_nnz // threads)
-        logger.info("band tasks on %d threads, %d values a chunk", threads, share)
-        executor = ThreadExecutor(threads)
+    if isinstance(executor, SerialExecutor) and len(todo) > 1 and max(processes, threads) > 1:
+        # the chunk budget is the machine's: each thread or process holds its share
+        if processes > 1:
+            n, executor, run.band_processes = processes, ProcessExecutor(processes), processes
+        else:
+            n, executor, run.band_threads = threads, ThreadExecutor(threads), threads
+        share = max(1, run.options.chunk_nnz // n)
+        kind = type(executor).__name__
+        logger.info("band tasks %d at once (%s), %d values a chunk", n, kind, share)
         for t in todo:  # here, not in the tasks: see clear_earlier_attempt
             clear_earlier_attempt(t)
         todo = [replace(t, clear_in_task=False, chunk_nnz=share) for t in todo]
@@ -965,16 +962,17 @@ def _discard_work(run: _Run) -> None:
     remove_tree(trash)
 
 
-def _plan_processes(run: _Run, executor: Executor) -> None:
-    """Decide whether the band stage runs on worker processes; if so, start their fork server
-    now, so that it imports the builder while this process scans."""
+def _plan_processes(run: _Run, executor: Executor) -> int:
+    """The worker processes the band stage will run on (1: none); if more, start their fork
+    server now, so that it imports the builder while this process scans."""
     opts = run.options
     if not isinstance(executor, SerialExecutor) or (opts.threads or 1) > 1:
-        return
+        return 1
     source_bytes = sum(s.size for s in run.staged.values())
-    run.band_processes = band_processes(opts.processes, source_bytes=source_bytes)
-    if run.band_processes > 1:
+    processes = band_processes(opts.processes, source_bytes=source_bytes)
+    if processes > 1:
         start_fork_server()
+    return processes
 
 
 def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
@@ -989,7 +987,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
             entries = _stage_all(
                 run, [e for e in all_entries if e.dataset_id not in opts.blocklist], executor
             )
-            _plan_processes(run, executor)
+            processes = _plan_processes(run, executor)
         with run.timed("scan"):
             scans = _scan_all(run, entries, executor)
         with run.timed("plan"):
@@ -1007,7 +1005,7 @@ def _build(run: _Run, all_entries: list[ManifestEntry]) -> BuildResult:
         with run.timed("plan"):
             tasks, exp_uris, genes = _plan_bands(run, plans, cuts)
         with run.timed("bands"):
-            results = _run_bands(run, tasks, executor)
+            results = _run_bands(run, tasks, executor, processes)
         with run.timed("scenes"):
             scenes = _run_scenes(run, plans, exp_uris, executor)
         with run.timed("tables"):
