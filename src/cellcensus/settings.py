@@ -59,8 +59,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
+    "DEFAULT_OBS_CACHE_BYTES",
     "DEFAULT_REGION",
     "ENV_CACHE_TTL",
+    "ENV_OBS_CACHE_BYTES",
     "ENV_PREFIX",
     "ENV_RELEASE_ROOT",
     "ClientConfig",
@@ -473,6 +475,17 @@ ENV_RELEASE_ROOT = "CELLCENSUS_RELEASE_ROOT"
 ENV_CACHE_TTL = "CELLCENSUS_CACHE_TTL"
 #: Seconds a remote ``release.json`` / ``mirrors.json`` is reused before it is fetched again.
 DEFAULT_CACHE_TTL = 60.0
+#: Environment variable with the bytes of obs frames a process keeps for gene queries.
+ENV_OBS_CACHE_BYTES = "CELLCENSUS_OBS_CACHE_BYTES"
+#: Bytes of obs frames (every cell of a release, for gene queries) a process keeps.
+DEFAULT_OBS_CACHE_BYTES = 512 << 20
+
+
+def _check_cache_bytes(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"{name} must be a whole number of bytes >= 0, got {value!r}"
+        raise ConfigError(msg)
+    return value
 
 
 def _check_ttl(value: float, name: str) -> float:
@@ -503,14 +516,20 @@ class ClientConfig:
     cache_ttl
         Seconds to reuse a fetched remote directory file (``0`` disables the cache);
         ``CELLCENSUS_CACHE_TTL``.
+    obs_cache_bytes
+        Bytes of obs frames a process keeps for gene queries across every cell (the frame of
+        every cell of a release, reused by the next such query; ``0`` disables it; see
+        ``docs/genes.md``); ``CELLCENSUS_OBS_CACHE_BYTES``.
     """
 
     release_root: str | None = None
     settings: Settings | None = None
     cache_ttl: float = DEFAULT_CACHE_TTL
+    obs_cache_bytes: int = DEFAULT_OBS_CACHE_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_ttl", _check_ttl(self.cache_ttl, "cache_ttl"))
+        _check_cache_bytes(self.obs_cache_bytes, "obs_cache_bytes")
         if self.release_root == "":
             object.__setattr__(self, "release_root", None)
 
@@ -524,6 +543,7 @@ def configure(
     release_root: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     cache_ttl: float | None = None,
+    obs_cache_bytes: int | None = None,
 ) -> ClientConfig:
     """Set process-wide defaults for the client (arguments of a call still win).
 
@@ -538,6 +558,8 @@ def configure(
         Default storage settings for S3 locations (endpoint, region, credentials).
     cache_ttl
         Seconds to reuse a fetched remote directory file; ``0`` disables the cache.
+    obs_cache_bytes
+        Bytes of obs frames kept for gene queries; ``0`` disables that cache.
 
     Returns
     -------
@@ -547,7 +569,7 @@ def configure(
     Raises
     ------
     ConfigError
-        For a negative ``cache_ttl``.
+        For a negative ``cache_ttl`` or ``obs_cache_bytes``.
     """
     global _configured, _configured_fields  # noqa: PLW0603 - the one process-wide default
     current = _configured or ClientConfig()
@@ -562,6 +584,9 @@ def configure(
     if cache_ttl is not None:
         changes["cache_ttl"] = _check_ttl(cache_ttl, "cache_ttl")
         fields.add("cache_ttl")
+    if obs_cache_bytes is not None:
+        changes["obs_cache_bytes"] = _check_cache_bytes(obs_cache_bytes, "obs_cache_bytes")
+        fields.add("obs_cache_bytes")
     _configured = dataclasses.replace(current, **changes)
     _configured_fields = frozenset(fields)
     return client_config()
@@ -585,7 +610,8 @@ def client_config(env: Mapping[str, str] | None = None) -> ClientConfig:
     Raises
     ------
     ConfigError
-        For a ``CELLCENSUS_CACHE_TTL`` that is not a number >= 0.
+        For a ``CELLCENSUS_CACHE_TTL`` that is not a number >= 0, or a
+        ``CELLCENSUS_OBS_CACHE_BYTES`` that is not a whole number >= 0.
     """
     e: Mapping[str, str] = os.environ if env is None else env
     given = _configured or ClientConfig()
@@ -600,6 +626,18 @@ def client_config(env: Mapping[str, str] | None = None) -> ClientConfig:
             msg = f"environment variable {ENV_CACHE_TTL}={raw!r} is not a number of seconds"
             raise ConfigError(msg) from err
         cache_ttl = _check_ttl(cache_ttl, ENV_CACHE_TTL)
+    obs_cache_bytes = given.obs_cache_bytes
+    if "obs_cache_bytes" not in fields and e.get(ENV_OBS_CACHE_BYTES):
+        raw = e[ENV_OBS_CACHE_BYTES]
+        try:
+            obs_cache_bytes = int(raw)
+        except ValueError as err:
+            msg = f"environment variable {ENV_OBS_CACHE_BYTES}={raw!r} is not a number of bytes"
+            raise ConfigError(msg) from err
+        obs_cache_bytes = _check_cache_bytes(obs_cache_bytes, ENV_OBS_CACHE_BYTES)
     return ClientConfig(
-        release_root=release_root or None, settings=given.settings, cache_ttl=cache_ttl
+        release_root=release_root or None,
+        settings=given.settings,
+        cache_ttl=cache_ttl,
+        obs_cache_bytes=obs_cache_bytes,
     )

@@ -10,6 +10,7 @@ import cellcensus
 from cellcensus.errors import ConfigError
 from cellcensus.settings import (
     DEFAULT_CACHE_TTL,
+    DEFAULT_OBS_CACHE_BYTES,
     ClientConfig,
     Settings,
     client_config,
@@ -52,3 +53,28 @@ def test_the_configuration_is_immutable() -> None:
     config = configure(release_root="/somewhere")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.release_root = "/elsewhere"  # type: ignore[misc]
+
+
+def test_obs_cache_bytes_from_defaults_environment_and_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert client_config().obs_cache_bytes == DEFAULT_OBS_CACHE_BYTES
+    monkeypatch.setenv("CELLCENSUS_OBS_CACHE_BYTES", "1000")
+    assert client_config().obs_cache_bytes == 1000
+    assert configure(obs_cache_bytes=0).obs_cache_bytes == 0
+    assert client_config().obs_cache_bytes == 0  # configure wins over the environment
+    reset_configuration()
+    assert client_config().obs_cache_bytes == 1000
+
+
+@pytest.mark.parametrize("raw", ["lots", "-1", "1.5"])
+def test_bad_obs_cache_bytes_are_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("CELLCENSUS_OBS_CACHE_BYTES", raw)
+    with pytest.raises(ConfigError, match="CELLCENSUS_OBS_CACHE_BYTES"):
+        client_config()
+    monkeypatch.delenv("CELLCENSUS_OBS_CACHE_BYTES")
+    with pytest.raises(ConfigError, match="obs_cache_bytes"):
+        configure(obs_cache_bytes=-1)
+    with pytest.raises(ConfigError, match="obs_cache_bytes"):
+        ClientConfig(obs_cache_bytes=True)
+    assert client_config() == ClientConfig()

@@ -316,6 +316,123 @@ def test_a_stale_or_missing_obs_copy_is_not_used(
     assert len(warned) == (0 if damage == "missing" else 1), warned
 
 
+# ---------------------------------------------------------------------------- kept per release
+def _official(soma_path: Path, **kwargs: Any) -> anndata.AnnData:
+    with cellxgene_census.open_soma(uri=str(soma_path)) as official:
+        return cellxgene_census.get_anndata(official, "Homo sapiens", **kwargs)
+
+
+def test_repeated_queries_reuse_what_the_release_keeps_and_results_stay_independent(
+    soma_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second query of every cell takes obs, cells, var and the open copy from the first
+    (the obs copy and the static reads would fail now); changing a result changes nothing else."""
+    from cellcensus.client import _genemajor, _routecache
+
+    kwargs: dict[str, Any] = {"var_value_filter": GENES_2}
+    with cellcensus.open_soma(uri=str(soma_path)) as census:
+        first = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+    assert len(_routecache.FRAMES) == 1
+
+    def fail(*args: object, **kw: object) -> None:
+        msg = "read again"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(_genemajor, "read_obs_copy", fail)
+    monkeypatch.setattr(_routecache, "_read_static", fail)
+    first.obs.iloc[0, first.obs.columns.get_loc("raw_sum")] = -1.0
+    first.obs["cell_type"] = first.obs["cell_type"].cat.add_categories(["changed"])
+    first.obs.iloc[1, first.obs.columns.get_loc("cell_type")] = "changed"
+    first.obs["added"] = 1
+    first.var.iloc[0, first.var.columns.get_loc("feature_length")] = -5
+    with cellcensus.open_soma(uri=str(soma_path)) as census, caplog.at_level("WARNING"):
+        again = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+        columns = cellcensus.get_anndata(
+            census, "Homo sapiens", obs_column_names=["tissue_general", "soma_joinid"], **kwargs
+        )
+    _same(again, _official(soma_path, **kwargs))
+    _same(
+        columns, _official(soma_path, obs_column_names=["tissue_general", "soma_joinid"], **kwargs)
+    )
+    assert not caplog.records
+    assert not np.shares_memory(first.obs["raw_sum"].to_numpy(), again.obs["raw_sum"].to_numpy())
+
+
+@pytest.mark.parametrize("budget", [0, 1000])
+def test_no_obs_frame_is_kept_without_room(
+    soma_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    from cellcensus.client import _routecache
+
+    monkeypatch.setenv("CELLCENSUS_OBS_CACHE_BYTES", str(budget))
+    with cellcensus.open_soma(uri=str(soma_path)) as census:
+        got = [cellcensus.get_anndata(census, "Homo sapiens", var_value_filter=GENES_2)]
+        got.append(cellcensus.get_anndata(census, "Homo sapiens", var_value_filter=GENES_2))
+    assert len(_routecache.FRAMES) == 0
+    want = _official(soma_path, var_value_filter=GENES_2)
+    for g in got:
+        _same(g, want)
+
+
+def test_a_changed_obs_copy_or_a_rebuilt_release_is_read_again(
+    soma_path: Path, tmp_path: Path
+) -> None:
+    """What a release keeps is known by its files: a rewritten obs copy is read again, and a
+    release rebuilt at the same path (new experiment directory) is a new release."""
+    from cellcensus.client import _routecache
+
+    out, path, table = _release_copy(soma_path, tmp_path)
+    kwargs: dict[str, Any] = {"var_value_filter": GENES_2, "x_layout": "gene-major"}
+    with cellcensus.open_soma(uri=str(out)) as census:
+        before = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+        exp = census["census_data"]["homo_sapiens"]
+        key = _routecache.release_key(census, exp)
+    raw_sum = table["raw_sum"].to_numpy().copy()
+    raw_sum[3] += 1000.0
+    _write_copy(
+        path, table.set_column(table.schema.get_field_index("raw_sum"), "raw_sum", [raw_sum])
+    )
+    with cellcensus.open_soma(uri=str(out)) as census:
+        after = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+    assert after.obs["raw_sum"].iloc[3] == before.obs["raw_sum"].iloc[3] + 1000.0
+    shutil.rmtree(out)
+    shutil.copytree(soma_path, out, copy_function=shutil.copyfile)  # a new build's mtimes
+    with cellcensus.open_soma(uri=str(out)) as census:
+        rebuilt = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
+        assert _routecache.release_key(census, census["census_data"]["homo_sapiens"]) != key
+    _same(rebuilt, before)
+
+
+def test_clear_cache_forgets_what_releases_keep(soma_path: Path) -> None:
+    from cellcensus.client import _routecache
+
+    with cellcensus.open_soma(uri=str(soma_path)) as census:
+        cellcensus.get_anndata(census, "Homo sapiens", var_value_filter=GENES_2)
+    assert len(_routecache.FRAMES) == 1
+    assert _routecache._MEMO
+    assert _routecache._ARRAYS
+    cellcensus.client.clear_cache()
+    assert len(_routecache.FRAMES) == 0
+    assert not _routecache._MEMO
+    assert not _routecache._ARRAYS
+
+
+def test_a_census_without_a_build_stamp_keeps_nothing(soma_path: Path, tmp_path: Path) -> None:
+    """A census whose root has no ``created_on`` (not a cellcensus build) is read as before."""
+    from cellcensus.client import _routecache
+
+    out = tmp_path / "soma"
+    shutil.copytree(soma_path, out)
+    with tiledbsoma.open(str(out), mode="w") as root:
+        del root.metadata["created_on"]
+    with cellcensus.open_soma(uri=str(out)) as census:
+        got = cellcensus.get_anndata(census, "Homo sapiens", var_value_filter=GENES_2)
+        assert _routecache.release_key(census, census["census_data"]["homo_sapiens"]) is None
+    assert len(_routecache.FRAMES) == 0
+    assert not _routecache._MEMO
+    _same(got, _official(soma_path, var_value_filter=GENES_2))
+
+
 # ---------------------------------------------------------------------------- official readers
 def test_official_client_and_tiledbsoma_read_the_release_unchanged(soma_path: Path) -> None:
     """Every object of the release opens with tiledbsoma; the experiments convert with

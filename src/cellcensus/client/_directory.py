@@ -123,9 +123,13 @@ def default_settings(settings: Settings | None) -> Settings | None:
 
 
 def clear_cache() -> None:
-    """Forget cached directory files (the next call fetches them again)."""
+    """Forget cached directory files (the next call fetches them again), and what gene queries
+    keep per release (obs frames, var selections, open copies: read again by the next one)."""
+    from cellcensus.client._routecache import clear
+
     with _lock:
         _cache.clear()
+    clear()
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def _compared_values(tree: ast.AST) -> dict[str, set[str]]:
     return out
 
 
-def _warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
+def warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
     """Log (not fail) when a filter compares a categorical column with a value it never holds
     — the usual cause of an unexpectedly empty result (e.g. ``sex == 'Male'``)."""
     try:
@@ -150,7 +150,9 @@ def _warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
             )
 
 
-def check_value_filter(df: soma.DataFrame, value_filter: str | None, *, where: str) -> None:
+def check_value_filter(
+    df: soma.DataFrame, value_filter: str | None, *, where: str, warn: bool = True
+) -> None:
     """Check a value filter against a DataFrame's schema, as TileDB-SOMA will parse it.
 
     Parameters
@@ -161,6 +163,9 @@ def check_value_filter(df: soma.DataFrame, value_filter: str | None, *, where: s
         The filter (``None`` is accepted and means "everything").
     where
         What the filter is for, for messages (e.g. ``"obs value_filter (homo_sapiens)"``).
+    warn
+        Also log the values compared with a categorical column that it never holds
+        (:func:`warn_unknown_values`).
 
     Raises
     ------
@@ -200,7 +205,8 @@ def check_value_filter(df: soma.DataFrame, value_filter: str | None, *, where: s
             raise e from None
         msg = f"{where} {value_filter!r} is not valid: {_first_line(e)}"
         raise FilterError(msg) from e
-    _warn_unknown_values(df, value_filter, where)
+    if warn:
+        warn_unknown_values(df, value_filter, where)
 
 
 @functools.cache

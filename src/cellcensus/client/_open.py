@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -91,11 +92,20 @@ def _context(
         if is_s3(uri):
             cfg.update(storage_config(settings))
         cfg.update(tiledb_config or {})
-        context = get_default_soma_context(tiledb_config=cfg)
+        context = _shared_context(tuple(sorted((str(k), str(v)) for k, v in cfg.items())))
     if provider == "S3" and region:
         # a bucket and its region go together: the mirror's region wins (official behaviour)
         context = context.replace(tiledb_config={"vfs.s3.region": region})
     return context
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_context(config: tuple[tuple[str, str], ...]) -> soma.SOMATileDBContext:
+    """The official client's default context with ``config``, one per configuration in a
+    process (as ``tiledbsoma`` intends contexts to be shared): a census opened again reuses
+    its TileDB context (thread pools, caches) instead of starting a new one. Its timestamp is
+    unset, so every open still reads the census as of that open."""
+    return get_default_soma_context(tiledb_config=dict(config))
 
 
 def _open(uri: str, context: soma.SOMATileDBContext, what: str) -> soma.Collection[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import cellxgene_census
@@ -27,13 +28,14 @@ from cellcensus.client._estimate import (
     format_bytes,
     layer_peak_bound,
 )
-from cellcensus.client._filters import check_value_filter
+from cellcensus.client._filters import check_value_filter, warn_unknown_values
 from cellcensus.client._genemajor import (
     Layout,
     check_layout,
     gene_major_copies,
     get_anndata_routed,
 )
+from cellcensus.client._routecache import release_key, remember
 from cellcensus.errors import (
     BadInputError,
     CensusNotFoundError,
@@ -43,7 +45,7 @@ from cellcensus.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Hashable, Sequence
 
     import anndata
     import pandas as pd
@@ -126,8 +128,11 @@ def _check_query_args(
     layers: Sequence[str],
 ) -> None:
     """Coordinates, column lists and X layers of a query, before anything is read."""
-    check_coords(obs_coords, where="obs_coords", last=last_joinid(exp.obs))
-    check_coords(var_coords, where="var_coords", last=last_joinid(ms.var))
+    # obs and var are opened only when there is something to check against them
+    if obs_coords is not None:
+        check_coords(obs_coords, where="obs_coords", last=last_joinid(exp.obs))
+    if var_coords is not None:
+        check_coords(var_coords, where="var_coords", last=last_joinid(ms.var))
     axis = check_axis_column_names(column_names) or {}
     if column_names is not None and (obs_column_names is not None or var_column_names is not None):
         msg = (
@@ -135,10 +140,18 @@ def _check_query_args(
             "use obs_column_names and var_column_names only"
         )
         raise QueryArgumentError(msg, field="column_names")
-    check_columns(exp.obs, obs_column_names, where="obs_column_names")
-    check_columns(ms.var, var_column_names, where="var_column_names")
-    check_columns(exp.obs, axis.get("obs"), where="column_names['obs']")
-    check_columns(ms.var, axis.get("var"), where="column_names['var']")
+    for names, where in (
+        (obs_column_names, "obs_column_names"),
+        (axis.get("obs"), "column_names['obs']"),
+    ):
+        if names is not None:
+            check_columns(exp.obs, names, where=where)
+    for names, where in (
+        (var_column_names, "var_column_names"),
+        (axis.get("var"), "column_names['var']"),
+    ):
+        if names is not None:
+            check_columns(ms.var, names, where=where)
     check_layers(ms, layers, where="X_name/X_layers")
 
 
@@ -264,8 +277,19 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     """
     exp = experiment(census, organism, modality)
     ms = _measurement(exp, measurement_name, organism)
-    check_value_filter(exp.obs, obs_value_filter, where=f"obs_value_filter ({exp.uri})")
-    check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
+    key = release_key(census, exp)  # a release's answers are kept for its next queries
+    for df, value_filter, name in (
+        (exp.obs, obs_value_filter, "obs_value_filter"),
+        (ms.var, var_value_filter, "var_value_filter"),
+    ):
+        if value_filter is not None:  # checked once per release; values logged every time
+            where = f"{name} ({exp.uri})"
+            remember(
+                key,
+                ("filter", str(df.uri), value_filter),
+                partial(check_value_filter, df, value_filter, where=where, warn=False),
+            )
+            warn_unknown_values(df, value_filter, where)
     _check_query_args(
         exp,
         ms,
@@ -278,7 +302,15 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     )
     _check_memory_mode(memory_check)
     check_layout(x_layout)
-    bound = layer_peak_bound(exp, measurement_name, X_name) if memory_check != "off" else None
+    bound = (
+        remember(
+            key,
+            ("peak bound", measurement_name, X_name),
+            partial(layer_peak_bound, exp, measurement_name, X_name),
+        )
+        if memory_check != "off"
+        else None
+    )
     if bound is not None and bound <= WARN_FRACTION * psutil.virtual_memory().available:
         logger.debug("get_anndata: the whole layer fits in memory (~%s); no estimate", bound)
     elif memory_check != "off":
@@ -301,6 +333,7 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     copies = _routable_copies(
         census,
         organism,
+        key=key,
         x_layout=x_layout,
         modality=modality,
         measurement_name=measurement_name,
@@ -330,6 +363,7 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
             column_names=column_names,
             obs_column_names=obs_column_names,
             var_column_names=var_column_names,
+            key=key,
         )
         return adata
     if not obs_embeddings and not var_embeddings:
@@ -381,6 +415,7 @@ def _routable_copies(
     census: soma.Collection[Any],
     organism: str,
     *,
+    key: Hashable | None,
     x_layout: Layout,
     modality: str,
     measurement_name: str,
@@ -392,7 +427,7 @@ def _routable_copies(
     if x_layout == "cell-major":
         return {}
     supported = modality == "census_data" and measurement_name == "RNA"
-    found = gene_major_copies(census, experiment_name(organism)) if supported else {}
+    found = gene_major_copies(census, experiment_name(organism), key) if supported else {}
     missing = [layer for layer in layers if layer not in found]
     usable = bool(found) and not missing and not other_layers
     if x_layout == "gene-major" and not usable:
