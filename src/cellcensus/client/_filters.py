@@ -119,9 +119,8 @@ def _compared_values(tree: ast.AST) -> dict[str, set[str]]:
     return out
 
 
-def warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
-    """Log (not fail) when a filter compares a categorical column with a value it never holds
-    — the usual cause of an unexpectedly empty result (e.g. ``sex == 'Male'``)."""
+def unknown_values(df: soma.DataFrame, expr: str, where: str) -> list[str]:
+    """What :func:`warn_unknown_values` logs for ``expr`` on ``df`` (one message a column)."""
     try:
         compared = _compared_values(ast.parse(expr, mode="eval"))
         enum_cols = [
@@ -130,24 +129,41 @@ def warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
             if c in df.schema.names and pa.types.is_dictionary(df.schema.field(c).type)
         ]
         if not enum_cols:
-            return
+            return []
         enums = df.get_enumeration_values(enum_cols)
     except Exception:
         logger.debug("could not check filter values of %s", where, exc_info=True)
-        return
+        return []
+    messages = []
     for col in enum_cols:
         known = {str(v) for v in enums[col].to_pylist()}
         missing = sorted(compared[col] - known)
         if missing:
             sample = ", ".join(repr(v) for v in sorted(known)[:10])
-            logger.warning(
-                "%s: column %r never holds %s (some of its values: %s); the filter will not "
-                "match those",
-                where,
-                col,
-                ", ".join(repr(v) for v in missing),
-                sample,
+            messages.append(
+                f"{where}: column {col!r} never holds {', '.join(repr(v) for v in missing)} "
+                f"(some of its values: {sample}); the filter will not match those"
             )
+    return messages
+
+
+def log_unknown_values(messages: list[str]) -> None:
+    """Log the messages of :func:`unknown_values` as warnings."""
+    for message in messages:
+        logger.warning("%s", message)
+
+
+def warn_unknown_values(df: soma.DataFrame, expr: str, where: str) -> None:
+    """Log (not fail) when a filter compares a categorical column with a value it never holds
+    — the usual cause of an unexpectedly empty result (e.g. ``sex == 'Male'``)."""
+    log_unknown_values(unknown_values(df, expr, where))
+
+
+def checked_filter_messages(df: soma.DataFrame, value_filter: str, *, where: str) -> list[str]:
+    """:func:`check_value_filter` (raising as it does), then :func:`unknown_values`: the
+    messages to log at each use of the filter."""
+    check_value_filter(df, value_filter, where=where, warn=False)
+    return unknown_values(df, value_filter, where)
 
 
 def check_value_filter(

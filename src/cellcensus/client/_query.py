@@ -28,7 +28,11 @@ from cellcensus.client._estimate import (
     format_bytes,
     layer_peak_bound,
 )
-from cellcensus.client._filters import check_value_filter, warn_unknown_values
+from cellcensus.client._filters import (
+    check_value_filter,
+    checked_filter_messages,
+    log_unknown_values,
+)
 from cellcensus.client._genemajor import (
     Layout,
     check_layout,
@@ -114,6 +118,13 @@ def _measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> 
         )
         raise CensusNotFoundError(msg)
     return exp.ms[measurement_name]
+
+
+def _checked_filter(
+    exp: soma.Experiment, measurement_name: str, axis: str, value_filter: str, *, where: str
+) -> list[str]:
+    df = exp.obs if axis == "obs" else exp.ms[measurement_name].var
+    return checked_filter_messages(df, value_filter, where=where)
 
 
 def _check_query_args(
@@ -278,18 +289,27 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
     exp = experiment(census, organism, modality)
     ms = _measurement(exp, measurement_name, organism)
     key = release_key(census, exp)  # a release's answers are kept for its next queries
-    for df, value_filter, name in (
-        (exp.obs, obs_value_filter, "obs_value_filter"),
-        (ms.var, var_value_filter, "var_value_filter"),
+    for axis, value_filter, name in (
+        ("obs", obs_value_filter, "obs_value_filter"),
+        ("var", var_value_filter, "var_value_filter"),
     ):
-        if value_filter is not None:  # checked once per release; values logged every time
-            where = f"{name} ({exp.uri})"
-            remember(
-                key,
-                ("filter", str(df.uri), value_filter),
-                partial(check_value_filter, df, value_filter, where=where, warn=False),
-            )
-            warn_unknown_values(df, value_filter, where)
+        if value_filter is None:
+            continue
+        # checked once per release (obs / var are not even opened again); the values it
+        # compares that a categorical column never holds are logged at every query
+        messages = remember(
+            key,
+            ("filter", measurement_name, axis, value_filter),
+            partial(
+                _checked_filter,
+                exp,
+                measurement_name,
+                axis,
+                value_filter,
+                where=f"{name} ({exp.uri})",
+            ),
+        )
+        log_unknown_values(messages)
     _check_query_args(
         exp,
         ms,
