@@ -44,7 +44,7 @@ import logging
 import os
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
@@ -52,7 +52,7 @@ from cellcensus._redact import register_secret
 from cellcensus.errors import ConfigError, PermissionDeniedError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import boto3
     from mypy_boto3_s3 import S3Client
@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+N = TypeVar("N", int, float)
 
 ENV_PREFIX = "CELLCENSUS_S3_"
 DEFAULT_REGION = "us-east-1"
@@ -599,6 +601,15 @@ def reset_configuration() -> None:
     _configured_fields = frozenset()
 
 
+def _env_number(env: Mapping[str, str], name: str, parse: Callable[[str], N], unit: str) -> N:
+    raw = env[name]
+    try:
+        return parse(raw)
+    except ValueError as err:
+        msg = f"environment variable {name}={raw!r} is not a number of {unit}"
+        raise ConfigError(msg) from err
+
+
 def client_config(env: Mapping[str, str] | None = None) -> ClientConfig:
     """The client configuration in effect: :func:`configure`, then environment, then defaults.
 
@@ -619,22 +630,11 @@ def client_config(env: Mapping[str, str] | None = None) -> ClientConfig:
     release_root = given.release_root if "release_root" in fields else e.get(ENV_RELEASE_ROOT)
     cache_ttl = given.cache_ttl
     if "cache_ttl" not in fields and e.get(ENV_CACHE_TTL):
-        raw = e[ENV_CACHE_TTL]
-        try:
-            cache_ttl = float(raw)
-        except ValueError as err:
-            msg = f"environment variable {ENV_CACHE_TTL}={raw!r} is not a number of seconds"
-            raise ConfigError(msg) from err
-        cache_ttl = _check_ttl(cache_ttl, ENV_CACHE_TTL)
+        cache_ttl = _check_ttl(_env_number(e, ENV_CACHE_TTL, float, "seconds"), ENV_CACHE_TTL)
     obs_cache_bytes = given.obs_cache_bytes
     if "obs_cache_bytes" not in fields and e.get(ENV_OBS_CACHE_BYTES):
-        raw = e[ENV_OBS_CACHE_BYTES]
-        try:
-            obs_cache_bytes = int(raw)
-        except ValueError as err:
-            msg = f"environment variable {ENV_OBS_CACHE_BYTES}={raw!r} is not a number of bytes"
-            raise ConfigError(msg) from err
-        obs_cache_bytes = _check_cache_bytes(obs_cache_bytes, ENV_OBS_CACHE_BYTES)
+        raw_bytes = _env_number(e, ENV_OBS_CACHE_BYTES, int, "bytes")
+        obs_cache_bytes = _check_cache_bytes(raw_bytes, ENV_OBS_CACHE_BYTES)
     return ClientConfig(
         release_root=release_root or None,
         settings=given.settings,

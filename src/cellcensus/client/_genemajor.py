@@ -22,7 +22,9 @@ same code from the same (cell, gene, value) triples, whichever array they were r
 
 **obs of every cell.** A query without obs filter or coordinates reads obs from the organism's
 obs copy (:mod:`cellcensus._obscopy`; local releases and object storage) when its ``soma_joinid``
-column equals the query's cells: the same table, read several times faster.
+column equals the query's cells: the same table, read several times faster. The frame made from
+it is kept for the release's next queries, with what else does not depend on the genes
+(:mod:`cellcensus.client._routecache`).
 """
 
 from __future__ import annotations
