@@ -120,6 +120,11 @@ def _measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> 
     return exp.ms[measurement_name]
 
 
+def _has_measurement(exp: soma.Experiment, measurement_name: str, organism: str) -> bool:
+    _measurement(exp, measurement_name, organism)  # raises when there is none
+    return True
+
+
 def _checked_filter(
     exp: soma.Experiment, measurement_name: str, axis: str, value_filter: str, *, where: str
 ) -> list[str]:
@@ -129,7 +134,7 @@ def _checked_filter(
 
 def _check_query_args(
     exp: soma.Experiment,
-    ms: soma.Measurement,
+    measurement_name: str,
     *,
     obs_coords: object,
     var_coords: object,
@@ -137,13 +142,17 @@ def _check_query_args(
     var_column_names: object,
     column_names: object,
     layers: Sequence[str],
+    key: Hashable | None = None,
 ) -> None:
-    """Coordinates, column lists and X layers of a query, before anything is read."""
-    # obs and var are opened only when there is something to check against them
+    """Coordinates, column lists and X layers of a query, before anything is read.
+
+    obs, var and X are opened only when there is something to check against them; a column
+    list or the layers found valid are kept for the release ``key`` (checked once).
+    """
     if obs_coords is not None:
         check_coords(obs_coords, where="obs_coords", last=last_joinid(exp.obs))
     if var_coords is not None:
-        check_coords(var_coords, where="var_coords", last=last_joinid(ms.var))
+        check_coords(var_coords, where="var_coords", last=last_joinid(exp.ms[measurement_name].var))
     axis = check_axis_column_names(column_names) or {}
     if column_names is not None and (obs_column_names is not None or var_column_names is not None):
         msg = (
@@ -151,19 +160,34 @@ def _check_query_args(
             "use obs_column_names and var_column_names only"
         )
         raise QueryArgumentError(msg, field="column_names")
-    for names, where in (
-        (obs_column_names, "obs_column_names"),
-        (axis.get("obs"), "column_names['obs']"),
+    for side, names, where in (
+        ("obs", obs_column_names, "obs_column_names"),
+        ("obs", axis.get("obs"), "column_names['obs']"),
+        ("var", var_column_names, "var_column_names"),
+        ("var", axis.get("var"), "column_names['var']"),
     ):
-        if names is not None:
-            check_columns(exp.obs, names, where=where)
-    for names, where in (
-        (var_column_names, "var_column_names"),
-        (axis.get("var"), "column_names['var']"),
-    ):
-        if names is not None:
-            check_columns(ms.var, names, where=where)
-    check_layers(ms, layers, where="X_name/X_layers")
+        if names is None:
+            continue
+        check = partial(_check_columns, exp, measurement_name, side, names, where)
+        if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+            remember(key, ("columns", measurement_name, side, tuple(names)), check)
+        else:
+            check()
+    check = partial(_check_layers, exp, measurement_name, layers)
+    if all(isinstance(n, str) for n in layers):
+        remember(key, ("layers", measurement_name, tuple(layers)), check)
+    else:
+        check()
+
+
+def _check_layers(exp: soma.Experiment, measurement_name: str, layers: Sequence[str]) -> None:
+    check_layers(exp.ms[measurement_name], layers, where="X_name/X_layers")
+
+
+def _check_columns(
+    exp: soma.Experiment, measurement_name: str, side: str, names: object, where: str
+) -> None:
+    check_columns(exp.obs if side == "obs" else exp.ms[measurement_name].var, names, where=where)
 
 
 def _check_memory_mode(memory_check: str) -> None:
@@ -287,8 +311,12 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         The estimate exceeds the available memory (``memory_check="auto"``).
     """
     exp = experiment(census, organism, modality)
-    ms = _measurement(exp, measurement_name, organism)
     key = release_key(census, exp)  # a release's answers are kept for its next queries
+    remember(
+        key,
+        ("measurement", measurement_name),
+        partial(_has_measurement, exp, measurement_name, organism),
+    )
     for axis, value_filter, name in (
         ("obs", obs_value_filter, "obs_value_filter"),
         ("var", var_value_filter, "var_value_filter"),
@@ -312,13 +340,14 @@ def get_anndata(  # noqa: PLR0917 - the official positional signature
         log_unknown_values(messages)
     _check_query_args(
         exp,
-        ms,
+        measurement_name,
         obs_coords=obs_coords,
         var_coords=var_coords,
         obs_column_names=obs_column_names,
         var_column_names=var_column_names,
         column_names=column_names,
         layers=[X_name, *(X_layers or ())],
+        key=key,
     )
     _check_memory_mode(memory_check)
     check_layout(x_layout)
@@ -648,7 +677,7 @@ def estimate(
     check_value_filter(ms.var, var_value_filter, where=f"var_value_filter ({exp.uri})")
     _check_query_args(
         exp,
-        ms,
+        measurement_name,
         obs_coords=obs_coords,
         var_coords=var_coords,
         obs_column_names=obs_column_names,
