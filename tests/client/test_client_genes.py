@@ -9,6 +9,7 @@ unchanged.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -396,10 +397,16 @@ def test_a_changed_obs_copy_or_a_rebuilt_release_is_read_again(
         after = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
     assert after.obs["raw_sum"].iloc[3] == before.obs["raw_sum"].iloc[3] + 1000.0
     shutil.rmtree(out)
-    shutil.copytree(soma_path, out, copy_function=shutil.copyfile)  # a new build's mtimes
+    shutil.copytree(soma_path, out)  # the same files and times: the same release, and key
+    with tiledbsoma.open(str(out), mode="w") as root:  # as a new build: a new stamp
+        root.metadata["created_on"] = "2030-01-01T00:00:00+00:00"
     with cellcensus.open_soma(uri=str(out)) as census:
         rebuilt = cellcensus.get_anndata(census, "Homo sapiens", **kwargs)
-        assert _routecache.release_key(census, census["census_data"]["homo_sapiens"]) != key
+        exp = census["census_data"]["homo_sapiens"]
+        new_key = _routecache.release_key(census, exp)
+        assert new_key != key
+        os.utime(out / "census_data" / "homo_sapiens", ns=(1, 1))  # a new experiment directory
+        assert _routecache.release_key(census, exp) not in (key, new_key)
     _same(rebuilt, before)
 
 

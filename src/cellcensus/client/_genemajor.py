@@ -418,7 +418,13 @@ def every_cell_frame(
 
         obs = exp.obs
         try:
-            source = _fetch(copy, obs.context) if isinstance(copy, str) else copy
+            # read into memory, not mapped: a kept frame may hold Arrow buffers, and a mapping
+            # kept open would fault if the file were later truncated in place
+            source = (
+                _fetch(copy, obs.context)
+                if isinstance(copy, str)
+                else pa.py_buffer(copy.read_bytes())
+            )
             if source is None:
                 return None
             table = read_obs_copy(source, None)
