@@ -107,6 +107,11 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "one cell, one gene": ("Homo sapiens", {"var_coords": [7], "obs_coords": [1500]}),
+    "genes and cells by numpy arrays": (
+        "Homo sapiens",
+        {"var_coords": np.array([9, 4, 1200]), "obs_coords": np.arange(0, 2400, 7)},
+    ),
+    "genes by numpy array, every cell": ("Homo sapiens", {"var_coords": np.array([9, 4])}),
     "no cells": (
         "Homo sapiens",
         {"var_value_filter": GENES_2, "obs_value_filter": "sex == 'no such sex'"},

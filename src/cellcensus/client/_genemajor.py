@@ -492,8 +492,9 @@ def _var_frame(
         ids.flags.writeable = False  # shared by the queries it is kept for
         return frame, ids
 
-    if query.coords != (slice(None),):
-        return read()
+    coords = query.coords
+    if not (len(coords) == 1 and isinstance(coords[0], slice) and coords[0] == slice(None)):
+        return read()  # coordinates (any type: arrays do not compare as a whole) are not kept
     what = (
         "var",
         measurement_name,
