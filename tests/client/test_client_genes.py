@@ -711,3 +711,33 @@ def test_kept_frames_are_sized_like_pandas_deep_memory_usage() -> None:
     )
     deep = int(frame.memory_usage(deep=True).sum())
     assert abs(frame_bytes(frame) - deep) <= 0.05 * deep
+
+
+def test_remember_keeps_values_not_errors_and_at_most_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cellcensus.client import _routecache
+
+    monkeypatch.setattr(_routecache, "MEMO_SIZE", 3)
+    calls: list[int] = []
+
+    def compute(value: int) -> int:
+        calls.append(value)
+        if value < 0:
+            msg = "bad"
+            raise ValueError(msg)
+        return value
+
+    assert _routecache.remember("r", "a", lambda: compute(1)) == 1
+    assert _routecache.remember("r", "a", lambda: compute(2)) == 1  # kept
+    assert _routecache.remember(None, "a", lambda: compute(3)) == 3  # no release: not kept
+    assert _routecache.remember("r", "big", lambda: compute(500), keep=lambda v: v < 100) == 500
+    assert _routecache.remember("r", "big", lambda: compute(7), keep=lambda v: v < 100) == 7
+    with pytest.raises(ValueError, match="bad"):
+        _routecache.remember("r", "err", lambda: compute(-1))
+    assert _routecache.remember("r", "err", lambda: compute(4)) == 4  # the error was not kept
+    for name in ("x", "y", "z"):
+        _routecache.remember("r", name, lambda: compute(0))
+    assert len(_routecache._MEMO) == 3
+    assert ("r", "a") not in _routecache._MEMO  # least recently used left first
+    assert calls == [1, 3, 500, 7, -1, 4, 0, 0, 0]

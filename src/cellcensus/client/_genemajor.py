@@ -473,7 +473,7 @@ def _obs_frame(
 
 
 #: A var selection of at most this many genes is kept for the release's next queries.
-VAR_KEEP_ROWS = 4096
+VAR_KEEP_ROWS = 256
 
 
 def _var_frame(

@@ -56,7 +56,8 @@ __all__ = [
     "remember",
 ]
 
-#: Values :func:`remember` keeps (a few KB each at most).
+#: Values :func:`remember` keeps (small: the largest are var selections of at most 256 genes,
+#: tens of KB each).
 MEMO_SIZE = 256
 
 T = TypeVar("T")
