@@ -137,8 +137,10 @@ PUBLIC = {
     "cellcensus.settings": [
         "ClientConfig",
         "DEFAULT_CACHE_TTL",
+        "DEFAULT_OBS_CACHE_BYTES",
         "DEFAULT_REGION",
         "ENV_CACHE_TTL",
+        "ENV_OBS_CACHE_BYTES",
         "ENV_PREFIX",
         "ENV_RELEASE_ROOT",
         "Settings",
