@@ -338,6 +338,24 @@ def _fetch(uri: str, context: soma.SOMATileDBContext) -> pa.Buffer | None:
         return pa.py_buffer(f.read(vfs.file_size(uri)))
 
 
+def _copy_source(
+    copy: Path | str, context: soma.SOMATileDBContext, *, in_memory: bool = False
+) -> Path | pa.Buffer | None:
+    """What :func:`~cellcensus._obscopy.read_obs_copy` reads: a copy in object storage fetched
+    whole (None when there is none), a local copy's path (memory-mapped by the reader) or, with
+    ``in_memory``, its bytes."""
+    if isinstance(copy, str):
+        return _fetch(copy, context)
+    return pa.py_buffer(copy.read_bytes()) if in_memory else copy
+
+
+def _copy_errors() -> tuple[type[Exception], ...]:
+    """What reading an obs copy raises for a damaged or unreadable one."""
+    import tiledb
+
+    return (KeyError, OSError, pa.ArrowException, tiledb.TileDBError)
+
+
 def _read_obs(
     df: soma.DataFrame,
     query: soma.AxisQuery,
@@ -349,14 +367,12 @@ def _read_obs(
     """:func:`_read_table` of obs, from the obs copy when there is one and its ``soma_joinid``
     are the query's (else, or when it cannot be read, from obs itself)."""
     if copy is not None:
-        import tiledb
-
         try:
-            source = _fetch(copy, df.context) if isinstance(copy, str) else copy
+            source = _copy_source(copy, df.context)
             if source is None:  # no copy in the release's storage
                 return _read_table(df, query, columns)
             table, joinids = _with_joinids(columns, partial(read_obs_copy, source))
-        except (KeyError, OSError, pa.ArrowException, tiledb.TileDBError) as e:
+        except _copy_errors() as e:
             logger.warning("cannot read the obs copy %s (%s): reading obs", copy, e)
         else:
             if np.array_equal(joinids, obs_ids):
@@ -414,21 +430,15 @@ def every_cell_frame(
     entry = FRAMES.get(fkey)
     kept = True
     if entry is None:
-        import tiledb
-
         obs = exp.obs
         try:
             # read into memory, not mapped: a kept frame may hold Arrow buffers, and a mapping
             # kept open would fault if the file were later truncated in place
-            source = (
-                _fetch(copy, obs.context)
-                if isinstance(copy, str)
-                else pa.py_buffer(copy.read_bytes())
-            )
+            source = _copy_source(copy, obs.context, in_memory=True)
             if source is None:
                 return None
             table = read_obs_copy(source, None)
-        except (KeyError, OSError, pa.ArrowException, tiledb.TileDBError):
+        except _copy_errors():
             return None
         joinids = np.asarray(table["soma_joinid"].to_numpy(), dtype=np.int64)
         if not np.array_equal(joinids, obs_ids):

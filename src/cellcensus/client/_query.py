@@ -49,7 +49,7 @@ from cellcensus.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable, Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     import anndata
     import pandas as pd
@@ -169,13 +169,18 @@ def _check_query_args(
         if names is None:
             continue
         check = partial(_check_columns, exp, measurement_name, side, names, where)
-        if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
-            remember(key, ("columns", measurement_name, side, tuple(names)), check)
-        else:
-            check()
+        _checked_once(key, ("columns", measurement_name, side), names, check)
     check = partial(_check_layers, exp, measurement_name, layers)
-    if all(isinstance(n, str) for n in layers):
-        remember(key, ("layers", measurement_name, tuple(layers)), check)
+    _checked_once(key, ("layers", measurement_name), layers, check)
+
+
+def _checked_once(
+    key: Hashable | None, what: tuple[str, ...], names: object, check: Callable[[], None]
+) -> None:
+    """``check()``, once per release ``key`` for a list of names (every time for anything
+    else: it is what reports a wrong type)."""
+    if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+        remember(key, (*what, tuple(names)), check)
     else:
         check()
 
